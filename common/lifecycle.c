@@ -1,0 +1,165 @@
+#include "lifecycle.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define MAX_STAGES 32
+
+typedef struct {
+    const char *name;
+    lifecycle_stage_fn fn;
+    void *ctx;
+} stage_t;
+
+struct lifecycle_s {
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t deadline;
+    unsigned deadline_ms;
+    stage_t stages[MAX_STAGES];
+    int nstages;
+    int current; /* index of the running stage; -1 before shutdown */
+    bool stopping, timed_out;
+    int exit_code;
+};
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    lifecycle_t *lc = h->data;
+    log_info("signal received, shutting down", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    lifecycle_stop(lc, 0);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    lifecycle_t *lc = t->data;
+    const char *stage = lc->current >= 0 && lc->current < lc->nstages ? lc->stages[lc->current].name : "?";
+    log_error("shutdown deadline passed", "stage", stage);
+    lc->timed_out = true;
+    uv_stop(&lc->loop);
+}
+
+lifecycle_t *lifecycle_create(unsigned deadline_ms)
+{
+    lifecycle_t *lc = calloc(1, sizeof(*lc));
+    if (!lc) {
+        return NULL;
+    }
+    if (uv_loop_init(&lc->loop) != 0) {
+        free(lc);
+        return NULL;
+    }
+    lc->deadline_ms = deadline_ms ? deadline_ms : 10000;
+    lc->current = -1;
+    uv_signal_init(&lc->loop, &lc->sigterm);
+    uv_signal_init(&lc->loop, &lc->sigint);
+    uv_timer_init(&lc->loop, &lc->deadline);
+    lc->sigterm.data = lc->sigint.data = lc->deadline.data = lc;
+    uv_signal_start(&lc->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&lc->sigint, on_signal, SIGINT);
+    /* A peer closing a socket must not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    return lc;
+}
+
+uv_loop_t *lifecycle_loop(lifecycle_t *lc)
+{
+    return &lc->loop;
+}
+
+int lifecycle_add_stage(lifecycle_t *lc, const char *name, lifecycle_stage_fn fn, void *ctx)
+{
+    if (lc->nstages == MAX_STAGES || !fn) {
+        return -1;
+    }
+    lc->stages[lc->nstages++] = (stage_t){name, fn, ctx};
+    return 0;
+}
+
+static void close_own_handles(lifecycle_t *lc)
+{
+    uv_timer_stop(&lc->deadline);
+    if (!uv_is_closing((uv_handle_t *)&lc->deadline)) {
+        uv_close((uv_handle_t *)&lc->deadline, NULL);
+    }
+}
+
+/* Runs stages from the top of the stack down; a stage that completes inside
+ * its own call simply recurses one level. */
+static void run_next(lifecycle_t *lc)
+{
+    lc->current--;
+    if (lc->current < 0) {
+        log_info("shutdown complete");
+        close_own_handles(lc);
+        return;
+    }
+    stage_t *st = &lc->stages[lc->current];
+    log_debug("shutdown stage", "stage", st->name);
+    st->fn(lc, st->ctx);
+}
+
+void lifecycle_stage_done(lifecycle_t *lc)
+{
+    if (lc->stopping && lc->current >= 0) {
+        run_next(lc);
+    }
+}
+
+void lifecycle_stop(lifecycle_t *lc, int exit_code)
+{
+    if (exit_code > lc->exit_code) {
+        lc->exit_code = exit_code;
+    }
+    if (lc->stopping) {
+        return;
+    }
+    lc->stopping = true;
+    uv_close((uv_handle_t *)&lc->sigterm, NULL);
+    uv_close((uv_handle_t *)&lc->sigint, NULL);
+    uv_timer_start(&lc->deadline, on_deadline, lc->deadline_ms, 0);
+    uv_unref((uv_handle_t *)&lc->deadline);
+    lc->current = lc->nstages;
+    run_next(lc);
+}
+
+bool lifecycle_stopping(const lifecycle_t *lc)
+{
+    return lc->stopping;
+}
+
+static void report_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    log_error("handle still open at exit", "type", uv_handle_type_name(h->type));
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+int lifecycle_run(lifecycle_t *lc)
+{
+    uv_run(&lc->loop, UV_RUN_DEFAULT);
+    int rc = lc->timed_out ? 1 : lc->exit_code;
+    if (uv_loop_close(&lc->loop) != 0) {
+        uv_walk(&lc->loop, report_handle, NULL);
+        rc = 1;
+        /* Close what is left so the loop can be freed; this path already failed. */
+        uv_walk(&lc->loop, close_any, NULL);
+        uv_run(&lc->loop, UV_RUN_NOWAIT);
+        uv_loop_close(&lc->loop);
+    }
+    return rc;
+}
+
+void lifecycle_destroy(lifecycle_t *lc)
+{
+    free(lc);
+}

@@ -1,0 +1,52 @@
+/* lifecycle: the service's libuv loop, SIGTERM/SIGINT handling and ordered
+ * shutdown.
+ *
+ * Modules register shutdown stages in start-up order; on SIGTERM/SIGINT (or
+ * lifecycle_stop()) the stages run one after the other in REVERSE order. A stage
+ * may finish asynchronously (drain in-flight work, flush, close its handles) and
+ * calls lifecycle_stage_done() when it has. If the whole shutdown takes longer
+ * than the deadline, the loop is stopped and lifecycle_run() reports failure.
+ * After the last stage the loop must hold no handle: uv_loop_close() == 0.
+ */
+#ifndef HIVE_LIFECYCLE_H
+#define HIVE_LIFECYCLE_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+typedef struct lifecycle_s lifecycle_t;
+
+/* A shutdown stage. Runs on the loop thread; must eventually call
+ * lifecycle_stage_done(lc) exactly once (it may do so before returning). */
+typedef void (*lifecycle_stage_fn)(lifecycle_t *lc, void *ctx);
+
+/* Creates the loop and installs the signal watchers. `deadline_ms` bounds the
+ * whole shutdown (0 selects 10000). Free with lifecycle_destroy(). */
+lifecycle_t *lifecycle_create(unsigned deadline_ms);
+
+/* The loop every module of the service runs on. */
+uv_loop_t *lifecycle_loop(lifecycle_t *lc);
+
+/* Registers a stage; `name` (a literal) appears in logs. Returns 0 or -1. */
+int lifecycle_add_stage(lifecycle_t *lc, const char *name, lifecycle_stage_fn fn, void *ctx);
+
+/* Marks the running stage finished and starts the next one. */
+void lifecycle_stage_done(lifecycle_t *lc);
+
+/* Starts the shutdown as a signal would. `exit_code` is what lifecycle_run()
+ * returns once shutdown completes cleanly (0 for a normal stop, non-zero when a
+ * fatal error caused it). Calling it again only raises the exit code. */
+void lifecycle_stop(lifecycle_t *lc, int exit_code);
+
+/* True once shutdown has begun: intake should stop. */
+bool lifecycle_stopping(const lifecycle_t *lc);
+
+/* Runs the loop until shutdown completes. Returns the exit code given to
+ * lifecycle_stop() (0 after a signal), or 1 when the deadline passed or the
+ * loop still held handles (they are logged). */
+int lifecycle_run(lifecycle_t *lc);
+
+/* Frees the lifecycle. The loop is closed by lifecycle_run(). Accepts NULL. */
+void lifecycle_destroy(lifecycle_t *lc);
+
+#endif

@@ -1,0 +1,22 @@
+/* optimizer: Runs controlled experiments (A/B, canary, shadow, bandit) with guardrails: consumes experiments.requests, publishes experiments.assignments and experiments.results.
+ *
+ * The service's logic is not written yet: the binary answers --help and
+ * --version and refuses to start, so nobody deploys it by mistake.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+    const cli_spec_t spec = {
+        .name = "optimizer",
+        .summary = "Runs controlled experiments (A/B, canary, shadow, bandit) with guardrails: consumes experiments.requests, publishes experiments.assignments and experiments.results.\n\nSTATUS: the logic of this service is not written yet; starting it exits with status 3.",
+    };
+    int rc = cli_handle(&spec, argc, argv);
+    if (rc >= 0) {
+        return rc;
+    }
+    fprintf(stderr, "optimizer: the logic of this service is not written yet; refusing to start\n");
+    return 3;
+}
