@@ -23,7 +23,7 @@ static void range_text(const config_item_t *it, char *buf, size_t len)
         snprintf(buf, len, "one of %s", it->choices ? it->choices : "");
         break;
     case CONFIG_STRING:
-        snprintf(buf, len, "a non-empty string");
+        snprintf(buf, len, it->def && !*it->def ? "a string (empty: unset)" : "a non-empty string");
         break;
     }
 }
@@ -89,7 +89,8 @@ int config_parse_item(const config_item_t *it, const char *value, char *err, siz
         }
         __attribute__((fallthrough)); /* stored like a string */
     case CONFIG_STRING: {
-        if (it->type == CONFIG_STRING && *value == '\0') {
+        bool optional = it->def && !*it->def;
+        if (it->type == CONFIG_STRING && *value == '\0' && !optional) {
             return fail(it, value, err, errlen);
         }
         char *copy = strdup(value);

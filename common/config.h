@@ -14,7 +14,8 @@
 #include <stddef.h>
 
 typedef enum {
-    CONFIG_STRING, /* out: char ** (owned by the config, freed by config_free) */
+    CONFIG_STRING, /* out: char ** (owned by the config, freed by config_free); empty
+                      only allowed when the default is "" (an optional setting) */
     CONFIG_INT,    /* out: long *; min/max inclusive */
     CONFIG_DOUBLE, /* out: double *; min/max inclusive */
     CONFIG_BOOL,   /* out: bool *; accepts true/false/1/0/yes/no */

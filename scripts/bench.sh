@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# ./hive bench: performance figures (never asserted in tests).
+#   1. the optimizer's learning policies, pure module (bench_policy)
+#   2. the telemetry intake through real Kafka and MongoDB: records/s, RSS idle and peak
+set -euo pipefail
+cd "${HIVE_ROOT:?run through ./hive}"
+scripts/build.sh release
+if [[ -x build-release/bench/bench_policy ]]; then
+    echo "== learning policies (pure module)"
+    build-release/bench/bench_policy
+    echo
+fi
+./hive stack up >/dev/null
+echo "== telemetry intake end to end"
+exec "$HIVE_VENV/bin/python" scripts/skeleton_driver.py bench --binary build-release/optimizer/optimizer \
+    --records "${BENCH_RECORDS:-20000}"
