@@ -356,13 +356,24 @@ static void sb_escaped(sbuf_t *b, const char *s, bool quotes)
     }
 }
 
-static void sb_number(sbuf_t *b, double v)
+/* The shortest of %.15g and %.17g that reads back as the same double. */
+static void format_number(char *buf, size_t len, double v)
 {
     if (isinf(v)) {
-        sb_printf(b, v > 0 ? "+Inf" : "-Inf");
-    } else {
-        sb_printf(b, "%.17g", v);
+        snprintf(buf, len, "%s", v > 0 ? "+Inf" : "-Inf");
+        return;
     }
+    snprintf(buf, len, "%.15g", v);
+    if (strtod(buf, NULL) != v) {
+        snprintf(buf, len, "%.17g", v);
+    }
+}
+
+static void sb_number(sbuf_t *b, double v)
+{
+    char buf[40];
+    format_number(buf, sizeof(buf), v);
+    sb_printf(b, "%s", buf);
 }
 
 /* Writes {a="x",b="y"[,le="..."]}; nothing when there are no labels at all. */
@@ -406,7 +417,7 @@ static void render_metric(sbuf_t *b, const metric_t *m)
             char le[40];
             if (i < m->nbounds) {
                 cum += s->buckets[i];
-                snprintf(le, sizeof(le), "%.17g", m->bounds[i]);
+                format_number(le, sizeof(le), m->bounds[i]);
             } else {
                 cum = s->count;
                 snprintf(le, sizeof(le), "+Inf");

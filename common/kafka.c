@@ -1,0 +1,404 @@
+/* kafka: the pieces both clients share (configuration, headers, dead-letter
+ * headers, batch offsets, error classification, back-off, statistics, wake-up
+ * pipe). The pipeline is in kafka_pipeline.c, the idempotent producer in
+ * kafka_producer.c.
+ */
+#include "kafka.h"
+#include "kafka_internal.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- kafka_out_t ----------------------------------------------------------- */
+
+void kafka_out_init(kafka_out_t *out)
+{
+    memset(out, 0, sizeof(*out));
+}
+
+static void record_free(kafka_record_t *r)
+{
+    free(r->topic);
+    free(r->key);
+    free(r->value);
+    if (r->headers) {
+        rd_kafka_headers_destroy(r->headers);
+    }
+    memset(r, 0, sizeof(*r));
+}
+
+void kafka_out_reset(kafka_out_t *out)
+{
+    for (size_t i = 0; i < out->n; i++) {
+        record_free(&out->recs[i]);
+    }
+    out->n = 0;
+}
+
+void kafka_out_deinit(kafka_out_t *out)
+{
+    kafka_out_reset(out);
+    free(out->recs);
+    kafka_out_init(out);
+}
+
+static void *memdup(const void *p, size_t len)
+{
+    /* malloc(0) may return NULL; an empty value is still a value. */
+    void *q = malloc(len ? len : 1);
+    if (q && len) {
+        memcpy(q, p, len);
+    }
+    return q;
+}
+
+int kafka_out_add(kafka_out_t *out, const char *topic, const void *key, size_t keylen, const void *value,
+                  size_t len, rd_kafka_headers_t *headers)
+{
+    kafka_record_t r = {.headers = headers};
+    if (!out || !topic || !*topic || (!key && keylen) || (!value && len)) {
+        goto fail;
+    }
+    if (out->n == out->cap) {
+        size_t cap = out->cap ? out->cap * 2 : 4;
+        kafka_record_t *recs = realloc(out->recs, cap * sizeof(*recs));
+        if (!recs) {
+            goto fail;
+        }
+        out->recs = recs;
+        out->cap = cap;
+    }
+    r.topic = strdup(topic);
+    r.key = key ? memdup(key, keylen) : NULL;
+    r.value = value ? memdup(value, len) : NULL;
+    if (!r.topic || (key && !r.key) || (value && !r.value)) {
+        goto fail;
+    }
+    r.keylen = keylen;
+    r.len = len;
+    out->recs[out->n++] = r;
+    return 0;
+fail:
+    record_free(&r);
+    return -1;
+}
+
+/* ---- Client configuration --------------------------------------------------- */
+
+static int conf_set_all(rd_kafka_conf_t *conf, const char *const *kv, char *err, size_t errlen)
+{
+    for (size_t i = 0; kv[i]; i += 2) {
+        char why[256];
+        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka: %s=%s: %s", kv[i], kv[i + 1], why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+rd_kafka_conf_t *kafka_conf_producer(const char *bootstrap, const char *client_id, const char *transactional_id,
+                                     char *err, size_t errlen)
+{
+    const char *const common[] = {
+        "bootstrap.servers", bootstrap,
+        "client.id", client_id,
+        "acks", "all",
+        "enable.idempotence", "true",
+        "linger.ms", "10",
+        "batch.size", "16384",
+        "compression.type", "snappy",
+        /* Same key -> same partition as the Java client (and Kafka Streams). */
+        "partitioner", "murmur2_random",
+        NULL,
+    };
+    const char *const txn[] = {
+        "transactional.id", transactional_id,
+        "transaction.timeout.ms", "30000",
+        NULL,
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set_all(conf, common, err, errlen) != 0 ||
+        (transactional_id && conf_set_all(conf, txn, err, errlen) != 0)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    return conf;
+}
+
+rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id, const char *client_id, char *err,
+                                     size_t errlen)
+{
+    const char *const kv[] = {
+        "bootstrap.servers", bootstrap,
+        "client.id", client_id,
+        "group.id", group_id,
+        "enable.auto.commit", "false",
+        "enable.auto.offset.store", "false",
+        "isolation.level", "read_committed",
+        "auto.offset.reset", "earliest",
+        "statistics.interval.ms", "5000",
+        "partition.assignment.strategy", "range,roundrobin",
+        "enable.partition.eof", "false",
+        NULL,
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set_all(conf, kv, err, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    return conf;
+}
+
+void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    /* syslog levels: 0..3 error, 4 warning, 5..6 notice/info, 7 debug */
+    log_level_t l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    log_event(l, "librdkafka", "client", rk ? rd_kafka_name(rk) : NULL, "facility", fac, "detail", buf, NULL);
+}
+
+/* ---- Headers ---------------------------------------------------------------- */
+
+const void *kafka_headers_find(const rd_kafka_headers_t *hdrs, const char *name, size_t *out_len)
+{
+    const void *val = NULL;
+    size_t size = 0;
+    if (!hdrs || !name || rd_kafka_header_get_last(hdrs, name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return NULL;
+    }
+    if (!val) {
+        val = ""; /* a header with a null value is present but empty */
+    }
+    if (out_len) {
+        *out_len = size;
+    }
+    return val;
+}
+
+const void *kafka_header_get(const rd_kafka_message_t *m, const char *name, size_t *out_len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (!m || rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return NULL;
+    }
+    return kafka_headers_find(hdrs, name, out_len);
+}
+
+int kafka_header_copy(const rd_kafka_message_t *m, const char *name, char *buf, size_t buflen)
+{
+    size_t len = 0;
+    const void *v = kafka_header_get(m, name, &len);
+    if (buflen) {
+        size_t n = v ? (len < buflen - 1 ? len : buflen - 1) : 0;
+        if (n) {
+            memcpy(buf, v, n);
+        }
+        buf[n] = '\0';
+    }
+    return v ? (int)len : -1;
+}
+
+rd_kafka_headers_t *kafka_dlq_headers(const rd_kafka_headers_t *orig, const char *topic, int32_t partition,
+                                      int64_t offset, const char *service, const char *reason, int64_t now_ms)
+{
+    char part[16], off[24], at[24];
+    snprintf(part, sizeof(part), "%" PRId32, partition);
+    snprintf(off, sizeof(off), "%" PRId64, offset);
+    snprintf(at, sizeof(at), "%" PRId64, now_ms);
+    rd_kafka_headers_t *h = orig ? rd_kafka_headers_copy(orig) : rd_kafka_headers_new(6);
+    if (!h) {
+        return NULL;
+    }
+    const char *const kv[] = {
+        "dlq.error.reason", reason && *reason ? reason : "unspecified",
+        "dlq.original.topic", topic ? topic : "",
+        "dlq.original.partition", part,
+        "dlq.original.offset", off,
+        "dlq.service", service ? service : "",
+        "dlq.failed_at", at,
+    };
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i += 2) {
+        if (rd_kafka_header_add(h, kv[i], -1, kv[i + 1], -1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_headers_destroy(h);
+            return NULL;
+        }
+    }
+    return h;
+}
+
+/* ---- Offsets of a batch ---------------------------------------------------- */
+
+int kafka_batch_offsets(rd_kafka_message_t *const *msgs, size_t n, rd_kafka_topic_partition_list_t **out_first,
+                        rd_kafka_topic_partition_list_t **out_next)
+{
+    rd_kafka_topic_partition_list_t *first = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_topic_partition_list_t *next = rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; i < n; i++) {
+        const rd_kafka_message_t *m = msgs[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *f = rd_kafka_topic_partition_list_find(first, topic, m->partition);
+        if (!f) {
+            rd_kafka_topic_partition_list_add(first, topic, m->partition)->offset = m->offset;
+            rd_kafka_topic_partition_list_add(next, topic, m->partition)->offset = m->offset + 1;
+            continue;
+        }
+        rd_kafka_topic_partition_t *x = rd_kafka_topic_partition_list_find(next, topic, m->partition);
+        if (m->offset < f->offset) {
+            f->offset = m->offset;
+        }
+        if (m->offset + 1 > x->offset) {
+            x->offset = m->offset + 1;
+        }
+    }
+    *out_first = first;
+    *out_next = next;
+    return 0;
+}
+
+/* ---- Transactions ------------------------------------------------------------ */
+
+kafka_txn_action_t kafka_txn_classify(const rd_kafka_error_t *error)
+{
+    rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+    if (rd_kafka_error_is_fatal(error) || code == RD_KAFKA_RESP_ERR__FENCED ||
+        code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED || code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH ||
+        code == RD_KAFKA_RESP_ERR__FATAL) {
+        return KAFKA_TXN_FATAL;
+    }
+    if (rd_kafka_error_txn_requires_abort(error)) {
+        return KAFKA_TXN_ABORT;
+    }
+    if (rd_kafka_error_is_retriable(error)) {
+        return KAFKA_TXN_RETRY_CALL;
+    }
+    return KAFKA_TXN_ABORT;
+}
+
+/* ---- Back-off ----------------------------------------------------------------- */
+
+uint64_t kafka_backoff_ms(unsigned attempt, double r01)
+{
+    uint64_t cap = KAFKA_BACKOFF_MIN_MS;
+    for (unsigned i = 0; i < attempt && cap < KAFKA_BACKOFF_MAX_MS; i++) {
+        cap *= 2;
+    }
+    if (cap > KAFKA_BACKOFF_MAX_MS) {
+        cap = KAFKA_BACKOFF_MAX_MS;
+    }
+    if (!(r01 >= 0)) {
+        r01 = 0;
+    } else if (r01 >= 1) {
+        r01 = 0.999999;
+    }
+    uint64_t ms = cap / 2 + (uint64_t)(r01 * (double)(cap - cap / 2));
+    return ms < KAFKA_BACKOFF_MIN_MS ? KAFKA_BACKOFF_MIN_MS : ms;
+}
+
+/* ---- Statistics ----------------------------------------------------------------- */
+
+static int64_t json_int_or(json_t *obj, const char *key, int64_t def)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
+}
+
+int kafka_stats_lag(const char *json, size_t len, kafka_lag_fn fn, void *ctx)
+{
+    json_t *root = json_loadb(json, len, 0, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return -1;
+    }
+    const char *topic;
+    json_t *t;
+    json_object_foreach(json_object_get(root, "topics"), topic, t)
+    {
+        const char *key;
+        json_t *part;
+        json_object_foreach(json_object_get(t, "partitions"), key, part)
+        {
+            int64_t id = json_int_or(part, "partition", -1);
+            if (id < 0 || id > INT32_MAX) {
+                continue; /* -1 is the internal UA partition */
+            }
+            int64_t lag = json_int_or(part, "consumer_lag_stored", -1);
+            if (lag < 0) {
+                lag = json_int_or(part, "consumer_lag", -1);
+            }
+            fn(ctx, topic, (int32_t)id, lag);
+        }
+    }
+    json_decref(root);
+    return 0;
+}
+
+/* ---- Loop wake-up --------------------------------------------------------------- */
+
+int kafka_wake_pipe(int fds[2])
+{
+    return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
+}
+
+void kafka_wake_drain(int fd)
+{
+    char buf[256];
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+}
+
+void kafka_format_partitions(const rd_kafka_topic_partition_list_t *l, char *buf, size_t len)
+{
+    size_t used = 0;
+    const char *prev = NULL;
+    if (!len) {
+        return;
+    }
+    buf[0] = '\0';
+    for (int i = 0; l && i < l->cnt && used < len; i++) {
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        int w;
+        if (prev && strcmp(prev, tp->topic) == 0) {
+            w = snprintf(buf + used, len - used, ",%" PRId32, tp->partition);
+        } else {
+            w = snprintf(buf + used, len - used, "%s%s%s[%" PRId32, prev ? "]" : "", prev ? " " : "", tp->topic,
+                         tp->partition);
+        }
+        if (w < 0) {
+            break;
+        }
+        used += (size_t)w;
+        prev = tp->topic;
+    }
+    if (prev && used < len) {
+        snprintf(buf + used, len - used, "]");
+    }
+}
+
+int64_t kafka_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int kafka_default_transactional_id(const char *service, char *buf, size_t buflen)
+{
+    char host[256];
+    if (gethostname(host, sizeof(host)) != 0) {
+        snprintf(host, sizeof(host), "localhost");
+    }
+    host[sizeof(host) - 1] = '\0';
+    int w = snprintf(buf, buflen, "%s-%s", service ? service : "hive", host);
+    return w < 0 || (size_t)w >= buflen ? -1 : 0;
+}

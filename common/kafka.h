@@ -1,0 +1,166 @@
+/* kafka: librdkafka driven by the libuv loop.
+ *
+ * Two clients:
+ *
+ * - kafka_pipeline_t, the exactly-once consume-transform-produce loop every
+ *   consumer of the suite runs on (DESIGN.md, "The contract of every consumer").
+ *   A consumer group member reads `read_committed`; each batch of records is
+ *   transformed on a worker thread and its outputs, its dead-letter records and
+ *   its consumed offsets are committed in one Kafka transaction. A transient
+ *   failure aborts the transaction, rewinds the partitions to the batch's first
+ *   offsets, pauses them and backs off with jitter: nothing is lost, nothing is
+ *   produced twice.
+ *
+ * - kafka_producer_t, an idempotent (non-transactional) producer for events that
+ *   are not born from a consumed record, such as a REST call.
+ *
+ * Both wake the loop through rd_kafka_queue_io_event_enable() on a non-blocking
+ * pipe, and run every blocking librdkafka call (transactions, close, flush) on
+ * libuv worker threads. All functions below are called on the loop thread
+ * unless stated otherwise, and all callbacks run on the loop thread, except the
+ * transform, which runs on a worker.
+ */
+#ifndef HIVE_KAFKA_H
+#define HIVE_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "metrics.h"
+
+/* ---- Records a transform wants produced --------------------------------- */
+
+/* The outputs of one input record, produced inside the batch's transaction. */
+typedef struct kafka_out_s kafka_out_t;
+
+/* Adds a record to produce to `topic` inside the current transaction. `key`
+ * (may be NULL) and `value` (may be NULL for a tombstone) are copied. `headers`
+ * may be NULL; ownership of it is always taken, also on failure. The record is
+ * partitioned by key (murmur2, like the Java client). Returns 0, or -1 on bad
+ * arguments or allocation failure. */
+int kafka_out_add(kafka_out_t *out, const char *topic, const void *key, size_t keylen, const void *value,
+                  size_t len, rd_kafka_headers_t *headers);
+
+/* ---- Headers -------------------------------------------------------------- */
+
+/* Returns the value of the last header called `name` of a consumed message and
+ * its length in *out_len (if not NULL), or NULL when absent. The value is NOT
+ * NUL-terminated and lives as long as the message. */
+const void *kafka_header_get(const rd_kafka_message_t *m, const char *name, size_t *out_len);
+
+/* Copies the value of header `name` into `buf` as a NUL-terminated string,
+ * truncated to buflen-1 bytes. Returns the full length of the value, or -1 when
+ * absent (buf then holds ""). For ids such as "trace_id" in logs. */
+int kafka_header_copy(const rd_kafka_message_t *m, const char *name, char *buf, size_t buflen);
+
+/* ---- The exactly-once pipeline -------------------------------------------- */
+
+typedef enum {
+    KAFKA_OK = 0,          /* outputs (if any) are produced, the record is done */
+    KAFKA_BAD_INPUT = -1,  /* the record goes to <topic>.dlq with `reason`; the stream goes on */
+    KAFKA_RETRY = -2,      /* transient: abort the batch, rewind, back off, try again */
+} kafka_verdict_t;
+
+/* Transforms one consumed record. Called on a WORKER thread (never the loop
+ * thread), one message at a time, in partition order, inside the batch's
+ * transaction; it may block (MongoDB writes), but the whole batch must fit well
+ * within transaction.timeout.ms (30 s), or the broker aborts the transaction and
+ * fences the producer. A record may be presented again after KAFKA_RETRY (or an
+ * aborted commit), so side effects outside Kafka must be idempotent.
+ *
+ * On KAFKA_BAD_INPUT, write a reason into `reason` (NUL-terminated, at most
+ * `reasonlen` bytes); outputs added for that record are discarded. Any value
+ * other than the three verdicts is treated as KAFKA_RETRY. */
+typedef kafka_verdict_t (*kafka_transform_fn)(void *ctx, const rd_kafka_message_t *in, kafka_out_t *out,
+                                              char *reason, size_t reasonlen);
+
+typedef struct {
+    const char *bootstrap_servers; /* "127.0.0.1:9092" */
+    const char *group_id;          /* consumer group */
+    /* Stable id of this producer instance. NULL selects "<service>-<hostname>",
+     * so that a restarted process fences its killed predecessor and aborts its
+     * open transaction at once. Two pipelines in one process need two ids. */
+    const char *transactional_id;
+    const char *service;           /* logs, client.id, dlq.service header */
+    const char *const *topics;     /* subscribed topics */
+    size_t ntopics;
+    kafka_transform_fn transform;
+    void *ctx;                     /* passed to transform and on_fatal */
+    metrics_t *metrics;            /* may be NULL */
+    size_t max_batch;              /* records per transaction; 0 selects 500 */
+    /* The producer was fenced or hit a fatal error, or the transactions could
+     * not be initialised: the pipeline has stopped processing and the service
+     * must stop (call kafka_pipeline_stop). Called once, on the loop thread.
+     * May be NULL. */
+    void (*on_fatal)(void *ctx, const char *why);
+} kafka_pipeline_conf_t;
+
+typedef struct kafka_pipeline_s kafka_pipeline_t;
+
+/* Creates the consumer and the transactional producer (no I/O yet). Producer:
+ * acks=all, enable.idempotence, linger.ms=10, batch.size=16384, snappy,
+ * transaction.timeout.ms=30000. Consumer: no auto-commit, read_committed,
+ * auto.offset.reset=earliest, eager range assignment, statistics every 5 s.
+ * Strings and the topic array of `conf` are copied. Returns NULL with a message
+ * in `err` on failure. Free with kafka_pipeline_destroy(). */
+kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_conf_t *conf, char *err,
+                                        size_t errlen);
+
+/* Initialises the transactions on a worker (retrying while the broker is
+ * unreachable), then subscribes and starts consuming. Returns 0, or -1 when
+ * already started or the loop refused a handle. Later failures go to on_fatal. */
+int kafka_pipeline_start(kafka_pipeline_t *p);
+
+/* Stops intake, lets the in-flight batch finish and commit, closes the consumer
+ * and flushes the producer (off the loop thread), closes the handles, then calls
+ * done(arg) on the loop thread. Afterwards the pipeline holds no handle on the
+ * loop. Works in any state (also never started, or after on_fatal); call once. */
+void kafka_pipeline_stop(kafka_pipeline_t *p, void (*done)(void *arg), void *arg);
+
+/* Frees the pipeline: after stop's done, or when it was never started. Accepts NULL. */
+void kafka_pipeline_destroy(kafka_pipeline_t *p);
+
+/* True when partitions are assigned and the pipeline runs (not fenced, not
+ * stopping): the Kafka part of /ready. */
+bool kafka_pipeline_ready(const kafka_pipeline_t *p);
+
+/* True while backing off after KAFKA_RETRY or an aborted transaction. */
+bool kafka_pipeline_paused(const kafka_pipeline_t *p);
+
+/* Writes "<service>-<hostname>" into `buf`. Returns 0, or -1 when it does not fit. */
+int kafka_default_transactional_id(const char *service, char *buf, size_t buflen);
+
+/* ---- The idempotent producer ---------------------------------------------- */
+
+typedef struct kafka_producer_s kafka_producer_t;
+
+/* Outcome of one record: 0 once the broker acknowledged it (acks=all), else
+ * the error (print with rd_kafka_err2str). Called once, on the loop thread. */
+typedef void (*kafka_delivery_fn)(void *arg, rd_kafka_resp_err_t err);
+
+/* Creates an idempotent producer (acks=all, enable.idempotence, linger.ms=10,
+ * batch.size=16384, snappy) whose delivery reports come back on the loop.
+ * `metrics` may be NULL. Returns NULL with a message in `err` on failure. Stop
+ * with kafka_producer_close(), then free with kafka_producer_destroy(). */
+kafka_producer_t *kafka_producer_create(uv_loop_t *loop, const char *bootstrap_servers, metrics_t *metrics,
+                                        char *err, size_t errlen);
+
+/* Queues a record; key and value are copied. `headers` may be NULL; ownership
+ * is always taken. `cb` (may be NULL) is called with the outcome. Returns 0, or
+ * the error (e.g. RD_KAFKA_RESP_ERR__QUEUE_FULL, or RD_KAFKA_RESP_ERR__STATE
+ * after close), in which case `cb` is never called. */
+rd_kafka_resp_err_t kafka_producer_send(kafka_producer_t *p, const char *topic, const void *key, size_t keylen,
+                                        const void *value, size_t len, rd_kafka_headers_t *headers,
+                                        kafka_delivery_fn cb, void *arg);
+
+/* Refuses new records, flushes the queued ones off the loop thread (up to 5 s;
+ * what is left then fails with RD_KAFKA_RESP_ERR__PURGE_QUEUE), delivers every
+ * outstanding callback, closes the handles and calls done(arg). Call once. */
+void kafka_producer_close(kafka_producer_t *p, void (*done)(void *arg), void *arg);
+
+/* Frees the producer: after close's done, or right after a failed create. Accepts NULL. */
+void kafka_producer_destroy(kafka_producer_t *p);
+
+#endif

@@ -1,0 +1,114 @@
+/* kafka_internal: pieces shared by kafka.c, kafka_pipeline.c and
+ * kafka_producer.c, declared here so that tests/unit/test_kafka.c can check
+ * them alone. Services include kafka.h only.
+ */
+#ifndef HIVE_KAFKA_INTERNAL_H
+#define HIVE_KAFKA_INTERNAL_H
+
+#include <stdint.h>
+
+#include "kafka.h"
+
+/* ---- kafka_out_t ----------------------------------------------------------- */
+
+typedef struct {
+    char *topic;
+    void *key, *value; /* owned copies; NULL when absent */
+    size_t keylen, len;
+    rd_kafka_headers_t *headers; /* owned; NULL when absent */
+} kafka_record_t;
+
+struct kafka_out_s {
+    kafka_record_t *recs;
+    size_t n, cap;
+};
+
+void kafka_out_init(kafka_out_t *out);
+/* Frees the records, keeps the array for the next input record. */
+void kafka_out_reset(kafka_out_t *out);
+void kafka_out_deinit(kafka_out_t *out);
+
+/* ---- Client configuration --------------------------------------------------- */
+
+/* Producer settings of the spec: acks=all, enable.idempotence=true, linger.ms=10,
+ * batch.size=16384, compression.type=snappy, partitioner=murmur2_random, and with
+ * a `transactional_id` (may be NULL) transaction.timeout.ms=30000. Logs go to
+ * log.h. Returns NULL with a message in `err` on failure. */
+rd_kafka_conf_t *kafka_conf_producer(const char *bootstrap, const char *client_id, const char *transactional_id,
+                                     char *err, size_t errlen);
+
+/* Consumer settings: enable.auto.commit=false, enable.auto.offset.store=false
+ * (the pipeline stores offsets after each commit, for the lag statistics),
+ * isolation.level=read_committed, auto.offset.reset=earliest,
+ * statistics.interval.ms=5000, eager range/roundrobin assignment. */
+rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id, const char *client_id, char *err,
+                                     size_t errlen);
+
+/* Routes librdkafka's log lines to log.h (any thread). */
+void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+/* ---- Headers ---------------------------------------------------------------- */
+
+/* kafka_header_get() on a header list; `hdrs` may be NULL. */
+const void *kafka_headers_find(const rd_kafka_headers_t *hdrs, const char *name, size_t *out_len);
+
+/* Builds the headers of a dead-letter record: a copy of the original headers
+ * (may be NULL) plus dlq.error.reason, dlq.original.topic,
+ * dlq.original.partition, dlq.original.offset, dlq.service and dlq.failed_at
+ * (milliseconds since the epoch, decimal). Returns NULL on allocation failure. */
+rd_kafka_headers_t *kafka_dlq_headers(const rd_kafka_headers_t *orig, const char *topic, int32_t partition,
+                                      int64_t offset, const char *service, const char *reason, int64_t now_ms);
+
+/* ---- Offsets of a batch ---------------------------------------------------- */
+
+/* For the messages of a batch, builds per partition the first offset seen
+ * (where to rewind to) and the last offset + 1 (what to commit). Returns 0 and
+ * two lists to free with rd_kafka_topic_partition_list_destroy(), or -1. */
+int kafka_batch_offsets(rd_kafka_message_t *const *msgs, size_t n, rd_kafka_topic_partition_list_t **out_first,
+                        rd_kafka_topic_partition_list_t **out_next);
+
+/* ---- Transactions ------------------------------------------------------------ */
+
+typedef enum {
+    KAFKA_TXN_RETRY_CALL, /* retriable: call the same function again */
+    KAFKA_TXN_ABORT,      /* abort the transaction, rewind, back off */
+    KAFKA_TXN_FATAL,      /* fenced or fatal: the producer is unusable */
+} kafka_txn_action_t;
+
+/* What to do after a transactional call returned `error`. */
+kafka_txn_action_t kafka_txn_classify(const rd_kafka_error_t *error);
+
+/* ---- Back-off ----------------------------------------------------------------- */
+
+#define KAFKA_BACKOFF_MIN_MS 100
+#define KAFKA_BACKOFF_MAX_MS 30000
+
+/* Delay before retry number `attempt` (0 = first): exponential from
+ * KAFKA_BACKOFF_MIN_MS, doubled per attempt, capped at KAFKA_BACKOFF_MAX_MS,
+ * with jitter: a uniform draw in [cap/2, cap] from `r01` in [0, 1), never below
+ * the minimum. */
+uint64_t kafka_backoff_ms(unsigned attempt, double r01);
+
+/* ---- Statistics ----------------------------------------------------------------- */
+
+/* Called per partition (never -1) found in a statistics document, with
+ * consumer_lag_stored when known, else consumer_lag, else -1. */
+typedef void (*kafka_lag_fn)(void *ctx, const char *topic, int32_t partition, int64_t lag);
+
+/* Parses librdkafka's statistics JSON. Returns 0, or -1 when it is not JSON. */
+int kafka_stats_lag(const char *json, size_t len, kafka_lag_fn fn, void *ctx);
+
+/* ---- Loop wake-up --------------------------------------------------------------- */
+
+/* A non-blocking, close-on-exec pipe for rd_kafka_queue_io_event_enable(). */
+int kafka_wake_pipe(int fds[2]);
+/* Empties the read end. */
+void kafka_wake_drain(int fd);
+
+/* "topic[0,1,2] other[0]" for logs, truncated to `len`. */
+void kafka_format_partitions(const rd_kafka_topic_partition_list_t *l, char *buf, size_t len);
+
+/* Milliseconds since the epoch (wall clock). */
+int64_t kafka_now_ms(void);
+
+#endif

@@ -1,0 +1,770 @@
+#include "store.h"
+
+#include "log.h"
+
+#include <inttypes.h>
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store_s {
+    mongoc_uri_t *uri;
+    mongoc_client_pool_t *pool;
+    char dbname[64];
+    atomic_bool healthy;
+
+    /* Health watcher; these fields are touched on the loop thread only, except
+     * ping_result and ping_error, which the worker writes before after_work. */
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    uv_work_t work;
+    metric_t *up;
+    bool watching, ping_in_flight, timer_closed, have_result;
+    int ping_result;
+    char ping_error[BSON_ERROR_BUFFER_SIZE];
+    void (*stop_done)(void *arg);
+    void *stop_arg;
+};
+
+/* ------------------------------------------------------------ error codes */
+
+typedef struct {
+    int code;
+    const char *name, *msg;
+} errinfo_t;
+
+static const errinfo_t errtab[] = {
+#define X(name, code, msg) {code, "STORE_" #name, msg},
+    STORE_ERRNO_MAP(X)
+#undef X
+};
+
+const char *store_errname(int code)
+{
+    if (code == 0) {
+        return "OK";
+    }
+    for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++) {
+        if (errtab[i].code == code) {
+            return errtab[i].name;
+        }
+    }
+    return "STORE_E?";
+}
+
+const char *store_strerror(int code)
+{
+    if (code == 0) {
+        return "success";
+    }
+    for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++) {
+        if (errtab[i].code == code) {
+            return errtab[i].msg;
+        }
+    }
+    return "unknown store error";
+}
+
+static _Thread_local char last_error[BSON_ERROR_BUFFER_SIZE];
+
+const char *store_last_error(void)
+{
+    return last_error;
+}
+
+static int fail(int code, const char *msg)
+{
+    snprintf(last_error, sizeof(last_error), "%s", msg ? msg : store_strerror(code));
+    return code;
+}
+
+/* Server error codes that mean "the server is not able to take this now":
+ * network, shutdown, failover, timeouts. Retrying later may succeed. */
+static bool transient_server_code(uint32_t code)
+{
+    static const uint32_t codes[] = {
+        6,     /* HostUnreachable */
+        7,     /* HostNotFound */
+        50,    /* MaxTimeMSExpired */
+        64,    /* WriteConcernFailed */
+        89,    /* NetworkTimeout */
+        91,    /* ShutdownInProgress */
+        189,   /* PrimarySteppedDown */
+        262,   /* ExceededTimeLimit */
+        9001,  /* SocketException */
+        10107, /* NotWritablePrimary */
+        11600, /* InterruptedAtShutdown */
+        11602, /* InterruptedDueToReplStateChange */
+        13435, /* NotPrimaryNoSecondaryOk */
+        13436, /* NotPrimaryOrSecondary */
+    };
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (codes[i] == code) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int store_error_code(const bson_error_t *error)
+{
+    switch (error->domain) {
+    case MONGOC_ERROR_STREAM:
+    case MONGOC_ERROR_SERVER_SELECTION:
+    case MONGOC_ERROR_WRITE_CONCERN:
+        return STORE_EUNAVAILABLE;
+    case MONGOC_ERROR_BSON:
+    case MONGOC_ERROR_COMMAND:
+    case MONGOC_ERROR_NAMESPACE:
+        return STORE_EINVALID;
+    case MONGOC_ERROR_SERVER:
+    case MONGOC_ERROR_QUERY:
+    case MONGOC_ERROR_COLLECTION:
+        if (error->code == MONGOC_ERROR_DUPLICATE_KEY) {
+            return STORE_ECONFLICT;
+        }
+        if (transient_server_code(error->code)) {
+            return STORE_EUNAVAILABLE;
+        }
+        if (error->code == 2 || error->code == 9 || error->code == 14 || error->code == 73) {
+            return STORE_EINVALID; /* BadValue, FailedToParse, TypeMismatch, InvalidNamespace */
+        }
+        return STORE_ESERVER;
+    default:
+        return STORE_ESERVER;
+    }
+}
+
+static int fail_bson(const bson_error_t *error)
+{
+    return fail(store_error_code(error), error->message);
+}
+
+/* ------------------------------------------------------ process-wide state */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+/* Routes mongo-c-driver's messages (server selection, topology changes) to
+ * our JSON log instead of its own stderr format. */
+static void on_mongoc_log(mongoc_log_level_t level, const char *domain, const char *message, void *user_data)
+{
+    switch (level) {
+    case MONGOC_LOG_LEVEL_ERROR:
+    case MONGOC_LOG_LEVEL_CRITICAL:
+        log_error("mongoc", "domain", domain, "detail", message);
+        break;
+    case MONGOC_LOG_LEVEL_WARNING:
+        /* FerretDB lacks endSessions, which the driver sends when a pool is
+         * destroyed: harmless, so not worth a warning at every shutdown. */
+        if (strstr(message, "endSessions")) {
+            log_debug("mongoc", "domain", domain, "detail", message);
+        } else {
+            log_warn("mongoc", "domain", domain, "detail", message);
+        }
+        break;
+    case MONGOC_LOG_LEVEL_MESSAGE:
+    case MONGOC_LOG_LEVEL_INFO:
+        log_debug("mongoc", "domain", domain, "detail", message);
+        break;
+    default:
+        break; /* debug and trace */
+    }
+}
+
+static void global_init_once(void)
+{
+    mongoc_init();
+    mongoc_log_set_handler(on_mongoc_log, NULL);
+}
+
+void store_global_init(void)
+{
+    pthread_once(&global_once, global_init_once);
+}
+
+void store_global_cleanup(void)
+{
+    mongoc_cleanup();
+}
+
+/* ----------------------------------------------------------- create/destroy */
+
+/* MongoDB database names: 1..63 bytes, none of / \ . " $ space. */
+static bool valid_dbname(const char *db)
+{
+    size_t n = strlen(db);
+    return n > 0 && n < 64 && strpbrk(db, "/\\. \"$") == NULL;
+}
+
+static bool valid_coll(const char *coll)
+{
+    return coll && coll[0] && strlen(coll) < 120 && !strchr(coll, '$') && strncmp(coll, "system.", 7) != 0;
+}
+
+static void default_option(mongoc_uri_t *uri, const char *option, int32_t value)
+{
+    if (!mongoc_uri_has_option(uri, option)) {
+        mongoc_uri_set_option_as_int32(uri, option, value);
+    }
+}
+
+store_t *store_create(const char *uri, const char *dbname, char *err, size_t errlen)
+{
+    bson_error_t error;
+    store_global_init();
+    if (!uri || !uri[0]) {
+        snprintf(err, errlen, "MongoDB URI is empty");
+        return NULL;
+    }
+    store_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->uri = mongoc_uri_new_with_error(uri, &error);
+    if (!s->uri) {
+        /* The driver's message names the problem; the URI itself may hold a
+         * password, so it is not echoed. */
+        snprintf(err, errlen, "invalid MongoDB URI: %s", error.message);
+        goto fail;
+    }
+    const char *db = dbname ? dbname : mongoc_uri_get_database(s->uri);
+    if (!db) {
+        snprintf(err, errlen, "no database name: give one or put it in the URI path (mongodb://host/db)");
+        goto fail;
+    }
+    if (!valid_dbname(db)) {
+        snprintf(err, errlen, "invalid database name \"%.64s\": 1 to 63 bytes, none of / \\ . \" $ or space",
+                 db);
+        goto fail;
+    }
+    snprintf(s->dbname, sizeof(s->dbname), "%s", db);
+    default_option(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, STORE_DEFAULT_SERVER_SELECTION_TIMEOUT_MS);
+    default_option(s->uri, MONGOC_URI_CONNECTTIMEOUTMS, STORE_DEFAULT_CONNECT_TIMEOUT_MS);
+    default_option(s->uri, MONGOC_URI_SOCKETTIMEOUTMS, STORE_DEFAULT_SOCKET_TIMEOUT_MS);
+    s->pool = mongoc_client_pool_new_with_error(s->uri, &error);
+    if (!s->pool) {
+        snprintf(err, errlen, "cannot create MongoDB client pool: %s", error.message);
+        goto fail;
+    }
+    mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
+    atomic_init(&s->healthy, false);
+    return s;
+fail:
+    store_destroy(s);
+    return NULL;
+}
+
+void store_destroy(store_t *s)
+{
+    if (!s) {
+        return;
+    }
+    if (s->pool) {
+        mongoc_client_pool_destroy(s->pool);
+    }
+    mongoc_uri_destroy(s->uri);
+    free(s);
+}
+
+void store_info(const store_t *s, store_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->dbname, sizeof(out->dbname), "%s", s->dbname);
+    out->server_selection_timeout_ms =
+        mongoc_uri_get_option_as_int32(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 0);
+    out->connect_timeout_ms = mongoc_uri_get_option_as_int32(s->uri, MONGOC_URI_CONNECTTIMEOUTMS, 0);
+    out->socket_timeout_ms = mongoc_uri_get_option_as_int32(s->uri, MONGOC_URI_SOCKETTIMEOUTMS, 0);
+}
+
+/* -------------------------------------------------------------- operations */
+
+/* A client popped from the pool and one collection of the store's database;
+ * released together by op_end. */
+typedef struct {
+    store_t *s;
+    mongoc_client_t *client;
+    mongoc_collection_t *coll;
+} op_t;
+
+static int op_begin(op_t *op, store_t *s, const char *coll)
+{
+    if (!s || !valid_coll(coll)) {
+        return fail(STORE_EINVALID, "invalid store or collection name");
+    }
+    op->s = s;
+    op->client = mongoc_client_pool_pop(s->pool);
+    if (!op->client) {
+        return fail(STORE_EUNAVAILABLE, "no client available in the pool");
+    }
+    op->coll = mongoc_client_get_collection(op->client, s->dbname, coll);
+    if (!op->coll) {
+        mongoc_client_pool_push(s->pool, op->client);
+        return fail(STORE_ENOMEM, NULL);
+    }
+    return 0;
+}
+
+static void op_end(op_t *op)
+{
+    mongoc_collection_destroy(op->coll);
+    mongoc_client_pool_push(op->s->pool, op->client);
+}
+
+/* Runs a find and hands each document to `each`. */
+static int run_find(mongoc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+                    int (*each)(void *arg, const bson_t *doc), void *arg)
+{
+    bson_t empty = BSON_INITIALIZER;
+    bson_error_t error;
+    const bson_t *doc;
+    int rc = 0;
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter ? filter : &empty, opts, NULL);
+    while (mongoc_cursor_next(cur, &doc)) {
+        rc = each(arg, doc);
+        if (rc != 0) {
+            break;
+        }
+    }
+    if (rc == 0 && mongoc_cursor_error(cur, &error)) {
+        rc = fail_bson(&error);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&empty);
+    return rc;
+}
+
+/* `each` for the single-document reads: keeps a copy of the first match. */
+static int keep_first(void *arg, const bson_t *doc)
+{
+    bson_t **out = arg;
+    *out = bson_copy(doc);
+    return *out ? 1 : STORE_ENOMEM;
+}
+
+/* Reads one document matching `filter` into *out_doc; ENOTFOUND if none. */
+static int find_first(mongoc_collection_t *coll, const bson_t *filter, const bson_t *opts, bson_t **out_doc)
+{
+    bson_t *doc = NULL;
+    int rc = run_find(coll, filter, opts, keep_first, &doc);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!doc) {
+        return fail(STORE_ENOTFOUND, NULL);
+    }
+    *out_doc = doc;
+    return 0;
+}
+
+static bool id_exists(mongoc_collection_t *coll, const char *id, int *out_rc)
+{
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj;
+    BSON_APPEND_UTF8(&filter, "_id", id);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+    BSON_APPEND_INT32(&proj, "_id", 1);
+    bson_append_document_end(&opts, &proj);
+    BSON_APPEND_INT64(&opts, "limit", 1);
+    bson_t *doc = NULL;
+    int rc = find_first(coll, &filter, &opts, &doc);
+    bson_destroy(doc);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    *out_rc = rc == STORE_ENOTFOUND ? 0 : rc;
+    return rc == 0;
+}
+
+/* `doc` with _id `id` in front and any _id of its own dropped. */
+static void with_id(const char *id, const bson_t *doc, bson_t *out)
+{
+    bson_init(out);
+    BSON_APPEND_UTF8(out, "_id", id);
+    if (doc) {
+        bson_copy_to_excluding_noinit(doc, out, "_id", NULL);
+    }
+}
+
+int store_insert_once(store_t *s, const char *coll, const char *id, const bson_t *doc, bool *out_inserted)
+{
+    if (!id || !id[0]) {
+        return fail(STORE_EINVALID, "empty _id");
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    bson_t full;
+    bson_error_t error;
+    with_id(id, doc, &full);
+    bool inserted = mongoc_collection_insert_one(op.coll, &full, NULL, NULL, &error);
+    if (!inserted) {
+        rc = fail_bson(&error);
+        /* A duplicate key is the replay we expect, unless a unique index on
+         * another field refused a new _id: then it is a real conflict. */
+        if (rc == STORE_ECONFLICT) {
+            int erc;
+            if (id_exists(op.coll, id, &erc)) {
+                rc = 0;
+            } else if (erc) {
+                rc = erc;
+            }
+        }
+    }
+    bson_destroy(&full);
+    op_end(&op);
+    if (rc == 0 && out_inserted) {
+        *out_inserted = inserted;
+    }
+    return rc;
+}
+
+int store_upsert(store_t *s, const char *coll, const char *id, const bson_t *doc)
+{
+    if (!id || !id[0]) {
+        return fail(STORE_EINVALID, "empty _id");
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, full;
+    bson_error_t error;
+    BSON_APPEND_UTF8(&filter, "_id", id);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    with_id(id, doc, &full);
+    /* Two upserts of a new _id can both decide to insert; the loser sees a
+     * duplicate key and its second try replaces (MongoDB documents the same
+     * retry for concurrent upserts). */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = 0;
+        if (!mongoc_collection_replace_one(op.coll, &filter, &full, &opts, NULL, &error)) {
+            rc = fail_bson(&error);
+        }
+        if (rc != STORE_ECONFLICT) {
+            break;
+        }
+    }
+    bson_destroy(&full);
+    bson_destroy(&opts);
+    bson_destroy(&filter);
+    op_end(&op);
+    return rc;
+}
+
+int store_revision_id(const char *key, int64_t revision, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s@%" PRId64, key, revision);
+    return n < 0 || (size_t)n >= len ? STORE_EINVALID : 0;
+}
+
+int store_cas_build(const char *key, int64_t revision, const bson_t *doc, bson_t *out)
+{
+    char id[512];
+    if (!key || !key[0] || revision < 1 || store_revision_id(key, revision, id, sizeof(id)) != 0) {
+        return STORE_EINVALID;
+    }
+    BSON_APPEND_UTF8(out, "_id", id);
+    BSON_APPEND_UTF8(out, "key", key);
+    BSON_APPEND_INT64(out, "revision", revision);
+    if (doc) {
+        bson_copy_to_excluding_noinit(doc, out, "_id", "key", "revision", NULL);
+    }
+    return 0;
+}
+
+/* Why an insert and not a conditional update: on MongoDB an update filtered
+ * on {revision: expected} is atomic, but FerretDB runs it as a read followed
+ * by a write by _id, so two writers can both "match". Inserting revision n+1
+ * under the unique _id "<key>@<n+1>" is atomic on both: exactly one insert
+ * wins. Checking first that revision n exists keeps the revisions of a key
+ * contiguous (1, 2, 3 ...), so "n exists and n+1 does not" is the same as
+ * "the current revision is n". */
+int store_cas_revision(store_t *s, const char *coll, const char *key, int64_t expected_revision,
+                       const bson_t *doc, int64_t *out_new_revision)
+{
+    if (expected_revision < 0 || expected_revision == INT64_MAX) {
+        return fail(STORE_EINVALID, "expected revision out of range");
+    }
+    bson_t full = BSON_INITIALIZER;
+    if (store_cas_build(key, expected_revision + 1, doc, &full) != 0) {
+        bson_destroy(&full);
+        return fail(STORE_EINVALID, "empty or too long key");
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        bson_destroy(&full);
+        return rc;
+    }
+    if (expected_revision > 0) {
+        char prev[512];
+        store_revision_id(key, expected_revision, prev, sizeof(prev));
+        if (!id_exists(op.coll, prev, &rc) && rc == 0) {
+            rc = fail(STORE_ECONFLICT, "expected revision does not exist");
+        }
+    }
+    bson_error_t error;
+    if (rc == 0 && !mongoc_collection_insert_one(op.coll, &full, NULL, NULL, &error)) {
+        rc = fail_bson(&error);
+    }
+    bson_destroy(&full);
+    op_end(&op);
+    if (rc == 0 && out_new_revision) {
+        *out_new_revision = expected_revision + 1;
+    }
+    return rc;
+}
+
+int store_find_latest(store_t *s, const char *coll, const char *key, bson_t **out_doc, int64_t *out_revision)
+{
+    if (!key || !key[0]) {
+        return fail(STORE_EINVALID, "empty key");
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
+    BSON_APPEND_UTF8(&filter, "key", key);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+    BSON_APPEND_INT32(&sort, "revision", -1);
+    bson_append_document_end(&opts, &sort);
+    BSON_APPEND_INT64(&opts, "limit", 1);
+    bson_t *doc = NULL;
+    rc = find_first(op.coll, &filter, &opts, &doc);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    op_end(&op);
+    if (rc) {
+        return rc;
+    }
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "revision") || !BSON_ITER_HOLDS_NUMBER(&it)) {
+        bson_destroy(doc);
+        return fail(STORE_ESERVER, "latest revision document has no numeric revision");
+    }
+    if (out_revision) {
+        *out_revision = bson_iter_as_int64(&it);
+    }
+    if (out_doc) {
+        *out_doc = doc;
+    } else {
+        bson_destroy(doc);
+    }
+    return 0;
+}
+
+int store_find_one(store_t *s, const char *coll, const char *id, bson_t **out_doc)
+{
+    if (!id || !id[0] || !out_doc) {
+        return fail(STORE_EINVALID, "empty _id or no output");
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&filter, "_id", id);
+    BSON_APPEND_INT64(&opts, "limit", 1);
+    rc = find_first(op.coll, &filter, &opts, out_doc);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    op_end(&op);
+    return rc;
+}
+
+int store_find(store_t *s, const char *coll, const bson_t *filter, const bson_t *opts,
+               int (*each)(void *arg, const bson_t *doc), void *arg)
+{
+    if (!each) {
+        return fail(STORE_EINVALID, "no callback");
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    rc = run_find(op.coll, filter, opts, each, arg);
+    op_end(&op);
+    return rc;
+}
+
+int store_create_index(store_t *s, const char *coll, const char *name, const bson_t *keys, bool unique)
+{
+    if (!name || !name[0] || !keys || bson_empty(keys)) {
+        return fail(STORE_EINVALID, "index needs a name and keys");
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    bson_t cmd = BSON_INITIALIZER, indexes, index;
+    bson_error_t error;
+    BSON_APPEND_UTF8(&cmd, "createIndexes", mongoc_collection_get_name(op.coll));
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &indexes);
+    BSON_APPEND_DOCUMENT_BEGIN(&indexes, "0", &index);
+    BSON_APPEND_DOCUMENT(&index, "key", keys);
+    BSON_APPEND_UTF8(&index, "name", name);
+    if (unique) {
+        BSON_APPEND_BOOL(&index, "unique", true);
+    }
+    bson_append_document_end(&indexes, &index);
+    bson_append_array_end(&cmd, &indexes);
+    if (!mongoc_collection_write_command_with_opts(op.coll, &cmd, NULL, NULL, &error)) {
+        rc = fail_bson(&error);
+    }
+    bson_destroy(&cmd);
+    op_end(&op);
+    return rc;
+}
+
+int store_drop_database(store_t *s)
+{
+    if (!s) {
+        return fail(STORE_EINVALID, NULL);
+    }
+    bson_error_t error;
+    int rc = 0;
+    mongoc_client_t *client = mongoc_client_pool_pop(s->pool);
+    mongoc_database_t *db = mongoc_client_get_database(client, s->dbname);
+    if (!mongoc_database_drop_with_opts(db, NULL, &error)) {
+        rc = fail_bson(&error);
+    }
+    mongoc_database_destroy(db);
+    mongoc_client_pool_push(s->pool, client);
+    return rc;
+}
+
+int store_ping(store_t *s)
+{
+    if (!s) {
+        return fail(STORE_EINVALID, NULL);
+    }
+    bson_t cmd = BSON_INITIALIZER;
+    bson_error_t error;
+    int rc = 0;
+    BSON_APPEND_INT32(&cmd, "ping", 1);
+    mongoc_client_t *client = mongoc_client_pool_pop(s->pool);
+    if (!mongoc_client_command_simple(client, "admin", &cmd, NULL, NULL, &error)) {
+        rc = fail_bson(&error);
+    }
+    mongoc_client_pool_push(s->pool, client);
+    bson_destroy(&cmd);
+    return rc;
+}
+
+/* ---------------------------------------------------------- health watcher */
+
+static void ping_work(uv_work_t *w)
+{
+    store_t *s = w->data;
+    s->ping_result = store_ping(s);
+    snprintf(s->ping_error, sizeof(s->ping_error), "%s", s->ping_result ? store_last_error() : "");
+}
+
+static void maybe_stopped(store_t *s)
+{
+    if (!s->timer_closed || s->ping_in_flight) {
+        return;
+    }
+    s->watching = false;
+    if (s->stop_done) {
+        void (*done)(void *) = s->stop_done;
+        s->stop_done = NULL;
+        done(s->stop_arg);
+    }
+}
+
+static void ping_done(uv_work_t *w, int status)
+{
+    store_t *s = w->data;
+    s->ping_in_flight = false;
+    if (status == 0) {
+        bool up = s->ping_result == 0;
+        bool was = atomic_exchange(&s->healthy, up);
+        if (!s->have_result || was != up) {
+            if (up) {
+                log_info("mongodb reachable", "db", s->dbname);
+            } else {
+                log_warn("mongodb unreachable", "db", s->dbname, "error", s->ping_error);
+            }
+        }
+        s->have_result = true;
+        if (s->up) {
+            metric_set(s->up, up ? 1.0 : 0.0);
+        }
+    }
+    maybe_stopped(s);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    store_t *s = t->data;
+    if (s->ping_in_flight) {
+        return; /* a ping that waits on server selection outlasts a short interval */
+    }
+    s->work.data = s;
+    if (uv_queue_work(s->loop, &s->work, ping_work, ping_done) == 0) {
+        s->ping_in_flight = true;
+    }
+}
+
+int store_watch_start(store_t *s, uv_loop_t *loop, unsigned interval_ms, metrics_t *m)
+{
+    if (!s || !loop || interval_ms == 0 || s->watching) {
+        return STORE_EINVALID;
+    }
+    s->loop = loop;
+    s->up = m ? metrics_gauge(m, "mongodb_up", "1 when the last MongoDB ping succeeded, 0 otherwise", NULL)
+              : NULL;
+    if (s->up) {
+        metric_set(s->up, 0.0);
+    }
+    if (uv_timer_init(loop, &s->timer) != 0) {
+        return STORE_EINVALID;
+    }
+    s->timer.data = s;
+    s->watching = true;
+    s->timer_closed = false;
+    s->have_result = false;
+    uv_timer_start(&s->timer, on_tick, 0, interval_ms);
+    return 0;
+}
+
+bool store_healthy(const store_t *s)
+{
+    return s && atomic_load(&((store_t *)s)->healthy);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    store_t *s = h->data;
+    s->timer_closed = true;
+    maybe_stopped(s);
+}
+
+void store_watch_stop(store_t *s, void (*done)(void *arg), void *arg)
+{
+    if (!s || !s->watching) {
+        if (done) {
+            done(arg);
+        }
+        return;
+    }
+    s->stop_done = done;
+    s->stop_arg = arg;
+    if (!uv_is_closing((uv_handle_t *)&s->timer)) {
+        uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    }
+    if (s->ping_in_flight) {
+        uv_cancel((uv_req_t *)&s->work); /* fails harmlessly once the ping runs */
+    }
+}

@@ -1,0 +1,491 @@
+/* bandit: Thompson sampling and disjoint LinUCB. See bandit.h. */
+#include "bandit.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "learn_action.h"
+
+#define D BANDIT_DIM
+
+typedef struct {
+    double A[D * D];
+    double Ainv[D * D];
+    double b[D];
+    uint64_t n;
+} linucb_arm_t;
+
+struct bandit_s {
+    bandit_kind_t kind;
+    bandit_config_t cfg;
+    table_t *table;     /* Thompson */
+    linucb_arm_t *arms; /* LinUCB, ACTION_COUNT of them */
+};
+
+void bandit_config_default(bandit_config_t *cfg)
+{
+    cfg->noise_sd = 0.1;
+    cfg->prior_mean = 0.0;
+    cfg->prior_sd = 0.1;
+    cfg->propensity_draws = 256;
+    cfg->alpha = 0.1;
+    cfg->ridge = 1.0;
+}
+
+const char *bandit_config_check(const bandit_config_t *cfg)
+{
+    if (!(cfg->noise_sd > 0.0) || !isfinite(cfg->noise_sd)) {
+        return "noise_sd must be a finite number > 0";
+    }
+    if (!isfinite(cfg->prior_mean)) {
+        return "prior_mean must be finite";
+    }
+    if (!(cfg->prior_sd > 0.0) || !isfinite(cfg->prior_sd)) {
+        return "prior_sd must be a finite number > 0";
+    }
+    if (cfg->propensity_draws < 1 || cfg->propensity_draws > 100000) {
+        return "propensity_draws must be in [1, 100000]";
+    }
+    if (!(cfg->alpha >= 0.0) || !isfinite(cfg->alpha)) {
+        return "alpha must be a finite number >= 0";
+    }
+    if (!(cfg->ridge > 0.0) || !isfinite(cfg->ridge)) {
+        return "ridge must be a finite number > 0";
+    }
+    return NULL;
+}
+
+static void arm_reset(linucb_arm_t *arm, double ridge)
+{
+    memset(arm, 0, sizeof(*arm));
+    for (int i = 0; i < D; i++) {
+        arm->A[i * D + i] = ridge;
+        arm->Ainv[i * D + i] = 1.0 / ridge;
+    }
+}
+
+bandit_t *bandit_create(bandit_kind_t kind, const bandit_config_t *cfg)
+{
+    if (cfg == NULL || bandit_config_check(cfg) != NULL ||
+        (kind != BANDIT_THOMPSON && kind != BANDIT_LINUCB)) {
+        return NULL;
+    }
+    bandit_t *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return NULL;
+    }
+    b->kind = kind;
+    b->cfg = *cfg;
+    if (kind == BANDIT_THOMPSON) {
+        b->table = table_create(0.0);
+        if (b->table == NULL) {
+            goto fail;
+        }
+    } else {
+        b->arms = malloc(ACTION_COUNT * sizeof(*b->arms));
+        if (b->arms == NULL) {
+            goto fail;
+        }
+        for (size_t a = 0; a < ACTION_COUNT; a++) {
+            arm_reset(&b->arms[a], cfg->ridge);
+        }
+    }
+    return b;
+fail:
+    bandit_destroy(b);
+    return NULL;
+}
+
+void bandit_destroy(bandit_t *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    table_destroy(b->table);
+    free(b->arms);
+    free(b);
+}
+
+bandit_kind_t bandit_kind(const bandit_t *b)
+{
+    return b->kind;
+}
+
+static int actions_valid(const uint16_t *actions, size_t n)
+{
+    if (actions == NULL || n == 0 || n > ACTION_COUNT) {
+        return 0;
+    }
+    uint64_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (actions[i] >= ACTION_COUNT || (seen & (1ULL << actions[i]))) {
+            return 0;
+        }
+        seen |= 1ULL << actions[i];
+    }
+    return 1;
+}
+
+/* ---- Thompson ---------------------------------------------------------- */
+
+typedef struct {
+    double mean, sd;
+    uint64_t visits;
+} posterior_t;
+
+static posterior_t posterior_of(const bandit_t *b, const table_row_t *row, uint16_t action)
+{
+    const bandit_config_t *c = &b->cfg;
+    uint64_t n = row != NULL ? row->visits[action] : 0;
+    double m = row != NULL ? row->value[action] : 0.0;
+    double prior_prec = 1.0 / (c->prior_sd * c->prior_sd);
+    double noise_prec = 1.0 / (c->noise_sd * c->noise_sd);
+    double prec = prior_prec + (double)n * noise_prec;
+    posterior_t p = {
+        .mean = (c->prior_mean * prior_prec + (double)n * m * noise_prec) / prec,
+        .sd = 1.0 / sqrt(prec),
+        .visits = n,
+    };
+    return p;
+}
+
+/* One round of sampling: the index of the largest draw. */
+static size_t thompson_round(const posterior_t *post, size_t n, rng_t *rng, double *out_draw)
+{
+    size_t best = 0;
+    double best_v = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        double v = post[i].mean + post[i].sd * rng_gaussian(rng);
+        if (v > best_v) {
+            best_v = v;
+            best = i;
+        }
+    }
+    if (out_draw != NULL) {
+        *out_draw = best_v;
+    }
+    return best;
+}
+
+/* Estimates every action's probability of winning a round (add-one smoothed). */
+static void thompson_estimate(const bandit_t *b, const posterior_t *post, size_t n, rng_t *rng, double *probs)
+{
+    unsigned wins[ACTION_COUNT] = {0};
+    unsigned k = b->cfg.propensity_draws;
+    for (unsigned r = 0; r < k; r++) {
+        wins[thompson_round(post, n, rng, NULL)]++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        probs[i] = ((double)wins[i] + 1.0) / ((double)k + (double)n);
+    }
+}
+
+static void thompson_posteriors(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n,
+                                posterior_t *post)
+{
+    const table_row_t *row = table_find(b->table, s->key);
+    for (size_t i = 0; i < n; i++) {
+        post[i] = posterior_of(b, row, actions[i]);
+    }
+}
+
+/* ---- LinUCB ------------------------------------------------------------ */
+
+static double quad_form(const double *M, const double *x)
+{
+    double s = 0.0;
+    for (int i = 0; i < D; i++) {
+        double r = 0.0;
+        for (int j = 0; j < D; j++) {
+            r += M[i * D + j] * x[j];
+        }
+        s += x[i] * r;
+    }
+    return s;
+}
+
+/* theta . x = (A^-1 b) . x = b . (A^-1 x), A^-1 being symmetric. */
+static void linucb_score(const linucb_arm_t *arm, const double *x, double *out_mean, double *out_width)
+{
+    double mean = 0.0;
+    for (int i = 0; i < D; i++) {
+        double r = 0.0;
+        for (int j = 0; j < D; j++) {
+            r += arm->Ainv[i * D + j] * x[j];
+        }
+        mean += arm->b[i] * r;
+    }
+    double q = quad_form(arm->Ainv, x);
+    *out_mean = mean;
+    *out_width = sqrt(q > 0.0 ? q : 0.0);
+}
+
+static size_t linucb_scores(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n,
+                            double *ucb, double *mean, double *width, double *out_best)
+{
+    double x[D];
+    state_features(s, x);
+    double best = -INFINITY;
+    size_t ties = 0;
+    for (size_t i = 0; i < n; i++) {
+        linucb_score(&b->arms[actions[i]], x, &mean[i], &width[i]);
+        ucb[i] = mean[i] + b->cfg.alpha * width[i];
+        if (ucb[i] > best) {
+            best = ucb[i];
+            ties = 1;
+        } else if (ucb[i] == best) {
+            ties++;
+        }
+    }
+    *out_best = best;
+    return ties;
+}
+
+/* Inverts the D x D matrix M into out by Gauss-Jordan elimination with partial
+ * pivoting. Returns -EINVAL when M is (numerically) singular. */
+static int invert(const double *M, double *out)
+{
+    double a[D][2 * D];
+    for (int i = 0; i < D; i++) {
+        for (int j = 0; j < D; j++) {
+            a[i][j] = M[i * D + j];
+            a[i][D + j] = i == j ? 1.0 : 0.0;
+        }
+    }
+    for (int c = 0; c < D; c++) {
+        int p = c;
+        for (int r = c + 1; r < D; r++) {
+            if (fabs(a[r][c]) > fabs(a[p][c])) {
+                p = r;
+            }
+        }
+        if (!(fabs(a[p][c]) > 1e-12)) {
+            return -EINVAL;
+        }
+        if (p != c) {
+            for (int j = 0; j < 2 * D; j++) {
+                double t = a[c][j];
+                a[c][j] = a[p][j];
+                a[p][j] = t;
+            }
+        }
+        double inv = 1.0 / a[c][c];
+        for (int j = 0; j < 2 * D; j++) {
+            a[c][j] *= inv;
+        }
+        for (int r = 0; r < D; r++) {
+            if (r != c && a[r][c] != 0.0) {
+                double f = a[r][c];
+                for (int j = 0; j < 2 * D; j++) {
+                    a[r][j] -= f * a[c][j];
+                }
+            }
+        }
+    }
+    for (int i = 0; i < D; i++) {
+        for (int j = 0; j < D; j++) {
+            out[i * D + j] = a[i][D + j];
+        }
+    }
+    return 0;
+}
+
+/* ---- the common interface ---------------------------------------------- */
+
+int bandit_choose(bandit_t *b, const state_t *s, const uint16_t *actions, size_t n, rng_t *rng,
+                  decision_t *out)
+{
+    if (b == NULL || s == NULL || rng == NULL || out == NULL || !actions_valid(actions, n)) {
+        return -EINVAL;
+    }
+    decision_t d = {.n_actions = n};
+    size_t pick;
+    if (b->kind == BANDIT_THOMPSON) {
+        posterior_t post[ACTION_COUNT];
+        double probs[ACTION_COUNT];
+        thompson_posteriors(b, s, actions, n, post);
+        pick = thompson_round(post, n, rng, &d.score);
+        thompson_estimate(b, post, n, rng, probs);
+        d.propensity = probs[pick];
+        d.value = post[pick].mean;
+        d.confidence = 1.0 - post[pick].sd / b->cfg.prior_sd;
+        d.visits = post[pick].visits;
+    } else {
+        double ucb[ACTION_COUNT], mean[ACTION_COUNT], width[ACTION_COUNT], best;
+        size_t ties = linucb_scores(b, s, actions, n, ucb, mean, width, &best);
+        size_t k = (size_t)rng_below(rng, ties);
+        for (pick = 0; pick < n; pick++) {
+            if (ucb[pick] == best && k-- == 0) {
+                break;
+            }
+        }
+        double x[D], xx = 0.0;
+        state_features(s, x);
+        for (int i = 0; i < D; i++) {
+            xx += x[i] * x[i];
+        }
+        d.propensity = 1.0 / (double)ties;
+        d.score = ucb[pick];
+        d.value = mean[pick];
+        d.confidence = 1.0 - width[pick] / sqrt(xx / b->cfg.ridge);
+        d.visits = b->arms[actions[pick]].n;
+    }
+    const action_t *a = action_get(actions[pick]);
+    d.action = a->id;
+    d.action_name = a->name;
+    d.risk = a->risk;
+    d.expected_improvement = a->expected_improvement;
+    if (d.confidence < 0.0) {
+        d.confidence = 0.0;
+    }
+    *out = d;
+    return 0;
+}
+
+int bandit_probabilities(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n, rng_t *rng,
+                         double *out_probs)
+{
+    if (b == NULL || s == NULL || out_probs == NULL || !actions_valid(actions, n)) {
+        return -EINVAL;
+    }
+    if (b->kind == BANDIT_THOMPSON) {
+        if (rng == NULL) {
+            return -EINVAL;
+        }
+        posterior_t post[ACTION_COUNT];
+        thompson_posteriors(b, s, actions, n, post);
+        thompson_estimate(b, post, n, rng, out_probs);
+        return 0;
+    }
+    double ucb[ACTION_COUNT], mean[ACTION_COUNT], width[ACTION_COUNT], best;
+    size_t ties = linucb_scores(b, s, actions, n, ucb, mean, width, &best);
+    for (size_t i = 0; i < n; i++) {
+        out_probs[i] = ucb[i] == best ? 1.0 / (double)ties : 0.0;
+    }
+    return 0;
+}
+
+int bandit_update(bandit_t *b, const state_t *s, uint16_t action, double reward)
+{
+    if (b == NULL || s == NULL || action >= ACTION_COUNT || !isfinite(reward)) {
+        return -EINVAL;
+    }
+    if (b->kind == BANDIT_THOMPSON) {
+        table_row_t *row = table_upsert(b->table, s->key);
+        if (row == NULL) {
+            return -ENOMEM;
+        }
+        /* Running mean, so the table holds the sufficient statistics (m, n). */
+        row->visits[action]++;
+        row->value[action] += (reward - row->value[action]) / (double)row->visits[action];
+        row->known |= 1ULL << action;
+        return 0;
+    }
+    linucb_arm_t *arm = &b->arms[action];
+    double x[D], u[D];
+    state_features(s, x);
+    for (int i = 0; i < D; i++) {
+        double r = 0.0;
+        for (int j = 0; j < D; j++) {
+            arm->A[i * D + j] += x[i] * x[j];
+            r += arm->Ainv[i * D + j] * x[j];
+        }
+        u[i] = r;
+        arm->b[i] += reward * x[i];
+    }
+    /* Sherman-Morrison: (A + x x^T)^-1 = A^-1 - (A^-1 x)(x^T A^-1) / (1 + x^T A^-1 x). */
+    double denom = 1.0;
+    for (int i = 0; i < D; i++) {
+        denom += x[i] * u[i];
+    }
+    for (int i = 0; i < D; i++) {
+        for (int j = 0; j < D; j++) {
+            arm->Ainv[i * D + j] -= u[i] * u[j] / denom;
+        }
+    }
+    arm->n++;
+    return 0;
+}
+
+int bandit_posterior(const bandit_t *b, const state_t *s, uint16_t action, double *out_mean, double *out_sd,
+                     uint64_t *out_visits)
+{
+    if (b == NULL || s == NULL || b->kind != BANDIT_THOMPSON || action >= ACTION_COUNT) {
+        return -EINVAL;
+    }
+    posterior_t p = posterior_of(b, table_find(b->table, s->key), action);
+    if (out_mean != NULL) {
+        *out_mean = p.mean;
+    }
+    if (out_sd != NULL) {
+        *out_sd = p.sd;
+    }
+    if (out_visits != NULL) {
+        *out_visits = p.visits;
+    }
+    return 0;
+}
+
+const table_t *bandit_table(const bandit_t *b)
+{
+    return b->kind == BANDIT_THOMPSON ? b->table : NULL;
+}
+
+int bandit_load(bandit_t *b, const char *state_key, const char *action_name, double mean, uint64_t visits)
+{
+    if (b == NULL || b->kind != BANDIT_THOMPSON) {
+        return -EINVAL;
+    }
+    return table_load(b->table, state_key, action_name, mean, visits);
+}
+
+int bandit_linucb_model(const bandit_t *b, uint16_t action, double *out_A, double *out_Ainv, double *out_b,
+                        uint64_t *out_n)
+{
+    if (b == NULL || b->kind != BANDIT_LINUCB || action >= ACTION_COUNT) {
+        return -EINVAL;
+    }
+    const linucb_arm_t *arm = &b->arms[action];
+    if (out_A != NULL) {
+        memcpy(out_A, arm->A, sizeof(arm->A));
+    }
+    if (out_Ainv != NULL) {
+        memcpy(out_Ainv, arm->Ainv, sizeof(arm->Ainv));
+    }
+    if (out_b != NULL) {
+        memcpy(out_b, arm->b, sizeof(arm->b));
+    }
+    if (out_n != NULL) {
+        *out_n = arm->n;
+    }
+    return 0;
+}
+
+int bandit_linucb_load(bandit_t *b, uint16_t action, const double *A, const double *bvec, uint64_t n)
+{
+    if (b == NULL || b->kind != BANDIT_LINUCB || action >= ACTION_COUNT || A == NULL || bvec == NULL) {
+        return -EINVAL;
+    }
+    for (int i = 0; i < D; i++) {
+        if (!isfinite(bvec[i])) {
+            return -EINVAL;
+        }
+        for (int j = 0; j < D; j++) {
+            double aij = A[i * D + j], aji = A[j * D + i];
+            if (!isfinite(aij) || fabs(aij - aji) > 1e-9 * (1.0 + fabs(aij))) {
+                return -EINVAL;
+            }
+        }
+    }
+    linucb_arm_t arm;
+    if (invert(A, arm.Ainv) < 0) {
+        return -EINVAL;
+    }
+    memcpy(arm.A, A, sizeof(arm.A));
+    memcpy(arm.b, bvec, sizeof(arm.b));
+    arm.n = n;
+    b->arms[action] = arm;
+    return 0;
+}

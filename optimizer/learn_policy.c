@@ -1,0 +1,181 @@
+/* learn_policy: dispatch over Q-learning, Thompson and LinUCB. See learn_policy.h. */
+#include "learn_policy.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct policy_s {
+    policy_config_t cfg;
+    qlearn_t *qlearn;
+    bandit_t *bandit;
+};
+
+static const char *const kind_names[] = {"qlearning", "thompson", "linucb"};
+#define KIND_COUNT (sizeof(kind_names) / sizeof(kind_names[0]))
+
+void policy_config_default(policy_config_t *cfg, policy_kind_t kind)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->kind = kind;
+    qlearn_config_default(&cfg->qlearn);
+    bandit_config_default(&cfg->bandit);
+    reward_config_default(&cfg->reward);
+    cfg->max_weight_adjustment = 0.2;
+}
+
+const char *policy_config_check(const policy_config_t *cfg)
+{
+    const char *err;
+    if ((unsigned)cfg->kind >= KIND_COUNT) {
+        return "kind must be qlearning, thompson or linucb";
+    }
+    if (!(cfg->max_weight_adjustment > 0.0 && cfg->max_weight_adjustment <= 0.3)) {
+        return "max_weight_adjustment must be in (0, 0.3]";
+    }
+    if ((err = reward_config_check(&cfg->reward)) != NULL) {
+        return err;
+    }
+    if (cfg->kind == POLICY_QLEARNING) {
+        return qlearn_config_check(&cfg->qlearn);
+    }
+    return bandit_config_check(&cfg->bandit);
+}
+
+int policy_kind_parse(const char *name, policy_kind_t *out)
+{
+    for (size_t i = 0; name != NULL && i < KIND_COUNT; i++) {
+        if (strcmp(name, kind_names[i]) == 0) {
+            *out = (policy_kind_t)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *policy_kind_name(policy_kind_t kind)
+{
+    return (unsigned)kind < KIND_COUNT ? kind_names[kind] : "unknown";
+}
+
+policy_t *policy_create(const policy_config_t *cfg)
+{
+    if (cfg == NULL || policy_config_check(cfg) != NULL) {
+        return NULL;
+    }
+    policy_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return NULL;
+    }
+    p->cfg = *cfg;
+    if (cfg->kind == POLICY_QLEARNING) {
+        p->qlearn = qlearn_create(&cfg->qlearn);
+    } else {
+        p->bandit =
+            bandit_create(cfg->kind == POLICY_THOMPSON ? BANDIT_THOMPSON : BANDIT_LINUCB, &cfg->bandit);
+    }
+    if (p->qlearn == NULL && p->bandit == NULL) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void policy_destroy(policy_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    qlearn_destroy(p->qlearn);
+    bandit_destroy(p->bandit);
+    free(p);
+}
+
+policy_kind_t policy_kind(const policy_t *p)
+{
+    return p->cfg.kind;
+}
+
+size_t policy_actions(const policy_t *p, const state_t *s, uint16_t out[ACTION_COUNT])
+{
+    return action_applicable(s, p->cfg.max_weight_adjustment, out, ACTION_COUNT);
+}
+
+int policy_choose(policy_t *p, const state_t *s, rng_t *rng, decision_t *out)
+{
+    if (p == NULL || s == NULL || out == NULL) {
+        return -EINVAL;
+    }
+    uint16_t actions[ACTION_COUNT];
+    size_t n = policy_actions(p, s, actions);
+    decision_t d;
+    int rc = p->qlearn != NULL ? qlearn_choose(p->qlearn, s, actions, n, rng, &d)
+                               : bandit_choose(p->bandit, s, actions, n, rng, &d);
+    if (rc < 0) {
+        return rc;
+    }
+    if (d.visits > 0) {
+        d.expected_improvement = d.value + d.risk * p->cfg.reward.penalty_factor;
+    }
+    *out = d;
+    return 0;
+}
+
+int policy_update_next(policy_t *p, const state_t *s, uint16_t action, double reward, const state_t *next)
+{
+    if (p == NULL || s == NULL) {
+        return -EINVAL;
+    }
+    if (p->qlearn == NULL) {
+        return bandit_update(p->bandit, s, action, reward);
+    }
+    if (next == NULL) {
+        return qlearn_update(p->qlearn, s, action, reward, NULL, NULL, 0, NULL);
+    }
+    uint16_t next_actions[ACTION_COUNT];
+    size_t next_n = policy_actions(p, next, next_actions);
+    return qlearn_update(p->qlearn, s, action, reward, next, next_actions, next_n, NULL);
+}
+
+int policy_update(policy_t *p, const state_t *s, uint16_t action, double reward)
+{
+    return policy_update_next(p, s, action, reward, NULL);
+}
+
+int policy_probabilities(const policy_t *p, const state_t *s, rng_t *rng, double out[ACTION_COUNT])
+{
+    if (p == NULL || s == NULL || out == NULL) {
+        return -EINVAL;
+    }
+    uint16_t actions[ACTION_COUNT];
+    double probs[ACTION_COUNT];
+    size_t n = policy_actions(p, s, actions);
+    int rc = p->qlearn != NULL ? qlearn_probabilities(p->qlearn, s, actions, n, probs)
+                               : bandit_probabilities(p->bandit, s, actions, n, rng, probs);
+    if (rc < 0) {
+        return rc;
+    }
+    for (size_t a = 0; a < ACTION_COUNT; a++) {
+        out[a] = 0.0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[actions[i]] = probs[i];
+    }
+    return 0;
+}
+
+double policy_reward(const policy_t *p, uint16_t action, double improvement)
+{
+    const action_t *a = action_get(action);
+    return a != NULL ? reward_compute(&p->cfg.reward, improvement, a->risk) : 0.0;
+}
+
+qlearn_t *policy_qlearn(policy_t *p)
+{
+    return p->qlearn;
+}
+
+bandit_t *policy_bandit(policy_t *p)
+{
+    return p->bandit;
+}

@@ -1,0 +1,43 @@
+/* learn_reward: see learn_reward.h. */
+#include "learn_reward.h"
+
+#include <math.h>
+#include <stddef.h>
+
+void reward_config_default(reward_config_t *cfg)
+{
+    cfg->penalty_factor = 0.2;
+    cfg->min_improvement = 0.05;
+}
+
+const char *reward_config_check(const reward_config_t *cfg)
+{
+    if (!(cfg->penalty_factor >= 0.0) || !isfinite(cfg->penalty_factor)) {
+        return "penalty_factor must be a finite number >= 0";
+    }
+    if (!(cfg->min_improvement >= 0.0) || !isfinite(cfg->min_improvement)) {
+        return "min_improvement must be a finite number >= 0";
+    }
+    return NULL;
+}
+
+bool reward_is_success(const reward_config_t *cfg, double improvement)
+{
+    reward_config_t def;
+    if (cfg == NULL) {
+        reward_config_default(&def);
+        cfg = &def;
+    }
+    return improvement >= cfg->min_improvement;
+}
+
+double reward_compute(const reward_config_t *cfg, double improvement, double risk)
+{
+    reward_config_t def;
+    if (cfg == NULL) {
+        reward_config_default(&def);
+        cfg = &def;
+    }
+    double term = improvement >= cfg->min_improvement ? improvement : fmin(improvement, 0.0);
+    return term - risk * cfg->penalty_factor;
+}

@@ -1,0 +1,33 @@
+/* learn_rng: the seeded pseudo-random generator the learning modules draw from.
+ *
+ * xoshiro256** (Blackman and Vigna) seeded through splitmix64. The state is a
+ * plain struct owned by the caller: the learning code never keeps randomness of
+ * its own, so a test or a replay that seeds the same value sees the same
+ * decisions. Not for cryptographic use.
+ */
+#ifndef HIVE_LEARN_RNG_H
+#define HIVE_LEARN_RNG_H
+
+#include <stdint.h>
+
+typedef struct rng_s {
+    uint64_t s[4];
+} rng_t;
+
+/* Seeds `rng` from one 64-bit value (any value, 0 included). */
+void rng_seed(rng_t *rng, uint64_t seed);
+
+/* Returns the next 64 uniformly distributed bits. */
+uint64_t rng_next(rng_t *rng);
+
+/* Returns a uniform double in [0, 1) with 53 bits of precision. */
+double rng_uniform(rng_t *rng);
+
+/* Returns a uniform integer in [0, n), without modulo bias. n must be > 0;
+ * n == 0 returns 0. */
+uint64_t rng_below(rng_t *rng, uint64_t n);
+
+/* Returns a standard normal draw (Marsaglia's polar method). */
+double rng_gaussian(rng_t *rng);
+
+#endif

@@ -1,0 +1,154 @@
+/* state: insight -> discrete state, key and features. See state.h. */
+#include "state.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const problem_names[PROBLEM_COUNT] = {
+    "LATENCY", "ERROR_RATE", "SLO_COMPLIANCE", "AVAILABILITY", "CONSENSUS_ACCURACY", "OTHER",
+};
+
+static const char *const priority_names[PRIORITY_COUNT] = {"LOW", "MEDIUM", "HIGH", "CRITICAL"};
+
+void state_config_default(state_config_t *cfg)
+{
+    cfg->severity_bounds[0] = 0.05;
+    cfg->severity_bounds[1] = 0.20;
+    cfg->severity_bounds[2] = 0.50;
+    cfg->load_bounds[0] = 10.0;
+    cfg->load_bounds[1] = 100.0;
+}
+
+static int component_valid(const char *c)
+{
+    if (c == NULL || c[0] == '\0') {
+        return 0;
+    }
+    size_t n = strnlen(c, STATE_COMPONENT_MAX);
+    if (n >= STATE_COMPONENT_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)c[i];
+        if (ch == '|' || ch < 0x20 || ch == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int state_make(const char *component, problem_kind_t problem, unsigned severity, unsigned load, state_t *out)
+{
+    if (!component_valid(component) || (unsigned)problem >= PROBLEM_COUNT ||
+        severity >= STATE_SEVERITY_BUCKETS || load >= STATE_LOAD_BUCKETS) {
+        return -EINVAL;
+    }
+    state_t s;
+    memset(&s, 0, sizeof(s));
+    memcpy(s.component, component, strlen(component) + 1);
+    s.problem = problem;
+    s.severity = severity;
+    s.load = load;
+    snprintf(s.key, sizeof(s.key), "%s|%s|sev%u|load%u", s.component, problem_names[problem], severity, load);
+    *out = s;
+    return 0;
+}
+
+double state_deviation(problem_kind_t problem, double current, double baseline)
+{
+    if (!isfinite(current) || !isfinite(baseline)) {
+        return NAN;
+    }
+    if (problem == PROBLEM_SLO_COMPLIANCE || problem == PROBLEM_AVAILABILITY) {
+        /* Compare shortfalls: (1 - current) against (1 - baseline). */
+        current = 1.0 - current;
+        baseline = 1.0 - baseline;
+    }
+    if (baseline == 0.0) {
+        return NAN;
+    }
+    return fabs(current - baseline) / fabs(baseline);
+}
+
+unsigned state_severity_bucket(const state_config_t *cfg, double deviation, priority_t priority)
+{
+    if (isnan(deviation)) {
+        unsigned p = (unsigned)priority;
+        return p < STATE_SEVERITY_BUCKETS ? p : STATE_SEVERITY_BUCKETS - 1;
+    }
+    state_config_t def;
+    if (cfg == NULL) {
+        state_config_default(&def);
+        cfg = &def;
+    }
+    unsigned b = 0;
+    while (b < STATE_SEVERITY_BUCKETS - 1 && deviation >= cfg->severity_bounds[b]) {
+        b++;
+    }
+    return b;
+}
+
+unsigned state_load_bucket(const state_config_t *cfg, double load)
+{
+    state_config_t def;
+    if (cfg == NULL) {
+        state_config_default(&def);
+        cfg = &def;
+    }
+    unsigned b = 0;
+    while (b < STATE_LOAD_BUCKETS - 1 && load >= cfg->load_bounds[b]) {
+        b++;
+    }
+    return b;
+}
+
+int state_extract(const state_config_t *cfg, const state_insight_t *in, state_t *out)
+{
+    if (in == NULL || (unsigned)in->problem >= PROBLEM_COUNT || (unsigned)in->priority >= PRIORITY_COUNT ||
+        isnan(in->load) || in->load < 0.0) {
+        return -EINVAL;
+    }
+    double dev = state_deviation(in->problem, in->current_value, in->baseline_value);
+    unsigned sev = state_severity_bucket(cfg, dev, in->priority);
+    unsigned load = state_load_bucket(cfg, in->load);
+    return state_make(in->component, in->problem, sev, load, out);
+}
+
+void state_features(const state_t *s, double out[STATE_FEATURES])
+{
+    for (int i = 0; i < PROBLEM_COUNT; i++) {
+        out[i] = (int)s->problem == i ? 1.0 : 0.0;
+    }
+    out[PROBLEM_COUNT] = (double)s->severity / (STATE_SEVERITY_BUCKETS - 1);
+    out[PROBLEM_COUNT + 1] = (double)s->load / (STATE_LOAD_BUCKETS - 1);
+    out[PROBLEM_COUNT + 2] = 1.0;
+}
+
+const char *state_problem_name(problem_kind_t problem)
+{
+    return (unsigned)problem < PROBLEM_COUNT ? problem_names[problem] : "UNKNOWN";
+}
+
+int state_problem_parse(const char *name, problem_kind_t *out)
+{
+    for (int i = 0; name != NULL && i < PROBLEM_COUNT; i++) {
+        if (strcmp(name, problem_names[i]) == 0) {
+            *out = (problem_kind_t)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int state_priority_parse(const char *name, priority_t *out)
+{
+    for (int i = 0; name != NULL && i < PRIORITY_COUNT; i++) {
+        if (strcmp(name, priority_names[i]) == 0) {
+            *out = (priority_t)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}

@@ -1,0 +1,381 @@
+/* Integration tests of common/store against the local stack's FerretDB
+ * (MONGODB_URI, default mongodb://127.0.0.1:27017). Each run uses its own
+ * database, itest_<pid>, dropped at the end. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+
+static store_t *st;
+static char dbname[64];
+
+static const char *mongo_uri(void)
+{
+    const char *u = getenv("MONGODB_URI");
+    return u && u[0] ? u : "mongodb://127.0.0.1:27017";
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[256];
+    snprintf(dbname, sizeof(dbname), "itest_%ld", (long)getpid());
+    st = store_create(mongo_uri(), dbname, err, sizeof(err));
+    if (!st) {
+        fprintf(stderr, "store_create: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int rc = store_drop_database(st);
+    if (rc) {
+        fprintf(stderr, "drop database %s: %s (%s)\n", dbname, store_errname(rc), store_last_error());
+    }
+    store_destroy(st);
+    return rc ? -1 : 0;
+}
+
+/* Asserts a store call's outcome, printing both names and the driver's
+ * message when they differ. */
+#define assert_store(call, want)                                                                             \
+    do {                                                                                                     \
+        int got_ = (call);                                                                                   \
+        if (got_ != (want)) {                                                                                \
+            fail_msg("%s: expected %s, got %s (%s)", #call, store_errname(want), store_errname(got_),        \
+                     store_last_error());                                                                    \
+        }                                                                                                    \
+    } while (0)
+
+static int count_each(void *arg, const bson_t *doc)
+{
+    (void)doc;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int count(const char *coll, const bson_t *filter)
+{
+    int n = 0;
+    assert_store(store_find(st, coll, filter, NULL, count_each, &n), 0);
+    return n;
+}
+
+static int64_t int_field(const bson_t *doc, const char *name)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, name) || !BSON_ITER_HOLDS_NUMBER(&it)) {
+        fail_msg("expected a numeric field %s, got none", name);
+    }
+    return bson_iter_as_int64(&it);
+}
+
+static void test_ping(void **state)
+{
+    (void)state;
+    assert_store(store_ping(st), 0);
+}
+
+/* A replayed insert changes nothing: one document, the first content, and
+ * out_inserted tells the replay apart. */
+static void test_insert_once_is_idempotent(void **state)
+{
+    (void)state;
+    bson_t *first = BCON_NEW("event", "e1", "n", BCON_INT32(1));
+    bson_t *replay = BCON_NEW("event", "e1", "n", BCON_INT32(2));
+    bool inserted = false;
+    assert_store(store_insert_once(st, "events", "evt-1", first, &inserted), 0);
+    assert_true(inserted);
+    inserted = true;
+    assert_store(store_insert_once(st, "events", "evt-1", replay, &inserted), 0);
+    assert_false(inserted);
+    bson_t *filter = BCON_NEW("_id", "evt-1");
+    assert_int_equal(count("events", filter), 1);
+    bson_t *got = NULL;
+    assert_store(store_find_one(st, "events", "evt-1", &got), 0);
+    assert_int_equal(int_field(got, "n"), 1);
+    bson_destroy(got);
+    bson_destroy(filter);
+    bson_destroy(first);
+    bson_destroy(replay);
+}
+
+static void test_upsert_replaces_or_inserts(void **state)
+{
+    (void)state;
+    bson_t *v1 = BCON_NEW("v", BCON_INT32(1), "old", BCON_BOOL(true));
+    bson_t *v2 = BCON_NEW("v", BCON_INT32(2));
+    assert_store(store_upsert(st, "config", "cfg", v1), 0);
+    assert_store(store_upsert(st, "config", "cfg", v2), 0);
+    bson_t *got = NULL;
+    assert_store(store_find_one(st, "config", "cfg", &got), 0);
+    assert_int_equal(int_field(got, "v"), 2);
+    assert_false(bson_has_field(got, "old")); /* replaced, not merged */
+    bson_destroy(got);
+    bson_t *filter = BCON_NEW("_id", "cfg");
+    assert_int_equal(count("config", filter), 1);
+    bson_destroy(filter);
+    bson_destroy(v1);
+    bson_destroy(v2);
+}
+
+static void test_find_one_missing(void **state)
+{
+    (void)state;
+    bson_t *got = NULL;
+    assert_store(store_find_one(st, "events", "no-such-id", &got), STORE_ENOTFOUND);
+    assert_null(got);
+    assert_store(store_find_latest(st, "weights", "no-such-key", &got, NULL), STORE_ENOTFOUND);
+}
+
+static void test_cas_sequence(void **state)
+{
+    (void)state;
+    int64_t rev = -1;
+    bson_t *doc = BCON_NEW("w", BCON_DOUBLE(0.1));
+    assert_store(store_cas_revision(st, "weights", "consensus", 0, doc, &rev), 0);
+    assert_int_equal(rev, 1);
+    assert_store(store_cas_revision(st, "weights", "consensus", 0, doc, &rev), STORE_ECONFLICT);
+    assert_int_equal(rev, 1); /* untouched on failure */
+    bson_t *doc2 = BCON_NEW("w", BCON_DOUBLE(0.2));
+    assert_store(store_cas_revision(st, "weights", "consensus", 1, doc2, &rev), 0);
+    assert_int_equal(rev, 2);
+    assert_store(store_cas_revision(st, "weights", "consensus", 1, doc, NULL), STORE_ECONFLICT); /* stale */
+    assert_store(store_cas_revision(st, "weights", "consensus", 5, doc, NULL), STORE_ECONFLICT); /* ahead */
+    bson_t *latest = NULL;
+    int64_t latest_rev = 0;
+    assert_store(store_find_latest(st, "weights", "consensus", &latest, &latest_rev), 0);
+    assert_int_equal(latest_rev, 2);
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, latest, "w"));
+    assert_float_equal(bson_iter_double(&it), 0.2, 0);
+    bson_destroy(latest);
+    bson_destroy(doc);
+    bson_destroy(doc2);
+}
+
+#define RACERS 8
+#define ROUNDS 5
+
+typedef struct {
+    pthread_barrier_t *barrier;
+    int64_t expected;
+    int id, rc;
+} racer_t;
+
+static void *race(void *arg)
+{
+    racer_t *r = arg;
+    bson_t *doc = BCON_NEW("writer", BCON_INT32(r->id));
+    pthread_barrier_wait(r->barrier);
+    r->rc = store_cas_revision(st, "weights", "race", r->expected, doc, NULL);
+    bson_destroy(doc);
+    return NULL;
+}
+
+/* Writers racing on the same expected revision: exactly one wins each round,
+ * the rest get STORE_ECONFLICT, and the winner's document is the current one. */
+static void test_cas_race_has_one_winner(void **state)
+{
+    (void)state;
+    for (int64_t round = 0; round < ROUNDS; round++) {
+        pthread_t th[RACERS];
+        racer_t rs[RACERS];
+        pthread_barrier_t barrier;
+        pthread_barrier_init(&barrier, NULL, RACERS);
+        for (int i = 0; i < RACERS; i++) {
+            rs[i] = (racer_t){.barrier = &barrier, .expected = round, .id = i};
+            assert_int_equal(pthread_create(&th[i], NULL, race, &rs[i]), 0);
+        }
+        int winners = 0, winner = -1;
+        for (int i = 0; i < RACERS; i++) {
+            pthread_join(th[i], NULL);
+            if (rs[i].rc == 0) {
+                winners++;
+                winner = i;
+            } else if (rs[i].rc != STORE_ECONFLICT) {
+                fail_msg("round %ld racer %d: expected OK or STORE_ECONFLICT, got %s", (long)round, i,
+                         store_errname(rs[i].rc));
+            }
+        }
+        pthread_barrier_destroy(&barrier);
+        if (winners != 1) {
+            fail_msg("round %ld: expected exactly 1 winner, got %d", (long)round, winners);
+        }
+        bson_t *latest = NULL;
+        int64_t rev = 0;
+        assert_store(store_find_latest(st, "weights", "race", &latest, &rev), 0);
+        assert_int_equal(rev, round + 1);
+        assert_int_equal(int_field(latest, "writer"), winner);
+        bson_destroy(latest);
+    }
+}
+
+typedef struct {
+    int n[8];
+    int len;
+} seen_t;
+
+static int collect(void *arg, const bson_t *doc)
+{
+    seen_t *s = arg;
+    s->n[s->len++] = (int)int_field(doc, "n");
+    return s->len == 3 ? 42 : 0; /* stop after three */
+}
+
+static void test_find_filters_sorts_and_stops(void **state)
+{
+    (void)state;
+    for (int i = 5; i >= 1; i--) {
+        char id[16];
+        snprintf(id, sizeof(id), "item-%d", i);
+        bson_t *doc = BCON_NEW("grp", i % 2 ? "odd" : "even", "n", BCON_INT32(i));
+        assert_store(store_insert_once(st, "items", id, doc, NULL), 0);
+        bson_destroy(doc);
+    }
+    bson_t *filter = BCON_NEW("grp", "odd");
+    bson_t *opts = BCON_NEW("sort", "{", "n", BCON_INT32(1), "}");
+    seen_t seen = {0};
+    assert_int_equal(store_find(st, "items", filter, opts, collect, &seen), 42);
+    assert_int_equal(seen.len, 3);
+    assert_int_equal(seen.n[0], 1);
+    assert_int_equal(seen.n[1], 3);
+    assert_int_equal(seen.n[2], 5);
+    assert_int_equal(count("items", NULL), 5);
+    bson_destroy(filter);
+    bson_destroy(opts);
+}
+
+static void test_create_index(void **state)
+{
+    (void)state;
+    bson_t *keys = BCON_NEW("key", BCON_INT32(1), "revision", BCON_INT32(-1));
+    assert_store(store_create_index(st, "weights", "key_revision", keys, false), 0);
+    assert_store(store_create_index(st, "weights", "key_revision", keys, false), 0); /* again: no-op */
+    bson_destroy(keys);
+}
+
+/* ---------------------------------------------------------- the watcher */
+
+typedef struct {
+    store_t *s;
+    FILE *log;
+    const char *want_log; /* stop when the log holds this */
+    bool want_healthy;
+    uv_timer_t poll;
+    int stopped, timed_out;
+    uint64_t deadline;
+} watch_ctx_t;
+
+static bool log_contains(FILE *f, const char *needle)
+{
+    char buf[8192];
+    fflush(f);
+    long end = ftell(f);
+    rewind(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fseek(f, end, SEEK_SET);
+    return strstr(buf, needle) != NULL;
+}
+
+static void on_watch_stopped(void *arg)
+{
+    ((watch_ctx_t *)arg)->stopped++;
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    watch_ctx_t *c = t->data;
+    bool reached = log_contains(c->log, c->want_log) && store_healthy(c->s) == c->want_healthy;
+    if (!reached && uv_now(t->loop) < c->deadline) {
+        return;
+    }
+    c->timed_out = !reached;
+    uv_close((uv_handle_t *)t, NULL);
+    store_watch_stop(c->s, on_watch_stopped, c);
+}
+
+/* Runs a watcher until the log shows `want_log` and store_healthy() equals
+ * `want_healthy` (or 8 s pass), stops it, and checks the loop closes. */
+static void watch_until(store_t *s, const char *want_log, bool want_healthy, double want_gauge)
+{
+    uv_loop_t loop;
+    metrics_t *m = metrics_create();
+    watch_ctx_t c = {.s = s, .want_log = want_log, .want_healthy = want_healthy};
+    c.log = tmpfile();
+    assert_non_null(c.log);
+    log_set_stream(c.log);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(store_watch_start(s, &loop, 200, m), 0);
+    assert_int_equal(store_watch_start(s, &loop, 200, m), STORE_EINVALID); /* once */
+    uv_timer_init(&loop, &c.poll);
+    c.poll.data = &c;
+    c.deadline = uv_now(&loop) + 8000;
+    uv_timer_start(&c.poll, on_poll, 50, 50);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    log_set_stream(NULL);
+    if (c.timed_out) {
+        fail_msg("expected log \"%s\" and healthy=%d within 8 s, got healthy=%d", want_log, want_healthy,
+                 store_healthy(s));
+    }
+    assert_int_equal(c.stopped, 1);
+    assert_float_equal(metric_value(metrics_gauge(m, "mongodb_up", "", NULL)), want_gauge, 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    fclose(c.log);
+    metrics_destroy(m);
+}
+
+static void test_watch_reports_healthy(void **state)
+{
+    (void)state;
+    watch_until(st, "mongodb reachable", true, 1);
+}
+
+/* A port with no server: the ping fails within the short server-selection
+ * timeout, the store reports unhealthy, logs it, and stops cleanly. */
+static void test_watch_wrong_port_reports_unhealthy(void **state)
+{
+    (void)state;
+    char err[256];
+    store_t *bad =
+        store_create("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500", dbname, err, sizeof(err));
+    assert_non_null(bad);
+    assert_store(store_ping(bad), STORE_EUNAVAILABLE);
+    watch_until(bad, "mongodb unreachable", false, 0);
+    store_destroy(bad);
+}
+
+int main(void)
+{
+    log_init("itest_store", LOG_INFO);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ping),
+        cmocka_unit_test(test_insert_once_is_idempotent),
+        cmocka_unit_test(test_upsert_replaces_or_inserts),
+        cmocka_unit_test(test_find_one_missing),
+        cmocka_unit_test(test_cas_sequence),
+        cmocka_unit_test(test_cas_race_has_one_winner),
+        cmocka_unit_test(test_find_filters_sorts_and_stops),
+        cmocka_unit_test(test_create_index),
+        cmocka_unit_test(test_watch_reports_healthy),
+        cmocka_unit_test(test_watch_wrong_port_reports_unhealthy),
+    };
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    store_global_cleanup();
+    return rc;
+}

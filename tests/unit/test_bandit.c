@@ -1,0 +1,480 @@
+/* Unit tests for bandit.h (Thompson sampling, LinUCB), learn_ope.h (IPS,
+ * SNIPS) and the bandit side of learn_policy.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "bandit.h"
+#include "learn_ope.h"
+#include "learn_policy.h"
+
+#define EXPECT_NEAR(actual, expected, tol)                                                                   \
+    do {                                                                                                     \
+        double a_ = (actual), e_ = (expected);                                                               \
+        if (!(fabs(a_ - e_) <= (tol))) {                                                                     \
+            fail_msg("%s: expected %.17g (+-%g), got %.17g", #actual, e_, (double)(tol), a_);                \
+        }                                                                                                    \
+    } while (0)
+
+#define D BANDIT_DIM
+
+static state_t make_state(const char *component, problem_kind_t kind, unsigned sev, unsigned load)
+{
+    state_t s;
+    assert_int_equal(state_make(component, kind, sev, load, &s), 0);
+    return s;
+}
+
+static bandit_t *make_bandit(bandit_kind_t kind, unsigned draws)
+{
+    bandit_config_t cfg;
+    bandit_config_default(&cfg);
+    cfg.propensity_draws = draws;
+    bandit_t *b = bandit_create(kind, &cfg);
+    assert_non_null(b);
+    return b;
+}
+
+static size_t index_of(const uint16_t *actions, size_t n, uint16_t id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (actions[i] == id) {
+            return i;
+        }
+    }
+    fail_msg("action %u not in the set", id);
+    return 0;
+}
+
+/* prior N(0, 0.1^2), noise 0.1, rewards 0.2 and 0.4: precision 100 + 2 * 100
+ * = 300, mean (2 * 0.3 * 100) / 300 = 0.2, sd 1/sqrt(300). */
+static void test_thompson_posterior(void **unused)
+{
+    (void)unused;
+    bandit_t *b = make_bandit(BANDIT_THOMPSON, 64);
+    state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
+    double mean, sd;
+    uint64_t n;
+    assert_int_equal(bandit_posterior(b, &s, 21, &mean, &sd, &n), 0);
+    EXPECT_NEAR(mean, 0.0, 0.0);
+    EXPECT_NEAR(sd, 0.1, 1e-15);
+    assert_int_equal(n, 0);
+    assert_int_equal(bandit_update(b, &s, 21, 0.2), 0);
+    assert_int_equal(bandit_update(b, &s, 21, 0.4), 0);
+    assert_int_equal(bandit_posterior(b, &s, 21, &mean, &sd, &n), 0);
+    EXPECT_NEAR(mean, 0.2, 1e-15);
+    EXPECT_NEAR(sd, 1.0 / sqrt(300.0), 1e-15);
+    assert_int_equal(n, 2);
+    /* The table holds (mean reward, n) and reloads into the same posterior. */
+    EXPECT_NEAR(table_value(bandit_table(b), s.key, 21), 0.3, 1e-15);
+    bandit_t *r = make_bandit(BANDIT_THOMPSON, 64);
+    assert_int_equal(bandit_load(r, s.key, "slo_latency_relax_10", 0.3, 2), 0);
+    assert_int_equal(bandit_posterior(r, &s, 21, &mean, &sd, &n), 0);
+    EXPECT_NEAR(mean, 0.2, 1e-15);
+    bandit_destroy(r);
+    bandit_destroy(b);
+}
+
+/* Probabilities sum to 1 and match the frequency of the actual choices; the
+ * propensity each decision records matches them too. */
+static void test_thompson_propensities(void **unused)
+{
+    (void)unused;
+    bandit_t *est = make_bandit(BANDIT_THOMPSON, 100000);
+    bandit_t *run = make_bandit(BANDIT_THOMPSON, 256);
+    state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
+    const uint16_t actions[] = {0, 21, 29};
+    const double means[] = {0.1, 0.12, 0.0};
+    for (int i = 0; i < 3; i++) {
+        const char *name = action_get(actions[i])->name;
+        assert_int_equal(bandit_load(est, s.key, name, means[i], 2), 0);
+        assert_int_equal(bandit_load(run, s.key, name, means[i], 2), 0);
+    }
+    rng_t rng;
+    rng_seed(&rng, 99);
+    double p[3];
+    assert_int_equal(bandit_probabilities(est, &s, actions, 3, &rng, p), 0);
+    EXPECT_NEAR(p[0] + p[1] + p[2], 1.0, 1e-12);
+    if (!(p[1] > p[0] && p[0] > p[2] && p[2] > 0.0)) {
+        fail_msg("expected p(21) > p(noop) > p(29) > 0, got %g %g %g", p[1], p[0], p[2]);
+    }
+
+    const int draws = 20000;
+    int count[3] = {0};
+    double prop_sum[3] = {0};
+    for (int i = 0; i < draws; i++) {
+        decision_t d;
+        assert_int_equal(bandit_choose(run, &s, actions, 3, &rng, &d), 0);
+        size_t j = index_of(actions, 3, d.action);
+        count[j]++;
+        prop_sum[j] += d.propensity;
+        if (!(d.propensity > 0.0 && d.propensity <= 1.0)) {
+            fail_msg("expected a propensity in (0, 1], got %g", d.propensity);
+        }
+    }
+    for (int j = 0; j < 3; j++) {
+        EXPECT_NEAR((double)count[j] / draws, p[j], 0.02);
+        EXPECT_NEAR(prop_sum[j] / count[j], p[j], 0.02);
+    }
+    bandit_destroy(est);
+    bandit_destroy(run);
+}
+
+/* A stationary 3-action problem: rewards N(mu, 0.05^2), mu = 0.05, 0.10, 0.02. */
+static double draw_reward(rng_t *env, size_t arm, const double *mu)
+{
+    return mu[arm] + 0.05 * rng_gaussian(env);
+}
+
+static double late_best_share(bandit_kind_t kind, uint64_t seed, int steps)
+{
+    bandit_t *b = make_bandit(kind, 32);
+    state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
+    const uint16_t actions[] = {0, 21, 29};
+    const double mu[] = {0.05, 0.10, 0.02};
+    rng_t rng, env;
+    rng_seed(&rng, seed);
+    rng_seed(&env, seed + 1000);
+    int best = 0;
+    for (int t = 0; t < steps; t++) {
+        decision_t d;
+        assert_int_equal(bandit_choose(b, &s, actions, 3, &rng, &d), 0);
+        size_t j = index_of(actions, 3, d.action);
+        assert_int_equal(bandit_update(b, &s, d.action, draw_reward(&env, j, mu)), 0);
+        if (t >= steps - 500) {
+            best += j == 1;
+        }
+    }
+    bandit_destroy(b);
+    return best / 500.0;
+}
+
+static void test_thompson_converges(void **unused)
+{
+    (void)unused;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        double share = late_best_share(BANDIT_THOMPSON, seed, 2000);
+        if (share < 0.9) {
+            fail_msg(
+                "seed %lu: expected the best action in >= 90%% of the last 500 of 2000 steps, got %.1f%%",
+                (unsigned long)seed, 100.0 * share);
+        }
+    }
+}
+
+static void test_linucb_converges(void **unused)
+{
+    (void)unused;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        double share = late_best_share(BANDIT_LINUCB, seed, 2000);
+        if (share < 0.9) {
+            fail_msg(
+                "seed %lu: expected the best action in >= 90%% of the last 500 of 2000 steps, got %.1f%%",
+                (unsigned long)seed, 100.0 * share);
+        }
+    }
+}
+
+/* LinUCB is contextual: two problem kinds with different best actions, learnt
+ * through the one-hot features of one shared model per action. */
+static void test_linucb_is_contextual(void **unused)
+{
+    (void)unused;
+    bandit_t *b = make_bandit(BANDIT_LINUCB, 1);
+    state_t st[2] = {make_state("a", PROBLEM_LATENCY, 2, 1), make_state("b", PROBLEM_ERROR_RATE, 2, 1)};
+    const uint16_t actions[] = {0, 29, 31};
+    const double mu[2][3] = {{0.0, 0.10, 0.03}, {0.0, 0.02, 0.09}};
+    rng_t rng, env;
+    rng_seed(&rng, 3);
+    rng_seed(&env, 4);
+    int best[2] = {0, 0};
+    for (int t = 0; t < 4000; t++) {
+        int k = (int)rng_below(&env, 2);
+        decision_t d;
+        assert_int_equal(bandit_choose(b, &st[k], actions, 3, &rng, &d), 0);
+        size_t j = index_of(actions, 3, d.action);
+        assert_int_equal(bandit_update(b, &st[k], d.action, draw_reward(&env, j, mu[k])), 0);
+        if (t >= 3000) {
+            best[k] += (k == 0 && j == 1) || (k == 1 && j == 2);
+        }
+    }
+    /* About 500 late visits per state. */
+    if (best[0] < 450 || best[1] < 450) {
+        fail_msg("expected the per-state best action in ~all late decisions, got %d and %d", best[0],
+                 best[1]);
+    }
+    bandit_destroy(b);
+}
+
+/* Direct inverse, written independently of bandit.c (Gauss-Jordan, no pivot
+ * needed for a symmetric positive definite matrix). */
+static void direct_inverse(const double *A, double *out)
+{
+    double a[D][2 * D];
+    for (int i = 0; i < D; i++) {
+        for (int j = 0; j < 2 * D; j++) {
+            a[i][j] = j < D ? A[i * D + j] : (j - D == i);
+        }
+    }
+    for (int c = 0; c < D; c++) {
+        double piv = a[c][c];
+        for (int j = 0; j < 2 * D; j++) {
+            a[c][j] /= piv;
+        }
+        for (int r = 0; r < D; r++) {
+            if (r != c) {
+                double f = a[r][c];
+                for (int j = 0; j < 2 * D; j++) {
+                    a[r][j] -= f * a[c][j];
+                }
+            }
+        }
+    }
+    for (int i = 0; i < D; i++) {
+        for (int j = 0; j < D; j++) {
+            out[i * D + j] = a[i][D + j];
+        }
+    }
+}
+
+static void test_sherman_morrison(void **unused)
+{
+    (void)unused;
+    bandit_t *b = make_bandit(BANDIT_LINUCB, 1);
+    double A[D * D], Ainv[D * D], bv[D], direct[D * D];
+    uint64_t n;
+
+    /* One update with x = e_LATENCY + e_bias (severity 0, load 0): A = I + x x^T,
+     * A^-1 = I - x x^T / 3, so A^-1[0][0] = 2/3 and A^-1[0][bias] = -1/3. */
+    state_t s0 = make_state("c", PROBLEM_LATENCY, 0, 0);
+    assert_int_equal(bandit_update(b, &s0, 21, 0.5), 0);
+    assert_int_equal(bandit_linucb_model(b, 21, A, Ainv, bv, &n), 0);
+    assert_int_equal(n, 1);
+    EXPECT_NEAR(A[0], 2.0, 0.0);
+    EXPECT_NEAR(Ainv[0], 2.0 / 3.0, 1e-15);
+    EXPECT_NEAR(Ainv[D - 1], -1.0 / 3.0, 1e-15);
+    EXPECT_NEAR(Ainv[1 * D + 1], 1.0, 0.0);
+    EXPECT_NEAR(bv[0], 0.5, 0.0);
+    EXPECT_NEAR(bv[D - 1], 0.5, 0.0);
+
+    /* Many updates over varied states: the Sherman-Morrison A^-1 equals the direct inverse. */
+    rng_t rng;
+    rng_seed(&rng, 77);
+    for (int t = 0; t < 200; t++) {
+        state_t s = make_state("c", (problem_kind_t)rng_below(&rng, PROBLEM_COUNT),
+                               (unsigned)rng_below(&rng, STATE_SEVERITY_BUCKETS),
+                               (unsigned)rng_below(&rng, STATE_LOAD_BUCKETS));
+        assert_int_equal(bandit_update(b, &s, 21, rng_gaussian(&rng)), 0);
+    }
+    assert_int_equal(bandit_linucb_model(b, 21, A, Ainv, bv, &n), 0);
+    assert_int_equal(n, 201);
+    direct_inverse(A, direct);
+    for (int i = 0; i < D * D; i++) {
+        EXPECT_NEAR(Ainv[i], direct[i], 1e-10);
+    }
+    for (int i = 0; i < D; i++) {
+        for (int j = 0; j < D; j++) {
+            double dot = 0.0;
+            for (int k = 0; k < D; k++) {
+                dot += A[i * D + k] * Ainv[k * D + j];
+            }
+            EXPECT_NEAR(dot, i == j ? 1.0 : 0.0, 1e-10);
+        }
+    }
+
+    /* Persisted (A, b, n) reloads into the same model; a singular A is refused. */
+    bandit_t *r = make_bandit(BANDIT_LINUCB, 1);
+    assert_int_equal(bandit_linucb_load(r, 21, A, bv, n), 0);
+    double Ainv2[D * D];
+    assert_int_equal(bandit_linucb_model(r, 21, NULL, Ainv2, NULL, NULL), 0);
+    for (int i = 0; i < D * D; i++) {
+        EXPECT_NEAR(Ainv2[i], direct[i], 1e-10);
+    }
+    double zero[D * D] = {0};
+    assert_int_equal(bandit_linucb_load(r, 21, zero, bv, 0), -EINVAL);
+    A[1] += 1.0; /* no longer symmetric */
+    assert_int_equal(bandit_linucb_load(r, 21, A, bv, n), -EINVAL);
+    assert_int_equal(bandit_linucb_load(r, ACTION_COUNT, direct, bv, n), -EINVAL);
+    bandit_destroy(r);
+    bandit_destroy(b);
+}
+
+/* Deterministic up to ties: untrained, every action ties (1/n); trained, the
+ * argmax alone has propensity 1. */
+static void test_linucb_propensity(void **unused)
+{
+    (void)unused;
+    bandit_t *b = make_bandit(BANDIT_LINUCB, 1);
+    state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
+    const uint16_t actions[] = {0, 21, 29, 31};
+    rng_t rng;
+    rng_seed(&rng, 8);
+    int count[4] = {0};
+    for (int i = 0; i < 8000; i++) {
+        decision_t d;
+        assert_int_equal(bandit_choose(b, &s, actions, 4, &rng, &d), 0);
+        EXPECT_NEAR(d.propensity, 0.25, 0.0);
+        count[index_of(actions, 4, d.action)]++;
+    }
+    for (int j = 0; j < 4; j++) {
+        EXPECT_NEAR(count[j] / 8000.0, 0.25, 0.03);
+    }
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(bandit_update(b, &s, 29, 0.2), 0);
+        assert_int_equal(bandit_update(b, &s, 0, 0.0), 0);
+        assert_int_equal(bandit_update(b, &s, 21, 0.0), 0);
+        assert_int_equal(bandit_update(b, &s, 31, 0.0), 0);
+    }
+    double p[4];
+    assert_int_equal(bandit_probabilities(b, &s, actions, 4, NULL, p), 0);
+    EXPECT_NEAR(p[0] + p[1] + p[2] + p[3], 1.0, 0.0);
+    EXPECT_NEAR(p[2], 1.0, 0.0);
+    decision_t d;
+    assert_int_equal(bandit_choose(b, &s, actions, 4, &rng, &d), 0);
+    assert_int_equal(d.action, 29);
+    EXPECT_NEAR(d.propensity, 1.0, 0.0);
+    if (!(d.confidence > 0.5 && d.confidence < 1.0)) {
+        fail_msg("expected confidence in (0.5, 1) after 20 updates, got %g", d.confidence);
+    }
+    bandit_destroy(b);
+}
+
+/* Target: pi(0) = 0.1, pi(1) = 0.8, pi(2) = 0.1, whatever the state. */
+static double fixed_target(void *ctx, const state_t *s, uint16_t action)
+{
+    (void)ctx;
+    (void)s;
+    return action == 1 ? 0.8 : 0.1;
+}
+
+static double null_target(void *ctx, const state_t *s, uint16_t action)
+{
+    (void)ctx;
+    (void)s;
+    (void)action;
+    return 0.0;
+}
+
+static void test_ips_snips(void **unused)
+{
+    (void)unused;
+    state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
+    ope_record_t log[4] = {
+        {.state = s, .action = 1, .propensity = 0.5, .reward = 1.0},  /* w = 1.6 */
+        {.state = s, .action = 2, .propensity = 0.25, .reward = 0.5}, /* w = 0.4 */
+        {.state = s, .action = 1, .propensity = 0.8, .reward = 0.2},  /* w = 1.0 */
+        {.state = s, .action = 0, .propensity = 0.5, .reward = -0.4}, /* w = 0.2 */
+    };
+    ope_result_t r;
+    assert_int_equal(ope_evaluate(log, 4, fixed_target, NULL, &r), 0);
+    /* sum w r = 1.6 + 0.2 + 0.2 - 0.08 = 1.92; sum w = 3.2; sum w^2 = 3.76. */
+    assert_int_equal(r.n, 4);
+    EXPECT_NEAR(r.ips, 0.48, 1e-15);
+    EXPECT_NEAR(r.snips, 0.6, 1e-15);
+    EXPECT_NEAR(r.ess, 3.2 * 3.2 / 3.76, 1e-12);
+    EXPECT_NEAR(r.max_weight, 1.6, 1e-15);
+
+    assert_int_equal(ope_evaluate(log, 4, null_target, NULL, &r), 0);
+    EXPECT_NEAR(r.ips, 0.0, 0.0);
+    EXPECT_NEAR(r.snips, 0.0, 0.0);
+    EXPECT_NEAR(r.ess, 0.0, 0.0);
+
+    log[2].propensity = 0.0;
+    assert_int_equal(ope_evaluate(log, 4, fixed_target, NULL, &r), -EINVAL);
+    log[2].propensity = 1.2;
+    assert_int_equal(ope_evaluate(log, 4, fixed_target, NULL, &r), -EINVAL);
+    assert_int_equal(ope_evaluate(log, 0, fixed_target, NULL, &r), -EINVAL);
+}
+
+/* IPS on a log of a uniform random policy recovers a greedy policy's value. */
+static double greedy_target(void *ctx, const state_t *s, uint16_t action)
+{
+    (void)ctx;
+    (void)s;
+    return action == 29 ? 1.0 : 0.0;
+}
+
+static void test_ips_is_unbiased(void **unused)
+{
+    (void)unused;
+    enum { N = 30000 };
+    static ope_record_t log[N];
+    state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
+    const uint16_t actions[] = {0, 21, 29};
+    const double mu[] = {0.0, 0.04, 0.09};
+    rng_t rng;
+    rng_seed(&rng, 12);
+    for (int i = 0; i < N; i++) {
+        size_t j = (size_t)rng_below(&rng, 3);
+        log[i] = (ope_record_t){
+            .state = s, .action = actions[j], .propensity = 1.0 / 3.0, .reward = draw_reward(&rng, j, mu)};
+    }
+    ope_result_t r;
+    assert_int_equal(ope_evaluate(log, N, greedy_target, NULL, &r), 0);
+    EXPECT_NEAR(r.ips, 0.09, 0.01);
+    EXPECT_NEAR(r.snips, 0.09, 0.005);
+    EXPECT_NEAR(r.ess, N / 3.0, N * 0.02);
+}
+
+/* Both bandits behind the policy interface, chosen by config string. */
+static void test_policy_bandits(void **unused)
+{
+    (void)unused;
+    const char *names[] = {"thompson", "linucb"};
+    for (int k = 0; k < 2; k++) {
+        policy_kind_t kind;
+        assert_int_equal(policy_kind_parse(names[k], &kind), 0);
+        policy_config_t cfg;
+        policy_config_default(&cfg, kind);
+        policy_t *p = policy_create(&cfg);
+        assert_non_null(p);
+        assert_null(policy_qlearn(p));
+        assert_non_null(policy_bandit(p));
+        state_t s = make_state("consensus-engine", PROBLEM_CONSENSUS_ACCURACY, 2, 0);
+        uint16_t ids[ACTION_COUNT];
+        size_t n = policy_actions(p, &s, ids);
+        rng_t rng;
+        rng_seed(&rng, 21);
+        decision_t d;
+        assert_int_equal(policy_choose(p, &s, &rng, &d), 0);
+        assert_int_equal(d.n_actions, n);
+        EXPECT_NEAR(d.epsilon, 0.0, 0.0);
+        if (!(d.propensity > 0.0 && d.propensity <= 1.0)) {
+            fail_msg("%s: expected a propensity in (0, 1], got %g", names[k], d.propensity);
+        }
+        EXPECT_NEAR(d.expected_improvement, action_get(d.action)->expected_improvement, 0.0);
+        double r = policy_reward(p, d.action, 0.2);
+        assert_int_equal(policy_update(p, &s, d.action, r), 0);
+        assert_int_equal(policy_choose(p, &s, &rng, &d), 0);
+        double probs[ACTION_COUNT], sum = 0.0;
+        assert_int_equal(policy_probabilities(p, &s, &rng, probs), 0);
+        for (size_t a = 0; a < ACTION_COUNT; a++) {
+            sum += probs[a];
+        }
+        EXPECT_NEAR(sum, 1.0, 1e-12);
+        policy_destroy(p);
+    }
+    bandit_config_t bad;
+    bandit_config_default(&bad);
+    bad.noise_sd = 0.0;
+    assert_non_null(strstr(bandit_config_check(&bad), "noise_sd"));
+    assert_null(bandit_create(BANDIT_THOMPSON, &bad));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_thompson_posterior),   cmocka_unit_test(test_thompson_propensities),
+        cmocka_unit_test(test_thompson_converges),   cmocka_unit_test(test_linucb_converges),
+        cmocka_unit_test(test_linucb_is_contextual), cmocka_unit_test(test_sherman_morrison),
+        cmocka_unit_test(test_linucb_propensity),    cmocka_unit_test(test_ips_snips),
+        cmocka_unit_test(test_ips_is_unbiased),      cmocka_unit_test(test_policy_bandits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,867 @@
+/* Unit tests of common/kafka: the pure helpers, then the pipeline and the
+ * producer against librdkafka's in-process mock cluster (no outside broker),
+ * for the fault cases a real broker cannot easily show: an aborted commit, a
+ * transform asking to retry, a fenced producer.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kafka.h"
+#include "kafka_internal.h"
+#include "log.h"
+
+#include <librdkafka/rdkafka_mock.h>
+
+/* Kafka protocol ApiKeys (not in the public headers). */
+#define API_END_TXN 26
+
+/* ---- Pure helpers ------------------------------------------------------------ */
+
+static void test_out_add_copies_and_owns(void **state)
+{
+    (void)state;
+    kafka_out_t out;
+    kafka_out_init(&out);
+    char key[] = "k1", val[] = "value";
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    rd_kafka_header_add(h, "trace_id", -1, "abc", -1);
+    assert_int_equal(kafka_out_add(&out, "t.out", key, 2, val, 5, h), 0);
+    key[0] = val[0] = 'X';                                                     /* the record holds copies */
+    assert_int_equal(kafka_out_add(&out, "t.out", NULL, 0, NULL, 0, NULL), 0); /* tombstone, no key */
+    for (int i = 0; i < 10; i++) { /* grows past the first array */
+        assert_int_equal(kafka_out_add(&out, "t.more", "k", 1, "v", 1, NULL), 0);
+    }
+    assert_int_equal(out.n, 12);
+    assert_string_equal(out.recs[0].topic, "t.out");
+    assert_memory_equal(out.recs[0].key, "k1", 2);
+    assert_memory_equal(out.recs[0].value, "value", 5);
+    assert_ptr_equal(out.recs[0].headers, h);
+    assert_null(out.recs[1].key);
+    assert_null(out.recs[1].value);
+
+    /* Bad arguments fail and still take the headers (ASan would see a leak). */
+    rd_kafka_headers_t *h2 = rd_kafka_headers_new(1);
+    assert_int_equal(kafka_out_add(&out, NULL, "k", 1, "v", 1, h2), -1);
+    assert_int_equal(kafka_out_add(&out, "", "k", 1, "v", 1, NULL), -1);
+    assert_int_equal(kafka_out_add(&out, "t", NULL, 3, "v", 1, NULL), -1);
+    assert_int_equal(out.n, 12);
+
+    kafka_out_reset(&out);
+    assert_int_equal(out.n, 0);
+    assert_int_equal(kafka_out_add(&out, "t.out", "k", 1, "v", 1, NULL), 0);
+    kafka_out_deinit(&out);
+}
+
+static void test_headers_find(void **state)
+{
+    (void)state;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    rd_kafka_header_add(h, "trace_id", -1, "first", -1);
+    rd_kafka_header_add(h, "trace_id", -1, "second", -1);
+    rd_kafka_header_add(h, "empty", -1, NULL, 0);
+    size_t len = 99;
+    const char *v = kafka_headers_find(h, "trace_id", &len);
+    assert_non_null(v);
+    assert_int_equal(len, 6);
+    assert_memory_equal(v, "second", 6); /* the last one wins */
+    v = kafka_headers_find(h, "empty", &len);
+    assert_non_null(v);
+    assert_int_equal(len, 0);
+    assert_null(kafka_headers_find(h, "absent", &len));
+    assert_null(kafka_headers_find(NULL, "trace_id", &len));
+    rd_kafka_headers_destroy(h);
+}
+
+static const char *hdr(const rd_kafka_headers_t *h, const char *name, char *buf, size_t buflen)
+{
+    size_t len = 0;
+    const char *v = kafka_headers_find(h, name, &len);
+    if (!v) {
+        return NULL;
+    }
+    snprintf(buf, buflen, "%.*s", (int)len, v);
+    return buf;
+}
+
+static void test_dlq_headers(void **state)
+{
+    (void)state;
+    char b[128];
+    rd_kafka_headers_t *orig = rd_kafka_headers_new(1);
+    rd_kafka_header_add(orig, "trace_id", -1, "t-42", -1);
+    rd_kafka_headers_t *h = kafka_dlq_headers(orig, "telemetry.aggregated", 2, 12345678901LL, "optimizer",
+                                              "bad avro", 1700000000123LL);
+    assert_non_null(h);
+    assert_string_equal(hdr(h, "trace_id", b, sizeof(b)), "t-42"); /* original headers kept */
+    assert_string_equal(hdr(h, "dlq.error.reason", b, sizeof(b)), "bad avro");
+    assert_string_equal(hdr(h, "dlq.original.topic", b, sizeof(b)), "telemetry.aggregated");
+    assert_string_equal(hdr(h, "dlq.original.partition", b, sizeof(b)), "2");
+    assert_string_equal(hdr(h, "dlq.original.offset", b, sizeof(b)), "12345678901");
+    assert_string_equal(hdr(h, "dlq.service", b, sizeof(b)), "optimizer");
+    assert_string_equal(hdr(h, "dlq.failed_at", b, sizeof(b)), "1700000000123");
+    /* the original list is untouched */
+    assert_null(kafka_headers_find(orig, "dlq.error.reason", NULL));
+    rd_kafka_headers_destroy(h);
+    rd_kafka_headers_destroy(orig);
+
+    h = kafka_dlq_headers(NULL, "t", 0, 0, "svc", "", 1);
+    assert_string_equal(hdr(h, "dlq.error.reason", b, sizeof(b)), "unspecified");
+    rd_kafka_headers_destroy(h);
+}
+
+static void test_batch_offsets(void **state)
+{
+    (void)state;
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_topic_t *a = rd_kafka_topic_new(rk, "a", NULL), *b = rd_kafka_topic_new(rk, "b", NULL);
+    /* Partition order holds inside a partition; partitions interleave. */
+    rd_kafka_message_t m[] = {
+        {.rkt = a, .partition = 0, .offset = 10}, {.rkt = a, .partition = 1, .offset = 5},
+        {.rkt = a, .partition = 0, .offset = 11}, {.rkt = b, .partition = 0, .offset = 7},
+        {.rkt = a, .partition = 0, .offset = 14}, {.rkt = a, .partition = 1, .offset = 6},
+    };
+    rd_kafka_message_t *msgs[6];
+    for (int i = 0; i < 6; i++) {
+        msgs[i] = &m[i];
+    }
+    rd_kafka_topic_partition_list_t *first = NULL, *next = NULL;
+    assert_int_equal(kafka_batch_offsets(msgs, 6, &first, &next), 0);
+    assert_int_equal(first->cnt, 3);
+    assert_int_equal(next->cnt, 3);
+    struct {
+        const char *t;
+        int32_t p;
+        int64_t first, next;
+    } want[] = {{"a", 0, 10, 15}, {"a", 1, 5, 7}, {"b", 0, 7, 8}};
+    for (int i = 0; i < 3; i++) {
+        rd_kafka_topic_partition_t *f = rd_kafka_topic_partition_list_find(first, want[i].t, want[i].p);
+        rd_kafka_topic_partition_t *n = rd_kafka_topic_partition_list_find(next, want[i].t, want[i].p);
+        assert_non_null(f);
+        assert_non_null(n);
+        assert_int_equal(f->offset, want[i].first);
+        assert_int_equal(n->offset, want[i].next); /* last + 1 is what gets committed */
+    }
+    rd_kafka_topic_partition_list_destroy(first);
+    rd_kafka_topic_partition_list_destroy(next);
+    rd_kafka_topic_destroy(a);
+    rd_kafka_topic_destroy(b);
+    rd_kafka_destroy(rk);
+}
+
+static void test_backoff_bounds(void **state)
+{
+    (void)state;
+    assert_int_equal(kafka_backoff_ms(0, 0.0), KAFKA_BACKOFF_MIN_MS);
+    assert_int_equal(kafka_backoff_ms(0, 0.99), KAFKA_BACKOFF_MIN_MS);
+    uint64_t prev_hi = 0;
+    for (unsigned a = 0; a < 64; a++) {
+        uint64_t lo = kafka_backoff_ms(a, 0.0), hi = kafka_backoff_ms(a, 0.999999);
+        assert_true(lo >= KAFKA_BACKOFF_MIN_MS);
+        assert_true(hi <= KAFKA_BACKOFF_MAX_MS);
+        assert_true(lo <= hi);
+        assert_true(hi >= prev_hi); /* never shrinks as attempts grow */
+        prev_hi = hi;
+    }
+    /* attempt 3: cap 800 ms, drawn in [400, 800] */
+    assert_int_equal(kafka_backoff_ms(3, 0.0), 400);
+    assert_in_range(kafka_backoff_ms(3, 0.5), 599, 601);
+    assert_in_range(kafka_backoff_ms(3, 0.999999), 799, 800);
+    /* saturates at 30 s with jitter in [15 s, 30 s] */
+    assert_int_equal(kafka_backoff_ms(40, 0.0), KAFKA_BACKOFF_MAX_MS / 2);
+    assert_in_range(kafka_backoff_ms(1000, 0.999999), KAFKA_BACKOFF_MAX_MS - 1, KAFKA_BACKOFF_MAX_MS);
+    /* out-of-range draws are clamped */
+    assert_in_range(kafka_backoff_ms(40, 7.0), KAFKA_BACKOFF_MAX_MS / 2, KAFKA_BACKOFF_MAX_MS);
+    assert_int_equal(kafka_backoff_ms(40, -1.0), KAFKA_BACKOFF_MAX_MS / 2);
+}
+
+static void test_txn_classify(void **state)
+{
+    (void)state;
+    struct {
+        rd_kafka_resp_err_t code;
+        kafka_txn_action_t want;
+    } cases[] = {
+        {RD_KAFKA_RESP_ERR__FENCED, KAFKA_TXN_FATAL},
+        {RD_KAFKA_RESP_ERR_PRODUCER_FENCED, KAFKA_TXN_FATAL},
+        {RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH, KAFKA_TXN_FATAL},
+        {RD_KAFKA_RESP_ERR__FATAL, KAFKA_TXN_FATAL},
+        /* a plain (non-retriable, non-fatal) error: abort and start over */
+        {RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED, KAFKA_TXN_ABORT},
+        {RD_KAFKA_RESP_ERR__TIMED_OUT, KAFKA_TXN_ABORT},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rd_kafka_error_t *e = rd_kafka_error_new(cases[i].code, "test");
+        if (kafka_txn_classify(e) != cases[i].want) {
+            fail_msg("%s: expected action %d, got %d", rd_kafka_err2name(cases[i].code), cases[i].want,
+                     kafka_txn_classify(e));
+        }
+        rd_kafka_error_destroy(e);
+    }
+}
+
+typedef struct {
+    char topic[32];
+    int32_t partition;
+    int64_t lag;
+} lag_row_t;
+
+typedef struct {
+    lag_row_t rows[8];
+    int n;
+} lag_rows_t;
+
+static void collect_lag(void *ctx, const char *topic, int32_t partition, int64_t lag)
+{
+    lag_rows_t *r = ctx;
+    if (r->n < 8) {
+        snprintf(r->rows[r->n].topic, sizeof(r->rows[r->n].topic), "%s", topic);
+        r->rows[r->n].partition = partition;
+        r->rows[r->n].lag = lag;
+        r->n++;
+    }
+}
+
+static void test_stats_lag(void **state)
+{
+    (void)state;
+    const char *json = "{\"name\":\"c#consumer-1\",\"type\":\"consumer\",\"topics\":{"
+                       "\"telemetry.aggregated\":{\"topic\":\"telemetry.aggregated\",\"partitions\":{"
+                       "\"0\":{\"partition\":0,\"consumer_lag\":40,\"consumer_lag_stored\":12},"
+                       "\"1\":{\"partition\":1,\"consumer_lag\":7,\"consumer_lag_stored\":-1},"
+                       "\"2\":{\"partition\":2,\"consumer_lag\":-1,\"consumer_lag_stored\":-1},"
+                       "\"-1\":{\"partition\":-1,\"consumer_lag\":-1}}}}}";
+    lag_rows_t r = {0};
+    assert_int_equal(kafka_stats_lag(json, strlen(json), collect_lag, &r), 0);
+    assert_int_equal(r.n, 3); /* partition -1 skipped */
+    for (int i = 0; i < r.n; i++) {
+        assert_string_equal(r.rows[i].topic, "telemetry.aggregated");
+        int64_t want = r.rows[i].partition == 0 ? 12 : r.rows[i].partition == 1 ? 7 : -1;
+        if (r.rows[i].lag != want) {
+            fail_msg("partition %d: expected lag %" PRId64 ", got %" PRId64, r.rows[i].partition, want,
+                     r.rows[i].lag);
+        }
+    }
+    r.n = 0;
+    assert_int_equal(kafka_stats_lag("not json", 8, collect_lag, &r), -1);
+    assert_int_equal(kafka_stats_lag("{}", 2, collect_lag, &r), 0);
+    assert_int_equal(r.n, 0);
+}
+
+static void test_format_partitions(void **state)
+{
+    (void)state;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    char buf[64];
+    kafka_format_partitions(l, buf, sizeof(buf));
+    assert_string_equal(buf, "");
+    rd_kafka_topic_partition_list_add(l, "a", 0);
+    rd_kafka_topic_partition_list_add(l, "a", 2);
+    rd_kafka_topic_partition_list_add(l, "b", 1);
+    kafka_format_partitions(l, buf, sizeof(buf));
+    assert_string_equal(buf, "a[0,2] b[1]");
+    kafka_format_partitions(l, buf, 5); /* truncates, stays terminated */
+    assert_int_equal(strlen(buf), 4);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void test_default_transactional_id(void **state)
+{
+    (void)state;
+    char host[256], want[300], buf[300];
+    gethostname(host, sizeof(host));
+    snprintf(want, sizeof(want), "optimizer-%s", host);
+    assert_int_equal(kafka_default_transactional_id("optimizer", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, want); /* stable across restarts of the same host */
+    assert_int_equal(kafka_default_transactional_id("optimizer", buf, 4), -1);
+}
+
+/* ---- Pipeline without a broker ----------------------------------------------- */
+
+static kafka_verdict_t copy_transform(void *ctx, const rd_kafka_message_t *in, kafka_out_t *out, char *reason,
+                                      size_t reasonlen)
+{
+    return KAFKA_OK;
+}
+
+static void count_done(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static void test_pipeline_create_validates(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    const char *topics[] = {"in"};
+    char err[256] = "";
+    kafka_pipeline_conf_t conf = {.bootstrap_servers = "127.0.0.1:1",
+                                  .group_id = "g",
+                                  .service = "test",
+                                  .topics = topics,
+                                  .ntopics = 1,
+                                  .transform = copy_transform};
+    kafka_pipeline_conf_t bad = conf;
+    bad.group_id = NULL;
+    assert_null(kafka_pipeline_create(&loop, &bad, err, sizeof(err)));
+    assert_non_null(strstr(err, "group_id"));
+    bad = conf;
+    bad.ntopics = 0;
+    assert_null(kafka_pipeline_create(&loop, &bad, err, sizeof(err)));
+    assert_non_null(strstr(err, "topics"));
+    bad = conf;
+    bad.transform = NULL;
+    assert_null(kafka_pipeline_create(&loop, &bad, err, sizeof(err)));
+    assert_non_null(strstr(err, "transform"));
+
+    /* created, never started: destroy alone is enough */
+    kafka_pipeline_t *p = kafka_pipeline_create(&loop, &conf, err, sizeof(err));
+    assert_non_null(p);
+    assert_false(kafka_pipeline_ready(p));
+    assert_false(kafka_pipeline_paused(p));
+    kafka_pipeline_destroy(p);
+    kafka_pipeline_destroy(NULL);
+
+    /* created, stopped without a start: done comes from the loop */
+    p = kafka_pipeline_create(&loop, &conf, err, sizeof(err));
+    assert_non_null(p);
+    int done = 0;
+    kafka_pipeline_stop(p, count_done, &done);
+    assert_int_equal(done, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(done, 1);
+    kafka_pipeline_destroy(p);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+typedef struct {
+    kafka_pipeline_t *p;
+    int done, fatal_calls;
+} init_run_t;
+
+static void init_run_done(void *arg)
+{
+    ((init_run_t *)arg)->done++;
+}
+
+static void init_run_fatal(void *ctx, const char *why)
+{
+    ((init_run_t *)ctx)->fatal_calls++;
+}
+
+static void stop_on_timer(uv_timer_t *t)
+{
+    init_run_t *r = t->data;
+    kafka_pipeline_stop(r->p, init_run_done, r);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+/* The broker is unreachable, so init_transactions keeps retrying on its
+ * worker; a stop must still complete, without on_fatal, and free the loop. */
+static void test_pipeline_stop_while_initialising(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    init_run_t r = {0};
+    const char *topics[] = {"in"};
+    char err[256];
+    kafka_pipeline_conf_t conf = {.bootstrap_servers = "127.0.0.1:1", .group_id = "g", .service = "test",
+                                  .topics = topics, .ntopics = 1, .transform = copy_transform, .ctx = &r,
+                                  .on_fatal = init_run_fatal};
+    r.p = kafka_pipeline_create(&loop, &conf, err, sizeof(err));
+    assert_non_null(r.p);
+    assert_int_equal(kafka_pipeline_start(r.p), 0);
+    assert_int_equal(kafka_pipeline_start(r.p), -1); /* only once */
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = &r;
+    uv_timer_start(&t, stop_on_timer, 300, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(r.done, 1);
+    assert_int_equal(r.fatal_calls, 0);
+    assert_false(kafka_pipeline_ready(r.p));
+    kafka_pipeline_destroy(r.p);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* ---- Against the mock cluster ----------------------------------------------- */
+
+typedef struct {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+    char bootstraps[256];
+} mock_t;
+
+static void mock_start(mock_t *m, const char *const *topics, size_t n)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(m->rk);
+    m->mc = rd_kafka_mock_cluster_new(m->rk, 1);
+    assert_non_null(m->mc);
+    snprintf(m->bootstraps, sizeof(m->bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(m->mc));
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rd_kafka_mock_topic_create(m->mc, topics[i], 3, 1), 0);
+    }
+}
+
+static void mock_stop(mock_t *m)
+{
+    rd_kafka_mock_cluster_destroy(m->mc);
+    rd_kafka_destroy(m->rk);
+}
+
+/* Record i: key "k<i>", value "v<i>" ("BAD-<i>" when i == bad), header
+ * trace_id "t<i>", partition i % 3. */
+static void produce_inputs(const char *bootstraps, const char *topic, int n, int bad)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    for (int i = 0; i < n; i++) {
+        char key[16], val[16], trace[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), i == bad ? "BAD-%d" : "v%d", i);
+        snprintf(trace, sizeof(trace), "t%d", i);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+        rd_kafka_header_add(h, "trace_id", -1, trace, -1);
+        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(i % 3),
+                                           RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(val, strlen(val)),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                                           RD_KAFKA_V_END),
+                         0);
+    }
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    rd_kafka_destroy(rk);
+}
+
+/* Reads partitions 0..2 of `topic` from the start until `want` records came
+ * (and a little longer, to see extras) or 10 s passed. Returns the count. */
+static int read_topic(const char *bootstraps, const char *topic, rd_kafka_message_t **out, int max, int want)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "reader", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
+    for (int p = 0; p < 3; p++) {
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int n = 0;
+    uint64_t deadline = uv_hrtime() + 10000000000ULL, extra = 0;
+    while (uv_hrtime() < deadline && (!extra || uv_hrtime() < extra)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            continue;
+        }
+        if (m->err || n == max) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        out[n++] = m;
+        if (n >= want && !extra) {
+            extra = uv_hrtime() + 500000000ULL;
+        }
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+#define NIN 30
+
+typedef struct {
+    pthread_mutex_t mu;
+    mock_t *mock;
+    const char *out_topic;
+    int retry_index, abort_index; /* -1: none */
+    bool fence_first;
+    int presented[NIN], total_presented;
+    int64_t offset_of[NIN];
+    int64_t seq[3][NIN * 2];
+    int nseq[3];
+    bool missing_trace;
+    /* loop thread */
+    kafka_pipeline_t *p;
+    metrics_t *metrics;
+    metric_t *m_txn;
+    uv_timer_t watch;
+    double want_committed;
+    bool stop_requested, saw_ready, ready_at_fatal;
+    int stopped, fatal_calls;
+    char fatal_why[512];
+    uint64_t deadline;
+} run_t;
+
+static int index_of(const rd_kafka_message_t *in)
+{
+    char key[16] = "";
+    snprintf(key, sizeof(key), "%.*s", (int)in->key_len, (const char *)in->key);
+    int i = atoi(key + 1);
+    return i >= 0 && i < NIN ? i : 0;
+}
+
+static kafka_verdict_t test_transform(void *ctx, const rd_kafka_message_t *in, kafka_out_t *out, char *reason,
+                                      size_t reasonlen)
+{
+    run_t *r = ctx;
+    int i = index_of(in);
+    pthread_mutex_lock(&r->mu);
+    bool first = r->presented[i]++ == 0;
+    int total = ++r->total_presented;
+    r->offset_of[i] = in->offset;
+    if (in->partition >= 0 && in->partition < 3 && r->nseq[in->partition] < NIN * 2) {
+        r->seq[in->partition][r->nseq[in->partition]++] = in->offset;
+    }
+    pthread_mutex_unlock(&r->mu);
+
+    if (in->len >= 3 && memcmp(in->payload, "BAD", 3) == 0) {
+        snprintf(reason, reasonlen, "value starts with BAD");
+        return KAFKA_BAD_INPUT;
+    }
+    if (i == r->retry_index && first) {
+        snprintf(reason, reasonlen, "test retry");
+        return KAFKA_RETRY;
+    }
+    if (i == r->abort_index && first) {
+        /* The commit of this record's transaction will fail, abortably. */
+        rd_kafka_mock_push_request_errors(r->mock->mc, API_END_TXN, 1, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
+    }
+    if (r->fence_first && total == 1) {
+        rd_kafka_mock_push_request_errors(r->mock->mc, API_END_TXN, 1, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+    }
+    char trace[32];
+    if (kafka_header_copy(in, "trace_id", trace, sizeof(trace)) < 0) {
+        r->missing_trace = true;
+    }
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    rd_kafka_header_add(h, "trace_id", -1, trace, -1);
+    if (kafka_out_add(out, r->out_topic, in->key, in->key_len, in->payload, in->len, h) != 0) {
+        return KAFKA_RETRY;
+    }
+    return KAFKA_OK;
+}
+
+static void run_stopped(void *arg)
+{
+    ((run_t *)arg)->stopped++;
+}
+
+static void run_stop(run_t *r)
+{
+    if (r->stop_requested) {
+        return;
+    }
+    r->stop_requested = true;
+    uv_close((uv_handle_t *)&r->watch, NULL);
+    kafka_pipeline_stop(r->p, run_stopped, r);
+}
+
+static void run_fatal(void *ctx, const char *why)
+{
+    run_t *r = ctx;
+    r->fatal_calls++;
+    snprintf(r->fatal_why, sizeof(r->fatal_why), "%s", why);
+    r->ready_at_fatal = kafka_pipeline_ready(r->p);
+    run_stop(r); /* what a service does: lifecycle_stop() */
+}
+
+static void on_watch(uv_timer_t *t)
+{
+    run_t *r = t->data;
+    if (kafka_pipeline_ready(r->p)) {
+        r->saw_ready = true;
+    }
+    if (metric_value(r->m_txn, "committed") >= r->want_committed || uv_now(t->loop) > r->deadline) {
+        run_stop(r);
+    }
+}
+
+static void run_pipeline(run_t *r, const char *topic, const char *group, size_t max_batch)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    const char *topics[] = {topic};
+    char err[256];
+    kafka_pipeline_conf_t conf = {.bootstrap_servers = r->mock->bootstraps, .group_id = group,
+                                  .transactional_id = group, .service = "test", .topics = topics, .ntopics = 1,
+                                  .transform = test_transform, .ctx = r, .metrics = r->metrics,
+                                  .max_batch = max_batch, .on_fatal = run_fatal};
+    r->p = kafka_pipeline_create(&loop, &conf, err, sizeof(err));
+    if (!r->p) {
+        fail_msg("kafka_pipeline_create: %s", err);
+    }
+    r->m_txn = metrics_counter(r->metrics, "kafka_transactions_total", "", "result");
+    assert_int_equal(kafka_pipeline_start(r->p), 0);
+    uv_timer_init(&loop, &r->watch);
+    r->watch.data = r;
+    uv_timer_start(&r->watch, on_watch, 20, 20);
+    r->deadline = uv_now(&loop) + 40000;
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(r->stopped, 1);
+    kafka_pipeline_destroy(r->p);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void run_init(run_t *r, mock_t *m, const char *out_topic)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    r->mock = m;
+    r->out_topic = out_topic;
+    r->retry_index = r->abort_index = -1;
+    r->metrics = metrics_create();
+}
+
+static void run_deinit(run_t *r)
+{
+    metrics_destroy(r->metrics);
+    pthread_mutex_destroy(&r->mu);
+}
+
+/* One record per transaction (max_batch 1) makes every step observable:
+ * record 12 asks to retry once, the commit of record 20 fails once (abortable),
+ * record 7 is bad input. Each of 12 and 20 must be presented exactly twice,
+ * every other record once, each partition in order with only the rewound
+ * offset repeated, and the bad record must be in the DLQ once with its reason. */
+static void test_mock_retry_abort_and_dlq(void **state)
+{
+    (void)state;
+    const char *topics[] = {"in-a", "out-a", "in-a.dlq"};
+    mock_t m;
+    mock_start(&m, topics, 3);
+    produce_inputs(m.bootstraps, "in-a", NIN, 7);
+    run_t r;
+    run_init(&r, &m, "out-a");
+    r.retry_index = 12;
+    r.abort_index = 20;
+    r.want_committed = NIN;
+    run_pipeline(&r, "in-a", "g-retry", 1);
+
+    assert_int_equal(r.fatal_calls, 0);
+    assert_true(r.saw_ready);
+    assert_false(r.missing_trace);
+    for (int i = 0; i < NIN; i++) {
+        int want = i == 12 || i == 20 ? 2 : 1;
+        if (r.presented[i] != want) {
+            fail_msg("record %d: expected %d presentation(s), got %d", i, want, r.presented[i]);
+        }
+    }
+    for (int p = 0; p < 3; p++) {
+        int repeats = 0;
+        assert_int_equal(r.seq[p][0], 0);
+        for (int k = 1; k < r.nseq[p]; k++) {
+            int64_t a = r.seq[p][k - 1], b = r.seq[p][k];
+            if (b == a) {
+                repeats++;
+            } else if (b != a + 1) {
+                fail_msg("partition %d: offset %" PRId64 " followed by %" PRId64 " (expected in order)", p, a, b);
+            }
+        }
+        assert_int_equal(r.seq[p][r.nseq[p] - 1], NIN / 3 - 1); /* reached the end */
+        /* 12 and 20 live on partitions 0 and 2 */
+        assert_int_equal(repeats, p == 0 || p == 2 ? 1 : 0);
+    }
+    metric_t *txn = metrics_counter(r.metrics, "kafka_transactions_total", "", "result");
+    metric_t *consumed = metrics_counter(r.metrics, "kafka_messages_consumed_total", "", "topic");
+    metric_t *produced = metrics_counter(r.metrics, "kafka_messages_produced_total", "", "topic");
+    metric_t *dlq = metrics_counter(r.metrics, "dlq_messages_total", "", "topic");
+    metric_t *paused = metrics_gauge(r.metrics, "kafka_consumer_paused", "", NULL);
+    assert_float_equal(metric_value(txn, "committed"), NIN, 0);
+    assert_float_equal(metric_value(txn, "aborted"), 2, 0);
+    assert_float_equal(metric_value(consumed, "in-a"), NIN + 2, 0);
+    assert_float_equal(metric_value(produced, "out-a"), NIN - 1, 0); /* committed outputs only */
+    assert_float_equal(metric_value(produced, "in-a.dlq"), 1, 0);
+    assert_float_equal(metric_value(dlq, "in-a"), 1, 0);
+    assert_float_equal(metric_value(paused), 0, 0);
+    char *text = metrics_render(r.metrics, NULL);
+    assert_non_null(strstr(text, "kafka_batch_duration_seconds_count 32\n"));
+    free(text);
+
+    rd_kafka_message_t *msgs[4];
+    int n = read_topic(m.bootstraps, "in-a.dlq", msgs, 4, 1);
+    assert_int_equal(n, 1);
+    assert_memory_equal(msgs[0]->key, "k7", 2);
+    assert_int_equal(msgs[0]->len, 5);
+    assert_memory_equal(msgs[0]->payload, "BAD-7", 5); /* original bytes */
+    char b[64], want[32];
+    assert_int_equal(kafka_header_copy(msgs[0], "dlq.error.reason", b, sizeof(b)), 21);
+    assert_string_equal(b, "value starts with BAD");
+    kafka_header_copy(msgs[0], "dlq.original.topic", b, sizeof(b));
+    assert_string_equal(b, "in-a");
+    kafka_header_copy(msgs[0], "dlq.original.partition", b, sizeof(b));
+    assert_string_equal(b, "1");
+    kafka_header_copy(msgs[0], "dlq.original.offset", b, sizeof(b));
+    snprintf(want, sizeof(want), "%" PRId64, r.offset_of[7]);
+    assert_string_equal(b, want);
+    kafka_header_copy(msgs[0], "dlq.service", b, sizeof(b));
+    assert_string_equal(b, "test");
+    assert_true(kafka_header_copy(msgs[0], "dlq.failed_at", b, sizeof(b)) >= 13);
+    kafka_header_copy(msgs[0], "trace_id", b, sizeof(b));
+    assert_string_equal(b, "t7");
+    assert_int_equal(kafka_header_copy(msgs[0], "absent", b, sizeof(b)), -1);
+    assert_string_equal(b, "");
+    rd_kafka_message_destroy(msgs[0]);
+
+    /* outputs carry the input's trace id (the mock keeps aborted records too,
+     * so the exact count is checked against the real broker instead) */
+    rd_kafka_message_t *outs[64];
+    n = read_topic(m.bootstraps, "out-a", outs, 64, NIN - 1);
+    assert_true(n >= NIN - 1);
+    for (int i = 0; i < n; i++) {
+        char trace[16];
+        snprintf(want, sizeof(want), "t%d", index_of(outs[i]));
+        kafka_header_copy(outs[i], "trace_id", trace, sizeof(trace));
+        assert_string_equal(trace, want);
+        rd_kafka_message_destroy(outs[i]);
+    }
+    run_deinit(&r);
+    mock_stop(&m);
+}
+
+/* A fenced producer (EndTxn answers PRODUCER_FENCED) stops the pipeline:
+ * on_fatal once, nothing committed, nothing more transformed. */
+static void test_mock_fenced_is_fatal(void **state)
+{
+    (void)state;
+    const char *topics[] = {"in-b", "out-b"};
+    mock_t m;
+    mock_start(&m, topics, 2);
+    produce_inputs(m.bootstraps, "in-b", 6, -1);
+    run_t r;
+    run_init(&r, &m, "out-b");
+    r.fence_first = true;
+    r.want_committed = 1000; /* never: the stop comes from on_fatal */
+    run_pipeline(&r, "in-b", "g-fenced", 1);
+
+    assert_int_equal(r.fatal_calls, 1);
+    if (!strstr(r.fatal_why, "FENCED") && !strstr(r.fatal_why, "fenced")) {
+        fail_msg("expected a fencing reason, got \"%s\"", r.fatal_why);
+    }
+    assert_false(r.ready_at_fatal);
+    assert_int_equal(r.total_presented, 1);
+    metric_t *txn = metrics_counter(r.metrics, "kafka_transactions_total", "", "result");
+    assert_float_equal(metric_value(txn, "committed"), 0, 0);
+    run_deinit(&r);
+    mock_stop(&m);
+}
+
+typedef struct {
+    uv_thread_t loop_thread;
+    int delivered, ok, off_loop, at_done;
+} deliveries_t;
+
+static void on_delivery(void *arg, rd_kafka_resp_err_t err)
+{
+    deliveries_t *d = arg;
+    uv_thread_t self = uv_thread_self();
+    d->delivered++;
+    d->ok += err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    d->off_loop += !uv_thread_equal(&self, &d->loop_thread);
+}
+
+static void on_producer_closed(void *arg)
+{
+    deliveries_t *d = arg;
+    d->at_done = d->delivered;
+}
+
+static void never_called(void *arg, rd_kafka_resp_err_t err)
+{
+    fail_msg("delivery callback of a refused record");
+}
+
+/* Records sent right before close are flushed and their callbacks delivered on
+ * the loop thread before done; afterwards sends are refused. */
+static void test_mock_producer_close_flushes(void **state)
+{
+    (void)state;
+    const char *topics[] = {"out-c"};
+    mock_t m;
+    mock_start(&m, topics, 1);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    metrics_t *reg = metrics_create();
+    char err[256];
+    kafka_producer_t *p = kafka_producer_create(&loop, m.bootstraps, reg, err, sizeof(err));
+    assert_non_null(p);
+    deliveries_t d = {.loop_thread = uv_thread_self()};
+    for (int i = 0; i < 10; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "event-%d", i);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+        rd_kafka_header_add(h, "trace_id", -1, "rest-1", -1);
+        assert_int_equal(kafka_producer_send(p, "out-c", "k", 1, v, strlen(v), h, on_delivery, &d), 0);
+    }
+    kafka_producer_close(p, on_producer_closed, &d);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    assert_int_equal(kafka_producer_send(p, "out-c", "k", 1, "late", 4, h, never_called, NULL),
+                     RD_KAFKA_RESP_ERR__STATE);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(d.at_done, 10);
+    assert_int_equal(d.ok, 10);
+    assert_int_equal(d.off_loop, 0);
+    metric_t *produced = metrics_counter(reg, "kafka_messages_produced_total", "", "topic");
+    assert_float_equal(metric_value(produced, "out-c"), 10, 0);
+    kafka_producer_destroy(p);
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    rd_kafka_message_t *msgs[16];
+    int n = read_topic(m.bootstraps, "out-c", msgs, 16, 10);
+    assert_int_equal(n, 10);
+    for (int i = 0; i < n; i++) {
+        char trace[16];
+        kafka_header_copy(msgs[i], "trace_id", trace, sizeof(trace));
+        assert_string_equal(trace, "rest-1");
+        rd_kafka_message_destroy(msgs[i]);
+    }
+    metrics_destroy(reg);
+    mock_stop(&m);
+}
+
+int main(void)
+{
+    log_init("test_kafka", LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_out_add_copies_and_owns),
+        cmocka_unit_test(test_headers_find),
+        cmocka_unit_test(test_dlq_headers),
+        cmocka_unit_test(test_batch_offsets),
+        cmocka_unit_test(test_backoff_bounds),
+        cmocka_unit_test(test_txn_classify),
+        cmocka_unit_test(test_stats_lag),
+        cmocka_unit_test(test_format_partitions),
+        cmocka_unit_test(test_default_transactional_id),
+        cmocka_unit_test(test_pipeline_create_validates),
+        cmocka_unit_test(test_pipeline_stop_while_initialising),
+        cmocka_unit_test(test_mock_retry_abort_and_dlq),
+        cmocka_unit_test(test_mock_fenced_is_fatal),
+        cmocka_unit_test(test_mock_producer_close_flushes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
