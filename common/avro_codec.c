@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avro_defaults.h"
 #include "avro_wire.h"
 #include "log.h"
 
@@ -39,7 +40,7 @@ struct avro_codec_s {
     registry_t *registry; /* borrowed; NULL: local ids */
     reader_t *readers;    /* immutable after create, read without the lock */
     size_t nreaders;
-    json_t *named; /* the readers' named types (defaults); read-only after create */
+    json_t *named;        /* the readers' named types (defaults); read-only after create */
     pthread_mutex_t lock; /* guards the caches below, and libavro-c's schema parser */
     writer_t *writers;
     size_t nwriters;
@@ -59,7 +60,8 @@ const char *avro_codec_strerror(int code)
     return "unknown error";
 }
 
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
 {
@@ -126,7 +128,8 @@ avro_codec_t *avro_codec_create(registry_t *registry, char *err, size_t errlen)
         const hive_schema_def_t *def = &hive_schemas[i];
         avro_schema_t schema = NULL;
         if (avro_schema_from_json_length(def->json, strlen(def->json), &schema)) {
-            set_err(err, errlen, 0, "schema %s (id %d) does not parse: %s", def->name, def->local_id, avro_strerror());
+            set_err(err, errlen, 0, "schema %s (id %d) does not parse: %s", def->name, def->local_id,
+                    avro_strerror());
             goto fail;
         }
         if (avro_typeof(schema) != AVRO_RECORD || strcmp(avro_schema_name(schema), def->name) != 0) {
@@ -157,7 +160,7 @@ avro_codec_t *avro_codec_create(registry_t *registry, char *err, size_t errlen)
             set_err(err, errlen, 0, "schema %s: cannot build its value class", def->name);
             goto fail;
         }
-        avro_wire_collect_named(c->named, j);
+        avro_defaults_collect(c->named, j);
         json_decref(j);
     }
     return c;
@@ -200,7 +203,7 @@ int avro_codec_new_value(avro_codec_t *c, const char *name, avro_value_t *out)
     if (!r || !out || avro_generic_value_new(r->iface, &v)) {
         return AVRO_CODEC_EINVAL;
     }
-    if (avro_wire_fill_defaults(&v, c->named, NULL, 0)) {
+    if (avro_defaults_fill(&v, c->named, NULL, 0)) {
         avro_value_decref(&v);
         return AVRO_CODEC_EINVAL;
     }
@@ -210,7 +213,7 @@ int avro_codec_new_value(avro_codec_t *c, const char *name, avro_value_t *out)
 
 int avro_codec_apply_defaults(avro_codec_t *c, avro_value_t *record)
 {
-    if (!c || !record || !record->iface || avro_wire_fill_defaults(record, c->named, NULL, 0)) {
+    if (!c || !record || !record->iface || avro_defaults_fill(record, c->named, NULL, 0)) {
         return AVRO_CODEC_EINVAL;
     }
     return 0;
@@ -268,7 +271,8 @@ static int writer_schema(avro_codec_t *c, int32_t id, avro_schema_t *out, char *
     pthread_mutex_lock(&c->lock);
     if ((*out = find_writer(c, id)) == NULL) {
         if (avro_schema_from_json_length(json, strlen(json), &schema)) {
-            rc = set_err(err, errlen, AVRO_CODEC_EBADMSG, "schema id %d from the registry does not parse", id);
+            rc =
+                set_err(err, errlen, AVRO_CODEC_EBADMSG, "schema id %d from the registry does not parse", id);
         } else if (add_writer(c, id, schema)) {
             rc = set_err(err, errlen, AVRO_CODEC_EUNAVAIL, "out of memory");
         } else {
@@ -284,7 +288,8 @@ static int writer_schema(avro_codec_t *c, int32_t id, avro_schema_t *out, char *
 }
 
 /* The id to frame records of `r` on `topic` with. */
-static int schema_id(avro_codec_t *c, const char *topic, const reader_t *r, int32_t *out, char *err, size_t errlen)
+static int schema_id(avro_codec_t *c, const char *topic, const reader_t *r, int32_t *out, char *err,
+                     size_t errlen)
 {
     char regerr[256] = "";
     if (!c->registry) {
@@ -388,11 +393,12 @@ int avro_codec_decode(avro_codec_t *c, const void *buf, size_t len, const char *
     int rc;
 
     if (!r || !out || (!buf && len)) {
-        return set_err(err, errlen, AVRO_CODEC_EINVAL, "unknown record type %s", expected ? expected : "(null)");
+        return set_err(err, errlen, AVRO_CODEC_EINVAL, "unknown record type %s",
+                       expected ? expected : "(null)");
     }
     if (len < FRAME_HEADER) {
-        return set_err(err, errlen, AVRO_CODEC_EBADMSG, "record too short: %zu bytes, the header alone is %d", len,
-                       FRAME_HEADER);
+        return set_err(err, errlen, AVRO_CODEC_EBADMSG, "record too short: %zu bytes, the header alone is %d",
+                       len, FRAME_HEADER);
     }
     if (p[0] != 0) {
         return set_err(err, errlen, AVRO_CODEC_EBADMSG, "bad magic byte 0x%02x", p[0]);

@@ -36,9 +36,9 @@ extern const hive_schema_def_t hive_schemas[];
 extern const size_t hive_schemas_count;
 
 #define AVRO_CODEC_ERR_MAP(X)                                                                                \
-    X(EBADMSG, -1, "undecodable record")       /* the bytes are bad: send them to the DLQ */             \
-    X(EUNAVAIL, -2, "schema registry unavailable") /* transient: retry later, do not DLQ */              \
-    X(EINVAL, -3, "invalid argument")          /* a programming error: unknown record name, bad value */
+    X(EBADMSG, -1, "undecodable record")           /* the bytes are bad: send them to the DLQ */             \
+    X(EUNAVAIL, -2, "schema registry unavailable") /* transient: retry later, do not DLQ */                  \
+    X(EINVAL, -3, "invalid argument")              /* a programming error: unknown record name, bad value */
 
 typedef enum {
 #define X(name, code, text) AVRO_CODEC_##name = code,

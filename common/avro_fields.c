@@ -157,13 +157,13 @@ int avro_get_nullable_string(const avro_value_t *rec, const char *field, const c
     return rc == 0 ? as_string(&v, out, out_len) : rc;
 }
 
-#define GETTERS(name, type, conv)                                                                           \
-    int avro_get_##name(const avro_value_t *rec, const char *field, type *out)                              \
+#define GETTERS(name, type, conv)                                                                            \
+    int avro_get_##name(const avro_value_t *rec, const char *field, type *out)                               \
     {                                                                                                        \
         avro_value_t v;                                                                                      \
         return branch(rec, field, &v) == 0 ? conv(&v, out) : -1;                                             \
     }                                                                                                        \
-    int avro_get_nullable_##name(const avro_value_t *rec, const char *field, type *out)                     \
+    int avro_get_nullable_##name(const avro_value_t *rec, const char *field, type *out)                      \
     {                                                                                                        \
         avro_value_t v;                                                                                      \
         int rc = branch(rec, field, &v);                                                                     \
@@ -426,7 +426,8 @@ int avro_append_double(avro_value_t *rec, const char *field, double x)
         return -1;
     }
     items = avro_schema_array_items(avro_value_get_schema(&a));
-    if ((avro_typeof(items) != AVRO_DOUBLE && avro_typeof(items) != AVRO_FLOAT) || avro_value_append(&a, &v, NULL)) {
+    if ((avro_typeof(items) != AVRO_DOUBLE && avro_typeof(items) != AVRO_FLOAT) ||
+        avro_value_append(&a, &v, NULL)) {
         return -1;
     }
     return put_double(&v, x);

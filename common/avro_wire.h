@@ -11,8 +11,7 @@
  * libavro-c still parses the schemas and holds the values.
  *
  * Defaults come from the reader schemas' JSON (libavro-c drops them when parsing):
- * `named` is a JSON object mapping each named type's name (record, enum) to its
- * JSON definition. It is only read, so it may be shared between threads.
+ * `named` is the table of avro_defaults.h. It is only read, so threads may share it.
  */
 #ifndef HIVE_AVRO_WIRE_H
 #define HIVE_AVRO_WIRE_H
@@ -44,17 +43,6 @@ int avro_wire_write(avro_wire_buf_t *out, const avro_value_t *v, char *err, size
  * [buf, buf + len) and allocates at most in proportion to `len`. */
 int avro_wire_read(const void *buf, size_t len, avro_schema_t writer, avro_value_t *dst, json_t *named,
                    size_t *out_used, char *err, size_t errlen);
-
-/* Sets `v` to the JSON default `def` (Avro specification: a union's default is of its
- * first branch, bytes are a string of code points 0..255). Returns 0 or -1. */
-int avro_wire_apply_default(avro_value_t *v, json_t *def, json_t *named, char *err, size_t errlen);
-
-/* Applies the defaults of every field of the record `rec` that has one; a record
- * field without a default gets its own fields' defaults. Returns 0 or -1. */
-int avro_wire_fill_defaults(avro_value_t *rec, json_t *named, char *err, size_t errlen);
-
-/* Adds every named type defined in the schema JSON `schema` to `named`. */
-void avro_wire_collect_named(json_t *named, json_t *schema);
 
 /* Index of the field `name` in record schema `rec`, or -1. Unlike
  * avro_schema_record_field_get_index() it does not touch libavro-c's global error

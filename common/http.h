@@ -5,6 +5,9 @@
  * of the http_respond_* calls, or keeps the request (http_req_retain) and
  * answers later, still on the loop thread (a worker comes back with
  * uv_async). If the connection has gone by then, the answer is dropped.
+ * (h2o 2.2 stops reading while a request is processed, so a client that
+ * hangs up meanwhile is noticed when the answer is written, or when the
+ * server closes; http_req_alive() turns false then.)
  *
  * Built-in routes:
  *   GET /health   200 {"status":"ok"} while the loop runs.
@@ -78,11 +81,15 @@ void http_server_set_drain_ms(http_server_t *s, unsigned ms);
  * requests in progress finish (up to the drain time, then answers them 503
  * and cuts their connections), then closes every libuv handle the server
  * and h2o own. `done(arg)` (may be NULL) runs on the loop once that is
- * complete; once uv_run() returns, uv_loop_close() succeeds. Call once.
+ * complete (it may call http_server_destroy); once uv_run() returns,
+ * uv_loop_close() succeeds. Call once; with NULL, calls done(arg) at once.
  * Retained requests stay valid (and are no longer alive). */
 void http_server_close(http_server_t *s, void (*done)(void *arg), void *arg);
 
-/* Frees the server once http_server_close() has completed. Accepts NULL. A
+/* Frees the server once http_server_close() has completed. Must be called after
+ * uv_run() has returned and BEFORE uv_loop_close(): it disposes of h2o's
+ * context, which closes h2o's own timers and runs the loop once to finish
+ * them (register it with lifecycle_add_finalizer()). Accepts NULL. A
  * server whose close has not completed (never closed, or the loop stopped
  * first) still has handles on the loop: it is logged and left allocated
  * rather than freed under libuv's feet. */
@@ -90,9 +97,9 @@ void http_server_destroy(http_server_t *s);
 
 /* Request accessors. Strings are NUL-terminated and live as long as `r`. */
 const char *http_req_method(const http_req_t *r);
-const char *http_req_path(const http_req_t *r);                      /* raw path, no query */
-const char *http_req_param(const http_req_t *r, const char *name);   /* decoded path parameter */
-const char *http_req_query(const http_req_t *r, const char *name);   /* decoded query value, or NULL */
+const char *http_req_path(const http_req_t *r);                    /* raw path, no query */
+const char *http_req_param(const http_req_t *r, const char *name); /* decoded path parameter */
+const char *http_req_query(const http_req_t *r, const char *name); /* decoded query value, or NULL */
 
 /* The request body (not NUL-terminated); NULL and 0 when there is none or
  * the request is no longer alive. */

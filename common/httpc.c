@@ -359,11 +359,11 @@ int httpc_request(httpc_t *c, const char *method, const char *url, const char *c
     }
 
     CURLcode rc = CURLE_OK;
-#define SET(opt, val)                                                                                                  \
-    do {                                                                                                               \
-        if (rc == CURLE_OK) {                                                                                          \
-            rc = curl_easy_setopt(q->easy, opt, val);                                                                  \
-        }                                                                                                              \
+#define SET(opt, val)                                                                                        \
+    do {                                                                                                     \
+        if (rc == CURLE_OK) {                                                                                \
+            rc = curl_easy_setopt(q->easy, opt, val);                                                        \
+        }                                                                                                    \
     } while (0)
     SET(CURLOPT_URL, url);
     SET(CURLOPT_PRIVATE, (void *)q);
@@ -441,7 +441,13 @@ static void finish_close(httpc_t *c)
 
 void httpc_close(httpc_t *c, void (*done)(void *arg), void *arg)
 {
-    if (!c || c->closing) {
+    if (!c) {
+        if (done) {
+            done(arg);
+        }
+        return;
+    }
+    if (c->closing) {
         return;
     }
     c->closing = true;

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#define HTTPC_CANCELED (-1000)             /* httpc_close() ran before the answer came */
+#define HTTPC_CANCELED (-1000)                /* httpc_close() ran before the answer came */
 #define HTTPC_MAX_RESPONSE (16 * 1024 * 1024) /* larger bodies fail with -CURLE_WRITE_ERROR */
 
 typedef struct httpc_s httpc_t;
@@ -42,7 +42,7 @@ size_t httpc_pending(const httpc_t *c);
 /* Cancels every request in flight (their callbacks run, before this
  * returns, with HTTPC_CANCELED), closes the connections and every libuv
  * handle, then calls `done(arg)` (may be NULL) on the loop. May be called
- * from a completion callback. Call once. */
+ * from a completion callback. Call once; with NULL, calls done(arg) at once. */
 void httpc_close(httpc_t *c, void (*done)(void *arg), void *arg);
 
 /* Frees the client once httpc_close() has completed. Accepts NULL. A client

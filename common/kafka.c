@@ -153,6 +153,7 @@ rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id
         NULL,
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (getenv("XDBG")) { rd_kafka_conf_set(conf, "debug", getenv("XDBG"), NULL, 0); }
     if (conf_set_all(conf, kv, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;

@@ -493,12 +493,14 @@ static void batch_after(uv_work_t *w, int status)
 {
     kafka_pipeline_t *p = w->data;
     batch_t *b = &p->batch;
-    char parts[512];
+    outcome_t outcome = b->outcome;
+    char why[sizeof(b->why)], parts[512];
+    memcpy(why, b->why, sizeof(why));
     p->busy = false;
     if (p->m_batch) {
         metric_observe(p->m_batch, b->seconds);
     }
-    switch (b->outcome) {
+    switch (outcome) {
     case OUT_COMMITTED:
         tally_flush(&b->produced, p->m_produced);
         tally_flush(&b->dlq, p->m_dlq);
@@ -514,16 +516,20 @@ static void batch_after(uv_work_t *w, int status)
             metric_add(p->m_txn, 1, "aborted");
         }
         kafka_format_partitions(b->first, parts, sizeof(parts));
-        log_warn("kafka transaction aborted", "group", p->group_id, "why", b->why, "rewound", parts);
+        log_warn("kafka transaction aborted", "group", p->group_id, "why", why, "rewound", parts);
         if (p->state == ST_RUNNING) {
             rewind_and_back_off(p, b);
         }
         break;
     case OUT_FATAL:
-        enter_fatal(p, b->why);
         break;
     }
+    /* Release the messages before anything can start the close work, which
+     * destroys the consumer they belong to. */
     batch_clear(b);
+    if (outcome == OUT_FATAL) {
+        enter_fatal(p, why); /* on_fatal may call kafka_pipeline_stop() */
+    }
     if (p->state == ST_STOPPING) {
         stop_continue(p);
         return;
@@ -720,10 +726,6 @@ static void close_after(uv_work_t *w, int status)
     kafka_pipeline_t *p = w->data;
     p->busy = false;
     p->state = ST_STOPPED;
-    if (p->assignment) {
-        rd_kafka_topic_partition_list_destroy(p->assignment);
-        p->assignment = NULL;
-    }
     if (!p->handles) {
         finish_stop(p);
         return;
@@ -733,8 +735,18 @@ static void close_after(uv_work_t *w, int status)
     uv_close((uv_handle_t *)&p->backoff, on_closed);
 }
 
+/* Starts the close work, once, when nothing else is in flight. */
 static void stop_continue(kafka_pipeline_t *p)
 {
+    if (p->busy || p->closing) {
+        return;
+    }
+    /* The list holds references on librdkafka's partitions: drop it before
+     * rd_kafka_destroy(), which waits for them. */
+    if (p->assignment) {
+        rd_kafka_topic_partition_list_destroy(p->assignment);
+        p->assignment = NULL;
+    }
     p->closing = true;
     p->busy = true;
     p->work.data = p;

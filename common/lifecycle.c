@@ -13,6 +13,11 @@ typedef struct {
     void *ctx;
 } stage_t;
 
+typedef struct {
+    lifecycle_finalizer_fn fn;
+    void *ctx;
+} finalizer_t;
+
 struct lifecycle_s {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
@@ -20,6 +25,8 @@ struct lifecycle_s {
     unsigned deadline_ms;
     stage_t stages[MAX_STAGES];
     int nstages;
+    finalizer_t finalizers[MAX_STAGES];
+    int nfinalizers;
     int current; /* index of the running stage; -1 before shutdown */
     bool stopping, timed_out;
     int exit_code;
@@ -86,6 +93,15 @@ static void close_own_handles(lifecycle_t *lc)
     }
 }
 
+int lifecycle_add_finalizer(lifecycle_t *lc, lifecycle_finalizer_fn fn, void *ctx)
+{
+    if (lc->nfinalizers == MAX_STAGES || !fn) {
+        return -1;
+    }
+    lc->finalizers[lc->nfinalizers++] = (finalizer_t){fn, ctx};
+    return 0;
+}
+
 /* Runs stages from the top of the stack down; a stage that completes inside
  * its own call simply recurses one level. */
 static void run_next(lifecycle_t *lc)
@@ -94,6 +110,10 @@ static void run_next(lifecycle_t *lc)
     if (lc->current < 0) {
         log_info("shutdown complete");
         close_own_handles(lc);
+        /* Stop the loop even if a library keeps an idle handle referenced
+         * (h2o's context does); finalizers close those, and uv_loop_close()
+         * then proves nothing is left. */
+        uv_stop(&lc->loop);
         return;
     }
     stage_t *st = &lc->stages[lc->current];
@@ -148,6 +168,16 @@ int lifecycle_run(lifecycle_t *lc)
 {
     uv_run(&lc->loop, UV_RUN_DEFAULT);
     int rc = lc->timed_out ? 1 : lc->exit_code;
+    if (!lc->timed_out) {
+        while (lc->nfinalizers > 0) {
+            finalizer_t *f = &lc->finalizers[--lc->nfinalizers];
+            f->fn(f->ctx);
+        }
+    }
+    /* Complete the closes still pending; never block on a forgotten handle. */
+    for (int i = 0; i < 8 && uv_loop_alive(&lc->loop); i++) {
+        uv_run(&lc->loop, UV_RUN_NOWAIT);
+    }
     if (uv_loop_close(&lc->loop) != 0) {
         uv_walk(&lc->loop, report_handle, NULL);
         rc = 1;

@@ -6,7 +6,8 @@
  * may finish asynchronously (drain in-flight work, flush, close its handles) and
  * calls lifecycle_stage_done() when it has. If the whole shutdown takes longer
  * than the deadline, the loop is stopped and lifecycle_run() reports failure.
- * After the last stage the loop must hold no handle: uv_loop_close() == 0.
+ * After the last stage the loop is stopped, the finalizers run, and the loop
+ * must then hold no handle: uv_loop_close() == 0.
  */
 #ifndef HIVE_LIFECYCLE_H
 #define HIVE_LIFECYCLE_H
@@ -29,6 +30,15 @@ uv_loop_t *lifecycle_loop(lifecycle_t *lc);
 
 /* Registers a stage; `name` (a literal) appears in logs. Returns 0 or -1. */
 int lifecycle_add_stage(lifecycle_t *lc, const char *name, lifecycle_stage_fn fn, void *ctx);
+
+/* A finalizer runs after the loop has stopped (uv_run returned, so no libuv
+ * callback is on the stack) and before uv_loop_close(), in reverse
+ * registration order: the place for teardown that must run the loop itself,
+ * such as h2o's context disposal. */
+typedef void (*lifecycle_finalizer_fn)(void *ctx);
+
+/* Registers a finalizer. Returns 0 or -1. */
+int lifecycle_add_finalizer(lifecycle_t *lc, lifecycle_finalizer_fn fn, void *ctx);
 
 /* Marks the running stage finished and starts the next one. */
 void lifecycle_stage_done(lifecycle_t *lc);

@@ -215,11 +215,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return k;
 }
 
-/* Sends one request to each base URL in turn until one answers. Returns 0 with the
- * HTTP status and the body (malloc'd, NUL-terminated, maybe empty), or
- * REGISTRY_EUNAVAILABLE when none answered. */
-static int request(registry_t *r, const char *path, const char *post, long *out_status, char **out_body, char *err,
-                   size_t errlen)
+/* Sends the request to each base URL in turn until one answers. Returns 0 with the
+ * HTTP status, the body (malloc'd, NUL-terminated, maybe empty) and the URL's name
+ * for messages, or REGISTRY_EUNAVAILABLE when none answered. */
+static int request(registry_t *r, const char *path, const char *post, long *out_status, char **out_body,
+                   const char **out_url, char *err, size_t errlen)
 {
     for (size_t i = 0; i < r->nurls; i++) {
         char errbuf[CURL_ERROR_SIZE] = "";
@@ -264,6 +264,7 @@ static int request(registry_t *r, const char *path, const char *post, long *out_
         curl_easy_cleanup(c);
         free(url);
         if (rc == CURLE_OK) {
+            *out_url = r->display[i];
             return *out_body ? 0 : REGISTRY_EUNAVAILABLE;
         }
     }
@@ -271,11 +272,12 @@ static int request(registry_t *r, const char *path, const char *post, long *out_
 }
 
 /* Maps a non-200 status to a code, with the registry's message when it sent one. */
-static int status_error(registry_t *r, long status, const char *body, const char *what, char *err, size_t errlen)
+static int status_error(const char *url, long status, const char *body, const char *what, char *err,
+                        size_t errlen)
 {
     json_t *j = json_loads(body, 0, NULL);
     const char *msg = json_string_value(json_object_get(j, "message"));
-    set_err(err, errlen, "schema registry %s: %s: HTTP %ld%s%s", r->display[0], what, status, msg ? ": " : "",
+    set_err(err, errlen, "schema registry %s: %s: HTTP %ld%s%s", url, what, status, msg ? ": " : "",
             msg ? msg : "");
     json_decref(j);
     if (status == 404) {
@@ -297,8 +299,8 @@ static char *escape_segment(const char *s)
     }
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-            c == '_' || c == '~') {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '.' || c == '_' || c == '~') {
             *o++ = (char)c;
         } else {
             *o++ = '%';
@@ -347,6 +349,7 @@ int registry_register(registry_t *r, const char *subject, const char *schema_jso
     int rc = REGISTRY_EINVALID;
     long status = 0;
     char *path = NULL, *esc = NULL, *post = NULL, *resp = NULL;
+    const char *url = NULL;
     json_t *req = NULL, *j = NULL;
 
     pthread_mutex_lock(&r->lock);
@@ -368,17 +371,17 @@ int registry_register(registry_t *r, const char *subject, const char *schema_jso
         goto out;
     }
     snprintf(path, strlen(esc) + 32, "/subjects/%s/versions", esc);
-    if ((rc = request(r, path, post, &status, &resp, err, errlen)) != 0) {
+    if ((rc = request(r, path, post, &status, &resp, &url, err, errlen)) != 0) {
         goto out;
     }
     if (status != 200) {
-        rc = status_error(r, status, resp, "registering a schema", err, errlen);
+        rc = status_error(url, status, resp, "registering a schema", err, errlen);
         goto out;
     }
     j = json_loads(resp, 0, NULL);
     json_t *id = json_object_get(j, "id");
     if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) > INT32_MAX) {
-        set_err(err, errlen, "schema registry %s: no id in the answer to a registration", r->display[0]);
+        set_err(err, errlen, "schema registry %s: no id in the answer to a registration", url);
         rc = REGISTRY_EINVALID;
         goto out;
     }
@@ -418,6 +421,7 @@ int registry_fetch(registry_t *r, int32_t id, char **out_json, char *err, size_t
     int rc;
     long status = 0;
     char path[48], *resp = NULL, *copy = NULL;
+    const char *url = NULL;
     json_t *j = NULL;
 
     pthread_mutex_lock(&r->lock);
@@ -443,11 +447,11 @@ int registry_fetch(registry_t *r, int32_t id, char **out_json, char *err, size_t
     pthread_mutex_unlock(&r->lock);
 
     snprintf(path, sizeof(path), "/schemas/ids/%d", id);
-    if ((rc = request(r, path, NULL, &status, &resp, err, errlen)) != 0) {
+    if ((rc = request(r, path, NULL, &status, &resp, &url, err, errlen)) != 0) {
         goto out;
     }
     if (status != 200) {
-        rc = status_error(r, status, resp, "fetching a schema", err, errlen);
+        rc = status_error(url, status, resp, "fetching a schema", err, errlen);
         if (rc == REGISTRY_ENOTFOUND) {
             set_err(err, errlen, "schema id %d not found in the schema registry", id);
             pthread_mutex_lock(&r->lock);
@@ -460,7 +464,7 @@ int registry_fetch(registry_t *r, int32_t id, char **out_json, char *err, size_t
     const char *schema = json_string_value(json_object_get(j, "schema"));
     const char *type = json_string_value(json_object_get(j, "schemaType"));
     if (!schema) {
-        set_err(err, errlen, "schema registry %s: no schema in the answer for id %d", r->display[0], id);
+        set_err(err, errlen, "schema registry %s: no schema in the answer for id %d", url, id);
         rc = REGISTRY_EINVALID;
         goto out;
     }

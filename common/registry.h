@@ -23,10 +23,10 @@
 typedef struct registry_s registry_t;
 
 #define REGISTRY_ERR_MAP(X)                                                                                  \
-    X(ENOTFOUND, -1, "not found")               /* 404: the id or subject does not exist */               \
-    X(EUNAVAILABLE, -2, "registry unavailable") /* network, 5xx, auth: retry later */                     \
-    X(EREJECTED, -3, "rejected by the registry") /* 409 incompatible, 422 invalid schema */                \
-    X(EINVALID, -4, "invalid response")        /* not the JSON the API promises */
+    X(ENOTFOUND, -1, "not found")                /* 404: the id or subject does not exist */                 \
+    X(EUNAVAILABLE, -2, "registry unavailable")  /* network, 5xx, auth: retry later */                       \
+    X(EREJECTED, -3, "rejected by the registry") /* 409 incompatible, 422 invalid schema */                  \
+    X(EINVALID, -4, "invalid response")          /* not the JSON the API promises */
 
 typedef enum {
 #define X(name, code, text) REGISTRY_##name = code,

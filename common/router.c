@@ -263,7 +263,8 @@ router_result_t router_match(const router_t *r, const char *method, const char *
             continue;
         }
         size_t i = 0;
-        while (i < nsegs && (rt->segs[i].param ? segv[i][0] != '\0' : strcmp(rt->segs[i].text, segv[i]) == 0)) {
+        while (i < nsegs &&
+               (rt->segs[i].param ? segv[i][0] != '\0' : strcmp(rt->segs[i].text, segv[i]) == 0)) {
             i++;
         }
         if (i < nsegs) {
@@ -304,7 +305,8 @@ router_result_t router_match(const router_t *r, const char *method, const char *
             continue;
         }
         size_t i = 0;
-        while (i < nsegs && (rt->segs[i].param ? segv[i][0] != '\0' : strcmp(rt->segs[i].text, segv[i]) == 0)) {
+        while (i < nsegs &&
+               (rt->segs[i].param ? segv[i][0] != '\0' : strcmp(rt->segs[i].text, segv[i]) == 0)) {
             i++;
         }
         if (i == nsegs) {

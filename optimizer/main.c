@@ -130,6 +130,13 @@ static void stop_http(lifecycle_t *lc, void *ctx)
     http_server_close(((app_t *)ctx)->http, stage_done, lc);
 }
 
+static void destroy_http(void *ctx)
+{
+    app_t *app = ctx;
+    http_server_destroy(app->http);
+    app->http = NULL;
+}
+
 static void stop_pipeline(lifecycle_t *lc, void *ctx)
 {
     kafka_pipeline_stop(((app_t *)ctx)->pipeline, stage_done, lc);
@@ -221,6 +228,7 @@ int main(int argc, char **argv)
     http_add_ready_check(app.http, "redis", redis_ready, &app);
     http_add_ready_check(app.http, "intake_flowing", intake_flowing, &app);
     lifecycle_add_stage(app.lc, "http", stop_http, &app);
+    lifecycle_add_finalizer(app.lc, destroy_http, &app);
 
     /* 7. The telemetry intake on the exactly-once pipeline. */
     app.intake = intake_create(&(intake_conf_t){

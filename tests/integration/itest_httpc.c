@@ -3,10 +3,13 @@
  *   PROMETHEUS_URL       default http://127.0.0.1:9090
  *   MLFLOW_TRACKING_URI  default http://127.0.0.1:5000
  */
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -95,8 +98,8 @@ static void test_mlflow_search(void **state)
     result_t search = {0}, missing = {0};
     snprintf(url, sizeof(url), "%s/api/2.0/mlflow/experiments/search", base);
     const char *body = "{\"max_results\": 5}";
-    assert_int_equal(httpc_request(c, "POST", url, "application/json", body, strlen(body), 10000, on_done, &search),
-                     0);
+    assert_int_equal(
+        httpc_request(c, "POST", url, "application/json", body, strlen(body), 10000, on_done, &search), 0);
     snprintf(url, sizeof(url), "%s/api/2.0/mlflow/experiments/get?experiment_id=999999999", base);
     assert_int_equal(httpc_request(c, "GET", url, NULL, NULL, 0, 10000, on_done, &missing), 0);
     run(&loop, c);
@@ -107,7 +110,8 @@ static void test_mlflow_search(void **state)
     assert_true(json_is_object(search.json));
     assert_int_equal(missing.status, 0);
     assert_int_equal(missing.code, 404);
-    assert_string_equal(json_string_value(json_object_get(missing.json, "error_code")), "RESOURCE_DOES_NOT_EXIST");
+    assert_string_equal(json_string_value(json_object_get(missing.json, "error_code")),
+                        "RESOURCE_DOES_NOT_EXIST");
     json_decref(search.json);
     json_decref(missing.json);
 }

@@ -1,12 +1,14 @@
 /* The HTTP server on a real loop, driven by a blocking client in a thread.
  * The client records what it saw; assertions run on the main thread. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
+
 #include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "lifecycle.h"
 #include "log.h"
 
 #define NRESP 8
@@ -138,9 +141,13 @@ static void script_main(void *arg)
     signal_stop(f);
 }
 
+/* h2o keeps an idle handle referenced until http_server_destroy(), so the
+ * loop is stopped once the close completes, as lifecycle does. */
 static void on_server_closed(void *arg)
 {
-    ((fixture_t *)arg)->closed = true;
+    fixture_t *f = arg;
+    f->closed = true;
+    uv_stop(&f->loop);
 }
 
 static void on_stop(uv_async_t *a)
@@ -172,11 +179,11 @@ static void fixture_run(fixture_t *f, void (*script)(fixture_t *f))
     f->stop.data = f;
     uv_thread_t th;
     assert_int_equal(uv_thread_create(&th, script_main, f), 0);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
     uv_thread_join(&th);
     assert_true(f->closed);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
     http_server_destroy(f->srv);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
     metrics_destroy(f->metrics);
 }
 
@@ -545,6 +552,18 @@ static void set_flag(void *arg)
     *(bool *)arg = true;
 }
 
+typedef struct {
+    bool closed;
+    uv_loop_t *loop;
+} close_wait_t;
+
+static void set_closed_and_stop(void *arg)
+{
+    close_wait_t *w = arg;
+    w->closed = true;
+    uv_stop(w->loop);
+}
+
 static void test_create_errors(void **state)
 {
     (void)state;
@@ -561,13 +580,58 @@ static void test_create_errors(void **state)
     assert_non_null(a);
     assert_null(http_server_create(&loop, "127.0.0.1", http_server_port(a), NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "cannot listen"));
-    bool closed = false;
-    http_server_close(a, set_flag, &closed);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_true(closed);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    close_wait_t w = {false, &loop};
+    http_server_close(a, set_closed_and_stop, &w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_true(w.closed);
     http_server_destroy(a);
+    assert_int_equal(uv_loop_close(&loop), 0);
     http_server_destroy(NULL);
+    bool closed = false;
+    http_server_close(NULL, set_flag, &closed); /* nothing to close: done at once */
+    assert_true(closed);
+}
+
+/* As a service uses it: a lifecycle stage closes the server, and
+ * lifecycle_run() reports a clean loop (it returns 1 if any handle is
+ * left). */
+static void stage_done(void *arg)
+{
+    lifecycle_stage_done(arg);
+}
+
+static void stop_http(lifecycle_t *lc, void *ctx)
+{
+    http_server_close(ctx, stage_done, lc);
+}
+
+static void destroy_http(void *ctx)
+{
+    http_server_destroy(ctx);
+}
+
+static void on_kick(uv_timer_t *t)
+{
+    lifecycle_stop(t->data, 0);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_lifecycle_stage(void **state)
+{
+    (void)state;
+    log_init("test_http", LOG_ERROR);
+    lifecycle_t *lc = lifecycle_create(5000);
+    char err[256];
+    http_server_t *s = http_server_create(lifecycle_loop(lc), "127.0.0.1", 0, NULL, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(lifecycle_add_stage(lc, "http", stop_http, s), 0);
+    assert_int_equal(lifecycle_add_finalizer(lc, destroy_http, s), 0);
+    uv_timer_t kick;
+    uv_timer_init(lifecycle_loop(lc), &kick);
+    kick.data = lc;
+    uv_timer_start(&kick, on_kick, 20, 0);
+    assert_int_equal(lifecycle_run(lc), 0);
+    lifecycle_destroy(lc);
 }
 
 static void test_json_parse(void **state)
@@ -596,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_deferred),
         cmocka_unit_test(test_close_with_connections),
         cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_lifecycle_stage),
         cmocka_unit_test(test_json_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

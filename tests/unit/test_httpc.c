@@ -1,11 +1,13 @@
 /* The HTTP client against the test's own HTTP server, both on one loop. */
-#include <arpa/inet.h>
-#include <curl/curl.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,9 +83,13 @@ static void handle_slow(void *ctx, http_req_t *r)
 
 /* ---- fixture ------------------------------------------------------------------------ */
 
+/* h2o keeps an idle handle referenced until http_server_destroy(), so the
+ * loop is stopped once the close completes, as lifecycle does. */
 static void on_server_closed(void *arg)
 {
-    ((fixture_t *)arg)->server_closed = true;
+    fixture_t *f = arg;
+    f->server_closed = true;
+    uv_stop(&f->loop);
 }
 
 static void on_client_closed(void *arg)
@@ -133,12 +139,14 @@ static fixture_t *fixture_start(void)
 
 static void fixture_finish(fixture_t *f)
 {
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    if (!f->server_closed) {
+        uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
+    }
     assert_true(f->client_closed);
     assert_true(f->server_closed);
+    http_server_destroy(f->srv);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     httpc_destroy(f->client);
-    http_server_destroy(f->srv);
     for (int i = 0; i < f->nheld; i++) {
         assert_false(http_req_alive(f->held[i]));
         http_req_release(f->held[i]);
@@ -193,7 +201,7 @@ static void test_get_post(void **state)
     request(f, 6, "POST", "/echo", "application/json", NULL, 5000); /* empty body */
     assert_int_equal(httpc_pending(f->client), 7);
     close_when_done(f, 7);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
 
     result_t *r = f->res;
     assert_int_equal(r[0].status, 0);
@@ -223,7 +231,7 @@ static void test_many_concurrent(void **state)
         request(f, i, "GET", "/echo?x=many", NULL, NULL, 5000);
     }
     close_when_done(f, MAXR);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
     for (int i = 0; i < MAXR; i++) {
         assert_int_equal(f->res[i].calls, 1);
         assert_int_equal(f->res[i].code, 200);
@@ -237,7 +245,7 @@ static void test_timeout(void **state)
     fixture_t *f = fixture_start();
     request(f, 0, "GET", "/slow", NULL, NULL, 200);
     close_when_done(f, 1);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
     assert_int_equal(f->res[0].calls, 1);
     assert_int_equal(f->res[0].status, -CURLE_OPERATION_TIMEDOUT);
     assert_string_equal(f->res[0].body, "");
@@ -265,7 +273,7 @@ static void test_connection_refused(void **state)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", free_port());
     assert_int_equal(httpc_request(f->client, "GET", url, NULL, NULL, 0, 2000, on_done, &f->res[0]), 0);
     close_when_done(f, 1);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
     assert_int_equal(f->res[0].calls, 1);
     assert_int_equal(f->res[0].status, -CURLE_COULDNT_CONNECT);
     assert_int_equal(f->res[0].code, 0);
@@ -283,7 +291,7 @@ static void test_bad_arguments(void **state)
     assert_true(
         httpc_request(f->client, "GET", "gopher://127.0.0.1/", NULL, NULL, 0, 0, on_done, &f->res[0]) <= 0);
     close_when_done(f, 0);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
     fixture_finish(f);
 }
 
@@ -308,7 +316,7 @@ static void test_close_in_flight(void **state)
     uv_timer_init(&f->loop, &f->timer);
     f->timer.data = f;
     uv_timer_start(&f->timer, on_close_timer, 100, 0);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
     assert_int_equal(f->res[0].calls, 1);
     assert_int_equal(f->res[0].status, HTTPC_CANCELED);
     assert_int_equal(f->res[1].status, HTTPC_CANCELED);
@@ -341,7 +349,7 @@ static void test_close_from_callback(void **state)
     snprintf(url, sizeof(url), "%s/echo?x=1", f->base);
     assert_int_equal(httpc_request(f->client, "GET", url, NULL, NULL, 0, 0, on_done_then_close, &f->res[0]),
                      0);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
     assert_int_equal(f->res[0].code, 200);
     assert_int_equal(f->res[1].status, HTTPC_CANCELED);
     assert_int_equal(f->res[2].status, HTTPC_CANCELED);
