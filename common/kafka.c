@@ -153,7 +153,6 @@ rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id
         NULL,
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (getenv("XDBG")) { rd_kafka_conf_set(conf, "debug", getenv("XDBG"), NULL, 0); }
     if (conf_set_all(conf, kv, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -269,12 +268,16 @@ int kafka_batch_offsets(rd_kafka_message_t *const *msgs, size_t n, rd_kafka_topi
 
 /* ---- Transactions ------------------------------------------------------------ */
 
+bool kafka_err_is_fenced(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR__FENCED || err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
 kafka_txn_action_t kafka_txn_classify(const rd_kafka_error_t *error)
 {
     rd_kafka_resp_err_t code = rd_kafka_error_code(error);
-    if (rd_kafka_error_is_fatal(error) || code == RD_KAFKA_RESP_ERR__FENCED ||
-        code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED || code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH ||
-        code == RD_KAFKA_RESP_ERR__FATAL) {
+    if (rd_kafka_error_is_fatal(error) || kafka_err_is_fenced(code) || code == RD_KAFKA_RESP_ERR__FATAL) {
         return KAFKA_TXN_FATAL;
     }
     if (rd_kafka_error_txn_requires_abort(error)) {

@@ -75,8 +75,63 @@ typedef enum {
     KAFKA_TXN_FATAL,      /* fenced or fatal: the producer is unusable */
 } kafka_txn_action_t;
 
+/* True for the errors that mean another instance with our transactional.id
+ * took over: __FENCED, PRODUCER_FENCED, INVALID_PRODUCER_EPOCH. */
+bool kafka_err_is_fenced(rd_kafka_resp_err_t err);
+
 /* What to do after a transactional call returned `error`. */
 kafka_txn_action_t kafka_txn_classify(const rd_kafka_error_t *error);
+
+/* ---- One batch and its transaction (kafka_batch.c) ----------------------------- */
+
+typedef enum { KAFKA_BATCH_COMMITTED, KAFKA_BATCH_ABORTED, KAFKA_BATCH_FATAL } kafka_batch_outcome_t;
+
+typedef struct {
+    char *topic;
+    double n;
+} kafka_tally_t;
+
+typedef struct {
+    kafka_tally_t *v;
+    size_t n, cap;
+} kafka_tallies_t;
+
+/* A record of the batch routed to its dead-letter topic, logged once committed. */
+typedef struct {
+    size_t msg; /* index in msgs */
+    char *reason;
+} kafka_dead_t;
+
+typedef struct {
+    /* Set once by the pipeline. */
+    rd_kafka_t *producer, *consumer;
+    kafka_transform_fn transform;
+    void *ctx;
+    const char *service;
+    /* Filled on the loop thread before the run; owned by the batch. */
+    rd_kafka_message_t **msgs; /* room for max_batch */
+    size_t n;
+    rd_kafka_topic_partition_list_t *first, *next; /* rewind to / commit (last + 1) */
+    /* Filled by the run, on the worker. */
+    kafka_batch_outcome_t outcome;
+    char why[512]; /* when not committed */
+    kafka_tallies_t produced, dlq;
+    kafka_dead_t *dead;
+    size_t ndead, deadcap;
+    double seconds;
+    kafka_out_t out;
+} kafka_batch_t;
+
+/* Zeroes the batch and makes room for `max` messages. Returns 0 or -1. */
+int kafka_batch_init(kafka_batch_t *b, size_t max);
+/* Runs the whole transaction of msgs[0..n) (blocking: a worker thread only). */
+void kafka_batch_run(kafka_batch_t *b);
+/* After a commit, on the loop: adds the counts to the metrics (may be NULL)
+ * and logs each dead letter with its reason and trace id. */
+void kafka_batch_report(kafka_batch_t *b, metric_t *produced, metric_t *dlq);
+/* Destroys the messages and results, keeps the arrays for the next batch. */
+void kafka_batch_clear(kafka_batch_t *b);
+void kafka_batch_deinit(kafka_batch_t *b);
 
 /* ---- Back-off ----------------------------------------------------------------- */
 

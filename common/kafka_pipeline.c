@@ -27,44 +27,18 @@
 #include <unistd.h>
 
 #define TICK_MS 200
-#define TXN_TIMEOUT_MS 30000
-#define TXN_CALL_TRIES 5
 #define INIT_TRY_MS 3000
 #define FLUSH_MS 5000
 #define DEFAULT_MAX_BATCH 500
 
 typedef enum { ST_CREATED, ST_STARTING, ST_RUNNING, ST_STOPPING, ST_STOPPED } state_t;
-typedef enum { OUT_COMMITTED, OUT_ABORTED, OUT_FATAL } outcome_t;
-
-/* Per-topic record counts of one batch, turned into metrics once it commits. */
-typedef struct {
-    char *topic;
-    double n;
-} tally_t;
-
-typedef struct {
-    tally_t *v;
-    size_t n, cap;
-} tallies_t;
-
-typedef struct {
-    rd_kafka_message_t **msgs; /* max_batch slots */
-    size_t n;
-    rd_kafka_topic_partition_list_t *first, *next; /* rewind to / commit */
-    kafka_out_t out;
-    outcome_t outcome;
-    char why[512];
-    tallies_t produced, dlq;
-    double seconds;
-} batch_t;
 
 struct kafka_pipeline_s {
     uv_loop_t *loop;
     char *bootstrap, *group_id, *txn_id, *service;
     char **topics;
     size_t ntopics;
-    kafka_transform_fn transform;
-    void *ctx;
+    void *ctx; /* for on_fatal; the transform's is in the batch */
     void (*on_fatal)(void *ctx, const char *why);
     size_t max_batch;
 
@@ -87,7 +61,7 @@ struct kafka_pipeline_s {
     unsigned attempt;
     uint64_t rng;
     rd_kafka_topic_partition_list_t *assignment;
-    batch_t batch;
+    kafka_batch_t batch;
     atomic_bool stop_flag, producer_fatal, consumer_fatal;
     void (*done)(void *arg);
     void *done_arg;
@@ -99,59 +73,6 @@ static void pump(kafka_pipeline_t *p);
 static void stop_continue(kafka_pipeline_t *p);
 
 /* ---- Small helpers ---------------------------------------------------------- */
-
-static void tally_add(tallies_t *t, const char *topic)
-{
-    for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->v[i].topic, topic) == 0) {
-            t->v[i].n++;
-            return;
-        }
-    }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 4;
-        tally_t *v = realloc(t->v, cap * sizeof(*v));
-        if (!v) {
-            return; /* a metric is lost, not a record */
-        }
-        t->v = v;
-        t->cap = cap;
-    }
-    char *dup = strdup(topic);
-    if (dup) {
-        t->v[t->n++] = (tally_t){dup, 1};
-    }
-}
-
-static void tally_flush(tallies_t *t, metric_t *m)
-{
-    for (size_t i = 0; i < t->n; i++) {
-        if (m) {
-            metric_add(m, t->v[i].n, t->v[i].topic);
-        }
-        free(t->v[i].topic);
-    }
-    t->n = 0;
-}
-
-static void batch_clear(batch_t *b)
-{
-    for (size_t i = 0; i < b->n; i++) {
-        rd_kafka_message_destroy(b->msgs[i]);
-    }
-    b->n = 0;
-    if (b->first) {
-        rd_kafka_topic_partition_list_destroy(b->first);
-    }
-    if (b->next) {
-        rd_kafka_topic_partition_list_destroy(b->next);
-    }
-    b->first = b->next = NULL;
-    kafka_out_reset(&b->out);
-    tally_flush(&b->produced, NULL);
-    tally_flush(&b->dlq, NULL);
-    b->why[0] = '\0';
-}
 
 static double rand01(kafka_pipeline_t *p)
 {
@@ -168,12 +89,6 @@ static void set_paused(kafka_pipeline_t *p, bool paused)
     if (p->m_paused) {
         metric_set(p->m_paused, paused ? 1 : 0);
     }
-}
-
-static bool fenced_code(rd_kafka_resp_err_t err)
-{
-    return err == RD_KAFKA_RESP_ERR__FENCED || err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-           err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
 }
 
 /* Stops processing for good and tells the service. Loop thread. */
@@ -205,7 +120,7 @@ static bool check_fatal_flags(kafka_pipeline_t *p)
     char detail[256], why[320];
     rd_kafka_resp_err_t err = rd_kafka_fatal_error(prod ? p->producer : p->consumer, detail, sizeof(detail));
     snprintf(why, sizeof(why), "%s %s: %s: %s", prod ? "producer" : "consumer",
-             fenced_code(err) ? "fenced" : "fatal error", rd_kafka_err2name(err), detail);
+             kafka_err_is_fenced(err) ? "fenced" : "fatal error", rd_kafka_err2name(err), detail);
     enter_fatal(p, why);
     return true;
 }
@@ -271,6 +186,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         log_info("kafka partitions assigned", "group", p->group_id, "partitions", list);
     } else {
         rd_kafka_assign(rk, NULL);
+        /* Our pause outlives the assignment: clear it, or these partitions
+         * would stay paused if they come back after the back-off. */
+        if (parts) {
+            rd_kafka_resume_partitions(rk, parts);
+        }
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
             log_info("kafka partitions revoked", "group", p->group_id, "partitions", list);
         } else {
@@ -287,170 +207,10 @@ static bool assigned(const kafka_pipeline_t *p, const rd_kafka_message_t *m)
            rd_kafka_topic_partition_list_find(p->assignment, rd_kafka_topic_name(m->rkt), m->partition);
 }
 
-/* ---- The transaction, on a worker --------------------------------------------- */
-
-/* Produces one record inside the transaction; takes `hdrs`. Returns 0, or -1
- * with b->why set (and b->outcome = OUT_FATAL when the producer is dead). */
-static int produce(kafka_pipeline_t *p, batch_t *b, const char *topic, const void *key, size_t keylen,
-                   const void *value, size_t len, rd_kafka_headers_t *hdrs)
-{
-    for (;;) {
-        rd_kafka_resp_err_t err =
-            rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
-                              RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            return 0;
-        }
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(p->producer, 100); /* wait for deliveries to make room */
-            continue;
-        }
-        if (hdrs) {
-            rd_kafka_headers_destroy(hdrs);
-        }
-        if (err == RD_KAFKA_RESP_ERR__FATAL || fenced_code(err)) {
-            b->outcome = OUT_FATAL;
-        }
-        snprintf(b->why, sizeof(b->why), "produce to %s: %s", topic, rd_kafka_err2str(err));
-        return -1;
-    }
-}
-
-/* Handles the error of a transactional call. Returns true when the caller
- * should call again (retriable, tries left); otherwise sets the outcome. */
-static bool txn_error(batch_t *b, const char *call, rd_kafka_error_t *e, int try)
-{
-    kafka_txn_action_t a = kafka_txn_classify(e);
-    bool again = a == KAFKA_TXN_RETRY_CALL && try + 1 < TXN_CALL_TRIES;
-    if (!again) {
-        snprintf(b->why, sizeof(b->why), "%s%s: %s: %s", a == KAFKA_TXN_FATAL ? "fatal: " : "", call,
-                 rd_kafka_error_name(e), rd_kafka_error_string(e));
-        if (a == KAFKA_TXN_FATAL) {
-            b->outcome = OUT_FATAL;
-        }
-    } else {
-        log_warn("kafka transactional call failed, retrying", "call", call, "error", rd_kafka_error_string(e));
-    }
-    rd_kafka_error_destroy(e);
-    return again;
-}
-
-/* Transforms every record; returns 0, or -1 with b->why set (abort). */
-static int transform_all(kafka_pipeline_t *p, batch_t *b)
-{
-    for (size_t i = 0; i < b->n; i++) {
-        const rd_kafka_message_t *m = b->msgs[i];
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        char reason[256] = "";
-        kafka_out_reset(&b->out);
-        kafka_verdict_t v = p->transform(p->ctx, m, &b->out, reason, sizeof(reason));
-        reason[sizeof(reason) - 1] = '\0';
-        if (v == KAFKA_OK) {
-            for (size_t r = 0; r < b->out.n; r++) {
-                kafka_record_t *rec = &b->out.recs[r];
-                rd_kafka_headers_t *h = rec->headers;
-                rec->headers = NULL;
-                if (produce(p, b, rec->topic, rec->key, rec->keylen, rec->value, rec->len, h) != 0) {
-                    return -1;
-                }
-                tally_add(&b->produced, rec->topic);
-            }
-        } else if (v == KAFKA_BAD_INPUT) {
-            char dlq[512];
-            rd_kafka_headers_t *orig = NULL;
-            rd_kafka_message_headers(m, &orig);
-            snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
-            rd_kafka_headers_t *h =
-                kafka_dlq_headers(orig, topic, m->partition, m->offset, p->service, reason, kafka_now_ms());
-            if (!h) {
-                snprintf(b->why, sizeof(b->why), "out of memory building dead-letter headers");
-                return -1;
-            }
-            if (produce(p, b, dlq, m->key, m->key_len, m->payload, m->len, h) != 0) {
-                return -1;
-            }
-            tally_add(&b->produced, dlq);
-            tally_add(&b->dlq, topic);
-            char off[24];
-            snprintf(off, sizeof(off), "%" PRId64, m->offset);
-            log_warn("record sent to dead-letter topic", "topic", topic, "offset", off, "reason", reason);
-        } else {
-            snprintf(b->why, sizeof(b->why), "transform asked to retry %s[%" PRId32 "]@%" PRId64 "%s%s", topic,
-                     m->partition, m->offset, reason[0] ? ": " : "", reason);
-            return -1;
-        }
-    }
-    kafka_out_reset(&b->out);
-    return 0;
-}
-
-static void run_batch(kafka_pipeline_t *p, batch_t *b)
-{
-    rd_kafka_error_t *e = rd_kafka_begin_transaction(p->producer);
-    if (e) {
-        /* No transaction is open: nothing to abort, rewind and back off. */
-        b->outcome = OUT_ABORTED;
-        txn_error(b, "begin_transaction", e, TXN_CALL_TRIES);
-        return;
-    }
-    if (transform_all(p, b) != 0) {
-        goto abort;
-    }
-    for (int try = 0;; try++) {
-        rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(p->consumer);
-        e = rd_kafka_send_offsets_to_transaction(p->producer, b->next, cgmd, -1);
-        rd_kafka_consumer_group_metadata_destroy(cgmd);
-        if (!e) {
-            break;
-        }
-        if (!txn_error(b, "send_offsets_to_transaction", e, try)) {
-            goto abort;
-        }
-    }
-    for (int try = 0;; try++) {
-        e = rd_kafka_commit_transaction(p->producer, TXN_TIMEOUT_MS);
-        if (!e) {
-            b->outcome = OUT_COMMITTED;
-            return;
-        }
-        if (!txn_error(b, "commit_transaction", e, try)) {
-            goto abort;
-        }
-    }
-abort:
-    if (b->outcome == OUT_FATAL) {
-        return; /* the producer is unusable; the broker aborts on the next init */
-    }
-    b->outcome = OUT_ABORTED;
-    char why[sizeof(b->why)];
-    memcpy(why, b->why, sizeof(why));
-    for (int try = 0;; try++) {
-        e = rd_kafka_abort_transaction(p->producer, TXN_TIMEOUT_MS);
-        if (!e) {
-            break;
-        }
-        if (kafka_txn_classify(e) == KAFKA_TXN_RETRY_CALL && try + 1 < TXN_CALL_TRIES) {
-            rd_kafka_error_destroy(e);
-            continue;
-        }
-        /* An abort that cannot complete leaves the producer unusable. */
-        snprintf(b->why, sizeof(b->why), "fatal: abort_transaction after \"%.200s\": %s: %s", why,
-                 rd_kafka_error_name(e), rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-        b->outcome = OUT_FATAL;
-        return;
-    }
-}
-
 static void batch_work(uv_work_t *w)
 {
     kafka_pipeline_t *p = w->data;
-    uint64_t t0 = uv_hrtime();
-    p->batch.outcome = OUT_ABORTED;
-    run_batch(p, &p->batch);
-    rd_kafka_poll(p->producer, 0); /* serve the producer's error callbacks */
-    p->batch.seconds = (double)(uv_hrtime() - t0) / 1e9;
+    kafka_batch_run(&p->batch);
 }
 
 /* ---- Back on the loop --------------------------------------------------------- */
@@ -468,7 +228,7 @@ static void on_backoff(uv_timer_t *t)
 
 /* Seeks the batch's partitions back to their first offsets, pauses the
  * assignment and arms the back-off timer. */
-static void rewind_and_back_off(kafka_pipeline_t *p, batch_t *b)
+static void rewind_and_back_off(kafka_pipeline_t *p, kafka_batch_t *b)
 {
     rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, b->first, 0);
     if (e) {
@@ -492,8 +252,8 @@ static void rewind_and_back_off(kafka_pipeline_t *p, batch_t *b)
 static void batch_after(uv_work_t *w, int status)
 {
     kafka_pipeline_t *p = w->data;
-    batch_t *b = &p->batch;
-    outcome_t outcome = b->outcome;
+    kafka_batch_t *b = &p->batch;
+    kafka_batch_outcome_t outcome = b->outcome;
     char why[sizeof(b->why)], parts[512];
     memcpy(why, b->why, sizeof(why));
     p->busy = false;
@@ -501,9 +261,8 @@ static void batch_after(uv_work_t *w, int status)
         metric_observe(p->m_batch, b->seconds);
     }
     switch (outcome) {
-    case OUT_COMMITTED:
-        tally_flush(&b->produced, p->m_produced);
-        tally_flush(&b->dlq, p->m_dlq);
+    case KAFKA_BATCH_COMMITTED:
+        kafka_batch_report(b, p->m_produced, p->m_dlq);
         if (p->m_txn) {
             metric_add(p->m_txn, 1, "committed");
         }
@@ -511,7 +270,7 @@ static void batch_after(uv_work_t *w, int status)
         rd_kafka_offsets_store(p->consumer, b->next);
         p->attempt = 0;
         break;
-    case OUT_ABORTED:
+    case KAFKA_BATCH_ABORTED:
         if (p->m_txn) {
             metric_add(p->m_txn, 1, "aborted");
         }
@@ -521,13 +280,13 @@ static void batch_after(uv_work_t *w, int status)
             rewind_and_back_off(p, b);
         }
         break;
-    case OUT_FATAL:
+    case KAFKA_BATCH_FATAL:
         break;
     }
     /* Release the messages before anything can start the close work, which
      * destroys the consumer they belong to. */
-    batch_clear(b);
-    if (outcome == OUT_FATAL) {
+    kafka_batch_clear(b);
+    if (outcome == KAFKA_BATCH_FATAL) {
         enter_fatal(p, why); /* on_fatal may call kafka_pipeline_stop() */
     }
     if (p->state == ST_STOPPING) {
@@ -540,7 +299,7 @@ static void batch_after(uv_work_t *w, int status)
 /* Takes the next batch, if the pipeline may. Never blocks. */
 static void pump(kafka_pipeline_t *p)
 {
-    batch_t *b = &p->batch;
+    kafka_batch_t *b = &p->batch;
     while (p->state == ST_RUNNING && !p->busy && !p->backing_off && !p->fatal) {
         if (check_fatal_flags(p)) {
             return;
@@ -797,11 +556,7 @@ void kafka_pipeline_destroy(kafka_pipeline_t *p)
                   p->group_id);
         return;
     }
-    batch_clear(&p->batch);
-    free(p->batch.msgs);
-    kafka_out_deinit(&p->batch.out);
-    free(p->batch.produced.v);
-    free(p->batch.dlq.v);
+    kafka_batch_deinit(&p->batch);
     if (p->assignment) {
         rd_kafka_topic_partition_list_destroy(p->assignment);
     }
@@ -882,7 +637,6 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
     p->wake[0] = p->wake[1] = -1;
     p->loop = loop;
     p->state = ST_CREATED;
-    p->transform = conf->transform;
     p->ctx = conf->ctx;
     p->on_fatal = conf->on_fatal;
     p->max_batch = conf->max_batch ? conf->max_batch : DEFAULT_MAX_BATCH;
@@ -893,7 +647,6 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
     atomic_init(&p->stop_flag, false);
     atomic_init(&p->producer_fatal, false);
     atomic_init(&p->consumer_fatal, false);
-    kafka_out_init(&p->batch.out);
 
     bool ok = true;
     p->bootstrap = dup_or_null(conf->bootstrap_servers, &ok);
@@ -907,8 +660,7 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
         ok = false;
     }
     p->topics = calloc(conf->ntopics, sizeof(char *));
-    p->batch.msgs = calloc(p->max_batch, sizeof(rd_kafka_message_t *));
-    if (!p->topics || !p->batch.msgs) {
+    if (!p->topics || kafka_batch_init(&p->batch, p->max_batch) != 0) {
         ok = false;
     }
     for (size_t i = 0; ok && i < conf->ntopics; i++) {
@@ -954,6 +706,11 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
         goto fail;
     }
     pc = NULL; /* owned by the producer */
+    p->batch.producer = p->producer;
+    p->batch.consumer = p->consumer;
+    p->batch.transform = conf->transform;
+    p->batch.ctx = conf->ctx;
+    p->batch.service = p->service;
 
     if (!p->queue || kafka_wake_pipe(p->wake) != 0) {
         snprintf(err, errlen, "kafka pipeline: cannot create the wake-up pipe");

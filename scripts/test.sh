@@ -26,14 +26,16 @@ export CMOCKA_MESSAGE_OUTPUT=stdout
 run_meson() { # label, build dir, meson test args...
     local label=$1 dir=$2; shift 2
     echo "== $label"
+    rm -f "$dir/meson-logs/$label".*json
     meson test -C "$dir" --print-errorlogs --logbase "$label" "$@" | grep -vE '^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout):|^Full log' || true
-    cp "$dir/meson-logs/$label.json" "$results/$label.json" 2>/dev/null
+    # meson appends the wrapper's name to the log name when --wrapper is given
+    cp "$(ls "$dir/meson-logs/$label"*.json | head -n 1)" "$results/$label.json" 2>/dev/null
     summary+=("$label=$results/$label.json")
 }
 
 if [[ $what == unit || $what == all ]]; then
     run_meson unit build-asan --suite unit
-    run_meson unit-valgrind build --suite unit --num-processes 2 \
+    run_meson valgrind build --suite unit --num-processes 2 \
         --wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite' \
         --timeout-multiplier 4
 fi

@@ -825,7 +825,7 @@ static void test_mock_producer_close_flushes(void **state)
     assert_non_null(p);
     deliveries_t d = {.loop_thread = uv_thread_self()};
     for (int i = 0; i < 10; i++) {
-        char v[16];
+        char v[32];
         snprintf(v, sizeof(v), "event-%d", i);
         rd_kafka_headers_t *h = rd_kafka_headers_new(1);
         rd_kafka_header_add(h, "trace_id", -1, "rest-1", -1);

@@ -1,0 +1,313 @@
+/* kafka_batch: one batch of consumed records and its Kafka transaction.
+ *
+ * kafka_batch_run() is the worker side of the pipeline (kafka_pipeline.c):
+ * begin, transform each record in order, produce its outputs or its dead
+ * letter, send the consumed offsets (last + 1 per partition) with the consumer
+ * group metadata, commit. Any failure before the commit succeeds aborts the
+ * transaction, so read_committed readers see all of the batch or nothing. The
+ * loop thread reads the outcome once the work is done.
+ */
+#include "kafka.h"
+#include "kafka_internal.h"
+
+#include "log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TXN_TIMEOUT_MS 30000
+#define TXN_CALL_TRIES 5
+#define FLUSH_BEFORE_ABORT_MS 10000
+
+/* ---- Per-topic counts, turned into metrics once the batch commits ------------- */
+
+static void tally_add(kafka_tallies_t *t, const char *topic)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->v[i].topic, topic) == 0) {
+            t->v[i].n++;
+            return;
+        }
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 4;
+        kafka_tally_t *v = realloc(t->v, cap * sizeof(*v));
+        if (!v) {
+            return; /* a metric is lost, not a record */
+        }
+        t->v = v;
+        t->cap = cap;
+    }
+    char *dup = strdup(topic);
+    if (dup) {
+        t->v[t->n++] = (kafka_tally_t){dup, 1};
+    }
+}
+
+static void tally_flush(kafka_tallies_t *t, metric_t *m)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (m) {
+            metric_add(m, t->v[i].n, t->v[i].topic);
+        }
+        free(t->v[i].topic);
+    }
+    t->n = 0;
+}
+
+static void dead_add(kafka_batch_t *b, size_t msg, const char *reason)
+{
+    if (b->ndead == b->deadcap) {
+        size_t cap = b->deadcap ? b->deadcap * 2 : 4;
+        kafka_dead_t *v = realloc(b->dead, cap * sizeof(*v));
+        if (!v) {
+            return; /* a log line is lost, not a record */
+        }
+        b->dead = v;
+        b->deadcap = cap;
+    }
+    b->dead[b->ndead++] = (kafka_dead_t){msg, strdup(reason)};
+}
+
+/* ---- Lifecycle ----------------------------------------------------------------- */
+
+int kafka_batch_init(kafka_batch_t *b, size_t max)
+{
+    memset(b, 0, sizeof(*b));
+    kafka_out_init(&b->out);
+    b->msgs = calloc(max, sizeof(*b->msgs));
+    return b->msgs ? 0 : -1;
+}
+
+void kafka_batch_clear(kafka_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        rd_kafka_message_destroy(b->msgs[i]);
+    }
+    b->n = 0;
+    if (b->first) {
+        rd_kafka_topic_partition_list_destroy(b->first);
+    }
+    if (b->next) {
+        rd_kafka_topic_partition_list_destroy(b->next);
+    }
+    b->first = b->next = NULL;
+    kafka_out_reset(&b->out);
+    tally_flush(&b->produced, NULL);
+    tally_flush(&b->dlq, NULL);
+    for (size_t i = 0; i < b->ndead; i++) {
+        free(b->dead[i].reason);
+    }
+    b->ndead = 0;
+    b->why[0] = '\0';
+}
+
+void kafka_batch_deinit(kafka_batch_t *b)
+{
+    kafka_batch_clear(b);
+    free(b->msgs);
+    kafka_out_deinit(&b->out);
+    free(b->produced.v);
+    free(b->dlq.v);
+    free(b->dead);
+    memset(b, 0, sizeof(*b));
+}
+
+void kafka_batch_report(kafka_batch_t *b, metric_t *produced, metric_t *dlq)
+{
+    tally_flush(&b->produced, produced);
+    tally_flush(&b->dlq, dlq);
+    for (size_t i = 0; i < b->ndead; i++) {
+        const rd_kafka_message_t *m = b->msgs[b->dead[i].msg];
+        char part[16], off[24], trace[128];
+        snprintf(part, sizeof(part), "%" PRId32, m->partition);
+        snprintf(off, sizeof(off), "%" PRId64, m->offset);
+        bool traced = kafka_header_copy(m, "trace_id", trace, sizeof(trace)) >= 0;
+        log_warn("record sent to dead-letter topic", "topic", rd_kafka_topic_name(m->rkt), "partition", part,
+                 "offset", off, "reason", b->dead[i].reason, "trace_id", traced ? trace : NULL);
+    }
+}
+
+/* ---- The transaction, on a worker ------------------------------------------------ */
+
+/* Produces one record inside the transaction; takes `hdrs`. Returns 0, or -1
+ * with b->why set (and the outcome FATAL when the producer is dead). */
+static int produce(kafka_batch_t *b, const char *topic, const void *key, size_t keylen, const void *value,
+                   size_t len, rd_kafka_headers_t *hdrs)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(b->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+                              RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            return 0;
+        }
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(b->producer, 100); /* wait for deliveries to make room */
+            continue;
+        }
+        if (hdrs) {
+            rd_kafka_headers_destroy(hdrs);
+        }
+        if (err == RD_KAFKA_RESP_ERR__FATAL || kafka_err_is_fenced(err) || rd_kafka_fatal_error(b->producer, NULL, 0)) {
+            b->outcome = KAFKA_BATCH_FATAL;
+        }
+        snprintf(b->why, sizeof(b->why), "produce to %s: %s", topic, rd_kafka_err2str(err));
+        return -1;
+    }
+}
+
+/* Handles the error of a transactional call. Returns true when the caller
+ * should call again (retriable, tries left); otherwise records why. */
+static bool txn_error(kafka_batch_t *b, const char *call, rd_kafka_error_t *e, int try)
+{
+    kafka_txn_action_t a = kafka_txn_classify(e);
+    bool again = a == KAFKA_TXN_RETRY_CALL && try + 1 < TXN_CALL_TRIES;
+    if (again) {
+        log_warn("kafka transactional call failed, retrying", "call", call, "error", rd_kafka_error_string(e));
+    } else {
+        snprintf(b->why, sizeof(b->why), "%s%s: %s: %s", a == KAFKA_TXN_FATAL ? "fatal: " : "", call,
+                 rd_kafka_error_name(e), rd_kafka_error_string(e));
+        if (a == KAFKA_TXN_FATAL) {
+            b->outcome = KAFKA_BATCH_FATAL;
+        }
+    }
+    rd_kafka_error_destroy(e);
+    return again;
+}
+
+/* Routes record i to <topic>.dlq with its original key, value and headers. */
+static int dead_letter(kafka_batch_t *b, size_t i, const char *reason)
+{
+    const rd_kafka_message_t *m = b->msgs[i];
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    char dlq[512];
+    rd_kafka_headers_t *orig = NULL;
+    rd_kafka_message_headers(m, &orig);
+    snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
+    rd_kafka_headers_t *h = kafka_dlq_headers(orig, topic, m->partition, m->offset, b->service, reason,
+                                              kafka_now_ms());
+    if (!h) {
+        snprintf(b->why, sizeof(b->why), "out of memory building dead-letter headers");
+        return -1;
+    }
+    if (produce(b, dlq, m->key, m->key_len, m->payload, m->len, h) != 0) {
+        return -1;
+    }
+    tally_add(&b->produced, dlq);
+    tally_add(&b->dlq, topic);
+    dead_add(b, i, reason);
+    return 0;
+}
+
+/* Transforms every record; returns 0, or -1 with b->why set (abort). */
+static int transform_all(kafka_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *m = b->msgs[i];
+        char reason[256] = "";
+        kafka_out_reset(&b->out);
+        kafka_verdict_t v = b->transform(b->ctx, m, &b->out, reason, sizeof(reason));
+        reason[sizeof(reason) - 1] = '\0';
+        if (v == KAFKA_OK) {
+            for (size_t r = 0; r < b->out.n; r++) {
+                kafka_record_t *rec = &b->out.recs[r];
+                rd_kafka_headers_t *h = rec->headers;
+                rec->headers = NULL; /* handed to produce() */
+                if (produce(b, rec->topic, rec->key, rec->keylen, rec->value, rec->len, h) != 0) {
+                    return -1;
+                }
+                tally_add(&b->produced, rec->topic);
+            }
+        } else if (v == KAFKA_BAD_INPUT) {
+            if (dead_letter(b, i, reason) != 0) {
+                return -1;
+            }
+        } else {
+            snprintf(b->why, sizeof(b->why), "transform asked to retry %s[%" PRId32 "]@%" PRId64 "%s%s",
+                     rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason[0] ? ": " : "", reason);
+            return -1;
+        }
+    }
+    kafka_out_reset(&b->out);
+    return 0;
+}
+
+static void abort_txn(kafka_batch_t *b)
+{
+    char why[sizeof(b->why)];
+    memcpy(why, b->why, sizeof(why));
+    b->outcome = KAFKA_BATCH_ABORTED;
+    /* Let the records already produced reach the broker first: aborting
+     * while their AddPartitionsToTxn is still in flight can make the broker
+     * answer EndTxn with INVALID_TXN_STATE, which librdkafka 2.0 treats as
+     * fatal (librdkafka #4849). They are invisible to read_committed readers
+     * once the abort marker is written. */
+    rd_kafka_flush(b->producer, FLUSH_BEFORE_ABORT_MS);
+    for (int try = 0;; try++) {
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(b->producer, TXN_TIMEOUT_MS);
+        if (!e) {
+            return;
+        }
+        if (kafka_txn_classify(e) == KAFKA_TXN_RETRY_CALL && try + 1 < TXN_CALL_TRIES) {
+            rd_kafka_error_destroy(e);
+            continue;
+        }
+        /* An abort that cannot complete leaves the producer unusable. */
+        snprintf(b->why, sizeof(b->why), "fatal: abort_transaction after \"%.200s\": %s: %s", why,
+                 rd_kafka_error_name(e), rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        b->outcome = KAFKA_BATCH_FATAL;
+        return;
+    }
+}
+
+static void run(kafka_batch_t *b)
+{
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(b->producer);
+    if (e) {
+        /* No transaction is open: nothing to abort; rewind and back off. */
+        txn_error(b, "begin_transaction", e, TXN_CALL_TRIES);
+        return;
+    }
+    if (transform_all(b) != 0) {
+        goto abort;
+    }
+    for (int try = 0;; try++) {
+        rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(b->consumer);
+        e = rd_kafka_send_offsets_to_transaction(b->producer, b->next, cgmd, -1);
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+        if (!e) {
+            break;
+        }
+        if (!txn_error(b, "send_offsets_to_transaction", e, try)) {
+            goto abort;
+        }
+    }
+    for (int try = 0;; try++) {
+        e = rd_kafka_commit_transaction(b->producer, TXN_TIMEOUT_MS);
+        if (!e) {
+            b->outcome = KAFKA_BATCH_COMMITTED;
+            return;
+        }
+        if (!txn_error(b, "commit_transaction", e, try)) {
+            goto abort;
+        }
+    }
+abort:
+    if (b->outcome != KAFKA_BATCH_FATAL) {
+        abort_txn(b); /* a fatal producer cannot abort; its successor's init does */
+    }
+}
+
+void kafka_batch_run(kafka_batch_t *b)
+{
+    uint64_t t0 = uv_hrtime();
+    b->outcome = KAFKA_BATCH_ABORTED;
+    run(b);
+    rd_kafka_poll(b->producer, 0); /* serve the producer's error callbacks */
+    b->seconds = (double)(uv_hrtime() - t0) / 1e9;
+}

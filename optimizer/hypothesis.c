@@ -1,0 +1,137 @@
+#include "hypothesis.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *status_names[] = {
+#define X(name) #name,
+    HYP_STATUS_MAP(X)
+#undef X
+};
+
+const char *hyp_status_name(hyp_status_t s)
+{
+    return (unsigned)s < HYP_STATUS_COUNT ? status_names[s] : "UNKNOWN";
+}
+
+int hyp_status_parse(const char *name, hyp_status_t *out)
+{
+    for (int i = 0; i < HYP_STATUS_COUNT; i++) {
+        if (name && strcmp(name, status_names[i]) == 0) {
+            *out = (hyp_status_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void hyp_id_for_insight(const char *insight_id, char out[24])
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64: identity, not secrecy */
+    for (const unsigned char *p = (const unsigned char *)insight_id; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ULL;
+    }
+    snprintf(out, 24, "opt-%016llx", (unsigned long long)h);
+}
+
+static void copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+#define COPY(dst, src) copy((dst), sizeof(dst), (src))
+
+unsigned hyp_propose(hypothesis_t *h, const hyp_proposal_t *p, double risk_threshold, int64_t now_ms)
+{
+    memset(h, 0, sizeof(*h));
+    hyp_id_for_insight(p->insight_id, h->id);
+    COPY(h->insight_id, p->insight_id);
+    COPY(h->component, p->component);
+    COPY(h->problem, p->problem);
+    COPY(h->state_key, p->state_key);
+    COPY(h->action, p->action);
+    COPY(h->type, p->type);
+    COPY(h->policy, p->policy);
+    h->q_value = p->q_value;
+    h->confidence = p->confidence;
+    h->risk = p->risk;
+    h->expected_improvement = p->expected_improvement;
+    h->propensity = p->propensity;
+    snprintf(h->experiment_id, sizeof(h->experiment_id), "exp-%s", h->id + 4);
+    h->created_at_ms = h->updated_at_ms = now_ms;
+    snprintf(h->rationale, sizeof(h->rationale),
+             "insight %s (%s) put %s in state %s; the %s policy chose %s (value %.4f, confidence %.2f, risk "
+             "%.2f, expected improvement %.1f%%, picked with probability %.3f)",
+             h->insight_id, p->description ? p->description : h->problem, h->component, h->state_key, h->policy,
+             h->action, h->q_value, h->confidence, h->risk, 100.0 * h->expected_improvement, h->propensity);
+    if (h->risk > risk_threshold) {
+        h->status = HYP_AWAITING_APPROVAL;
+        return HYP_EMIT_APPROVAL_REQUEST;
+    }
+    h->status = HYP_EXPERIMENTING;
+    return HYP_EMIT_EXPERIMENT_REQUEST;
+}
+
+unsigned hyp_on_approval(hypothesis_t *h, bool approved, const char *reason, int64_t now_ms)
+{
+    if (h->status != HYP_AWAITING_APPROVAL) {
+        return 0;
+    }
+    h->updated_at_ms = now_ms;
+    if (approved) {
+        h->status = HYP_EXPERIMENTING;
+        return HYP_EMIT_EXPERIMENT_REQUEST;
+    }
+    h->status = HYP_REJECTED;
+    COPY(h->reason, reason && *reason ? reason : "rejected by the approver");
+    return 0;
+}
+
+unsigned hyp_on_result(hypothesis_t *h, bool success, double improvement, double reward, const char *reason,
+                       int64_t now_ms)
+{
+    if (h->status != HYP_EXPERIMENTING) {
+        return 0;
+    }
+    h->updated_at_ms = now_ms;
+    h->has_result = true;
+    h->improvement = improvement;
+    h->reward = reward;
+    if (success) {
+        h->status = HYP_APPROVED;
+        return HYP_LEARN | HYP_EMIT_APPLY;
+    }
+    h->status = HYP_REJECTED;
+    COPY(h->reason, reason && *reason ? reason : "the experiment did not meet its success criteria");
+    return HYP_LEARN;
+}
+
+unsigned hyp_on_applied(hypothesis_t *h, bool applied, bool rolled_back, const char *reason, int64_t now_ms)
+{
+    if (rolled_back) {
+        if (h->status != HYP_APPLIED && h->status != HYP_APPROVED) {
+            return 0;
+        }
+        h->status = HYP_ROLLED_BACK;
+        h->updated_at_ms = now_ms;
+        COPY(h->reason, reason && *reason ? reason : "rolled back");
+        return 0;
+    }
+    if (h->status != HYP_APPROVED) {
+        return 0;
+    }
+    h->updated_at_ms = now_ms;
+    if (applied) {
+        h->status = HYP_APPLIED;
+        return 0;
+    }
+    h->status = HYP_ROLLED_BACK; /* the application failed: automatic rollback */
+    COPY(h->reason, reason && *reason ? reason : "the application failed");
+    return 0;
+}
+
+unsigned hyp_request_rollback(const hypothesis_t *h, bool *out_conflict)
+{
+    *out_conflict = h->status != HYP_APPLIED;
+    return *out_conflict ? 0 : HYP_EMIT_ROLLBACK;
+}

@@ -1,0 +1,101 @@
+/* hypothesis: the lifecycle of one optimization the optimizer proposes.
+ *
+ *   PROPOSED ──risk > threshold──> AWAITING_APPROVAL ──approved──> EXPERIMENTING
+ *      │                                  └──rejected──> REJECTED        │
+ *      └──────────risk <= threshold──────────────────> EXPERIMENTING ────┤
+ *                                     experiment failed ──> REJECTED <───┤
+ *                                     experiment succeeded ──> APPROVED ─┘ (APPLY sent)
+ *   APPROVED ──applied──> APPLIED ──rollback confirmed──> ROLLED_BACK
+ *   APPROVED ──application failed──> ROLLED_BACK
+ *
+ * Pure: each event is a function from (hypothesis, event, now) to the new
+ * hypothesis and the effects the shell must carry out (records to produce, a
+ * learning update). An event that does not fit the current status changes
+ * nothing and asks for nothing, so replays and duplicates are harmless.
+ */
+#ifndef OPTIMIZER_HYPOTHESIS_H
+#define OPTIMIZER_HYPOTHESIS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define HYP_STATUS_MAP(X)                                                                                    \
+    X(PROPOSED)                                                                                              \
+    X(AWAITING_APPROVAL)                                                                                     \
+    X(EXPERIMENTING)                                                                                         \
+    X(APPROVED)                                                                                              \
+    X(APPLIED)                                                                                               \
+    X(REJECTED)                                                                                              \
+    X(ROLLED_BACK)
+
+typedef enum {
+#define X(name) HYP_##name,
+    HYP_STATUS_MAP(X)
+#undef X
+    HYP_STATUS_COUNT
+} hyp_status_t;
+
+/* Effects the shell carries out after a transition (bits). */
+typedef enum {
+    HYP_EMIT_APPROVAL_REQUEST = 1 << 0,   /* approvals.requests */
+    HYP_EMIT_EXPERIMENT_REQUEST = 1 << 1, /* experiments.requests */
+    HYP_EMIT_APPLY = 1 << 2,              /* optimization.commands, APPLY */
+    HYP_EMIT_ROLLBACK = 1 << 3,           /* optimization.commands, ROLLBACK */
+    HYP_LEARN = 1 << 4,                   /* feed the reward to the policy */
+} hyp_effect_t;
+
+typedef struct {
+    char id[24];           /* "opt-" + 16 hex: derived from the insight id, so a replay proposes the same id */
+    char insight_id[64];
+    char component[128];
+    char problem[32];      /* state_problem_name() */
+    char state_key[192];
+    char action[64];       /* action name (learn_action.h) */
+    char type[32];         /* WEIGHT_RECALIBRATION | SLO_ADJUSTMENT | HEURISTIC_UPDATE | POLICY_CHANGE */
+    char policy[16];       /* qlearning | thompson | linucb */
+    hyp_status_t status;
+    double q_value, confidence, risk, expected_improvement, propensity;
+    char experiment_id[32]; /* "exp-" + the hypothesis id's hex */
+    bool has_result;
+    double improvement, reward;
+    char reason[256];      /* why rejected or rolled back */
+    char rationale[512];   /* one sentence an operator can read */
+    int64_t created_at_ms, updated_at_ms;
+} hypothesis_t;
+
+/* What the policy decided, as the lifecycle needs it. */
+typedef struct {
+    const char *insight_id, *component, *problem, *state_key, *action, *type, *policy, *description;
+    double q_value, confidence, risk, expected_improvement, propensity;
+} hyp_proposal_t;
+
+const char *hyp_status_name(hyp_status_t s);
+/* Returns 0 and sets *out, or -1 for an unknown name. */
+int hyp_status_parse(const char *name, hyp_status_t *out);
+
+/* The hypothesis id for an insight id: "opt-" + 16 hex digits of a hash. */
+void hyp_id_for_insight(const char *insight_id, char out[24]);
+
+/* A new hypothesis from a decision. Above `risk_threshold` (seed: 0.5) it waits
+ * for the Queen Agent; otherwise its experiment starts at once. Returns the
+ * effects. */
+unsigned hyp_propose(hypothesis_t *h, const hyp_proposal_t *p, double risk_threshold, int64_t now_ms);
+
+/* The Queen Agent's (or an operator's) answer. */
+unsigned hyp_on_approval(hypothesis_t *h, bool approved, const char *reason, int64_t now_ms);
+
+/* The experiment's outcome: `success` as the experiment-manager decided it,
+ * `improvement` observed, `reward` computed by the policy's reward function. */
+unsigned hyp_on_result(hypothesis_t *h, bool success, double improvement, double reward, const char *reason,
+                       int64_t now_ms);
+
+/* The applier's confirmation: `applied` true for APPLIED, false for a failed
+ * application (automatic rollback); `rolled_back` for a confirmed rollback. */
+unsigned hyp_on_applied(hypothesis_t *h, bool applied, bool rolled_back, const char *reason, int64_t now_ms);
+
+/* An operator's rollback request: only an APPLIED hypothesis can be rolled
+ * back. Returns HYP_EMIT_ROLLBACK, or 0 with *out_conflict set when the status
+ * does not allow it. The status changes when the rollback is confirmed. */
+unsigned hyp_request_rollback(const hypothesis_t *h, bool *out_conflict);
+
+#endif

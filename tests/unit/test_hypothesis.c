@@ -1,0 +1,130 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "hypothesis.h"
+
+static hyp_proposal_t proposal(double risk)
+{
+    return (hyp_proposal_t){
+        .insight_id = "ins-0123456789abcdef",
+        .component = "orchestrator",
+        .problem = "LATENCY",
+        .state_key = "orchestrator|LATENCY|sev2|load1",
+        .action = "slo.latency.relax_10",
+        .type = "SLO_ADJUSTMENT",
+        .policy = "qlearning",
+        .description = "p95 too high",
+        .q_value = 0.12,
+        .confidence = 0.4,
+        .risk = risk,
+        .expected_improvement = 0.08,
+        .propensity = 0.93,
+    };
+}
+
+static void test_low_risk_goes_straight_to_experiment(void **state)
+{
+    (void)state;
+    hypothesis_t h;
+    hyp_proposal_t p = proposal(0.2);
+    assert_int_equal(hyp_propose(&h, &p, 0.5, 1000), HYP_EMIT_EXPERIMENT_REQUEST);
+    assert_int_equal(h.status, HYP_EXPERIMENTING);
+    assert_string_equal(h.component, "orchestrator");
+    assert_int_equal(strncmp(h.id, "opt-", 4), 0);
+    assert_string_equal(h.experiment_id + 4, h.id + 4);
+    assert_non_null(strstr(h.rationale, "ins-0123456789abcdef"));
+    assert_non_null(strstr(h.rationale, "slo.latency.relax_10"));
+    /* Approvals do not apply to it. */
+    assert_int_equal(hyp_on_approval(&h, true, NULL, 2000), 0);
+    assert_int_equal(h.status, HYP_EXPERIMENTING);
+}
+
+static void test_high_risk_waits_for_approval(void **state)
+{
+    (void)state;
+    hypothesis_t h, r;
+    hyp_proposal_t p = proposal(0.7);
+    assert_int_equal(hyp_propose(&h, &p, 0.5, 1000), HYP_EMIT_APPROVAL_REQUEST);
+    assert_int_equal(h.status, HYP_AWAITING_APPROVAL);
+    r = h;
+    assert_int_equal(hyp_on_approval(&h, true, NULL, 2000), HYP_EMIT_EXPERIMENT_REQUEST);
+    assert_int_equal(h.status, HYP_EXPERIMENTING);
+    assert_int_equal(h.updated_at_ms, 2000);
+    assert_int_equal(hyp_on_approval(&r, false, "too risky", 2000), 0);
+    assert_int_equal(r.status, HYP_REJECTED);
+    assert_string_equal(r.reason, "too risky");
+    /* Exactly at the threshold does not need approval (seed: risk > 0.5). */
+    p = proposal(0.5);
+    assert_int_equal(hyp_propose(&h, &p, 0.5, 1000), HYP_EMIT_EXPERIMENT_REQUEST);
+}
+
+static void test_result_then_apply_then_rollback(void **state)
+{
+    (void)state;
+    hypothesis_t h;
+    hyp_proposal_t p = proposal(0.2);
+    hyp_propose(&h, &p, 0.5, 1000);
+    bool conflict = false;
+    assert_int_equal(hyp_request_rollback(&h, &conflict), 0);
+    assert_true(conflict);
+    assert_int_equal(hyp_on_result(&h, true, 0.12, 0.08, NULL, 3000), HYP_LEARN | HYP_EMIT_APPLY);
+    assert_int_equal(h.status, HYP_APPROVED);
+    assert_true(h.has_result);
+    assert_float_equal(h.reward, 0.08, 1e-12);
+    /* A duplicate result changes nothing and asks for nothing. */
+    assert_int_equal(hyp_on_result(&h, true, 0.12, 0.08, NULL, 3100), 0);
+    assert_int_equal(hyp_on_applied(&h, true, false, NULL, 4000), 0);
+    assert_int_equal(h.status, HYP_APPLIED);
+    assert_int_equal(hyp_request_rollback(&h, &conflict), HYP_EMIT_ROLLBACK);
+    assert_false(conflict);
+    hyp_on_applied(&h, false, true, "operator", 5000);
+    assert_int_equal(h.status, HYP_ROLLED_BACK);
+    assert_string_equal(h.reason, "operator");
+}
+
+static void test_failures(void **state)
+{
+    (void)state;
+    hypothesis_t h;
+    hyp_proposal_t p = proposal(0.2);
+    hyp_propose(&h, &p, 0.5, 1000);
+    assert_int_equal(hyp_on_result(&h, false, -0.02, -0.06, "guardrail error_rate", 3000), HYP_LEARN);
+    assert_int_equal(h.status, HYP_REJECTED);
+    assert_string_equal(h.reason, "guardrail error_rate");
+    hyp_propose(&h, &p, 0.5, 1000);
+    hyp_on_result(&h, true, 0.1, 0.06, NULL, 3000);
+    hyp_on_applied(&h, false, false, "weights out of bounds", 4000);
+    assert_int_equal(h.status, HYP_ROLLED_BACK);
+}
+
+static void test_ids_and_names(void **state)
+{
+    (void)state;
+    char a[24], b[24], c[24];
+    hyp_id_for_insight("ins-1", a);
+    hyp_id_for_insight("ins-1", b);
+    hyp_id_for_insight("ins-2", c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    hyp_status_t s;
+    for (int i = 0; i < HYP_STATUS_COUNT; i++) {
+        assert_int_equal(hyp_status_parse(hyp_status_name((hyp_status_t)i), &s), 0);
+        assert_int_equal(s, i);
+    }
+    assert_int_equal(hyp_status_parse("DONE", &s), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_low_risk_goes_straight_to_experiment),
+        cmocka_unit_test(test_high_risk_waits_for_approval),
+        cmocka_unit_test(test_result_then_apply_then_rollback),
+        cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_ids_and_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
