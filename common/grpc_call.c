@@ -62,7 +62,8 @@ bool grpc_call_alive(const grpc_call_t *c)
 
 const char *grpc_call_method(const grpc_call_t *c)
 {
-    return c->method ? c->method->path : "unknown";
+    /* The call's own copy of :path, which outlives the server's registry. */
+    return c->method ? c->path : "unknown";
 }
 
 static void record(grpc_call_t *c, int status)
@@ -121,8 +122,14 @@ static void kick(grpc_call_t *c)
 static ssize_t read_data(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                          uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
 {
+    (void)source;
     (void)user_data;
-    grpc_call_t *c = source->ptr;
+    /* Looked up rather than taken from source->ptr: a call detached by
+     * grpc_server_close() may be freed while nghttp2 still holds the item. */
+    grpc_call_t *c = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (!c) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+    }
     size_t avail = c->out_len - c->out_off;
     if (avail > 0) {
         size_t n = avail < length ? avail : length;
@@ -159,7 +166,7 @@ static int start_response(grpc_call_t *c)
         NV(":status", "200", 3),
         NV("content-type", GRPC_CTYPE, sizeof(GRPC_CTYPE) - 1),
     };
-    nghttp2_data_provider provider = {.source.ptr = c, .read_callback = read_data};
+    nghttp2_data_provider provider = {.source.ptr = NULL, .read_callback = read_data};
     if (nghttp2_submit_response(c->conn->session, c->stream_id, headers, 2, &provider) != 0) {
         return -1;
     }
@@ -319,13 +326,17 @@ static void dispatch(grpc_call_t *c)
     uint8_t *req = c->req;
     size_t len = c->req_len;
     c->req = NULL;
+    /* Our own reference: the handler may close the server, which detaches
+     * the call from its stream. */
+    grpc_call_retain(c);
     c->method->fn(c->method->ctx, c, req, len);
     free(req);
-    /* Only the stream's reference is left: nobody will ever answer. */
-    if (!c->finished && c->refs == 1) {
-        log_warn("grpc: handler neither finished nor retained the call", "method", c->method->path);
+    /* Only the stream's reference (and ours) is left: nobody will answer. */
+    if (grpc_call_alive(c) && c->refs == 2) {
+        log_warn("grpc: handler neither finished nor retained the call", "method", c->path);
         finish_call(c, GRPC_STATUS_INTERNAL, "the handler did not answer");
     }
+    grpc_call_release(c);
 }
 
 static grpc_call_t *stream_call(nghttp2_session *session, int32_t stream_id)
@@ -365,8 +376,8 @@ static bool is_grpc_ctype(const uint8_t *v, size_t len)
     return len >= n && memcmp(v, GRPC_CTYPE, n) == 0 && (len == n || v[n] == '+' || v[n] == ';');
 }
 
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
-                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
 {
     (void)flags;
     (void)user_data;

@@ -94,7 +94,8 @@ static int start_message(grpc_deframer_t *d)
     if (d->hdr[0] != 0) {
         return GRPC_STATUS_INTERNAL;
     }
-    uint32_t len = (uint32_t)d->hdr[1] << 24 | (uint32_t)d->hdr[2] << 16 | (uint32_t)d->hdr[3] << 8 | d->hdr[4];
+    const uint8_t *h = d->hdr;
+    uint32_t len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | (uint32_t)h[4];
     if (len > d->max_len) {
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     }

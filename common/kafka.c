@@ -106,9 +106,10 @@ static int conf_set_all(rd_kafka_conf_t *conf, const char *const *kv, char *err,
     return 0;
 }
 
-rd_kafka_conf_t *kafka_conf_producer(const char *bootstrap, const char *client_id, const char *transactional_id,
-                                     char *err, size_t errlen)
+rd_kafka_conf_t *kafka_conf_producer(const char *bootstrap, const char *client_id,
+                                     const char *transactional_id, char *err, size_t errlen)
 {
+    /* clang-format off */
     const char *const common[] = {
         "bootstrap.servers", bootstrap,
         "client.id", client_id,
@@ -126,6 +127,7 @@ rd_kafka_conf_t *kafka_conf_producer(const char *bootstrap, const char *client_i
         "transaction.timeout.ms", "30000",
         NULL,
     };
+    /* clang-format on */
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf_set_all(conf, common, err, errlen) != 0 ||
         (transactional_id && conf_set_all(conf, txn, err, errlen) != 0)) {
@@ -136,9 +138,10 @@ rd_kafka_conf_t *kafka_conf_producer(const char *bootstrap, const char *client_i
     return conf;
 }
 
-rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id, const char *client_id, char *err,
-                                     size_t errlen)
+rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id, const char *client_id,
+                                     char *err, size_t errlen)
 {
+    /* clang-format off */
     const char *const kv[] = {
         "bootstrap.servers", bootstrap,
         "client.id", client_id,
@@ -152,6 +155,7 @@ rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id
         "enable.partition.eof", "false",
         NULL,
     };
+    /* clang-format on */
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf_set_all(conf, kv, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
@@ -220,6 +224,7 @@ rd_kafka_headers_t *kafka_dlq_headers(const rd_kafka_headers_t *orig, const char
     if (!h) {
         return NULL;
     }
+    /* clang-format off */
     const char *const kv[] = {
         "dlq.error.reason", reason && *reason ? reason : "unspecified",
         "dlq.original.topic", topic ? topic : "",
@@ -228,6 +233,7 @@ rd_kafka_headers_t *kafka_dlq_headers(const rd_kafka_headers_t *orig, const char
         "dlq.service", service ? service : "",
         "dlq.failed_at", at,
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i += 2) {
         if (rd_kafka_header_add(h, kv[i], -1, kv[i + 1], -1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_headers_destroy(h);
@@ -239,7 +245,8 @@ rd_kafka_headers_t *kafka_dlq_headers(const rd_kafka_headers_t *orig, const char
 
 /* ---- Offsets of a batch ---------------------------------------------------- */
 
-int kafka_batch_offsets(rd_kafka_message_t *const *msgs, size_t n, rd_kafka_topic_partition_list_t **out_first,
+int kafka_batch_offsets(rd_kafka_message_t *const *msgs, size_t n,
+                        rd_kafka_topic_partition_list_t **out_first,
                         rd_kafka_topic_partition_list_t **out_next)
 {
     rd_kafka_topic_partition_list_t *first = rd_kafka_topic_partition_list_new(4);
@@ -375,8 +382,8 @@ void kafka_format_partitions(const rd_kafka_topic_partition_list_t *l, char *buf
         if (prev && strcmp(prev, tp->topic) == 0) {
             w = snprintf(buf + used, len - used, ",%" PRId32, tp->partition);
         } else {
-            w = snprintf(buf + used, len - used, "%s%s%s[%" PRId32, prev ? "]" : "", prev ? " " : "", tp->topic,
-                         tp->partition);
+            w = snprintf(buf + used, len - used, "%s%s%s[%" PRId32, prev ? "]" : "", prev ? " " : "",
+                         tp->topic, tp->partition);
         }
         if (w < 0) {
             break;

@@ -58,9 +58,9 @@ int kafka_header_copy(const rd_kafka_message_t *m, const char *name, char *buf, 
 /* ---- The exactly-once pipeline -------------------------------------------- */
 
 typedef enum {
-    KAFKA_OK = 0,          /* outputs (if any) are produced, the record is done */
-    KAFKA_BAD_INPUT = -1,  /* the record goes to <topic>.dlq with `reason`; the stream goes on */
-    KAFKA_RETRY = -2,      /* transient: abort the batch, rewind, back off, try again */
+    KAFKA_OK = 0,         /* outputs (if any) are produced, the record is done */
+    KAFKA_BAD_INPUT = -1, /* the record goes to <topic>.dlq with `reason`; the stream goes on */
+    KAFKA_RETRY = -2,     /* transient: abort the batch, rewind, back off, try again */
 } kafka_verdict_t;
 
 /* Transforms one consumed record. Called on a WORKER thread (never the loop
@@ -83,13 +83,13 @@ typedef struct {
      * so that a restarted process fences its killed predecessor and aborts its
      * open transaction at once. Two pipelines in one process need two ids. */
     const char *transactional_id;
-    const char *service;           /* logs, client.id, dlq.service header */
-    const char *const *topics;     /* subscribed topics */
+    const char *service;       /* logs, client.id, dlq.service header */
+    const char *const *topics; /* subscribed topics */
     size_t ntopics;
     kafka_transform_fn transform;
-    void *ctx;                     /* passed to transform and on_fatal */
-    metrics_t *metrics;            /* may be NULL */
-    size_t max_batch;              /* records per transaction; 0 selects 500 */
+    void *ctx;          /* passed to transform and on_fatal */
+    metrics_t *metrics; /* may be NULL */
+    size_t max_batch;   /* records per transaction; 0 selects 500 */
     /* The producer was fenced or hit a fatal error, or the transactions could
      * not be initialised: the pipeline has stopped processing and the service
      * must stop (call kafka_pipeline_stop). Called once, on the loop thread.
@@ -151,9 +151,9 @@ kafka_producer_t *kafka_producer_create(uv_loop_t *loop, const char *bootstrap_s
  * is always taken. `cb` (may be NULL) is called with the outcome. Returns 0, or
  * the error (e.g. RD_KAFKA_RESP_ERR__QUEUE_FULL, or RD_KAFKA_RESP_ERR__STATE
  * after close), in which case `cb` is never called. */
-rd_kafka_resp_err_t kafka_producer_send(kafka_producer_t *p, const char *topic, const void *key, size_t keylen,
-                                        const void *value, size_t len, rd_kafka_headers_t *headers,
-                                        kafka_delivery_fn cb, void *arg);
+rd_kafka_resp_err_t kafka_producer_send(kafka_producer_t *p, const char *topic, const void *key,
+                                        size_t keylen, const void *value, size_t len,
+                                        rd_kafka_headers_t *headers, kafka_delivery_fn cb, void *arg);
 
 /* Refuses new records, flushes the queued ones off the loop thread (up to 5 s;
  * what is left then fails with RD_KAFKA_RESP_ERR__PURGE_QUEUE), delivers every

@@ -152,7 +152,8 @@ static int produce(kafka_batch_t *b, const char *topic, const void *key, size_t 
         if (hdrs) {
             rd_kafka_headers_destroy(hdrs);
         }
-        if (err == RD_KAFKA_RESP_ERR__FATAL || kafka_err_is_fenced(err) || rd_kafka_fatal_error(b->producer, NULL, 0)) {
+        if (err == RD_KAFKA_RESP_ERR__FATAL || kafka_err_is_fenced(err) ||
+            rd_kafka_fatal_error(b->producer, NULL, 0)) {
             b->outcome = KAFKA_BATCH_FATAL;
         }
         snprintf(b->why, sizeof(b->why), "produce to %s: %s", topic, rd_kafka_err2str(err));
@@ -167,7 +168,8 @@ static bool txn_error(kafka_batch_t *b, const char *call, rd_kafka_error_t *e, i
     kafka_txn_action_t a = kafka_txn_classify(e);
     bool again = a == KAFKA_TXN_RETRY_CALL && try + 1 < TXN_CALL_TRIES;
     if (again) {
-        log_warn("kafka transactional call failed, retrying", "call", call, "error", rd_kafka_error_string(e));
+        log_warn("kafka transactional call failed, retrying", "call", call, "error",
+                 rd_kafka_error_string(e));
     } else {
         snprintf(b->why, sizeof(b->why), "%s%s: %s: %s", a == KAFKA_TXN_FATAL ? "fatal: " : "", call,
                  rd_kafka_error_name(e), rd_kafka_error_string(e));
@@ -188,8 +190,8 @@ static int dead_letter(kafka_batch_t *b, size_t i, const char *reason)
     rd_kafka_headers_t *orig = NULL;
     rd_kafka_message_headers(m, &orig);
     snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
-    rd_kafka_headers_t *h = kafka_dlq_headers(orig, topic, m->partition, m->offset, b->service, reason,
-                                              kafka_now_ms());
+    rd_kafka_headers_t *h =
+        kafka_dlq_headers(orig, topic, m->partition, m->offset, b->service, reason, kafka_now_ms());
     if (!h) {
         snprintf(b->why, sizeof(b->why), "out of memory building dead-letter headers");
         return -1;

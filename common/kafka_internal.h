@@ -34,15 +34,15 @@ void kafka_out_deinit(kafka_out_t *out);
  * batch.size=16384, compression.type=snappy, partitioner=murmur2_random, and with
  * a `transactional_id` (may be NULL) transaction.timeout.ms=30000. Logs go to
  * log.h. Returns NULL with a message in `err` on failure. */
-rd_kafka_conf_t *kafka_conf_producer(const char *bootstrap, const char *client_id, const char *transactional_id,
-                                     char *err, size_t errlen);
+rd_kafka_conf_t *kafka_conf_producer(const char *bootstrap, const char *client_id,
+                                     const char *transactional_id, char *err, size_t errlen);
 
 /* Consumer settings: enable.auto.commit=false, enable.auto.offset.store=false
  * (the pipeline stores offsets after each commit, for the lag statistics),
  * isolation.level=read_committed, auto.offset.reset=earliest,
  * statistics.interval.ms=5000, eager range/roundrobin assignment. */
-rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id, const char *client_id, char *err,
-                                     size_t errlen);
+rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id, const char *client_id,
+                                     char *err, size_t errlen);
 
 /* Routes librdkafka's log lines to log.h (any thread). */
 void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
@@ -57,14 +57,16 @@ const void *kafka_headers_find(const rd_kafka_headers_t *hdrs, const char *name,
  * dlq.original.partition, dlq.original.offset, dlq.service and dlq.failed_at
  * (milliseconds since the epoch, decimal). Returns NULL on allocation failure. */
 rd_kafka_headers_t *kafka_dlq_headers(const rd_kafka_headers_t *orig, const char *topic, int32_t partition,
-                                      int64_t offset, const char *service, const char *reason, int64_t now_ms);
+                                      int64_t offset, const char *service, const char *reason,
+                                      int64_t now_ms);
 
 /* ---- Offsets of a batch ---------------------------------------------------- */
 
 /* For the messages of a batch, builds per partition the first offset seen
  * (where to rewind to) and the last offset + 1 (what to commit). Returns 0 and
  * two lists to free with rd_kafka_topic_partition_list_destroy(), or -1. */
-int kafka_batch_offsets(rd_kafka_message_t *const *msgs, size_t n, rd_kafka_topic_partition_list_t **out_first,
+int kafka_batch_offsets(rd_kafka_message_t *const *msgs, size_t n,
+                        rd_kafka_topic_partition_list_t **out_first,
                         rd_kafka_topic_partition_list_t **out_next);
 
 /* ---- Transactions ------------------------------------------------------------ */

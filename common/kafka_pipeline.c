@@ -98,7 +98,8 @@ static void enter_fatal(kafka_pipeline_t *p, const char *why)
         return;
     }
     p->fatal = true;
-    log_error("kafka pipeline stopped processing", "group", p->group_id, "transactional_id", p->txn_id, "why", why);
+    log_error("kafka pipeline stopped processing", "group", p->group_id, "transactional_id", p->txn_id, "why",
+              why);
     if (p->handles) {
         uv_poll_stop(&p->poll);
         uv_timer_stop(&p->tick);
@@ -135,7 +136,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         atomic_store(rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? &p->producer_fatal : &p->consumer_fatal, true);
         return;
     }
-    log_warn("kafka client error", "client", rd_kafka_name(rk), "error", rd_kafka_err2name(err), "reason", reason);
+    log_warn("kafka client error", "client", rd_kafka_name(rk), "error", rd_kafka_err2name(err), "reason",
+             reason);
 }
 
 static void on_lag(void *ctx, const char *topic, int32_t partition, int64_t lag)
@@ -296,11 +298,26 @@ static void batch_after(uv_work_t *w, int status)
     pump(p);
 }
 
-/* Takes the next batch, if the pipeline may. Never blocks. */
+/* Seeks the partitions of messages that must not be processed now back to
+ * them, so that they come again, and drops the messages. */
+static void put_back(kafka_pipeline_t *p, kafka_batch_t *b)
+{
+    kafka_batch_offsets(b->msgs, b->n, &b->first, &b->next);
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, b->first, 0);
+    if (e) {
+        log_error("kafka seek failed", "group", p->group_id, "error", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    kafka_batch_clear(b);
+}
+
+/* Serves the consumer queue (rebalances, statistics, errors) and takes the
+ * next batch when the pipeline may process one. Never blocks. While backing
+ * off the partitions are paused, so nothing should come; what does is put back. */
 static void pump(kafka_pipeline_t *p)
 {
     kafka_batch_t *b = &p->batch;
-    while (p->state == ST_RUNNING && !p->busy && !p->backing_off && !p->fatal) {
+    while (p->state == ST_RUNNING && !p->busy && !p->fatal) {
         if (check_fatal_flags(p)) {
             return;
         }
@@ -315,23 +332,28 @@ static void pump(kafka_pipeline_t *p)
                 if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
                     atomic_store(&p->consumer_fatal, true);
                 } else {
-                    log_warn("kafka consumer error", "group", p->group_id, "error", rd_kafka_message_errstr(m),
-                             "topic", m->rkt ? rd_kafka_topic_name(m->rkt) : NULL);
+                    log_warn("kafka consumer error", "group", p->group_id, "error",
+                             rd_kafka_message_errstr(m), "topic",
+                             m->rkt ? rd_kafka_topic_name(m->rkt) : NULL);
                 }
                 rd_kafka_message_destroy(m);
-            } else if (!assigned(p, m) || p->fatal) {
+            } else if (!assigned(p, m)) {
                 rd_kafka_message_destroy(m); /* fetched before a revocation */
             } else {
                 b->msgs[kept++] = m;
-                if (p->m_consumed) {
-                    metric_add(p->m_consumed, 1, rd_kafka_topic_name(m->rkt));
-                }
             }
         }
+        b->n = kept;
         if (kept == 0) {
             continue;
         }
-        b->n = kept;
+        if (p->backing_off || p->fatal) {
+            put_back(p, b);
+            continue;
+        }
+        for (size_t i = 0; p->m_consumed && i < kept; i++) {
+            metric_add(p->m_consumed, 1, rd_kafka_topic_name(b->msgs[i]->rkt));
+        }
         kafka_batch_offsets(b->msgs, b->n, &b->first, &b->next);
         p->busy = true;
         p->work.data = p;
@@ -588,17 +610,21 @@ void kafka_pipeline_destroy(kafka_pipeline_t *p)
 
 static void register_metrics(kafka_pipeline_t *p, metrics_t *reg)
 {
-    p->m_consumed = metrics_counter(reg, "kafka_messages_consumed_total", "Records consumed, by topic", "topic");
-    p->m_produced = metrics_counter(reg, "kafka_messages_produced_total", "Records produced and committed, by topic",
-                                    "topic");
-    p->m_dlq = metrics_counter(reg, "dlq_messages_total", "Records sent to <topic>.dlq, by source topic", "topic");
+    p->m_consumed =
+        metrics_counter(reg, "kafka_messages_consumed_total", "Records consumed, by topic", "topic");
+    p->m_produced = metrics_counter(reg, "kafka_messages_produced_total",
+                                    "Records produced and committed, by topic", "topic");
+    p->m_dlq =
+        metrics_counter(reg, "dlq_messages_total", "Records sent to <topic>.dlq, by source topic", "topic");
     p->m_txn = metrics_counter(reg, "kafka_transactions_total", "Kafka transactions, by result", "result");
     p->m_lag = metrics_gauge(reg, "kafka_consumer_lag", "Records behind the end of the partition",
                              "topic,partition");
-    p->m_paused = metrics_gauge(reg, "kafka_consumer_paused", "1 while consumption backs off after a failure", NULL);
+    p->m_paused =
+        metrics_gauge(reg, "kafka_consumer_paused", "1 while consumption backs off after a failure", NULL);
     static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-    p->m_batch = metrics_histogram(reg, "kafka_batch_duration_seconds", "Time to transform and commit one batch",
-                                   NULL, bounds, sizeof(bounds) / sizeof(bounds[0]));
+    p->m_batch =
+        metrics_histogram(reg, "kafka_batch_duration_seconds", "Time to transform and commit one batch", NULL,
+                          bounds, sizeof(bounds) / sizeof(bounds[0]));
     if (p->m_paused) {
         metric_set(p->m_paused, 0);
     }
@@ -617,14 +643,14 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
                                         size_t errlen)
 {
     char why[512];
-    const char *missing = !loop                                      ? "loop"
-                          : !conf                                    ? "conf"
-                          : !conf->bootstrap_servers                 ? "bootstrap_servers"
-                          : !conf->group_id                          ? "group_id"
-                          : !conf->service                           ? "service"
-                          : !conf->transform                         ? "transform"
-                          : !conf->topics || conf->ntopics == 0      ? "topics"
-                                                                     : NULL;
+    const char *missing = !loop                                 ? "loop"
+                          : !conf                               ? "conf"
+                          : !conf->bootstrap_servers            ? "bootstrap_servers"
+                          : !conf->group_id                     ? "group_id"
+                          : !conf->service                      ? "service"
+                          : !conf->transform                    ? "transform"
+                          : !conf->topics || conf->ntopics == 0 ? "topics"
+                                                                : NULL;
     if (missing) {
         snprintf(err, errlen, "kafka pipeline: %s is required", missing);
         return NULL;

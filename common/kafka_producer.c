@@ -132,9 +132,9 @@ fail:
     return NULL;
 }
 
-rd_kafka_resp_err_t kafka_producer_send(kafka_producer_t *p, const char *topic, const void *key, size_t keylen,
-                                        const void *value, size_t len, rd_kafka_headers_t *headers,
-                                        kafka_delivery_fn cb, void *arg)
+rd_kafka_resp_err_t kafka_producer_send(kafka_producer_t *p, const char *topic, const void *key,
+                                        size_t keylen, const void *value, size_t len,
+                                        rd_kafka_headers_t *headers, kafka_delivery_fn cb, void *arg)
 {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__STATE;
     delivery_t *d = NULL;
@@ -240,7 +240,8 @@ void kafka_producer_destroy(kafka_producer_t *p)
         return;
     }
     if (p->open_handles > 0) {
-        log_error("kafka_producer_destroy called before close finished; leaking the producer", "reason", NULL);
+        log_error("kafka_producer_destroy called before close finished; leaking the producer", "reason",
+                  NULL);
         return;
     }
     if (p->queue) {

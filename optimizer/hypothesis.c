@@ -1,5 +1,6 @@
 #include "hypothesis.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,17 @@ void hyp_id_for_insight(const char *insight_id, char out[24])
     snprintf(out, 24, "opt-%016llx", (unsigned long long)h);
 }
 
+/* snprintf that may cut its output short, on purpose: the texts it writes
+ * are for reading. */
+static void format_cut(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void format_cut(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+}
+
 static void copy(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "");
@@ -59,7 +71,7 @@ unsigned hyp_propose(hypothesis_t *h, const hyp_proposal_t *p, double risk_thres
     h->propensity = p->propensity;
     snprintf(h->experiment_id, sizeof(h->experiment_id), "exp-%s", h->id + 4);
     h->created_at_ms = h->updated_at_ms = now_ms;
-    snprintf(h->rationale, sizeof(h->rationale),
+    format_cut(h->rationale, sizeof(h->rationale),
              "insight %s (%s) put %s in state %s; the %s policy chose %s (value %.4f, confidence %.2f, risk "
              "%.2f, expected improvement %.1f%%, picked with probability %.3f)",
              h->insight_id, p->description ? p->description : h->problem, h->component, h->state_key, h->policy,

@@ -8,7 +8,8 @@
  *    loss, no duplicate, per-key order kept) and the bad ones in <topic>.dlq
  *    with their headers; after kafka_pipeline_stop the loop closes cleanly.
  * 3. A new pipeline of the same group only sees records produced after the
- *    stop: the offsets were committed with the transactions.
+ *    stop: the offsets were committed with the transactions. Its statistics
+ *    then report kafka_consumer_lag 0 on every partition.
  *
  * Topic, group and transactional ids are unique per run, so runs in several
  * build directories do not meet.
@@ -16,7 +17,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -134,7 +137,8 @@ static int read_committed(const char *topic, rec_t *out, int max, int want)
             r->index = atoi(r->value + 4);
             r->partition = m->partition;
             r->offset = m->offset;
-            r->hdrs = rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_headers_copy(h) : NULL;
+            r->hdrs = rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_headers_copy(h)
+                                                                                    : NULL;
             quiet = uv_hrtime() + 3000000000ULL;
         } else if (m->err) {
             fprintf(stderr, "reader: %s\n", rd_kafka_message_errstr(m));
@@ -218,7 +222,8 @@ static void produce_range(int from, int to)
     kafka_producer_close(p, on_closed, &s);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (s.closed != 1 || s.delivered != to - from || s.ok != to - from || s.off_loop != 0) {
-        fail_msg("producer: expected %d deliveries, all ok, on the loop thread, then close; got %d delivered, %d ok, "
+        fail_msg("producer: expected %d deliveries, all ok, on the loop thread, then close; got %d "
+                 "delivered, %d ok, "
                  "%d off the loop, closed %d",
                  to - from, s.delivered, s.ok, s.off_loop, s.closed);
     }
@@ -248,6 +253,7 @@ typedef struct {
     uv_timer_t watch;
     double want_out, want_dlq;
     uint64_t deadline;
+    bool want_lag; /* also wait for kafka_consumer_lag 0 on every input partition */
     bool stop_requested, saw_ready, saw_paused, timed_out;
     int stopped, fatal_calls;
 } run_t;
@@ -318,7 +324,19 @@ static void on_watch(uv_timer_t *t)
     run_t *r = t->data;
     r->saw_ready |= kafka_pipeline_ready(r->p);
     r->saw_paused |= kafka_pipeline_paused(r->p);
-    bool done = metric_value(r->produced, out_topic) >= r->want_out && metric_value(r->dlq, in_topic) >= r->want_dlq;
+    bool done =
+        metric_value(r->produced, out_topic) >= r->want_out && metric_value(r->dlq, in_topic) >= r->want_dlq;
+    if (done && r->want_lag) {
+        /* statistics come every 5 s; the lag reads from the stored positions */
+        char *text = metrics_render(r->reg, NULL);
+        for (int p = 0; text && p < 3; p++) {
+            char line[256];
+            snprintf(line, sizeof(line), "kafka_consumer_lag{topic=\"%s\",partition=\"%d\"} 0\n", in_topic,
+                     p);
+            done &= strstr(text, line) != NULL;
+        }
+        free(text);
+    }
     if (uv_now(t->loop) > r->deadline) {
         r->timed_out = true;
     }
@@ -339,9 +357,16 @@ static void run_pipeline(run_t *r, double want_out, double want_dlq)
     r->want_dlq = want_dlq;
     const char *topics[] = {in_topic};
     char err[256];
-    kafka_pipeline_conf_t conf = {.bootstrap_servers = bootstrap, .group_id = group, .transactional_id = txn_id,
-                                  .service = "itest-kafka", .topics = topics, .ntopics = 1,
-                                  .transform = copy_transform, .ctx = r, .metrics = r->reg, .on_fatal = run_fatal};
+    kafka_pipeline_conf_t conf = {.bootstrap_servers = bootstrap,
+                                  .group_id = group,
+                                  .transactional_id = txn_id,
+                                  .service = "itest-kafka",
+                                  .topics = topics,
+                                  .ntopics = 1,
+                                  .transform = copy_transform,
+                                  .ctx = r,
+                                  .metrics = r->reg,
+                                  .on_fatal = run_fatal};
     r->p = kafka_pipeline_create(&loop, &conf, err, sizeof(err));
     if (!r->p) {
         fail_msg("kafka_pipeline_create: %s", err);
@@ -418,7 +443,8 @@ static void test_pipeline_exactly_once(void **state)
         seen[i]++;
         int key = atoi(outs[j].key + 4);
         if (key != i % 50 || i <= last_for_key[key]) {
-            fail_msg("output %d for key %s came after %d: per-key order broken", i, outs[j].key, last_for_key[key]);
+            fail_msg("output %d for key %s came after %d: per-key order broken", i, outs[j].key,
+                     last_for_key[key]);
         }
         last_for_key[key] = i;
         char b[32], want[32];
@@ -435,8 +461,8 @@ static void test_pipeline_exactly_once(void **state)
         }
     }
     if (n != N - NBAD || lost || dup) {
-        fail_msg("expected %d outputs, one per good input; got %d (%d inputs lost, %d duplicated)", N - NBAD, n, lost,
-                 dup);
+        fail_msg("expected %d outputs, one per good input; got %d (%d inputs lost, %d duplicated)", N - NBAD,
+                 n, lost, dup);
     }
     recs_free(outs, n);
 
@@ -482,16 +508,21 @@ static void test_restart_resumes_after_commit(void **state)
     (void)state;
     produce_range(N, N + NMORE);
     static run_t r;
+    r.want_lag = true;
     run_pipeline(&r, NMORE, 0);
     if (r.timed_out) {
-        fail_msg("expected %d outputs within 120 s, got %.0f", NMORE, metric_value(r.produced, out_topic));
+        fail_msg(
+            "expected %d outputs and kafka_consumer_lag 0 on partitions 0..2 within 120 s, got %.0f outputs",
+            NMORE, metric_value(r.produced, out_topic));
     }
     int old = 0;
     for (int i = 0; i < N; i++) {
         old += r.presented[i];
     }
     if (old != 0) {
-        fail_msg("expected the restarted group to start after its committed offsets; %d old records came again", old);
+        fail_msg(
+            "expected the restarted group to start after its committed offsets; %d old records came again",
+            old);
     }
     for (int i = N; i < N + NMORE; i++) {
         assert_int_equal(r.presented[i], 1);

@@ -3,12 +3,14 @@
  * for the fault cases a real broker cannot easily show: an aborted commit, a
  * transform asking to retry, a fenced producer.
  */
-#include <inttypes.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
+
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,8 +380,13 @@ static void test_pipeline_stop_while_initialising(void **state)
     init_run_t r = {0};
     const char *topics[] = {"in"};
     char err[256];
-    kafka_pipeline_conf_t conf = {.bootstrap_servers = "127.0.0.1:1", .group_id = "g", .service = "test",
-                                  .topics = topics, .ntopics = 1, .transform = copy_transform, .ctx = &r,
+    kafka_pipeline_conf_t conf = {.bootstrap_servers = "127.0.0.1:1",
+                                  .group_id = "g",
+                                  .service = "test",
+                                  .topics = topics,
+                                  .ntopics = 1,
+                                  .transform = copy_transform,
+                                  .ctx = &r,
                                   .on_fatal = init_run_fatal};
     r.p = kafka_pipeline_create(&loop, &conf, err, sizeof(err));
     assert_non_null(r.p);
@@ -443,10 +450,10 @@ static void produce_inputs(const char *bootstraps, const char *topic, int n, int
         snprintf(trace, sizeof(trace), "t%d", i);
         rd_kafka_headers_t *h = rd_kafka_headers_new(1);
         rd_kafka_header_add(h, "trace_id", -1, trace, -1);
-        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(i % 3),
-                                           RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(val, strlen(val)),
-                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                                           RD_KAFKA_V_END),
+        assert_int_equal(rd_kafka_producev(
+                             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(i % 3),
+                             RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(val, strlen(val)),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
                          0);
     }
     assert_int_equal(rd_kafka_flush(rk, 10000), 0);
@@ -504,7 +511,8 @@ static int read_topic(const char *bootstraps, const char *topic, rec_t *out, int
             snprintf(r->value, sizeof(r->value), "%.*s", (int)m->len, (const char *)m->payload);
             r->partition = m->partition;
             r->offset = m->offset;
-            r->hdrs = rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_headers_copy(h) : NULL;
+            r->hdrs = rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_headers_copy(h)
+                                                                                    : NULL;
             if (n >= want && !extra) {
                 extra = uv_hrtime() + 500000000ULL;
             }
@@ -523,7 +531,7 @@ typedef struct {
     mock_t *mock;
     const char *out_topic;
     int retry_index, abort_index; /* -1: none */
-    bool fence_first;
+    bool fence_first, always_retry;
     int presented[NIN], total_presented;
     int64_t offset_of[NIN];
     int64_t seq[3][NIN * 2];
@@ -535,7 +543,7 @@ typedef struct {
     metric_t *m_txn;
     uv_timer_t watch;
     double want_committed;
-    bool stop_requested, saw_ready, ready_at_fatal;
+    bool stop_requested, saw_ready, ready_at_fatal, stop_when_paused, saw_paused;
     int stopped, fatal_calls;
     char fatal_why[512];
     uint64_t deadline;
@@ -567,13 +575,14 @@ static kafka_verdict_t test_transform(void *ctx, const rd_kafka_message_t *in, k
         snprintf(reason, reasonlen, "value starts with BAD");
         return KAFKA_BAD_INPUT;
     }
-    if (i == r->retry_index && first) {
+    if ((i == r->retry_index && first) || r->always_retry) {
         snprintf(reason, reasonlen, "test retry");
         return KAFKA_RETRY;
     }
     if (i == r->abort_index && first) {
         /* The commit of this record's transaction will fail, abortably. */
-        rd_kafka_mock_push_request_errors(r->mock->mc, API_END_TXN, 1, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
+        rd_kafka_mock_push_request_errors(r->mock->mc, API_END_TXN, 1,
+                                          RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
     }
     if (r->fence_first && total == 1) {
         rd_kafka_mock_push_request_errors(r->mock->mc, API_END_TXN, 1, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
@@ -620,7 +629,11 @@ static void on_watch(uv_timer_t *t)
     if (kafka_pipeline_ready(r->p)) {
         r->saw_ready = true;
     }
-    if (metric_value(r->m_txn, "committed") >= r->want_committed || uv_now(t->loop) > r->deadline) {
+    if (kafka_pipeline_paused(r->p)) {
+        r->saw_paused = true;
+    }
+    if (metric_value(r->m_txn, "committed") >= r->want_committed || uv_now(t->loop) > r->deadline ||
+        (r->stop_when_paused && r->saw_paused && metric_value(r->m_txn, "aborted") >= 2)) {
         run_stop(r);
     }
 }
@@ -631,10 +644,17 @@ static void run_pipeline(run_t *r, const char *topic, const char *group, size_t 
     uv_loop_init(&loop);
     const char *topics[] = {topic};
     char err[256];
-    kafka_pipeline_conf_t conf = {.bootstrap_servers = r->mock->bootstraps, .group_id = group,
-                                  .transactional_id = group, .service = "test", .topics = topics, .ntopics = 1,
-                                  .transform = test_transform, .ctx = r, .metrics = r->metrics,
-                                  .max_batch = max_batch, .on_fatal = run_fatal};
+    kafka_pipeline_conf_t conf = {.bootstrap_servers = r->mock->bootstraps,
+                                  .group_id = group,
+                                  .transactional_id = group,
+                                  .service = "test",
+                                  .topics = topics,
+                                  .ntopics = 1,
+                                  .transform = test_transform,
+                                  .ctx = r,
+                                  .metrics = r->metrics,
+                                  .max_batch = max_batch,
+                                  .on_fatal = run_fatal};
     r->p = kafka_pipeline_create(&loop, &conf, err, sizeof(err));
     if (!r->p) {
         fail_msg("kafka_pipeline_create: %s", err);
@@ -703,7 +723,8 @@ static void test_mock_retry_abort_and_dlq(void **state)
             if (b == a) {
                 repeats++;
             } else if (b != a + 1) {
-                fail_msg("partition %d: offset %" PRId64 " followed by %" PRId64 " (expected in order)", p, a, b);
+                fail_msg("partition %d: offset %" PRId64 " followed by %" PRId64 " (expected in order)", p, a,
+                         b);
             }
         }
         assert_int_equal(r.seq[p][r.nseq[p] - 1], NIN / 3 - 1); /* reached the end */
@@ -780,6 +801,41 @@ static void test_mock_fenced_is_fatal(void **state)
     assert_int_equal(r.total_presented, 1);
     metric_t *txn = metrics_counter(r.metrics, "kafka_transactions_total", "", "result");
     assert_float_equal(metric_value(txn, "committed"), 0, 0);
+    run_deinit(&r);
+    mock_stop(&m);
+}
+
+/* A transform that keeps failing leaves the pipeline backing off (paused);
+ * a stop then still completes at once and frees the loop. */
+static void test_mock_stop_while_backing_off(void **state)
+{
+    (void)state;
+    const char *topics[] = {"in-d", "out-d"};
+    mock_t m;
+    mock_start(&m, topics, 2);
+    produce_inputs(m.bootstraps, "in-d", 3, -1);
+    run_t r;
+    run_init(&r, &m, "out-d");
+    r.always_retry = true;
+    r.stop_when_paused = true;
+    r.want_committed = 1000;
+    run_pipeline(&r, "in-d", "g-backoff", 0);
+
+    assert_int_equal(r.fatal_calls, 0);
+    assert_true(r.saw_paused);
+    metric_t *txn = metrics_counter(r.metrics, "kafka_transactions_total", "", "result");
+    metric_t *paused = metrics_gauge(r.metrics, "kafka_consumer_paused", "", NULL);
+    assert_float_equal(metric_value(txn, "committed"), 0, 0);
+    assert_true(metric_value(txn, "aborted") >= 2);
+    assert_float_equal(metric_value(paused), 0, 0); /* cleared by the stop */
+    /* every attempt started again from the first record of its partition */
+    for (int p = 0; p < 3; p++) {
+        for (int k = 0; k < r.nseq[p]; k++) {
+            if (r.seq[p][k] != 0) {
+                fail_msg("partition %d: expected every retry at offset 0, got %" PRId64, p, r.seq[p][k]);
+            }
+        }
+    }
     run_deinit(&r);
     mock_stop(&m);
 }
@@ -881,6 +937,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_stop_while_initialising),
         cmocka_unit_test(test_mock_retry_abort_and_dlq),
         cmocka_unit_test(test_mock_fenced_is_fatal),
+        cmocka_unit_test(test_mock_stop_while_backing_off),
         cmocka_unit_test(test_mock_producer_close_flushes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
