@@ -113,7 +113,7 @@ int avro_wire_utf8_valid(const uint8_t *s, size_t len)
             i++;
             continue;
         }
-        size_t n;
+        size_t n = 0;
         uint32_t cp, min;
         if ((c & 0xE0) == 0xC0) {
             n = 2, cp = c & 0x1F, min = 0x80;
@@ -244,7 +244,7 @@ static int write_value(wctx_t *w, const avro_value_t *v, const char *field, int 
     }
     case AVRO_DOUBLE: {
         double d = 0;
-        uint64_t u;
+        uint64_t u = 0;
         avro_value_get_double(v, &d);
         memcpy(&u, &d, sizeof(u));
         return put_le(w, u, 8);
@@ -385,7 +385,7 @@ static int read_long(rd_t *r, int64_t *out)
 
 static int read_len(rd_t *r, size_t *out)
 {
-    int64_t n;
+    int64_t n = 0;
     if (read_long(r, &n)) {
         return -1;
     }
@@ -422,7 +422,7 @@ static char *scratch(rd_t *r, const uint8_t *s, size_t n)
 
 static int read_block_count(rd_t *r, int64_t *out)
 {
-    int64_t n, size;
+    int64_t n = 0, size = 0;
     if (read_long(r, &n)) {
         return -1;
     }
@@ -631,7 +631,7 @@ static int read_items(rd_t *r, avro_schema_t ws, avro_value_t *dst, int depth)
         for (int64_t k = 0; k < n; k++) {
             avro_value_t child;
             if (is_map) {
-                size_t klen;
+                size_t klen = 0;
                 if (read_len(r, &klen)) {
                     return -1;
                 }
@@ -674,7 +674,7 @@ static int read_value(rd_t *r, avro_schema_t ws, avro_value_t *dst, int depth)
     }
     avro_type_t wt = avro_typeof(ws);
     if (wt == AVRO_UNION) {
-        int64_t i;
+        int64_t i = 0;
         size_t n = avro_schema_union_size(ws);
         if (read_long(r, &i)) {
             return -1;
@@ -717,7 +717,7 @@ static int read_value(rd_t *r, avro_schema_t ws, avro_value_t *dst, int depth)
     }
     case AVRO_INT32:
     case AVRO_INT64: {
-        int64_t x;
+        int64_t x = 0;
         if (read_long(r, &x)) {
             return -1;
         }
@@ -740,9 +740,9 @@ static int read_value(rd_t *r, avro_schema_t ws, avro_value_t *dst, int depth)
         if (!dst) {
             return 0;
         }
-        double d;
+        double d = 0;
         if (wt == AVRO_FLOAT) {
-            float f;
+            float f = 0;
             uint32_t u32 = (uint32_t)u;
             memcpy(&f, &u32, sizeof(f));
             if (rt == AVRO_FLOAT) {
@@ -756,7 +756,7 @@ static int read_value(rd_t *r, avro_schema_t ws, avro_value_t *dst, int depth)
     }
     case AVRO_STRING:
     case AVRO_BYTES: {
-        size_t n;
+        size_t n = 0;
         if (read_len(r, &n)) {
             return -1;
         }
@@ -795,7 +795,7 @@ static int read_value(rd_t *r, avro_schema_t ws, avro_value_t *dst, int depth)
         return stored(r, avro_value_set_fixed(dst, (void *)s, n));
     }
     case AVRO_ENUM: {
-        int64_t i;
+        int64_t i = 0;
         int n = avro_schema_enum_number_of_symbols(ws);
         if (read_long(r, &i)) {
             return -1;

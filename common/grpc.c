@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "grpc_internal.h"
+#include "listen.h"
 #include "log.h"
 
-#define LISTEN_BACKLOG 128
 #define FLUSH_MAX (256 * 1024) /* bytes gathered into one uv_write */
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -248,42 +248,6 @@ static void on_accept(uv_stream_t *listener, int status)
 
 /* ---- set-up --------------------------------------------------------------------- */
 
-/* Opens a listening socket. Done with plain sockets so that every failure
- * is reported before any libuv handle exists. Returns the fd or -1. */
-static int open_listener(const char *host, int port, char *err, size_t errlen)
-{
-    char portstr[8];
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0) {
-        set_err(err, errlen, "grpc: cannot resolve listen address %s: %s", host, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1, saved = 0;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            saved = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-            saved = errno;
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        set_err(err, errlen, "grpc: cannot listen on %s:%d: %s", host, port, strerror(saved));
-    }
-    return fd;
-}
-
 /* Frees what the server owns and the server; its handles must be closed. */
 static void free_server(grpc_server_t *s)
 {
@@ -331,25 +295,13 @@ grpc_server_t *grpc_server_create(uv_loop_t *loop, const char *host, int port, m
                                           "Time from a call's request headers to its status.", "method", NULL,
                                           0);
     }
-    int fd = open_listener(host, port, err, errlen);
+    int fd = listen_open("grpc", host, port, &s->port, err, errlen);
     if (fd < 0) {
         free_server(s);
         return NULL;
     }
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0) {
-        s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                 : ((struct sockaddr_in *)&ss)->sin_port);
-    }
-    uv_tcp_init(loop, &s->listener);
+    int rc = listen_start(loop, &s->listener, fd, on_accept);
     s->listener.data = s;
-    int rc = uv_tcp_open(&s->listener, fd);
-    if (rc != 0) {
-        close(fd); /* not adopted by the handle */
-    } else {
-        rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_accept);
-    }
     if (rc != 0) {
         /* The handle exists, so `s` is freed by its close callback. */
         set_err(err, errlen, "grpc: cannot watch the listening socket: %s", uv_strerror(rc));

@@ -119,7 +119,8 @@ int kafka_pipeline_start(kafka_pipeline_t *p);
  * loop. Works in any state (also never started, or after on_fatal); call once. */
 void kafka_pipeline_stop(kafka_pipeline_t *p, void (*done)(void *arg), void *arg);
 
-/* Frees the pipeline: after stop's done, or when it was never started. Accepts NULL. */
+/* Frees the pipeline: after stop's done, or when it was never started (then
+ * it destroys the idle clients itself, which blocks briefly). Accepts NULL. */
 void kafka_pipeline_destroy(kafka_pipeline_t *p);
 
 /* True when partitions are assigned and the pipeline runs (not fenced, not
