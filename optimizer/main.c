@@ -1,16 +1,19 @@
-/* optimizer: learns which change to try and proposes it.
+/* optimizer: learns which change to try and proves it before applying it.
  *
- * This binary runs the telemetry intake today (the walking skeleton): consume
- * telemetry.aggregated, detect seed 000's degradations, store each degraded
- * observation in MongoDB and produce one synthetic Insight per degraded window,
- * exactly once. main() only wires the parts together, top-down; the decision
- * is in degradation.c and the shell around it in intake.c.
+ * One exactly-once Kafka pipeline carries everything the optimizer consumes:
+ * telemetry.aggregated (degradations become synthetic insights, intake.c),
+ * insights.generated, approvals.responses, experiments.results and
+ * optimization.applied (the hypothesis lifecycle, engine.c). main() only wires
+ * the parts together, top-down; the decisions live in the pure modules
+ * (degradation.c, hypothesis.c, the learn_* policies).
  */
 #include "avro_codec.h"
 #include "cli.h"
 #include "config.h"
 #include "http.h"
+#include "engine.h"
 #include "intake.h"
+#include "learner.h"
 #include "kafka.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -25,9 +28,14 @@
 
 static struct {
     char *bootstrap, *group, *transactional_id, *telemetry_topic, *insights_topic;
-    char *registry_url, *mongodb_uri, *mongodb_database, *redis_host, *http_host, *log_level;
-    long redis_port, http_port, max_batch;
+    char *approvals_requests_topic, *approvals_responses_topic, *experiments_requests_topic;
+    char *experiments_results_topic, *commands_topic, *applied_topic;
+    char *registry_url, *mongodb_uri, *mongodb_database, *redis_host, *http_host, *log_level, *policy;
+    long redis_port, http_port, grpc_port, max_batch, experiment_duration_s, seed;
     degradation_thresholds_t th;
+    double learning_rate, discount_factor, exploration_rate, epsilon_min, epsilon_decay, min_improvement;
+    double penalty_factor, max_weight_adjustment, risk_threshold, traffic_split, guardrail_error_rate;
+    double linucb_alpha;
 } cfg;
 
 static const config_item_t config_items[] = {
@@ -40,6 +48,18 @@ static const config_item_t config_items[] = {
      "TelemetryAggregated input"},
     {"KAFKA_INSIGHTS_TOPIC", CONFIG_STRING, "insights.generated", 0, 0, NULL, &cfg.insights_topic,
      "where synthetic insights go"},
+    {"KAFKA_APPROVALS_REQUESTS_TOPIC", CONFIG_STRING, "approvals.requests", 0, 0, NULL,
+     &cfg.approvals_requests_topic, "ApprovalRequest output (to the Queen Agent)"},
+    {"KAFKA_APPROVALS_RESPONSES_TOPIC", CONFIG_STRING, "approvals.responses", 0, 0, NULL,
+     &cfg.approvals_responses_topic, "ApprovalResponse input"},
+    {"KAFKA_EXPERIMENT_REQUESTS_TOPIC", CONFIG_STRING, "experiments.requests", 0, 0, NULL,
+     &cfg.experiments_requests_topic, "ExperimentRequest output"},
+    {"KAFKA_EXPERIMENTS_TOPIC", CONFIG_STRING, "experiments.results", 0, 0, NULL, &cfg.experiments_results_topic,
+     "ExperimentResult input"},
+    {"KAFKA_COMMANDS_TOPIC", CONFIG_STRING, "optimization.commands", 0, 0, NULL, &cfg.commands_topic,
+     "OptimizationCommand output (APPLY, ROLLBACK)"},
+    {"KAFKA_OPTIMIZATION_TOPIC", CONFIG_STRING, "optimization.applied", 0, 0, NULL, &cfg.applied_topic,
+     "OptimizationEvent input (the appliers' confirmations)"},
     {"KAFKA_MAX_BATCH", CONFIG_INT, "500", 1, 10000, NULL, &cfg.max_batch, "records per transaction"},
     {"SCHEMA_REGISTRY_URL", CONFIG_STRING, "", 0, 0, NULL, &cfg.registry_url,
      "Confluent-compatible registry; empty uses schemas/avro/ids.json"},
@@ -56,6 +76,32 @@ static const config_item_t config_items[] = {
      "degraded above this p95 latency"},
     {"ERROR_RATE_THRESHOLD", CONFIG_DOUBLE, "0.01", 0, 1, NULL, &cfg.th.error_rate_max,
      "degraded above this error rate"},
+    {"GRPC_PORT", CONFIG_INT, "50051", 1, 65535, NULL, &cfg.grpc_port, "port of the OptimizerAgent gRPC API"},
+    {"OPTIMIZER_POLICY", CONFIG_ENUM, "qlearning", 0, 0, "qlearning|thompson|linucb", &cfg.policy,
+     "learning policy: the seed's epsilon-greedy Q-learning or a contextual bandit"},
+    {"LEARNING_RATE", CONFIG_DOUBLE, "0.01", 0.0001, 1, NULL, &cfg.learning_rate, "Q-learning alpha"},
+    {"DISCOUNT_FACTOR", CONFIG_DOUBLE, "0.95", 0, 1, NULL, &cfg.discount_factor, "Q-learning gamma"},
+    {"EXPLORATION_RATE", CONFIG_DOUBLE, "0.3", 0, 1, NULL, &cfg.exploration_rate,
+     "epsilon at start; decays to EPSILON_MIN"},
+    {"EPSILON_MIN", CONFIG_DOUBLE, "0.01", 0, 1, NULL, &cfg.epsilon_min, "floor of epsilon"},
+    {"EPSILON_DECAY", CONFIG_DOUBLE, "0.999", 0.5, 1, NULL, &cfg.epsilon_decay, "epsilon factor per decision"},
+    {"MIN_IMPROVEMENT_THRESHOLD", CONFIG_DOUBLE, "0.05", 0, 1, NULL, &cfg.min_improvement,
+     "an experiment succeeds only above this improvement"},
+    {"RISK_PENALTY_FACTOR", CONFIG_DOUBLE, "0.2", 0, 10, NULL, &cfg.penalty_factor,
+     "reward = improvement - risk * penalty"},
+    {"MAX_WEIGHT_ADJUSTMENT", CONFIG_DOUBLE, "0.2", 0.01, 0.3, NULL, &cfg.max_weight_adjustment,
+     "largest weight move an action may propose"},
+    {"LINUCB_ALPHA", CONFIG_DOUBLE, "0.1", 0, 10, NULL, &cfg.linucb_alpha, "LinUCB exploration bonus"},
+    {"APPROVAL_RISK_THRESHOLD", CONFIG_DOUBLE, "0.5", 0, 1, NULL, &cfg.risk_threshold,
+     "above this risk the Queen Agent must approve"},
+    {"EXPERIMENT_DURATION_SECONDS", CONFIG_INT, "3600", 60, 604800, NULL, &cfg.experiment_duration_s,
+     "duration asked of each experiment"},
+    {"EXPERIMENT_TRAFFIC_SPLIT", CONFIG_DOUBLE, "0.1", 0.01, 0.5, NULL, &cfg.traffic_split,
+     "share of traffic on the experimental variant"},
+    {"GUARDRAIL_ERROR_RATE", CONFIG_DOUBLE, "0.05", 0.001, 1, NULL, &cfg.guardrail_error_rate,
+     "experiments abort above this error rate"},
+    {"POLICY_SEED", CONFIG_INT, "0", 0, 2147483647, NULL, &cfg.seed,
+     "seed of the policy's random generator; 0 = from the clock"},
     {"LOG_LEVEL", CONFIG_ENUM, "info", 0, 0, "debug|info|warn|error", &cfg.log_level, "lowest level logged"},
 };
 #define NCONFIG (sizeof(config_items) / sizeof(config_items[0]))
@@ -69,6 +115,8 @@ typedef struct {
     avro_codec_t *codec;
     registry_t *registry;
     intake_t *intake;
+    learner_t *learner;
+    engine_t *engine;
     kafka_pipeline_t *pipeline;
     http_server_t *http;
 } app_t;
@@ -93,11 +141,16 @@ static bool intake_flowing(void *ctx)
     return !kafka_pipeline_paused(((app_t *)ctx)->pipeline);
 }
 
-/* The pipeline's context is the app, so that on_fatal can reach the lifecycle. */
+/* The pipeline's context is the app, so that on_fatal can reach the lifecycle;
+ * telemetry goes to the intake, everything else to the engine. */
 static kafka_verdict_t transform(void *ctx, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
                                  size_t reasonlen)
 {
-    return intake_transform(((app_t *)ctx)->intake, msg, out, reason, reasonlen);
+    app_t *app = ctx;
+    if (strcmp(rd_kafka_topic_name(msg->rkt), cfg.telemetry_topic) == 0) {
+        return intake_transform(app->intake, msg, out, reason, reasonlen);
+    }
+    return engine_transform(app->engine, msg, out, reason, reasonlen);
 }
 
 static void on_fatal(void *ctx, const char *why)
@@ -146,10 +199,10 @@ int main(int argc, char **argv)
 {
     const cli_spec_t spec = {
         .name = "optimizer",
-        .summary = "Optimizer agent of the Neural Hive-Mind. Runs the telemetry intake: consumes "
-                   "telemetry.aggregated, detects degradations (SLO compliance, p95 latency, error rate), stores "
-                   "each degraded observation in MongoDB and produces one Insight per degraded window to "
-                   "insights.generated, exactly once. The learning engine and its APIs are being built.",
+        .summary = "Optimizer agent of the Neural Hive-Mind. Turns degraded telemetry into insights, and "
+                   "HIGH/CRITICAL insights into hypotheses chosen by a learning policy (Q-learning, Thompson "
+                   "sampling or LinUCB); sends risky ones for approval, proves each in an experiment, learns "
+                   "from the result and asks the appliers to APPLY the winners. Exactly once, over Kafka.",
         .config = config_items,
         .nconfig = NCONFIG,
     };
@@ -238,7 +291,51 @@ int main(int argc, char **argv)
         .store = app.store,
         .metrics = app.metrics,
     });
-    const char *topics[] = {cfg.telemetry_topic};
+    /* 7b. The learner (restored from MongoDB) and the hypothesis engine. */
+    policy_config_t pcfg;
+    policy_kind_t kind = POLICY_QLEARNING;
+    policy_kind_parse(cfg.policy, &kind);
+    policy_config_default(&pcfg, kind);
+    pcfg.qlearn.learning_rate = cfg.learning_rate;
+    pcfg.qlearn.discount_factor = cfg.discount_factor;
+    pcfg.qlearn.epsilon_start = cfg.exploration_rate;
+    pcfg.qlearn.epsilon_min = cfg.epsilon_min;
+    pcfg.qlearn.epsilon_decay = cfg.epsilon_decay;
+    pcfg.reward.penalty_factor = cfg.penalty_factor;
+    pcfg.reward.min_improvement = cfg.min_improvement;
+    pcfg.bandit.alpha = cfg.linucb_alpha;
+    pcfg.max_weight_adjustment = cfg.max_weight_adjustment;
+    const char *bad = policy_config_check(&pcfg);
+    if (bad) {
+        fprintf(stderr, "optimizer: invalid configuration: %s\n", bad);
+        goto out;
+    }
+    app.learner = learner_create(&pcfg, cfg.seed ? (uint64_t)cfg.seed : (uint64_t)uv_hrtime(), app.metrics);
+    int restored = app.learner ? learner_restore(app.learner, app.store) : -1;
+    if (restored != 0) {
+        log_error("cannot restore the learner from MongoDB", "error", restored < 0 && app.learner ? store_strerror(restored) : "bad policy");
+        goto out;
+    }
+    app.engine = engine_create(&(engine_conf_t){
+        .insights_topic = cfg.insights_topic,
+        .approvals_requests_topic = cfg.approvals_requests_topic,
+        .approvals_responses_topic = cfg.approvals_responses_topic,
+        .experiments_requests_topic = cfg.experiments_requests_topic,
+        .experiments_results_topic = cfg.experiments_results_topic,
+        .commands_topic = cfg.commands_topic,
+        .applied_topic = cfg.applied_topic,
+        .risk_threshold = cfg.risk_threshold,
+        .min_improvement = cfg.min_improvement,
+        .experiment_duration_s = cfg.experiment_duration_s,
+        .traffic_split = cfg.traffic_split,
+        .guardrail_error_rate = cfg.guardrail_error_rate,
+        .codec = app.codec,
+        .store = app.store,
+        .learner = app.learner,
+        .metrics = app.metrics,
+    });
+    const char *topics[] = {cfg.telemetry_topic, cfg.insights_topic, cfg.approvals_responses_topic,
+                            cfg.experiments_results_topic, cfg.applied_topic};
     app.pipeline = kafka_pipeline_create(loop,
                                          &(kafka_pipeline_conf_t){
                                              .bootstrap_servers = cfg.bootstrap,
@@ -246,7 +343,7 @@ int main(int argc, char **argv)
                                              .transactional_id = transactional_id,
                                              .service = "optimizer",
                                              .topics = topics,
-                                             .ntopics = 1,
+                                             .ntopics = sizeof(topics) / sizeof(topics[0]),
                                              .transform = transform,
                                              .ctx = &app,
                                              .metrics = app.metrics,
@@ -254,7 +351,7 @@ int main(int argc, char **argv)
                                              .on_fatal = on_fatal,
                                          },
                                          err, sizeof(err));
-    if (!app.intake || !app.pipeline || kafka_pipeline_start(app.pipeline) != 0) {
+    if (!app.intake || !app.engine || !app.pipeline || kafka_pipeline_start(app.pipeline) != 0) {
         log_error("cannot start the Kafka pipeline", "error", err);
         goto out;
     }
@@ -273,6 +370,8 @@ out:
     }
     kafka_pipeline_destroy(app.pipeline);
     intake_destroy(app.intake);
+    engine_destroy(app.engine);
+    learner_destroy(app.learner);
     http_server_destroy(app.http);
     avro_codec_destroy(app.codec);
     registry_destroy(app.registry);

@@ -125,7 +125,7 @@ def bench(binary, n):
     peak = idle
     deadline = time.time() + 600
     while time.time() < deadline:
-        done = metric(svc, "kafka_messages_consumed_total")
+        done = metric(svc, "telemetry_records_total")
         peak = max(peak, rss_kib(svc.proc.pid))
         if done > 0 and t0 is None:
             t0 = time.time()

@@ -53,10 +53,18 @@ def topics(request):
     t = {
         "telemetry": f"telemetry.aggregated.t{tag}",
         "insights": f"insights.generated.t{tag}",
+        "approvals_requests": f"approvals.requests.t{tag}",
+        "approvals_responses": f"approvals.responses.t{tag}",
+        "experiments_requests": f"experiments.requests.t{tag}",
+        "experiments_results": f"experiments.results.t{tag}",
+        "commands": f"optimization.commands.t{tag}",
+        "applied": f"optimization.applied.t{tag}",
         "tag": tag,
     }
     t["dlq"] = t["telemetry"] + ".dlq"
-    create_topics([t["telemetry"], t["insights"], t["dlq"]])
+    consumed = ("telemetry", "insights", "approvals_responses", "experiments_results", "applied")
+    names = [v for k, v in t.items() if k != "tag"] + [t[k] + ".dlq" for k in consumed if k != "telemetry"]
+    create_topics(names)
     return t
 
 
@@ -159,6 +167,12 @@ def optimizer(topics):
         "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
         "KAFKA_TELEMETRY_TOPIC": topics["telemetry"],
         "KAFKA_INSIGHTS_TOPIC": topics["insights"],
+        "KAFKA_APPROVALS_REQUESTS_TOPIC": topics["approvals_requests"],
+        "KAFKA_APPROVALS_RESPONSES_TOPIC": topics["approvals_responses"],
+        "KAFKA_EXPERIMENT_REQUESTS_TOPIC": topics["experiments_requests"],
+        "KAFKA_EXPERIMENTS_TOPIC": topics["experiments_results"],
+        "KAFKA_COMMANDS_TOPIC": topics["commands"],
+        "KAFKA_OPTIMIZATION_TOPIC": topics["applied"],
         "KAFKA_CONSUMER_GROUP": "optimizer-" + topics["tag"],
         "KAFKA_TRANSACTIONAL_ID": "optimizer-" + topics["tag"],
         "MONGODB_URI": MONGODB_URI,

@@ -1,0 +1,49 @@
+/* engine: the optimizer's hypothesis flow over Kafka, the shell around
+ * hypothesis.c and learner.c.
+ *
+ *   insights.generated    HIGH/CRITICAL insight -> state -> decision -> hypothesis,
+ *                         debounced (one open hypothesis per component and problem)
+ *                         -> ApprovalRequest (risk > threshold) or ExperimentRequest
+ *   approvals.responses   -> ExperimentRequest or REJECTED
+ *   experiments.results   -> reward, learning update, APPLY command or REJECTED
+ *   optimization.applied  -> APPLIED or ROLLED_BACK
+ *
+ * Runs as the Kafka pipeline's transform (worker thread): MongoDB writes first,
+ * then the records, all committed with the consumed offsets. A replay of an
+ * event whose transaction aborted finds the hypothesis already moved and emits
+ * the same records again (deterministic ids), so downstream sees them once.
+ */
+#ifndef OPTIMIZER_ENGINE_H
+#define OPTIMIZER_ENGINE_H
+
+#include "avro_codec.h"
+#include "kafka.h"
+#include "learner.h"
+#include "metrics.h"
+#include "store.h"
+
+typedef struct engine_s engine_t;
+
+typedef struct {
+    const char *insights_topic, *approvals_requests_topic, *approvals_responses_topic;
+    const char *experiments_requests_topic, *experiments_results_topic;
+    const char *commands_topic, *applied_topic;
+    double risk_threshold;         /* approval above this risk; seed: 0.5 */
+    double min_improvement;        /* MIN_IMPROVEMENT_THRESHOLD; seed: 0.05 */
+    long experiment_duration_s;    /* EXPERIMENT_DURATION_SECONDS */
+    double traffic_split;          /* EXPERIMENT_TRAFFIC_SPLIT */
+    double guardrail_error_rate;   /* abort above this error rate; seed: 0.05 */
+    avro_codec_t *codec;           /* borrowed */
+    store_t *store;                /* borrowed */
+    learner_t *learner;            /* borrowed */
+    metrics_t *metrics;            /* borrowed */
+} engine_conf_t;
+
+engine_t *engine_create(const engine_conf_t *conf);
+void engine_destroy(engine_t *e);
+
+/* The transform for every topic above (kafka_transform_fn); `ctx` is the engine. */
+kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
+                                 size_t reasonlen);
+
+#endif

@@ -1,0 +1,56 @@
+/* learner: the optimizer's policy (learn_policy.h) in a service.
+ *
+ * Holds the policy and its random generator behind a mutex (decisions and
+ * updates run on the Kafka worker, figures are read by the APIs), and keeps
+ * the learned table in MongoDB:
+ *
+ *   q_table: one versioned document per revision of (state, action)
+ *            (store_cas_revision), holding value, visits and the experiment
+ *            whose result produced it. Before counting a result, the learner
+ *            looks for a revision naming that experiment: a replay, or another
+ *            replica that already counted it, changes nothing.
+ *   policy_state: epsilon and the decision counter.
+ *
+ * Blocking calls (MongoDB) are marked: worker threads only.
+ */
+#ifndef OPTIMIZER_LEARNER_H
+#define OPTIMIZER_LEARNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "learn_policy.h"
+#include "metrics.h"
+#include "store.h"
+
+typedef struct learner_s learner_t;
+
+/* Creates the learner; `seed` seeds its random generator. NULL on a bad config. */
+learner_t *learner_create(const policy_config_t *cfg, uint64_t seed, metrics_t *metrics);
+void learner_destroy(learner_t *l);
+
+/* BLOCKING. Loads the latest revision of every table entry and the policy
+ * state. Returns 0 or a STORE_E* code. */
+int learner_restore(learner_t *l, store_t *s);
+
+/* Chooses an action for `s` (the decision records its propensity). BLOCKING:
+ * saves the policy state. Returns 0 or a negative code. */
+int learner_decide(learner_t *l, store_t *store, const state_t *s, decision_t *out);
+
+/* BLOCKING. Counts the reward of `action` in `s`, produced by experiment
+ * `experiment_id`, exactly once across replays and replicas. *out_counted
+ * tells whether this call counted it. Returns 0, STORE_EUNAVAILABLE or
+ * STORE_ECONFLICT (another replica moved the entry: retry). */
+int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t action, double reward,
+                  const char *experiment_id, bool *out_counted);
+
+/* The reward of seed 000 for an observed improvement of `action`. */
+double learner_reward(learner_t *l, uint16_t action, double improvement);
+
+/* For statistics and metrics; thread-safe. */
+double learner_epsilon(learner_t *l);
+size_t learner_table_size(learner_t *l);
+const char *learner_policy_name(learner_t *l);
+
+#endif

@@ -1,0 +1,647 @@
+/* ops: the operator's calls, as a thin shell over repo.c and Kafka.
+ *
+ * Every call is one job: the loop thread validates and copies its arguments,
+ * a libuv worker does the blocking part (MongoDB reads, Avro encoding, which
+ * may ask the Schema Registry), and the loop thread either answers at once or
+ * hands the encoded record to the idempotent producer and answers from its
+ * delivery report. A call that fails validation still answers through the
+ * worker queue, so a callback never runs inside the call that asked for it.
+ *
+ * Messages of OPS_EINVALID start with the field they are about ("priority:
+ * must be one of ..."), so an API can name the field without parsing more.
+ */
+#include "ops.h"
+
+#include "log.h"
+#include "state.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define OPS_ID_MAX 64          /* longer ids cannot exist: answered "not found" without asking */
+#define OPS_DESCRIPTION_MAX 1024
+#define OPS_METRIC_MAX 128
+#define OPS_REASON_MAX 1024
+
+struct ops_s {
+    ops_conf_t conf;
+    char *insights_topic, *approvals_topic, *commands_topic;
+    size_t pending;
+    metric_t *requests;
+};
+
+typedef enum { OP_GET, OP_LIST, OP_STATS, OP_TRIGGER, OP_DECIDE, OP_ROLLBACK } op_kind_t;
+
+static const char *const op_names[] = {"get", "list", "statistics", "trigger", "decide", "rollback"};
+
+/* One call in flight. */
+typedef struct {
+    uv_work_t work;
+    ops_t *o;
+    op_kind_t kind;
+    union {
+        ops_hyp_cb hyp;
+        ops_list_cb list;
+        ops_stats_cb stats;
+        ops_trigger_cb trigger;
+    } cb;
+    void *arg;
+
+    /* Arguments, copied on the loop thread. */
+    char id[OPS_ID_MAX];
+    bool id_too_long, approve;
+    char reason[OPS_REASON_MAX + 1];
+    char type[32], status_name[32], component[128];
+    size_t limit, offset;
+    char problem[32], metric[OPS_METRIC_MAX + 1], priority[16], description[OPS_DESCRIPTION_MAX + 1];
+    double current_value, baseline_value;
+
+    /* Outcome, filled on the worker (status 0 until something fails). */
+    int status;
+    char message[256];
+    hypothesis_t h;
+    hypothesis_t *items;
+    size_t n, total;
+    ops_stats_t stats;
+    char insight_id[64], optimization_id[24];
+    const char *topic;
+    char key[128];
+    void *record;
+    size_t record_len;
+} job_t;
+
+ops_t *ops_create(const ops_conf_t *conf)
+{
+    ops_t *o = calloc(1, sizeof(*o));
+    if (!o) {
+        return NULL;
+    }
+    o->conf = *conf;
+    o->insights_topic = strdup(conf->insights_topic ? conf->insights_topic : "insights.generated");
+    o->approvals_topic = strdup(conf->approvals_topic ? conf->approvals_topic : "approvals.responses");
+    o->commands_topic = strdup(conf->commands_topic ? conf->commands_topic : "optimization.commands");
+    if (!o->insights_topic || !o->approvals_topic || !o->commands_topic) {
+        ops_destroy(o);
+        return NULL;
+    }
+    /* The copies stand in for the caller's strings from here on. */
+    o->conf.insights_topic = o->insights_topic;
+    o->conf.approvals_topic = o->approvals_topic;
+    o->conf.commands_topic = o->commands_topic;
+    o->requests = metrics_counter(conf->metrics, "operator_requests_total",
+                                  "Operator calls (REST, gRPC) by operation and outcome", "operation,outcome");
+    return o;
+}
+
+void ops_destroy(ops_t *o)
+{
+    if (!o) {
+        return;
+    }
+    if (o->pending > 0) {
+        /* A worker or a delivery report still points at it: leaking is the
+         * lesser evil. */
+        log_error("ops_destroy with calls in flight; leaking the ops");
+        return;
+    }
+    free(o->insights_topic);
+    free(o->approvals_topic);
+    free(o->commands_topic);
+    free(o);
+}
+
+size_t ops_pending(const ops_t *o)
+{
+    return o ? o->pending : 0;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void fail(job_t *j, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(job_t *j, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    j->status = status;
+    vsnprintf(j->message, sizeof(j->message), fmt, ap);
+    va_end(ap);
+}
+
+/* True when `s` is well-formed UTF-8 without control characters: what an
+ * Avro string and a log line can carry. */
+static bool text_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        size_t extra = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 4;
+        if (extra == 4 || (extra == 1 && c < 0xc2) || (extra == 3 && c > 0xf4)) {
+            return false;
+        }
+        if (extra == 0 && (c < 0x20 || c == 0x7f) && c != '\t' && c != '\n' && c != '\r') {
+            return false;
+        }
+        p++;
+        for (size_t i = 0; i < extra; i++, p++) {
+            if ((*p & 0xc0) != 0x80) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Copies an optional text argument, failing with the field's name. */
+static bool copy_text(job_t *j, const char *field, char *dst, size_t cap, const char *src)
+{
+    src = src ? src : "";
+    size_t len = strlen(src);
+    if (len >= cap) {
+        fail(j, OPS_EINVALID, "%s: at most %zu bytes", field, cap - 1);
+        return false;
+    }
+    if (!text_ok(src)) {
+        fail(j, OPS_EINVALID, "%s: must be UTF-8 text without control characters", field);
+        return false;
+    }
+    memcpy(dst, src, len + 1);
+    return true;
+}
+
+static void copy_id(job_t *j, const char *id)
+{
+    id = id ? id : "";
+    if (strlen(id) >= sizeof(j->id) || !*id) {
+        j->id_too_long = true;
+        return;
+    }
+    strcpy(j->id, id);
+}
+
+static const char *outcome_name(int status)
+{
+    switch (status) {
+    case 0:
+        return "ok";
+    case OPS_ENOTFOUND:
+        return "not_found";
+    case OPS_ECONFLICT:
+        return "conflict";
+    case OPS_EINVALID:
+        return "invalid";
+    case OPS_EKAFKA:
+        return "kafka_error";
+    case STORE_EUNAVAILABLE:
+        return "unavailable";
+    default:
+        return "error";
+    }
+}
+
+/* Answers the caller once and frees the job. The ops is not touched after the
+ * callback, which may destroy it. */
+static void finish(job_t *j)
+{
+    ops_t *o = j->o;
+    const char *msg = j->status ? j->message : "";
+    metric_add(o->requests, 1, op_names[j->kind], outcome_name(j->status));
+    o->pending--;
+    switch (j->kind) {
+    case OP_GET:
+    case OP_DECIDE:
+    case OP_ROLLBACK:
+        j->cb.hyp(j->arg, j->status, msg, j->status ? NULL : &j->h);
+        break;
+    case OP_LIST:
+        j->cb.list(j->arg, j->status, msg, j->status ? NULL : j->items, j->status ? 0 : j->n,
+                   j->status ? 0 : j->total);
+        break;
+    case OP_STATS:
+        j->cb.stats(j->arg, j->status, msg, j->status ? NULL : &j->stats);
+        break;
+    case OP_TRIGGER:
+        j->cb.trigger(j->arg, j->status, msg, j->status ? NULL : j->optimization_id,
+                      j->status ? NULL : j->insight_id);
+        break;
+    }
+    free(j->items);
+    free(j->record);
+    free(j);
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+/* Encodes `v` for the job's topic into j->record, or fails the job. */
+static void encode(job_t *j, avro_value_t *v, int filled)
+{
+    char err[200];
+    if (filled != 0) {
+        fail(j, STORE_EINVALID, "cannot fill the %s record", op_names[j->kind]);
+        return;
+    }
+    int rc = avro_codec_encode(j->o->conf.codec, j->topic, v, &j->record, &j->record_len, err, sizeof(err));
+    if (rc == AVRO_CODEC_EUNAVAIL) {
+        fail(j, STORE_EUNAVAILABLE, "schema registry unavailable: %s", err);
+    } else if (rc != 0) {
+        fail(j, STORE_EINVALID, "cannot encode the record: %s", err);
+    }
+}
+
+static void build_insight(job_t *j)
+{
+    avro_value_t v, labels, elem;
+    if (avro_codec_new_value(j->o->conf.codec, "Insight", &v) != 0) {
+        fail(j, STORE_EINVALID, "cannot build an Insight");
+        return;
+    }
+    int rc = avro_set_string(&v, "insight_id", j->insight_id) || avro_set_string(&v, "source", "api") ||
+             avro_set_enum_name(&v, "type", "DEGRADATION") || avro_set_enum_name(&v, "priority", j->priority) ||
+             avro_set_string(&v, "component", j->component) || avro_set_string(&v, "metric", j->metric) ||
+             avro_set_double(&v, "current_value", j->current_value) ||
+             avro_set_double(&v, "baseline_value", j->baseline_value) ||
+             avro_set_string(&v, "description", j->description) || avro_set_long(&v, "timestamp", wall_ms()) ||
+             avro_value_get_by_name(&v, "labels", &labels, NULL) ||
+             avro_value_add(&labels, "problem", &elem, NULL, NULL) || avro_value_set_string(&elem, j->problem);
+    encode(j, &v, rc);
+    avro_value_decref(&v);
+}
+
+static void build_approval_response(job_t *j)
+{
+    avro_value_t v;
+    if (avro_codec_new_value(j->o->conf.codec, "ApprovalResponse", &v) != 0) {
+        fail(j, STORE_EINVALID, "cannot build an ApprovalResponse");
+        return;
+    }
+    int rc = avro_set_string(&v, "optimization_id", j->h.id) ||
+             avro_set_enum_name(&v, "decision", j->approve ? "APPROVED" : "REJECTED") ||
+             avro_set_string(&v, "approver", "api") || avro_set_string(&v, "reason", j->reason) ||
+             avro_set_long(&v, "responded_at", wall_ms());
+    encode(j, &v, rc);
+    avro_value_decref(&v);
+}
+
+static void build_rollback_command(job_t *j)
+{
+    avro_value_t v;
+    char command_id[64];
+    if (avro_codec_new_value(j->o->conf.codec, "OptimizationCommand", &v) != 0) {
+        fail(j, STORE_EINVALID, "cannot build an OptimizationCommand");
+        return;
+    }
+    snprintf(command_id, sizeof(command_id), "cmd-rollback-%s", j->h.id);
+    const char *reason = j->reason[0] ? j->reason : "rollback requested by an operator";
+    int rc = avro_set_string(&v, "command_id", command_id) || avro_set_enum_name(&v, "command", "ROLLBACK") ||
+             avro_set_string(&v, "optimization_id", j->h.id) ||
+             avro_set_enum_name(&v, "optimization_type", j->h.type) || avro_set_string(&v, "target", j->key) ||
+             (j->h.experiment_id[0] ? avro_set_string(&v, "experiment_id", j->h.experiment_id)
+                                    : avro_set_null(&v, "experiment_id")) ||
+             avro_set_string(&v, "reason", reason) || avro_set_long(&v, "issued_at", wall_ms());
+    encode(j, &v, rc);
+    avro_value_decref(&v);
+}
+
+/* ---- the worker ---------------------------------------------------------- */
+
+static void store_failed(job_t *j, int rc, const char *what)
+{
+    if (rc == STORE_ENOTFOUND) {
+        fail(j, OPS_ENOTFOUND, "no optimization %s", j->id);
+    } else {
+        fail(j, rc, "%s failed: %s (%s)", what, store_strerror(rc), store_last_error());
+    }
+}
+
+/* Reads j->id into j->h; false (job failed) when it cannot. */
+static bool read_hypothesis(job_t *j)
+{
+    if (j->id_too_long) {
+        fail(j, OPS_ENOTFOUND, "no optimization with that id");
+        return false;
+    }
+    int rc = repo_hyp_get(j->o->conf.store, j->id, &j->h);
+    if (rc != 0) {
+        store_failed(j, rc, "reading the optimization");
+        return false;
+    }
+    return true;
+}
+
+static void work(uv_work_t *w)
+{
+    job_t *j = w->data;
+    store_t *s = j->o->conf.store;
+    if (j->status != 0) {
+        return; /* refused on the loop thread; answered from after_work */
+    }
+    switch (j->kind) {
+    case OP_GET:
+        read_hypothesis(j);
+        break;
+    case OP_LIST: {
+        repo_filter_t f = {.type = j->type, .component = j->component, .status = j->status_name,
+                           .limit = j->limit, .offset = j->offset};
+        int rc = repo_hyp_list(s, &f, &j->items, &j->n, &j->total);
+        if (rc != 0) {
+            store_failed(j, rc, "listing optimizations");
+        }
+        break;
+    }
+    case OP_STATS: {
+        int rc = repo_hyp_stats(s, &j->stats.repo);
+        if (rc != 0) {
+            store_failed(j, rc, "reading statistics");
+        }
+        break;
+    }
+    case OP_TRIGGER:
+        build_insight(j);
+        break;
+    case OP_DECIDE:
+        if (!read_hypothesis(j)) {
+            break;
+        }
+        if (j->h.status != HYP_AWAITING_APPROVAL) {
+            fail(j, OPS_ECONFLICT, "optimization %s is %s; only an AWAITING_APPROVAL one can be %s", j->h.id,
+                 hyp_status_name(j->h.status), j->approve ? "approved" : "rejected");
+            break;
+        }
+        snprintf(j->key, sizeof(j->key), "%s", j->h.id);
+        build_approval_response(j);
+        break;
+    case OP_ROLLBACK: {
+        if (!read_hypothesis(j)) {
+            break;
+        }
+        bool conflict = false;
+        if (!(hyp_request_rollback(&j->h, &conflict) & HYP_EMIT_ROLLBACK) || conflict) {
+            fail(j, OPS_ECONFLICT, "optimization %s is %s; only an APPLIED one can be rolled back", j->h.id,
+                 hyp_status_name(j->h.status));
+            break;
+        }
+        snprintf(j->key, sizeof(j->key), "%s", j->h.component);
+        build_rollback_command(j);
+        break;
+    }
+    }
+}
+
+/* ---- back on the loop ----------------------------------------------------- */
+
+static void delivered(void *arg, rd_kafka_resp_err_t err)
+{
+    job_t *j = arg;
+    if (err) {
+        fail(j, OPS_EKAFKA, "the %s record was not delivered to %s: %s", op_names[j->kind], j->topic,
+             rd_kafka_err2str(err));
+    }
+    finish(j);
+}
+
+static void after_work(uv_work_t *w, int status)
+{
+    job_t *j = w->data;
+    ops_t *o = j->o;
+    if (status != 0 && j->status == 0) {
+        fail(j, STORE_EUNAVAILABLE, "the call was cancelled");
+    }
+    if (j->status == 0 && j->kind == OP_STATS && o->conf.learner_figures) {
+        o->conf.learner_figures(o->conf.learner_ctx, &j->stats.epsilon, &j->stats.q_table_size);
+    }
+    if (j->status != 0 || !j->record) {
+        finish(j);
+        return;
+    }
+    if (!o->conf.producer) {
+        fail(j, OPS_EKAFKA, "no Kafka producer configured");
+        finish(j);
+        return;
+    }
+    rd_kafka_resp_err_t err = kafka_producer_send(o->conf.producer, j->topic, j->key, strlen(j->key), j->record,
+                                                  j->record_len, NULL, delivered, j);
+    if (err) {
+        fail(j, OPS_EKAFKA, "cannot queue the %s record for %s: %s", op_names[j->kind], j->topic,
+             rd_kafka_err2str(err));
+        finish(j);
+    }
+}
+
+/* ---- the calls ------------------------------------------------------------ */
+
+static job_t *job_new(ops_t *o, op_kind_t kind, void *arg)
+{
+    job_t *j = calloc(1, sizeof(*j));
+    if (!j) {
+        return NULL;
+    }
+    j->o = o;
+    j->kind = kind;
+    j->arg = arg;
+    j->work.data = j;
+    return j;
+}
+
+/* Queues the job; on failure frees it and returns the error (no callback). */
+static int job_start(job_t *j)
+{
+    int rc = uv_queue_work(j->o->conf.loop, &j->work, work, after_work);
+    if (rc != 0) {
+        free(j);
+        return rc;
+    }
+    j->o->pending++;
+    return 0;
+}
+
+int ops_get(ops_t *o, const char *id, ops_hyp_cb cb, void *arg)
+{
+    if (!o || !cb) {
+        return STORE_EINVALID;
+    }
+    job_t *j = job_new(o, OP_GET, arg);
+    if (!j) {
+        return STORE_ENOMEM;
+    }
+    j->cb.hyp = cb;
+    copy_id(j, id);
+    return job_start(j);
+}
+
+int ops_list(ops_t *o, const repo_filter_t *f, ops_list_cb cb, void *arg)
+{
+    if (!o || !cb) {
+        return STORE_EINVALID;
+    }
+    job_t *j = job_new(o, OP_LIST, arg);
+    if (!j) {
+        return STORE_ENOMEM;
+    }
+    j->cb.list = cb;
+    if (f) {
+        hyp_status_t st;
+        if (copy_text(j, "type", j->type, sizeof(j->type), f->type) &&
+            copy_text(j, "component", j->component, sizeof(j->component), f->component) &&
+            copy_text(j, "status", j->status_name, sizeof(j->status_name), f->status) && j->status_name[0] &&
+            hyp_status_parse(j->status_name, &st) != 0) {
+            fail(j, OPS_EINVALID, "status: unknown status \"%s\"", j->status_name);
+        }
+        j->limit = f->limit;
+        j->offset = f->offset;
+    }
+    return job_start(j);
+}
+
+int ops_statistics(ops_t *o, ops_stats_cb cb, void *arg)
+{
+    if (!o || !cb) {
+        return STORE_EINVALID;
+    }
+    job_t *j = job_new(o, OP_STATS, arg);
+    if (!j) {
+        return STORE_ENOMEM;
+    }
+    j->cb.stats = cb;
+    return job_start(j);
+}
+
+/* The metric an insight about `problem` names when the caller gives none. */
+static const char *default_metric(problem_kind_t p)
+{
+    switch (p) {
+    case PROBLEM_LATENCY:
+        return "latency_p95_ms";
+    case PROBLEM_ERROR_RATE:
+        return "error_rate";
+    case PROBLEM_SLO_COMPLIANCE:
+        return "slo_compliance";
+    case PROBLEM_AVAILABILITY:
+        return "availability";
+    case PROBLEM_CONSENSUS_ACCURACY:
+        return "consensus_accuracy";
+    default:
+        return "other";
+    }
+}
+
+/* "api-" + 16 random hex digits. */
+static void new_insight_id(char out[64])
+{
+    static uint64_t counter;
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+        r = (uint64_t)wall_ms() * 0x9e3779b97f4a7c15ULL ^ ++counter;
+    }
+    snprintf(out, 64, "api-%016llx", (unsigned long long)r);
+}
+
+/* Checks `t`; on failure the job carries OPS_EINVALID naming the field. */
+static void validate_trigger(job_t *j, const ops_trigger_t *t)
+{
+    problem_kind_t problem;
+    priority_t priority;
+    if (!t->component || !*t->component) {
+        fail(j, OPS_EINVALID, "component: required, a non-empty string");
+        return;
+    }
+    if (strlen(t->component) >= STATE_COMPONENT_MAX || strchr(t->component, '|') || !text_ok(t->component) ||
+        strpbrk(t->component, "\t\r\n")) {
+        fail(j, OPS_EINVALID, "component: at most %d bytes of text, without '|' or control characters",
+             STATE_COMPONENT_MAX - 1);
+        return;
+    }
+    strcpy(j->component, t->component);
+    if (!t->problem || state_problem_parse(t->problem, &problem) != 0) {
+        fail(j, OPS_EINVALID,
+             "problem: required, one of LATENCY, ERROR_RATE, SLO_COMPLIANCE, AVAILABILITY, CONSENSUS_ACCURACY, "
+             "OTHER");
+        return;
+    }
+    snprintf(j->problem, sizeof(j->problem), "%s", state_problem_name(problem));
+    if (!copy_text(j, "metric", j->metric, sizeof(j->metric), t->metric)) {
+        return;
+    }
+    if (!j->metric[0]) {
+        snprintf(j->metric, sizeof(j->metric), "%s", default_metric(problem));
+    }
+    if (!isfinite(t->current_value)) {
+        fail(j, OPS_EINVALID, "current_value: required, a finite number");
+        return;
+    }
+    if (!isfinite(t->baseline_value)) {
+        fail(j, OPS_EINVALID, "baseline_value: required, a finite number");
+        return;
+    }
+    j->current_value = t->current_value;
+    j->baseline_value = t->baseline_value;
+    const char *prio = t->priority && *t->priority ? t->priority : "HIGH";
+    if (state_priority_parse(prio, &priority) != 0) {
+        fail(j, OPS_EINVALID, "priority: one of LOW, MEDIUM, HIGH, CRITICAL");
+        return;
+    }
+    snprintf(j->priority, sizeof(j->priority), "%s", prio);
+    copy_text(j, "description", j->description, sizeof(j->description), t->description);
+}
+
+int ops_trigger(ops_t *o, const ops_trigger_t *t, ops_trigger_cb cb, void *arg)
+{
+    if (!o || !cb || !t) {
+        return STORE_EINVALID;
+    }
+    job_t *j = job_new(o, OP_TRIGGER, arg);
+    if (!j) {
+        return STORE_ENOMEM;
+    }
+    j->cb.trigger = cb;
+    j->topic = o->conf.insights_topic;
+    validate_trigger(j, t);
+    new_insight_id(j->insight_id);
+    hyp_id_for_insight(j->insight_id, j->optimization_id);
+    snprintf(j->key, sizeof(j->key), "%s", j->component);
+    return job_start(j);
+}
+
+int ops_decide(ops_t *o, const char *id, bool approve, const char *reason, ops_hyp_cb cb, void *arg)
+{
+    if (!o || !cb) {
+        return STORE_EINVALID;
+    }
+    job_t *j = job_new(o, OP_DECIDE, arg);
+    if (!j) {
+        return STORE_ENOMEM;
+    }
+    j->cb.hyp = cb;
+    j->approve = approve;
+    j->topic = o->conf.approvals_topic;
+    copy_id(j, id);
+    copy_text(j, "reason", j->reason, sizeof(j->reason), reason);
+    return job_start(j);
+}
+
+int ops_rollback(ops_t *o, const char *id, const char *reason, ops_hyp_cb cb, void *arg)
+{
+    if (!o || !cb) {
+        return STORE_EINVALID;
+    }
+    job_t *j = job_new(o, OP_ROLLBACK, arg);
+    if (!j) {
+        return STORE_ENOMEM;
+    }
+    j->cb.hyp = cb;
+    j->topic = o->conf.commands_topic;
+    copy_id(j, id);
+    copy_text(j, "reason", j->reason, sizeof(j->reason), reason);
+    return job_start(j);
+}

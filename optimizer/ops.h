@@ -1,0 +1,87 @@
+/* ops: what an operator can ask of the optimizer, shared by the REST and the
+ * gRPC APIs.
+ *
+ * Every call runs its MongoDB work on a worker thread and answers on the loop
+ * thread through its callback, called exactly once (unless the call itself
+ * returns non-zero). Changes go through Kafka, so they follow the same
+ * exactly-once path as the Queen Agent's and the Analyst Agents' records:
+ *   trigger   publishes an Insight (source "api") to the insights topic;
+ *   approve / reject  publish an ApprovalResponse to approvals.responses;
+ *   rollback  publishes a ROLLBACK OptimizationCommand for an APPLIED
+ *             hypothesis; it becomes ROLLED_BACK when the applier confirms.
+ */
+#ifndef OPTIMIZER_OPS_H
+#define OPTIMIZER_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "avro_codec.h"
+#include "hypothesis.h"
+#include "kafka.h"
+#include "metrics.h"
+#include "repo.h"
+#include "store.h"
+
+/* Outcomes besides 0 and the STORE_E* codes. */
+#define OPS_ENOTFOUND STORE_ENOTFOUND /* no such optimization */
+#define OPS_ECONFLICT (-100)          /* the status does not allow it (rollback of a non-APPLIED one) */
+#define OPS_EINVALID (-101)           /* a bad argument, named in the message */
+#define OPS_EKAFKA (-102)             /* the record could not be delivered */
+
+typedef struct ops_s ops_t;
+
+typedef struct {
+    uv_loop_t *loop;
+    store_t *store;              /* borrowed */
+    kafka_producer_t *producer;  /* borrowed: idempotent producer */
+    avro_codec_t *codec;         /* borrowed */
+    metrics_t *metrics;          /* borrowed, may be NULL */
+    const char *insights_topic;  /* KAFKA_INSIGHTS_TOPIC */
+    const char *approvals_topic; /* approvals.responses */
+    const char *commands_topic;  /* optimization.commands */
+    /* Current learner figures for statistics (may be NULL). Called on the loop. */
+    void (*learner_figures)(void *ctx, double *out_epsilon, size_t *out_q_table_size);
+    void *learner_ctx;
+} ops_conf_t;
+
+ops_t *ops_create(const ops_conf_t *conf);
+/* Frees the ops; no call may be in flight (ops_pending() == 0). Accepts NULL. */
+void ops_destroy(ops_t *o);
+size_t ops_pending(const ops_t *o);
+
+typedef void (*ops_hyp_cb)(void *arg, int status, const char *message, const hypothesis_t *h);
+typedef void (*ops_list_cb)(void *arg, int status, const char *message, const hypothesis_t *items, size_t n,
+                            size_t total);
+typedef struct {
+    repo_stats_t repo;
+    double epsilon;
+    size_t q_table_size;
+} ops_stats_t;
+typedef void (*ops_stats_cb)(void *arg, int status, const char *message, const ops_stats_t *stats);
+typedef void (*ops_trigger_cb)(void *arg, int status, const char *message, const char *optimization_id,
+                               const char *insight_id);
+
+typedef struct {
+    const char *component; /* required */
+    const char *problem;   /* LATENCY | ERROR_RATE | SLO_COMPLIANCE | AVAILABILITY | CONSENSUS_ACCURACY | OTHER; required */
+    const char *metric;    /* optional; defaults to the problem's metric */
+    double current_value, baseline_value;
+    const char *priority;  /* LOW | MEDIUM | HIGH | CRITICAL; default HIGH */
+    const char *description;
+} ops_trigger_t;
+
+int ops_get(ops_t *o, const char *id, ops_hyp_cb cb, void *arg);
+int ops_list(ops_t *o, const repo_filter_t *f, ops_list_cb cb, void *arg);
+int ops_statistics(ops_t *o, ops_stats_cb cb, void *arg);
+/* Validates `t` (OPS_EINVALID with a message naming the field, answered through
+ * the callback) and publishes the Insight. The optimization id is the one the
+ * optimizer will give the hypothesis if the insight is not debounced. */
+int ops_trigger(ops_t *o, const ops_trigger_t *t, ops_trigger_cb cb, void *arg);
+/* Approve or reject an AWAITING_APPROVAL hypothesis (OPS_ECONFLICT otherwise). */
+int ops_decide(ops_t *o, const char *id, bool approve, const char *reason, ops_hyp_cb cb, void *arg);
+/* Roll back an APPLIED hypothesis (OPS_ECONFLICT otherwise). */
+int ops_rollback(ops_t *o, const char *id, const char *reason, ops_hyp_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,245 @@
+#include "repo.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- hypothesis <-> BSON ------------------------------------------------------ */
+
+static bson_t *hyp_to_bson(const hypothesis_t *h)
+{
+    bson_t *d = bson_new();
+    BSON_APPEND_UTF8(d, "insight_id", h->insight_id);
+    BSON_APPEND_UTF8(d, "component", h->component);
+    BSON_APPEND_UTF8(d, "problem", h->problem);
+    BSON_APPEND_UTF8(d, "state_key", h->state_key);
+    BSON_APPEND_UTF8(d, "action", h->action);
+    BSON_APPEND_UTF8(d, "type", h->type);
+    BSON_APPEND_UTF8(d, "policy", h->policy);
+    BSON_APPEND_UTF8(d, "status", hyp_status_name(h->status));
+    BSON_APPEND_DOUBLE(d, "q_value", h->q_value);
+    BSON_APPEND_DOUBLE(d, "confidence", h->confidence);
+    BSON_APPEND_DOUBLE(d, "risk", h->risk);
+    BSON_APPEND_DOUBLE(d, "expected_improvement", h->expected_improvement);
+    BSON_APPEND_DOUBLE(d, "propensity", h->propensity);
+    BSON_APPEND_UTF8(d, "experiment_id", h->experiment_id);
+    BSON_APPEND_BOOL(d, "has_result", h->has_result);
+    BSON_APPEND_DOUBLE(d, "improvement", h->improvement);
+    BSON_APPEND_DOUBLE(d, "reward", h->reward);
+    BSON_APPEND_UTF8(d, "reason", h->reason);
+    BSON_APPEND_UTF8(d, "rationale", h->rationale);
+    BSON_APPEND_INT64(d, "created_at_ms", h->created_at_ms);
+    BSON_APPEND_INT64(d, "updated_at_ms", h->updated_at_ms);
+    return d;
+}
+
+static void get_str(const bson_t *d, const char *key, char *dst, size_t cap)
+{
+    bson_iter_t it;
+    dst[0] = '\0';
+    if (bson_iter_init_find(&it, d, key) && BSON_ITER_HOLDS_UTF8(&it)) {
+        snprintf(dst, cap, "%s", bson_iter_utf8(&it, NULL));
+    }
+}
+#define GET_STR(d, key, field) get_str((d), (key), (field), sizeof(field))
+
+static double get_num(const bson_t *d, const char *key)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, d, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_double(&it) : 0.0;
+}
+
+static int hyp_from_bson(const bson_t *d, hypothesis_t *h)
+{
+    memset(h, 0, sizeof(*h));
+    char status[32];
+    GET_STR(d, "_id", h->id);
+    GET_STR(d, "status", status);
+    if (!h->id[0] || hyp_status_parse(status, &h->status) != 0) {
+        return STORE_EINVALID;
+    }
+    GET_STR(d, "insight_id", h->insight_id);
+    GET_STR(d, "component", h->component);
+    GET_STR(d, "problem", h->problem);
+    GET_STR(d, "state_key", h->state_key);
+    GET_STR(d, "action", h->action);
+    GET_STR(d, "type", h->type);
+    GET_STR(d, "policy", h->policy);
+    GET_STR(d, "experiment_id", h->experiment_id);
+    GET_STR(d, "reason", h->reason);
+    GET_STR(d, "rationale", h->rationale);
+    h->q_value = get_num(d, "q_value");
+    h->confidence = get_num(d, "confidence");
+    h->risk = get_num(d, "risk");
+    h->expected_improvement = get_num(d, "expected_improvement");
+    h->propensity = get_num(d, "propensity");
+    h->improvement = get_num(d, "improvement");
+    h->reward = get_num(d, "reward");
+    h->created_at_ms = (int64_t)get_num(d, "created_at_ms");
+    h->updated_at_ms = (int64_t)get_num(d, "updated_at_ms");
+    bson_iter_t it;
+    h->has_result = bson_iter_init_find(&it, d, "has_result") && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
+    return 0;
+}
+
+/* ---- hypotheses ------------------------------------------------------------------ */
+
+int repo_hyp_get(store_t *s, const char *id, hypothesis_t *out)
+{
+    bson_t *doc = NULL;
+    int rc = store_find_one(s, REPO_OPTIMIZATIONS, id, &doc);
+    if (rc == 0) {
+        rc = hyp_from_bson(doc, out);
+        bson_destroy(doc);
+    }
+    return rc;
+}
+
+int repo_hyp_put(store_t *s, const hypothesis_t *h)
+{
+    bson_t *doc = hyp_to_bson(h);
+    int rc = store_upsert(s, REPO_OPTIMIZATIONS, h->id, doc);
+    bson_destroy(doc);
+    return rc;
+}
+
+typedef struct {
+    hypothesis_t *items;
+    size_t n, cap, total, skip, limit;
+    int rc;
+} collect_t;
+
+static int collect_one(void *arg, const bson_t *doc)
+{
+    collect_t *c = arg;
+    size_t index = c->total++;
+    if (index < c->skip || c->n >= c->limit) {
+        return 0;
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        hypothesis_t *p = realloc(c->items, cap * sizeof(*p));
+        if (!p) {
+            c->rc = STORE_ENOMEM;
+            return 1;
+        }
+        c->items = p;
+        c->cap = cap;
+    }
+    if (hyp_from_bson(doc, &c->items[c->n]) == 0) {
+        c->n++;
+    }
+    return 0;
+}
+
+int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *out)
+{
+    bson_t *filter = BCON_NEW("experiment_id", BCON_UTF8(experiment_id));
+    collect_t c = {.limit = 1};
+    int rc = store_find(s, REPO_OPTIMIZATIONS, filter, NULL, collect_one, &c);
+    bson_destroy(filter);
+    if (rc == 0) {
+        rc = c.rc ? c.rc : (c.n ? 0 : STORE_ENOTFOUND);
+    }
+    if (rc == 0) {
+        *out = c.items[0];
+    }
+    free(c.items);
+    return rc;
+}
+
+int repo_hyp_open_exists(store_t *s, const char *component, const char *problem, bool *out_open)
+{
+    bson_t *filter = BCON_NEW("component", BCON_UTF8(component), "problem", BCON_UTF8(problem), "status", "{",
+                              "$in", "[", BCON_UTF8("PROPOSED"), BCON_UTF8("AWAITING_APPROVAL"),
+                              BCON_UTF8("EXPERIMENTING"), BCON_UTF8("APPROVED"), "]", "}");
+    collect_t c = {.limit = 1};
+    int rc = store_find(s, REPO_OPTIMIZATIONS, filter, NULL, collect_one, &c);
+    bson_destroy(filter);
+    free(c.items);
+    if (rc == 0) {
+        *out_open = c.total > 0;
+    }
+    return rc ? rc : c.rc;
+}
+
+int repo_hyp_list(store_t *s, const repo_filter_t *f, hypothesis_t **out, size_t *out_n, size_t *out_total)
+{
+    bson_t filter = BSON_INITIALIZER;
+    if (f->type && *f->type) {
+        BSON_APPEND_UTF8(&filter, "type", f->type);
+    }
+    if (f->component && *f->component) {
+        BSON_APPEND_UTF8(&filter, "component", f->component);
+    }
+    if (f->status && *f->status) {
+        BSON_APPEND_UTF8(&filter, "status", f->status);
+    }
+    bson_t *opts = BCON_NEW("sort", "{", "created_at_ms", BCON_INT32(-1), "_id", BCON_INT32(1), "}");
+    size_t limit = f->limit == 0 ? 50 : (f->limit > 500 ? 500 : f->limit);
+    collect_t c = {.skip = f->offset, .limit = limit};
+    int rc = store_find(s, REPO_OPTIMIZATIONS, &filter, opts, collect_one, &c);
+    bson_destroy(&filter);
+    bson_destroy(opts);
+    if (rc == 0 && c.rc) {
+        rc = c.rc;
+    }
+    if (rc != 0) {
+        free(c.items);
+        return rc;
+    }
+    *out = c.items;
+    *out_n = c.n;
+    *out_total = c.total;
+    return 0;
+}
+
+static int stats_one(void *arg, const bson_t *doc)
+{
+    repo_stats_t *st = arg;
+    hypothesis_t h;
+    if (hyp_from_bson(doc, &h) != 0) {
+        return 0;
+    }
+    st->total++;
+    st->by_status[h.status]++;
+    size_t i = 0;
+    while (i < st->by_type_count && strcmp(st->by_type[i].type, h.type) != 0) {
+        i++;
+    }
+    if (i == st->by_type_count && i < sizeof(st->by_type) / sizeof(st->by_type[0])) {
+        snprintf(st->by_type[i].type, sizeof(st->by_type[i].type), "%s", h.type);
+        st->by_type_count++;
+    }
+    if (i < st->by_type_count) {
+        st->by_type[i].n++;
+    }
+    if (h.has_result) {
+        st->with_result++;
+        st->average_improvement += h.improvement; /* a sum until the end */
+        if (h.status == HYP_APPROVED || h.status == HYP_APPLIED || h.status == HYP_ROLLED_BACK) {
+            st->succeeded++;
+        }
+    }
+    if (h.status == HYP_ROLLED_BACK) {
+        st->rollbacks++;
+    }
+    return 0;
+}
+
+int repo_hyp_stats(store_t *s, repo_stats_t *out)
+{
+    repo_stats_t st;
+    memset(&st, 0, sizeof(st));
+    bson_t filter = BSON_INITIALIZER;
+    int rc = store_find(s, REPO_OPTIMIZATIONS, &filter, NULL, stats_one, &st);
+    bson_destroy(&filter);
+    if (rc != 0) {
+        return rc;
+    }
+    if (st.with_result) {
+        st.success_rate = (double)st.succeeded / (double)st.with_result;
+        st.average_improvement /= (double)st.with_result;
+    }
+    *out = st;
+    return 0;
+}

@@ -1,0 +1,65 @@
+/* repo: the optimizer's MongoDB collections.
+ *
+ *   optimizations  one document per hypothesis, _id = hypothesis id
+ *   q_table        the learner's table, one versioned document per revision of
+ *                  (state, action) (store_cas_revision), each naming the
+ *                  experiment whose result produced it, so a replayed result is
+ *                  recognised and never counted twice, even across replicas
+ *   policy_state   epsilon and counters, one document per policy
+ *
+ * Every call is BLOCKING (mongo-c-driver): worker threads only. Returns 0 or
+ * a negative STORE_E* code (store.h).
+ */
+#ifndef OPTIMIZER_REPO_H
+#define OPTIMIZER_REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hypothesis.h"
+#include "store.h"
+
+#define REPO_OPTIMIZATIONS "optimizations"
+#define REPO_Q_TABLE "q_table"
+#define REPO_POLICY_STATE "policy_state"
+
+/* Reads one hypothesis. STORE_ENOTFOUND when there is none. */
+int repo_hyp_get(store_t *s, const char *id, hypothesis_t *out);
+
+/* Writes a hypothesis (replace or insert by id). */
+int repo_hyp_put(store_t *s, const hypothesis_t *h);
+
+/* Reads the hypothesis whose experiment is `experiment_id`. */
+int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *out);
+
+/* True in *out_open when `component` already has an open hypothesis (PROPOSED,
+ * AWAITING_APPROVAL, EXPERIMENTING or APPROVED) for `problem`: the debounce. */
+int repo_hyp_open_exists(store_t *s, const char *component, const char *problem, bool *out_open);
+
+typedef struct {
+    const char *type, *component, *status; /* NULL or "" = any */
+    size_t limit, offset;                  /* limit 0 = 50; at most 500 */
+} repo_filter_t;
+
+/* Lists hypotheses matching `f`, newest first. *out is an array of *out_n
+ * items to free(); *out_total counts every match. */
+int repo_hyp_list(store_t *s, const repo_filter_t *f, hypothesis_t **out, size_t *out_n, size_t *out_total);
+
+typedef struct {
+    size_t total;
+    size_t by_status[HYP_STATUS_COUNT];
+    size_t by_type_count;
+    struct {
+        char type[32];
+        size_t n;
+    } by_type[8];
+    size_t with_result, succeeded, rollbacks;
+    double success_rate;        /* succeeded / with_result; 0 with no result */
+    double average_improvement; /* over hypotheses with a result */
+} repo_stats_t;
+
+/* Aggregates every hypothesis. */
+int repo_hyp_stats(store_t *s, repo_stats_t *out);
+
+#endif
