@@ -93,7 +93,11 @@ void kafka_batch_clear(kafka_batch_t *b)
     if (b->next) {
         rd_kafka_topic_partition_list_destroy(b->next);
     }
-    b->first = b->next = NULL;
+    if (b->rest) {
+        rd_kafka_topic_partition_list_destroy(b->rest);
+    }
+    b->first = b->next = b->rest = NULL;
+    b->done = 0;
     kafka_out_reset(&b->out);
     tally_flush(&b->produced, NULL);
     tally_flush(&b->dlq, NULL);
@@ -205,10 +209,42 @@ static int dead_letter(kafka_batch_t *b, size_t i, const char *reason)
     return 0;
 }
 
-/* Transforms every record; returns 0, or -1 with b->why set (abort). */
+/* Ends the transaction after record `done` - 1: commits offsets up to it and
+ * notes where the rest starts, for the loop to seek back to. Returns 0 or -1. */
+static int cut_at(kafka_batch_t *b, size_t done)
+{
+    rd_kafka_topic_partition_list_t *first = NULL, *next = NULL, *rest = NULL, *unused = NULL;
+    if (kafka_batch_offsets(b->msgs, done, &first, &next) != 0 ||
+        kafka_batch_offsets(b->msgs + done, b->n - done, &rest, &unused) != 0) {
+        if (first) {
+            rd_kafka_topic_partition_list_destroy(first);
+            rd_kafka_topic_partition_list_destroy(next);
+        }
+        return -1;
+    }
+    rd_kafka_topic_partition_list_destroy(first);
+    rd_kafka_topic_partition_list_destroy(unused);
+    rd_kafka_topic_partition_list_destroy(b->next);
+    b->next = next;
+    b->rest = rest;
+    return 0;
+}
+
+/* Transforms the records in order until done or out of time (the rest is
+ * put back by the loop); returns 0, or -1 with b->why set (abort). */
 static int transform_all(kafka_batch_t *b)
 {
+    uint64_t deadline = uv_hrtime() + (uint64_t)KAFKA_BATCH_BUDGET_MS * 1000000u;
+    b->done = b->n;
     for (size_t i = 0; i < b->n; i++) {
+        if (i > 0 && uv_hrtime() > deadline) {
+            if (cut_at(b, i) != 0) {
+                snprintf(b->why, sizeof(b->why), "out of memory cutting the batch at its time budget");
+                return -1;
+            }
+            b->done = i;
+            break;
+        }
         const rd_kafka_message_t *m = b->msgs[i];
         char reason[256] = "";
         kafka_out_reset(&b->out);

@@ -62,6 +62,11 @@ rd_kafka_headers_t *kafka_dlq_headers(const rd_kafka_headers_t *orig, const char
 
 /* ---- Offsets of a batch ---------------------------------------------------- */
 
+/* A transaction stops taking records after this long and commits what it has,
+ * well inside the producer's transaction timeout (30 s): a slow transform
+ * (MongoDB under load) must not get the producer fenced. */
+#define KAFKA_BATCH_BUDGET_MS 10000
+
 /* For the messages of a batch, builds per partition the first offset seen
  * (where to rewind to) and the last offset + 1 (what to commit). Returns 0 and
  * two lists to free with rd_kafka_topic_partition_list_destroy(), or -1. */
@@ -114,6 +119,10 @@ typedef struct {
     rd_kafka_message_t **msgs; /* room for max_batch */
     size_t n;
     rd_kafka_topic_partition_list_t *first, *next; /* rewind to / commit (last + 1) */
+    /* Set by the run when it stopped at the time budget: where the records it
+     * did not transform start, per partition (the loop seeks back there). */
+    rd_kafka_topic_partition_list_t *rest;
+    size_t done; /* records transformed in the committed transaction */
     /* Filled by the run, on the worker. */
     kafka_batch_outcome_t outcome;
     char why[512]; /* when not committed */

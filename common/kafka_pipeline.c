@@ -271,6 +271,18 @@ static void batch_after(uv_work_t *w, int status)
         /* Record the position for the consumer_lag_stored statistic. */
         rd_kafka_offsets_store(p->consumer, b->next);
         p->attempt = 0;
+        if (b->rest) {
+            /* The transaction stopped at its time budget: the records it did
+             * not take come again. */
+            rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, b->rest, 0);
+            if (e) {
+                log_error("kafka seek failed", "group", p->group_id, "error", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+            char done[24];
+            snprintf(done, sizeof(done), "%zu", b->done);
+            log_debug("kafka transaction cut at its time budget", "group", p->group_id, "records", done);
+        }
         break;
     case KAFKA_BATCH_ABORTED:
         if (p->m_txn) {

@@ -304,7 +304,10 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
     /* A replay: the hypothesis exists; emit its records again. */
     int rc = repo_hyp_get(e->conf.store, hyp_id, &h);
     if (rc == 0) {
-        if (carry_out(e, &h, effects_of_status(&h), out, reason, rl) != 0) {
+        rc = repo_hyp_mark_open(e->conf.store, &h); /* in case the crash came between the two writes */
+        if (rc != 0) {
+            verdict = store_verdict(rc, "marking the hypothesis open", reason, rl);
+        } else if (carry_out(e, &h, effects_of_status(&h), out, reason, rl) != 0) {
             verdict = KAFKA_RETRY;
         }
         goto done;
@@ -359,6 +362,9 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
     };
     unsigned effects = hyp_propose(&h, &p, e->conf.risk_threshold, now_ms());
     rc = repo_hyp_put(e->conf.store, &h);
+    if (rc == 0) {
+        rc = repo_hyp_mark_open(e->conf.store, &h);
+    }
     if (rc != 0) {
         verdict = store_verdict(rc, "storing the hypothesis", reason, rl);
         goto done;

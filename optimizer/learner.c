@@ -149,6 +149,11 @@ int learner_decide(learner_t *l, store_t *store, const state_t *s, decision_t *o
     if (rc != 0) {
         return rc;
     }
+    /* Epsilon moves a little per decision: saving it every 32nd decision
+     * costs a restart at most 32 decay steps and saves a write per insight. */
+    if (decisions % 32 != 1) {
+        return 0;
+    }
     bson_t *doc = BCON_NEW("policy", BCON_UTF8(learner_policy_name(l)), "epsilon", BCON_DOUBLE(epsilon),
                            "decisions", BCON_INT64((int64_t)decisions));
     rc = store_upsert(store, "policy_state", learner_policy_name(l), doc);

@@ -9,7 +9,7 @@
  *            whose result produced it. Before counting a result, the learner
  *            looks for a revision naming that experiment: a replay, or another
  *            replica that already counted it, changes nothing.
- *   policy_state: epsilon and the decision counter.
+ *   policy_state: epsilon and the decision counter, saved every 32nd decision.
  *
  * Blocking calls (MongoDB) are marked: worker threads only.
  */

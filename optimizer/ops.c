@@ -24,7 +24,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define OPS_ID_MAX 64          /* longer ids cannot exist: answered "not found" without asking */
+#define OPS_ID_MAX 64 /* longer ids cannot exist: answered "not found" without asking */
 #define OPS_DESCRIPTION_MAX 1024
 #define OPS_METRIC_MAX 128
 #define OPS_REASON_MAX 1024
@@ -94,8 +94,9 @@ ops_t *ops_create(const ops_conf_t *conf)
     o->conf.insights_topic = o->insights_topic;
     o->conf.approvals_topic = o->approvals_topic;
     o->conf.commands_topic = o->commands_topic;
-    o->requests = metrics_counter(conf->metrics, "operator_requests_total",
-                                  "Operator calls (REST, gRPC) by operation and outcome", "operation,outcome");
+    o->requests =
+        metrics_counter(conf->metrics, "operator_requests_total",
+                        "Operator calls (REST, gRPC) by operation and outcome", "operation,outcome");
     return o;
 }
 
@@ -147,9 +148,17 @@ static bool text_ok(const char *s)
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         unsigned c = *p;
-        size_t extra = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 4;
-        if (extra == 4 || (extra == 1 && c < 0xc2) || (extra == 3 && c > 0xf4)) {
-            return false;
+        size_t extra;
+        if (c < 0x80) {
+            extra = 0;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            extra = 1;
+        } else if ((c & 0xf0) == 0xe0) {
+            extra = 2;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            extra = 3;
+        } else {
+            return false; /* a continuation byte, an overlong lead or beyond U+10FFFF */
         }
         if (extra == 0 && (c < 0x20 || c == 0x7f) && c != '\t' && c != '\n' && c != '\r') {
             return false;
@@ -267,14 +276,15 @@ static void build_insight(job_t *j)
         fail(j, STORE_EINVALID, "cannot build an Insight");
         return;
     }
-    int rc = avro_set_string(&v, "insight_id", j->insight_id) || avro_set_string(&v, "source", "api") ||
-             avro_set_enum_name(&v, "type", "DEGRADATION") || avro_set_enum_name(&v, "priority", j->priority) ||
-             avro_set_string(&v, "component", j->component) || avro_set_string(&v, "metric", j->metric) ||
-             avro_set_double(&v, "current_value", j->current_value) ||
-             avro_set_double(&v, "baseline_value", j->baseline_value) ||
-             avro_set_string(&v, "description", j->description) || avro_set_long(&v, "timestamp", wall_ms()) ||
-             avro_value_get_by_name(&v, "labels", &labels, NULL) ||
-             avro_value_add(&labels, "problem", &elem, NULL, NULL) || avro_value_set_string(&elem, j->problem);
+    int rc =
+        avro_set_string(&v, "insight_id", j->insight_id) || avro_set_string(&v, "source", "api") ||
+        avro_set_enum_name(&v, "type", "DEGRADATION") || avro_set_enum_name(&v, "priority", j->priority) ||
+        avro_set_string(&v, "component", j->component) || avro_set_string(&v, "metric", j->metric) ||
+        avro_set_double(&v, "current_value", j->current_value) ||
+        avro_set_double(&v, "baseline_value", j->baseline_value) ||
+        avro_set_string(&v, "description", j->description) || avro_set_long(&v, "timestamp", wall_ms()) ||
+        avro_value_get_by_name(&v, "labels", &labels, NULL) ||
+        avro_value_add(&labels, "problem", &elem, NULL, NULL) || avro_value_set_string(&elem, j->problem);
     encode(j, &v, rc);
     avro_value_decref(&v);
 }
@@ -306,7 +316,8 @@ static void build_rollback_command(job_t *j)
     const char *reason = j->reason[0] ? j->reason : "rollback requested by an operator";
     int rc = avro_set_string(&v, "command_id", command_id) || avro_set_enum_name(&v, "command", "ROLLBACK") ||
              avro_set_string(&v, "optimization_id", j->h.id) ||
-             avro_set_enum_name(&v, "optimization_type", j->h.type) || avro_set_string(&v, "target", j->key) ||
+             avro_set_enum_name(&v, "optimization_type", j->h.type) ||
+             avro_set_string(&v, "target", j->key) ||
              (j->h.experiment_id[0] ? avro_set_string(&v, "experiment_id", j->h.experiment_id)
                                     : avro_set_null(&v, "experiment_id")) ||
              avro_set_string(&v, "reason", reason) || avro_set_long(&v, "issued_at", wall_ms());
@@ -352,8 +363,11 @@ static void work(uv_work_t *w)
         read_hypothesis(j);
         break;
     case OP_LIST: {
-        repo_filter_t f = {.type = j->type, .component = j->component, .status = j->status_name,
-                           .limit = j->limit, .offset = j->offset};
+        repo_filter_t f = {.type = j->type,
+                           .component = j->component,
+                           .status = j->status_name,
+                           .limit = j->limit,
+                           .offset = j->offset};
         int rc = repo_hyp_list(s, &f, &j->items, &j->n, &j->total);
         if (rc != 0) {
             store_failed(j, rc, "listing optimizations");
@@ -430,8 +444,8 @@ static void after_work(uv_work_t *w, int status)
         finish(j);
         return;
     }
-    rd_kafka_resp_err_t err = kafka_producer_send(o->conf.producer, j->topic, j->key, strlen(j->key), j->record,
-                                                  j->record_len, NULL, delivered, j);
+    rd_kafka_resp_err_t err = kafka_producer_send(o->conf.producer, j->topic, j->key, strlen(j->key),
+                                                  j->record, j->record_len, NULL, delivered, j);
     if (err) {
         fail(j, OPS_EKAFKA, "cannot queue the %s record for %s: %s", op_names[j->kind], j->topic,
              rd_kafka_err2str(err));
@@ -565,7 +579,8 @@ static void validate_trigger(job_t *j, const ops_trigger_t *t)
     strcpy(j->component, t->component);
     if (!t->problem || state_problem_parse(t->problem, &problem) != 0) {
         fail(j, OPS_EINVALID,
-             "problem: required, one of LATENCY, ERROR_RATE, SLO_COMPLIANCE, AVAILABILITY, CONSENSUS_ACCURACY, "
+             "problem: required, one of LATENCY, ERROR_RATE, SLO_COMPLIANCE, AVAILABILITY, "
+             "CONSENSUS_ACCURACY, "
              "OTHER");
         return;
     }

@@ -147,19 +147,48 @@ int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *
     return rc;
 }
 
+static void open_key(char *buf, size_t len, const char *component, const char *problem)
+{
+    snprintf(buf, len, "%s|%s", component, problem);
+}
+
 int repo_hyp_open_exists(store_t *s, const char *component, const char *problem, bool *out_open)
 {
-    bson_t *filter = BCON_NEW("component", BCON_UTF8(component), "problem", BCON_UTF8(problem), "status", "{",
-                              "$in", "[", BCON_UTF8("PROPOSED"), BCON_UTF8("AWAITING_APPROVAL"),
-                              BCON_UTF8("EXPERIMENTING"), BCON_UTF8("APPROVED"), "]", "}");
-    collect_t c = {.limit = 1};
-    int rc = store_find(s, REPO_OPTIMIZATIONS, filter, NULL, collect_one, &c);
-    bson_destroy(filter);
-    free(c.items);
-    if (rc == 0) {
-        *out_open = c.total > 0;
+    char key[200];
+    open_key(key, sizeof(key), component, problem);
+    bson_t *doc = NULL;
+    int rc = store_find_one(s, "open_hypotheses", key, &doc);
+    if (rc == STORE_ENOTFOUND) {
+        *out_open = false;
+        return 0;
     }
-    return rc ? rc : c.rc;
+    if (rc != 0) {
+        return rc;
+    }
+    char id[24];
+    GET_STR(doc, "hypothesis_id", id);
+    bson_destroy(doc);
+    hypothesis_t h;
+    rc = repo_hyp_get(s, id, &h);
+    if (rc == STORE_ENOTFOUND) {
+        *out_open = false;
+        return 0;
+    }
+    if (rc == 0) {
+        *out_open = h.status == HYP_PROPOSED || h.status == HYP_AWAITING_APPROVAL || h.status == HYP_EXPERIMENTING ||
+                    h.status == HYP_APPROVED;
+    }
+    return rc;
+}
+
+int repo_hyp_mark_open(store_t *s, const hypothesis_t *h)
+{
+    char key[200];
+    open_key(key, sizeof(key), h->component, h->problem);
+    bson_t *doc = BCON_NEW("hypothesis_id", BCON_UTF8(h->id));
+    int rc = store_upsert(s, "open_hypotheses", key, doc);
+    bson_destroy(doc);
+    return rc;
 }
 
 int repo_hyp_list(store_t *s, const repo_filter_t *f, hypothesis_t **out, size_t *out_n, size_t *out_total)

@@ -6,6 +6,9 @@
  *                  experiment whose result produced it, so a replayed result is
  *                  recognised and never counted twice, even across replicas
  *   policy_state   epsilon and counters, one document per policy
+ *   open_hypotheses  _id = "<component>|<problem>", naming the latest hypothesis
+ *                  proposed for it: the debounce reads two documents by _id
+ *                  instead of querying the optimizations
  *
  * Every call is BLOCKING (mongo-c-driver): worker threads only. Returns 0 or
  * a negative STORE_E* code (store.h).
@@ -36,6 +39,9 @@ int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *
 /* True in *out_open when `component` already has an open hypothesis (PROPOSED,
  * AWAITING_APPROVAL, EXPERIMENTING or APPROVED) for `problem`: the debounce. */
 int repo_hyp_open_exists(store_t *s, const char *component, const char *problem, bool *out_open);
+
+/* Records `h` as the latest hypothesis for its component and problem. */
+int repo_hyp_mark_open(store_t *s, const hypothesis_t *h);
 
 typedef struct {
     const char *type, *component, *status; /* NULL or "" = any */

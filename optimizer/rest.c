@@ -37,18 +37,18 @@ static json_t *number(double x)
 /* Every field of a hypothesis, the status by name. */
 static json_t *hypothesis_json(const hypothesis_t *h)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:b, s:o, s:o, "
-                     "s:s, s:s, s:I, s:I}",
-                     "optimization_id", h->id, "insight_id", h->insight_id, "component", h->component, "problem",
-                     h->problem, "state_key", h->state_key, "action", h->action, "type", h->type, "policy",
-                     h->policy, "status", hyp_status_name(h->status), "q_value", number(h->q_value), "confidence",
-                     number(h->confidence), "risk", number(h->risk), "expected_improvement",
-                     number(h->expected_improvement), "propensity", number(h->propensity), "experiment_id",
-                     h->experiment_id, "has_result", h->has_result, "improvement",
-                     h->has_result ? number(h->improvement) : json_null(), "reward",
-                     h->has_result ? number(h->reward) : json_null(), "reason", h->reason, "rationale",
-                     h->rationale, "created_at_ms", (json_int_t)h->created_at_ms, "updated_at_ms",
-                     (json_int_t)h->updated_at_ms);
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:b, s:o, s:o, "
+        "s:s, s:s, s:I, s:I}",
+        "optimization_id", h->id, "insight_id", h->insight_id, "component", h->component, "problem",
+        h->problem, "state_key", h->state_key, "action", h->action, "type", h->type, "policy", h->policy,
+        "status", hyp_status_name(h->status), "q_value", number(h->q_value), "confidence",
+        number(h->confidence), "risk", number(h->risk), "expected_improvement",
+        number(h->expected_improvement), "propensity", number(h->propensity), "experiment_id",
+        h->experiment_id, "has_result", h->has_result, "improvement",
+        h->has_result ? number(h->improvement) : json_null(), "reward",
+        h->has_result ? number(h->reward) : json_null(), "reason", h->reason, "rationale", h->rationale,
+        "created_at_ms", (json_int_t)h->created_at_ms, "updated_at_ms", (json_int_t)h->updated_at_ms);
 }
 
 /* Answers `req` with a body built by json_pack, or 500 when it could not be
@@ -182,8 +182,8 @@ static void on_triggered(void *arg, int status, const char *message, const char 
             respond_ops_error(req, status, message);
         } else {
             respond_built(req, 202,
-                          json_pack("{s:s, s:s, s:s}", "optimization_id", optimization_id, "insight_id", insight_id,
-                                    "status", "accepted"));
+                          json_pack("{s:s, s:s, s:s}", "optimization_id", optimization_id, "insight_id",
+                                    insight_id, "status", "accepted"));
         }
     }
     http_req_release(req);
@@ -200,7 +200,8 @@ static void handle_trigger(void *ctx, http_req_t *req)
         !opt_string(req, body, "metric", &t.metric) ||
         !req_number(req, body, "current_value", &t.current_value) ||
         !req_number(req, body, "baseline_value", &t.baseline_value) ||
-        !opt_string(req, body, "priority", &t.priority) || !opt_string(req, body, "description", &t.description)) {
+        !opt_string(req, body, "priority", &t.priority) ||
+        !opt_string(req, body, "description", &t.description)) {
         return;
     }
     http_req_retain(req);
@@ -252,8 +253,8 @@ static void on_listed(void *arg, int status, const char *message, const hypothes
             query_size(req, "limit", 1, LIST_LIMIT_MAX, &limit); /* checked before the call */
             query_size(req, "offset", 0, LIST_OFFSET_MAX, &offset);
             respond_built(req, 200,
-                          arr ? json_pack("{s:o, s:I, s:I, s:I}", "items", arr, "total", (json_int_t)total, "limit",
-                                          (json_int_t)limit, "offset", (json_int_t)offset)
+                          arr ? json_pack("{s:o, s:I, s:I, s:I}", "items", arr, "total", (json_int_t)total,
+                                          "limit", (json_int_t)limit, "offset", (json_int_t)offset)
                               : NULL);
         }
     }
@@ -280,8 +281,9 @@ static void handle_list(void *ctx, http_req_t *req)
             i++;
         }
         if (i == sizeof(optimization_types) / sizeof(optimization_types[0])) {
-            http_respond_error(req, 400, "type",
-                               "type: one of WEIGHT_RECALIBRATION, SLO_ADJUSTMENT, HEURISTIC_UPDATE, POLICY_CHANGE");
+            http_respond_error(
+                req, 400, "type",
+                "type: one of WEIGHT_RECALIBRATION, SLO_ADJUSTMENT, HEURISTIC_UPDATE, POLICY_CHANGE");
             return;
         }
     }
@@ -330,8 +332,8 @@ static void answer_change(http_req_t *req, int status, const char *message, cons
             respond_ops_error(req, status, message);
         } else if (decision) {
             respond_built(req, 202,
-                          json_pack("{s:s, s:s, s:s}", "optimization_id", h->id, "decision", decision, "status",
-                                    state));
+                          json_pack("{s:s, s:s, s:s}", "optimization_id", h->id, "decision", decision,
+                                    "status", state));
         } else {
             respond_built(req, 202, json_pack("{s:s, s:s}", "optimization_id", h->id, "status", state));
         }
@@ -387,7 +389,8 @@ static void decide(ops_t *ops, http_req_t *req, bool approve)
         return;
     }
     http_req_retain(req);
-    int rc = ops_decide(ops, http_req_param(req, "id"), approve, reason, approve ? on_approved : on_rejected, req);
+    int rc =
+        ops_decide(ops, http_req_param(req, "id"), approve, reason, approve ? on_approved : on_rejected, req);
     if (rc != 0) {
         refuse(req, rc);
     }
@@ -420,15 +423,16 @@ static json_t *statistics_json(const ops_stats_t *st)
     }
     size_t cap = sizeof(st->repo.by_type) / sizeof(st->repo.by_type[0]);
     for (size_t i = 0; i < st->repo.by_type_count && i < cap; i++) {
-        json_object_set_new(by_type, st->repo.by_type[i].type, json_integer((json_int_t)st->repo.by_type[i].n));
+        json_object_set_new(by_type, st->repo.by_type[i].type,
+                            json_integer((json_int_t)st->repo.by_type[i].n));
     }
     /* "o" steals by_status and by_type, also when the pack fails. */
-    return json_pack("{s:I, s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:I, s:o}", "total", (json_int_t)st->repo.total,
-                     "by_status", by_status, "by_type", by_type, "with_result", (json_int_t)st->repo.with_result,
-                     "succeeded", (json_int_t)st->repo.succeeded, "success_rate", number(st->repo.success_rate),
-                     "average_improvement", number(st->repo.average_improvement), "rollbacks",
-                     (json_int_t)st->repo.rollbacks, "q_table_size", (json_int_t)st->q_table_size, "epsilon",
-                     number(st->epsilon));
+    return json_pack("{s:I, s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:I, s:o}", "total",
+                     (json_int_t)st->repo.total, "by_status", by_status, "by_type", by_type, "with_result",
+                     (json_int_t)st->repo.with_result, "succeeded", (json_int_t)st->repo.succeeded,
+                     "success_rate", number(st->repo.success_rate), "average_improvement",
+                     number(st->repo.average_improvement), "rollbacks", (json_int_t)st->repo.rollbacks,
+                     "q_table_size", (json_int_t)st->q_table_size, "epsilon", number(st->epsilon));
 }
 
 static void on_statistics(void *arg, int status, const char *message, const ops_stats_t *st)
@@ -479,7 +483,8 @@ int rest_register(http_server_t *http, ops_t *ops)
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (http_route(http, routes[i].method, routes[i].pattern, routes[i].fn, ops) != 0) {
-            log_error("cannot register a REST route", "method", routes[i].method, "pattern", routes[i].pattern);
+            log_error("cannot register a REST route", "method", routes[i].method, "pattern",
+                      routes[i].pattern);
             return -1;
         }
     }

@@ -33,7 +33,7 @@ typedef struct {
     char key[]; /* NUL-terminated */
 } pending_t;
 
-/* ---- outcomes ------------------------------------------------------------------------------------------ */
+/* ---- outcomes ------------------------------------------------------------ */
 
 /* The gRPC status for an ops outcome (0, OPS_E* or STORE_E*). */
 static int status_for(int outcome)
@@ -70,7 +70,8 @@ static void finish_error(grpc_call_t *call, int outcome, const char *message, co
             snprintf(own, sizeof(own), "optimization %s not found", id && *id ? id : "(none)");
             break;
         case OPS_ECONFLICT:
-            snprintf(own, sizeof(own), "the status of optimization %s does not allow it", id && *id ? id : "(none)");
+            snprintf(own, sizeof(own), "the status of optimization %s does not allow it",
+                     id && *id ? id : "(none)");
             break;
         case OPS_EINVALID:
             snprintf(own, sizeof(own), "invalid argument");
@@ -85,13 +86,13 @@ static void finish_error(grpc_call_t *call, int outcome, const char *message, co
         message = own;
     }
     if (status == GRPC_STATUS_INTERNAL || status == GRPC_STATUS_UNAVAILABLE) {
-        log_warn("gRPC call failed", "method", grpc_call_method(call), "code", grpc_status_name(status), "error",
-                 message);
+        log_warn("gRPC call failed", "method", grpc_call_method(call), "code", grpc_status_name(status),
+                 "error", message);
     }
     grpc_call_finish(call, status, message);
 }
 
-/* ---- messages ------------------------------------------------------------------------------------------ */
+/* ---- messages ------------------------------------------------------------ */
 
 /* Decodes the request as `desc`; on failure finishes the call INVALID_ARGUMENT
  * and returns NULL. Free with protobuf_c_message_free_unpacked(). */
@@ -154,7 +155,7 @@ static void info_from_hypothesis(info_t *info, const hypothesis_t *h)
     info->rationale = (char *)h->rationale;
 }
 
-/* ---- deferred answers ------------------------------------------------------------------------------------ */
+/* ---- deferred answers ---------------------------------------------------- */
 
 /* Retains `call` for an ops callback. Returns NULL (call finished
  * RESOURCE_EXHAUSTED, not retained) when out of memory. */
@@ -186,7 +187,23 @@ static void pending_failed(pending_t *p, int rc)
     pending_free(p);
 }
 
-/* ---- TriggerOptimization ----------------------------------------------------------------------------------- */
+/* The start of every ops callback: true when the outcome is a result to
+ * send. Otherwise the call is settled here (answered with the error, unless
+ * the client has gone) and `p` freed. */
+static bool pending_take(pending_t *p, int outcome, const char *message, bool have_result)
+{
+    bool alive = grpc_call_alive(p->call);
+    if (alive && outcome == 0 && have_result) {
+        return true;
+    }
+    if (alive) {
+        finish_error(p->call, outcome ? outcome : STORE_ESERVER, message, p->key);
+    }
+    pending_free(p);
+    return false;
+}
+
+/* ---- TriggerOptimization ------------------------------------------------- */
 
 /* proto3 strings are never absent, only empty: empty means "not given". */
 static const char *given(const char *s)
@@ -198,19 +215,13 @@ static void on_triggered(void *arg, int status, const char *message, const char 
                          const char *insight_id)
 {
     pending_t *p = arg;
-    if (!grpc_call_alive(p->call)) {
-        pending_free(p);
-        return;
-    }
-    if (status != 0) {
-        finish_error(p->call, status, message, NULL);
-        pending_free(p);
+    if (!pending_take(p, status, message, optimization_id != NULL)) {
         return;
     }
     /* The engine has not seen the insight yet: only what is known now. */
     info_t info;
     neuralhive__optimizer__v1__optimization_info__init(&info);
-    info.optimization_id = (char *)(optimization_id ? optimization_id : "");
+    info.optimization_id = (char *)optimization_id;
     info.insight_id = (char *)(insight_id ? insight_id : "");
     info.component = p->key;
     info.status = (char *)hyp_status_name(HYP_PROPOSED);
@@ -248,18 +259,12 @@ static void trigger(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len
     protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
-/* ---- GetOptimizationStatus, RollbackOptimization ----------------------------------------------------------- */
+/* ---- GetOptimizationStatus, RollbackOptimization ------------------------- */
 
 static void on_got(void *arg, int status, const char *message, const hypothesis_t *h)
 {
     pending_t *p = arg;
-    if (!grpc_call_alive(p->call)) {
-        pending_free(p);
-        return;
-    }
-    if (status != 0 || !h) {
-        finish_error(p->call, status ? status : STORE_ENOTFOUND, message, p->key);
-        pending_free(p);
+    if (!pending_take(p, status, message, h != NULL)) {
         return;
     }
     info_t info;
@@ -296,13 +301,7 @@ static void get_status(void *ctx, grpc_call_t *call, const uint8_t *req, size_t 
 static void on_rolled_back(void *arg, int status, const char *message, const hypothesis_t *h)
 {
     pending_t *p = arg;
-    if (!grpc_call_alive(p->call)) {
-        pending_free(p);
-        return;
-    }
-    if (status != 0 || !h) {
-        finish_error(p->call, status ? status : STORE_ENOTFOUND, message, p->key);
-        pending_free(p);
+    if (!pending_take(p, status, message, h != NULL)) {
         return;
     }
     info_t info;
@@ -336,7 +335,7 @@ static void rollback(void *ctx, grpc_call_t *call, const uint8_t *req, size_t le
     protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
-/* ---- ListOptimizations --------------------------------------------------------------------------------------- */
+/* ---- ListOptimizations --------------------------------------------------- */
 
 #define LIST_MAX 500 /* repo_hyp_list's cap */
 
@@ -345,13 +344,7 @@ static void on_listed(void *arg, int status, const char *message, const hypothes
 {
     (void)total; /* gRPC trailers carry no custom metadata here; a client pages until a short page */
     pending_t *p = arg;
-    if (!grpc_call_alive(p->call)) {
-        pending_free(p);
-        return;
-    }
-    if (status != 0) {
-        finish_error(p->call, status, message, NULL);
-        pending_free(p);
+    if (!pending_take(p, status, message, n == 0 || items != NULL)) {
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -380,7 +373,9 @@ static bool known_type(const char *type)
 /* Checks the filters that ops would otherwise take as "matches nothing", so
  * that a typo is an error rather than an empty list. Writes the reason and
  * returns false when one is bad. */
-static bool valid_filters(const Neuralhive__Optimizer__V1__ListOptimizationsRequest *in, char *why, size_t cap)
+typedef Neuralhive__Optimizer__V1__ListOptimizationsRequest list_request_t;
+
+static bool valid_filters(const list_request_t *in, char *why, size_t cap)
 {
     hyp_status_t st = HYP_PROPOSED;
     if (*in->status && hyp_status_parse(in->status, &st) != 0) {
@@ -409,7 +404,7 @@ static bool valid_filters(const Neuralhive__Optimizer__V1__ListOptimizationsRequ
 static void list_optimizations(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     rpc_t *r = ctx;
-    Neuralhive__Optimizer__V1__ListOptimizationsRequest *in =
+    list_request_t *in =
         (void *)decode(call, &neuralhive__optimizer__v1__list_optimizations_request__descriptor, req, len);
     if (!in) {
         return;
@@ -436,7 +431,7 @@ static void list_optimizations(void *ctx, grpc_call_t *call, const uint8_t *req,
     protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
-/* ---- GetStatistics --------------------------------------------------------------------------------------------- */
+/* ---- GetStatistics ------------------------------------------------------- */
 
 typedef Neuralhive__Optimizer__V1__GetStatisticsResponse__ByStatusEntry status_entry_t;
 typedef Neuralhive__Optimizer__V1__GetStatisticsResponse__ByTypeEntry type_entry_t;
@@ -446,13 +441,7 @@ typedef Neuralhive__Optimizer__V1__GetStatisticsResponse__ByTypeEntry type_entry
 static void on_statistics(void *arg, int status, const char *message, const ops_stats_t *stats)
 {
     pending_t *p = arg;
-    if (!grpc_call_alive(p->call)) {
-        pending_free(p);
-        return;
-    }
-    if (status != 0 || !stats) {
-        finish_error(p->call, status ? status : STORE_ESERVER, message, NULL);
-        pending_free(p);
+    if (!pending_take(p, status, message, stats != NULL)) {
         return;
     }
     const repo_stats_t *rs = &stats->repo;
@@ -476,7 +465,8 @@ static void on_statistics(void *arg, int status, const char *message, const ops_
         by_type[i] = &types[i];
     }
 
-    Neuralhive__Optimizer__V1__GetStatisticsResponse out = NEURALHIVE__OPTIMIZER__V1__GET_STATISTICS_RESPONSE__INIT;
+    Neuralhive__Optimizer__V1__GetStatisticsResponse out =
+        NEURALHIVE__OPTIMIZER__V1__GET_STATISTICS_RESPONSE__INIT;
     out.total = (int64_t)rs->total;
     out.n_by_status = HYP_STATUS_COUNT;
     out.by_status = by_status;
@@ -494,7 +484,8 @@ static void on_statistics(void *arg, int status, const char *message, const ops_
 static void statistics(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     rpc_t *r = ctx;
-    ProtobufCMessage *in = decode(call, &neuralhive__optimizer__v1__get_statistics_request__descriptor, req, len);
+    ProtobufCMessage *in =
+        decode(call, &neuralhive__optimizer__v1__get_statistics_request__descriptor, req, len);
     if (!in) {
         return;
     }
@@ -508,7 +499,7 @@ static void statistics(void *ctx, grpc_call_t *call, const uint8_t *req, size_t 
     protobuf_c_message_free_unpacked(in, NULL);
 }
 
-/* ---- HealthCheck ------------------------------------------------------------------------------------------------ */
+/* ---- HealthCheck --------------------------------------------------------- */
 
 typedef Neuralhive__Optimizer__V1__HealthCheckResponse__ChecksEntry check_entry_t;
 
@@ -539,7 +530,8 @@ static void health_check(void *ctx, grpc_call_t *call, const uint8_t *req, size_
         entries[i].value = ok;
         checks[i] = &entries[i];
     }
-    Neuralhive__Optimizer__V1__HealthCheckResponse out = NEURALHIVE__OPTIMIZER__V1__HEALTH_CHECK_RESPONSE__INIT;
+    Neuralhive__Optimizer__V1__HealthCheckResponse out =
+        NEURALHIVE__OPTIMIZER__V1__HEALTH_CHECK_RESPONSE__INIT;
     out.status = serving ? NEURALHIVE__OPTIMIZER__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                          : NEURALHIVE__OPTIMIZER__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     out.n_checks = r->nchecks;
@@ -548,7 +540,7 @@ static void health_check(void *ctx, grpc_call_t *call, const uint8_t *req, size_
     protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
-/* ---- the service ------------------------------------------------------------------------------------------------ */
+/* ---- the service --------------------------------------------------------- */
 
 rpc_t *rpc_create(ops_t *ops)
 {

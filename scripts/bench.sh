@@ -2,6 +2,7 @@
 # ./hive bench: performance figures (never asserted in tests).
 #   1. the optimizer's learning policies, pure module (bench_policy)
 #   2. the telemetry intake through real Kafka and MongoDB: records/s, RSS idle and peak
+#   3. the hypothesis engine through real Kafka and MongoDB: insights/s, RSS under load
 set -euo pipefail
 cd "${HIVE_ROOT:?run through ./hive}"
 scripts/build.sh release
@@ -12,5 +13,9 @@ if [[ -x build-release/bench/bench_policy ]]; then
 fi
 ./hive stack up >/dev/null
 echo "== telemetry intake end to end"
-exec "$HIVE_VENV/bin/python" scripts/skeleton_driver.py bench --binary build-release/optimizer/optimizer \
+"$HIVE_VENV/bin/python" scripts/skeleton_driver.py bench --binary build-release/optimizer/optimizer \
     --records "${BENCH_RECORDS:-20000}"
+echo
+echo "== hypothesis engine end to end"
+"$HIVE_VENV/bin/python" scripts/skeleton_driver.py bench-insights --binary build-release/optimizer/optimizer \
+    --records "${BENCH_INSIGHTS:-2000}"

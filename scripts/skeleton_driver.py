@@ -159,13 +159,75 @@ def bench(binary, n):
     return 0
 
 
+def bench_insights(binary, n):
+    """Insights per second through the hypothesis engine: each insight (a
+    distinct component, so none is debounced) becomes a decision, a stored
+    hypothesis and an ExperimentRequest, exactly once."""
+    tag = f"benchins{int(time.time())}"
+    svc = service(binary, tag)
+    base = f"{tag}"
+    extra = {
+        "KAFKA_APPROVALS_REQUESTS_TOPIC": f"approvals.requests.{base}",
+        "KAFKA_APPROVALS_RESPONSES_TOPIC": f"approvals.responses.{base}",
+        "KAFKA_EXPERIMENT_REQUESTS_TOPIC": f"experiments.requests.{base}",
+        "KAFKA_EXPERIMENTS_TOPIC": f"experiments.results.{base}",
+        "KAFKA_COMMANDS_TOPIC": f"optimization.commands.{base}",
+        "KAFKA_OPTIMIZATION_TOPIC": f"optimization.applied.{base}",
+        "APPROVAL_RISK_THRESHOLD": "1",
+    }
+    create_topics([v for k, v in extra.items() if k.endswith("_TOPIC")])
+    svc.env.update(extra)
+    svc.start()
+    from test_optimizer_flow import insight
+    p = producer()
+    t0 = time.time()
+    for i in range(n):
+        rec = insight(f"component-{i}")
+        while True:
+            try:
+                p.produce(svc.env["KAFKA_INSIGHTS_TOPIC"], key=rec["component"].encode(),
+                          value=hive_avro.encode("Insight", rec))
+                break
+            except BufferError:
+                p.poll(0.05)
+    p.flush(60)
+    peak = 0
+    done = 0
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        done = sum(metric(svc, m) for m in ("hypotheses_generated_total", "decisions_noop_total"))
+        peak = max(peak, rss_kib(svc.proc.pid))
+        if done >= n:
+            break
+        time.sleep(0.1)
+    t1 = time.time()
+    hwm = rss_kib(svc.proc.pid, "VmHWM")
+    svc.stop()
+    import pymongo
+    pymongo.MongoClient(MONGODB_URI).drop_database(svc.env["MONGODB_DATABASE"])
+    if done < n:
+        print(f"bench: only {done} of {n} insights processed within 600 s")
+        return 1
+    print("optimizer hypothesis engine through real Kafka (insight -> decision -> hypothesis in MongoDB -> "
+          "ExperimentRequest, exactly once):")
+    print(f"  insights               {n}")
+    print(f"  end_to_end_seconds     {t1 - t0:.3f}")
+    print(f"  insights_per_second    {n / (t1 - t0):.0f}")
+    print(f"  rss_peak_kib           {max(peak, hwm)}")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["demo", "bench"])
+    ap.add_argument("mode", choices=["demo", "bench", "bench-insights"])
     ap.add_argument("--binary", required=True)
     ap.add_argument("--records", type=int, default=20000)
     a = ap.parse_args()
-    return demo(a.binary) if a.mode == "demo" else bench(a.binary, a.records)
+    if a.mode == "demo":
+        return demo(a.binary)
+    if a.mode == "bench-insights":
+        return bench_insights(a.binary, a.records)
+    return bench(a.binary, a.records)
 
 
 if __name__ == "__main__":

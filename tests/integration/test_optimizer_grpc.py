@@ -25,7 +25,8 @@ import hive_avro
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROTO_DIR = os.path.join(ROOT, "schemas", "proto")
 SERVICE = "/neuralhive.optimizer.v1.OptimizerAgent/"
-STATUSES = ["PROPOSED", "AWAITING_APPROVAL", "EXPERIMENTING", "APPROVED", "APPLIED", "REJECTED", "ROLLED_BACK"]
+STATUSES = ["PROPOSED", "AWAITING_APPROVAL", "EXPERIMENTING", "APPROVED", "APPLIED", "REJECTED",
+            "ROLLED_BACK"]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +151,8 @@ def test_get_optimization_status_returns_every_field(pb, stub, optimizations):
 
 def test_get_optimization_status_errors(pb, stub):
     msgs = pb[0]
-    err = rpc_error(stub.GetOptimizationStatus, msgs.GetOptimizationStatusRequest(optimization_id="opt-unknown"))
+    err = rpc_error(stub.GetOptimizationStatus,
+                    msgs.GetOptimizationStatusRequest(optimization_id="opt-unknown"))
     assert err.code() == grpc.StatusCode.NOT_FOUND
     assert "opt-unknown" in err.details()
     err = rpc_error(stub.GetOptimizationStatus, msgs.GetOptimizationStatusRequest(optimization_id=""))
@@ -178,7 +180,8 @@ def test_list_optimizations_streams_matching_items_newest_first(pb, stub, optimi
                    component="orchestrator"),
         hypothesis("opt-00000000000000b3", created_at_ms=base + 3000, status="REJECTED",
                    type="WEIGHT_RECALIBRATION", action="weight_safety_up_05"),
-        hypothesis("opt-00000000000000b4", created_at_ms=base + 4000, status="APPLIED", component="orchestrator"),
+        hypothesis("opt-00000000000000b4", created_at_ms=base + 4000, status="APPLIED",
+                   component="orchestrator"),
         hypothesis("opt-00000000000000b5", created_at_ms=base + 5000, status="AWAITING_APPROVAL", risk=0.7),
     ]
     optimizations.insert_many(docs)
@@ -222,7 +225,8 @@ def test_rollback_of_a_non_applied_optimization_is_failed_precondition(pb, stub,
                     msgs.RollbackOptimizationRequest(optimization_id="opt-00000000000000c1", reason="test"))
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "EXPERIMENTING" in err.details()
-    err = rpc_error(stub.RollbackOptimization, msgs.RollbackOptimizationRequest(optimization_id="opt-unknown"))
+    err = rpc_error(stub.RollbackOptimization,
+                    msgs.RollbackOptimizationRequest(optimization_id="opt-unknown"))
     assert err.code() == grpc.StatusCode.NOT_FOUND
     err = rpc_error(stub.RollbackOptimization, msgs.RollbackOptimizationRequest(optimization_id=""))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -233,8 +237,8 @@ def test_rollback_of_a_non_applied_optimization_is_failed_precondition(pb, stub,
 def test_rollback_of_an_applied_optimization_publishes_the_command(pb, stub, topics, optimizations):
     oid = "opt-" + uuid.uuid4().hex[:16]
     optimizations.insert_one(hypothesis(oid, status="APPLIED", component="orchestrator"))
-    resp = stub.RollbackOptimization(pb[0].RollbackOptimizationRequest(optimization_id=oid, reason="p99 regression"),
-                                     timeout=30)
+    req = pb[0].RollbackOptimizationRequest(optimization_id=oid, reason="p99 regression")
+    resp = stub.RollbackOptimization(req, timeout=30)
     # ROLLED_BACK only once the applier confirms: the answer is the hypothesis as it stands.
     assert resp.optimization.optimization_id == oid
     assert resp.optimization.status == "APPLIED"
@@ -310,7 +314,8 @@ def test_get_statistics_of_an_empty_database(pb, stub):
 
 def test_trigger_optimization_invalid_arguments(pb, stub):
     msgs = pb[0]
-    err = rpc_error(stub.TriggerOptimization, msgs.TriggerOptimizationRequest(component="", problem="LATENCY"))
+    err = rpc_error(stub.TriggerOptimization,
+                    msgs.TriggerOptimizationRequest(component="", problem="LATENCY"))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details().startswith("component"), err.details()
     err = rpc_error(stub.TriggerOptimization, msgs.TriggerOptimizationRequest(component="orchestrator",
@@ -337,7 +342,8 @@ def test_trigger_optimization_publishes_an_insight(pb, stub, topics):
     assert info.component == "consensus-engine"
     assert info.insight_id
 
-    records = [hive_avro.decode("Insight", m.value()) for m in read_committed(topics["insights"], 1, settle=1.0)]
+    messages = read_committed(topics["insights"], 1, settle=1.0)
+    records = [hive_avro.decode("Insight", m.value()) for m in messages]
     mine = [r for r in records if r["insight_id"] == info.insight_id]
     assert len(mine) == 1, records
     insight = mine[0]
@@ -374,7 +380,8 @@ def test_trigger_optimization_is_proposed_by_the_engine(pb, stub):
     assert last.created_at_ms > 0
 
     # The new optimization is also what ListOptimizations streams.
-    listed = list(stub.ListOptimizations(pb[0].ListOptimizationsRequest(component="orchestrator"), timeout=10))
+    req = pb[0].ListOptimizationsRequest(component="orchestrator")
+    listed = list(stub.ListOptimizations(req, timeout=10))
     assert [i.optimization_id for i in listed] == [info.optimization_id]
 
 
@@ -385,19 +392,21 @@ def test_concurrent_and_abandoned_calls(pb, stub, optimizations):
     """Calls whose client gives up before the answer (deadline, cancel) leave the
     service answering the rest; the fixture then checks a clean exit on SIGTERM."""
     msgs = pb[0]
-    optimizations.insert_many([hypothesis(f"opt-{i:016x}", created_at_ms=1_700_000_000_000 + i) for i in range(30)])
+    ids = [f"opt-{i:016x}" for i in range(30)]
+    optimizations.insert_many([hypothesis(oid, created_at_ms=1_700_000_000_000 + i)
+                               for i, oid in enumerate(ids)])
     streams = [stub.ListOptimizations(msgs.ListOptimizationsRequest(), timeout=30) for _ in range(10)]
     for s in streams:
         s.cancel()
     hurried = [stub.GetStatistics.future(msgs.GetStatisticsRequest(), timeout=0.001) for _ in range(10)]
-    cancelled = [stub.GetOptimizationStatus.future(msgs.GetOptimizationStatusRequest(optimization_id="opt-" + "0" * 16))
+    cancelled = [stub.GetOptimizationStatus.future(msgs.GetOptimizationStatusRequest(optimization_id=ids[0]))
                  for _ in range(10)]
     for f in cancelled:
         f.cancel()
     for f in hurried:  # whichever came first, the answer or the deadline
         assert f.exception() is None or f.code() == grpc.StatusCode.DEADLINE_EXCEEDED, f.exception()
 
-    futures = [stub.GetOptimizationStatus.future(msgs.GetOptimizationStatusRequest(optimization_id=f"opt-{i:016x}"),
-                                                 timeout=30) for i in range(30)]
-    assert [f.result().optimization.optimization_id for f in futures] == [f"opt-{i:016x}" for i in range(30)]
+    futures = [stub.GetOptimizationStatus.future(msgs.GetOptimizationStatusRequest(optimization_id=oid),
+                                                 timeout=30) for oid in ids]
+    assert [f.result().optimization.optimization_id for f in futures] == ids
     assert len(list(stub.ListOptimizations(msgs.ListOptimizationsRequest(limit=100), timeout=30))) == 30
