@@ -12,13 +12,17 @@
 #include "config.h"
 #include "http.h"
 #include "engine.h"
+#include "grpc.h"
 #include "intake.h"
 #include "learner.h"
 #include "kafka.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
+#include "ops.h"
 #include "redis.h"
+#include "rest.h"
+#include "rpc.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -118,7 +122,11 @@ typedef struct {
     learner_t *learner;
     engine_t *engine;
     kafka_pipeline_t *pipeline;
+    kafka_producer_t *producer;
+    ops_t *ops;
+    rpc_t *rpc;
     http_server_t *http;
+    grpc_server_t *grpc;
 } app_t;
 
 static bool kafka_ready(void *ctx)
@@ -181,6 +189,23 @@ static void stop_redis(lifecycle_t *lc, void *ctx)
 static void stop_http(lifecycle_t *lc, void *ctx)
 {
     http_server_close(((app_t *)ctx)->http, stage_done, lc);
+}
+
+static void stop_grpc(lifecycle_t *lc, void *ctx)
+{
+    grpc_server_close(((app_t *)ctx)->grpc, stage_done, lc);
+}
+
+static void stop_producer(lifecycle_t *lc, void *ctx)
+{
+    kafka_producer_close(((app_t *)ctx)->producer, stage_done, lc);
+}
+
+static void learner_figures(void *ctx, double *out_epsilon, size_t *out_size)
+{
+    app_t *app = ctx;
+    *out_epsilon = learner_epsilon(app->learner);
+    *out_size = learner_table_size(app->learner);
 }
 
 static void destroy_http(void *ctx)
@@ -357,17 +382,58 @@ int main(int argc, char **argv)
     }
     lifecycle_add_stage(app.lc, "kafka", stop_pipeline, &app);
 
-    /* 8. Run until SIGTERM; the stages drain in reverse order. */
+    /* 8. The operators' APIs: REST on HTTP_PORT, gRPC on GRPC_PORT. Their
+     * changes go out through an idempotent producer, as Kafka records. */
+    app.producer = kafka_producer_create(loop, cfg.bootstrap, app.metrics, err, sizeof(err));
+    if (!app.producer) {
+        log_error("cannot create the Kafka producer", "error", err);
+        goto out;
+    }
+    lifecycle_add_stage(app.lc, "producer", stop_producer, &app);
+    app.ops = ops_create(&(ops_conf_t){
+        .loop = loop,
+        .store = app.store,
+        .producer = app.producer,
+        .codec = app.codec,
+        .metrics = app.metrics,
+        .insights_topic = cfg.insights_topic,
+        .approvals_topic = cfg.approvals_responses_topic,
+        .commands_topic = cfg.commands_topic,
+        .learner_figures = learner_figures,
+        .learner_ctx = &app,
+    });
+    app.rpc = app.ops ? rpc_create(app.ops) : NULL;
+    if (!app.rpc || rest_register(app.http, app.ops) != 0) {
+        log_error("cannot register the REST routes");
+        goto out;
+    }
+    rpc_add_check(app.rpc, "kafka", kafka_ready, &app);
+    rpc_add_check(app.rpc, "mongodb", mongodb_ready, &app);
+    rpc_add_check(app.rpc, "redis", redis_ready, &app);
+    app.grpc = grpc_server_create(loop, cfg.http_host, (int)cfg.grpc_port, app.metrics, err, sizeof(err));
+    if (!app.grpc || rpc_register(app.rpc, app.grpc) != 0) {
+        log_error("cannot start the gRPC server", "error", err);
+        goto out;
+    }
+    lifecycle_add_stage(app.lc, "grpc", stop_grpc, &app);
+
+    /* 9. Run until SIGTERM; the stages drain in reverse order. */
+    char ports[64];
+    snprintf(ports, sizeof(ports), "http %ld, grpc %ld", cfg.http_port, cfg.grpc_port);
     log_info("optimizer started", "telemetry_topic", cfg.telemetry_topic, "insights_topic", cfg.insights_topic,
-             "transactional_id", transactional_id);
+             "transactional_id", transactional_id, "policy", cfg.policy, "ports", ports);
     exit_code = lifecycle_run(app.lc);
 
 out:
-    /* 9. Free in reverse. A start-up failure before run closes the loop first. */
+    /* 10. Free in reverse. A start-up failure before run closes the loop first. */
     if (exit_code != 0 && app.lc && !lifecycle_stopping(app.lc)) {
         lifecycle_stop(app.lc, 1);
         lifecycle_run(app.lc);
     }
+    grpc_server_destroy(app.grpc);
+    rpc_destroy(app.rpc);
+    ops_destroy(app.ops);
+    kafka_producer_destroy(app.producer);
     kafka_pipeline_destroy(app.pipeline);
     intake_destroy(app.intake);
     engine_destroy(app.engine);
