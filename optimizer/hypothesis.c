@@ -36,6 +36,24 @@ void hyp_id_for_insight(const char *insight_id, char out[24])
     snprintf(out, 24, "opt-%016llx", (unsigned long long)h);
 }
 
+/* Drops an incomplete UTF-8 sequence a cut left at the end of `s`, so that
+ * every text stays valid UTF-8 (protobuf and JSON require it). */
+static void utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--; /* continuation bytes */
+    }
+    if (i == 0) {
+        return;
+    }
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    if (want != n - (i - 1)) {
+        s[lead < 0x80 ? n : i - 1] = '\0';
+    }
+}
+
 /* snprintf that may cut its output short, on purpose: the texts it writes
  * are for reading. */
 static void format_cut(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -45,11 +63,13 @@ static void format_cut(char *dst, size_t cap, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(dst, cap, fmt, ap);
     va_end(ap);
+    utf8_trim(dst);
 }
 
 static void copy(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "");
+    utf8_trim(dst);
 }
 #define COPY(dst, src) copy((dst), sizeof(dst), (src))
 

@@ -35,9 +35,15 @@ def service(binary, tag, port=None):
         "HTTP_PORT": str(port or free_port()),
         "GRPC_PORT": str(free_port()),
         "LOG_LEVEL": "warn",
+        "KAFKA_APPROVALS_REQUESTS_TOPIC": f"approvals.requests.{tag}",
+        "KAFKA_APPROVALS_RESPONSES_TOPIC": f"approvals.responses.{tag}",
+        "KAFKA_EXPERIMENT_REQUESTS_TOPIC": f"experiments.requests.{tag}",
+        "KAFKA_EXPERIMENTS_TOPIC": f"experiments.results.{tag}",
+        "KAFKA_COMMANDS_TOPIC": f"optimization.commands.{tag}",
+        "KAFKA_OPTIMIZATION_TOPIC": f"optimization.applied.{tag}",
     }
-    create_topics([env["KAFKA_TELEMETRY_TOPIC"], env["KAFKA_INSIGHTS_TOPIC"],
-                   env["KAFKA_TELEMETRY_TOPIC"] + ".dlq"])
+    topics = [v for k, v in env.items() if k.endswith("_TOPIC")]
+    create_topics(topics + [env["KAFKA_TELEMETRY_TOPIC"] + ".dlq"])
     return Service(binary, env, f"optimizer-{tag}")
 
 
@@ -94,12 +100,33 @@ def demo(binary):
           f"{db.telemetry_observations.count_documents({})} documents")
     print("* /metrics (excerpt):")
     for line in requests.get(svc.url("/metrics")).text.splitlines():
-        if line.startswith(("telemetry_", "insights_", "dlq_messages_total", "kafka_transactions_total")):
+        if line.startswith(("telemetry_", "insights_", "dlq_messages_total", "kafka_transactions_total",
+                            "hypotheses_", "experiments_submitted")):
             print("  " + line)
+    # The degraded windows' insights went back into the optimizer: one hypothesis
+    # per component and problem, the rest debounced.
+    deadline = time.time() + 30
+    body = {}
+    while time.time() < deadline:
+        body = requests.get(svc.url("/api/v1/optimizations"), timeout=5).json()
+        if body.get("total", 0) >= 2:
+            break
+        time.sleep(0.5)
+    print(f"* hypotheses (GET /api/v1/optimizations): {body.get('total', 0)}")
+    for h in body.get("items", []):
+        print(f"  {h['optimization_id'] if 'optimization_id' in h else h.get('id')}  {h['status']:<17} "
+              f"{h['component']:<17} {h['action']}")
+        print(f"    why: {h['rationale']}")
+    reqs = read_committed(svc.env["KAFKA_EXPERIMENT_REQUESTS_TOPIC"], expected=1, timeout=10)
+    print(f"* {len(reqs)} ExperimentRequest(s) on {svc.env['KAFKA_EXPERIMENT_REQUESTS_TOPIC']}, "
+          f"{len(read_committed(svc.env['KAFKA_APPROVALS_REQUESTS_TOPIC'], expected=1, timeout=3))} "
+          f"ApprovalRequest(s) waiting for the Queen Agent")
+    stats = requests.get(svc.url("/api/v1/optimizations/statistics/summary"), timeout=5).json()
+    print(f"* statistics: total {stats['total']}, epsilon {stats['epsilon']:.4f}, Q-table states {stats['q_table_size']}")
     code = svc.stop()
     print(f"* SIGTERM -> the optimizer drained and exited with status {code}")
     db.client.drop_database(svc.env["MONGODB_DATABASE"])
-    return 0 if len(msgs) == 8 and len(dlq) == 1 and code == 0 else 1
+    return 0 if len(msgs) == 8 and len(dlq) == 1 and code == 0 and body.get("total", 0) >= 2 else 1
 
 
 def bench(binary, n):
@@ -165,18 +192,7 @@ def bench_insights(binary, n):
     hypothesis and an ExperimentRequest, exactly once."""
     tag = f"benchins{int(time.time())}"
     svc = service(binary, tag)
-    base = f"{tag}"
-    extra = {
-        "KAFKA_APPROVALS_REQUESTS_TOPIC": f"approvals.requests.{base}",
-        "KAFKA_APPROVALS_RESPONSES_TOPIC": f"approvals.responses.{base}",
-        "KAFKA_EXPERIMENT_REQUESTS_TOPIC": f"experiments.requests.{base}",
-        "KAFKA_EXPERIMENTS_TOPIC": f"experiments.results.{base}",
-        "KAFKA_COMMANDS_TOPIC": f"optimization.commands.{base}",
-        "KAFKA_OPTIMIZATION_TOPIC": f"optimization.applied.{base}",
-        "APPROVAL_RISK_THRESHOLD": "1",
-    }
-    create_topics([v for k, v in extra.items() if k.endswith("_TOPIC")])
-    svc.env.update(extra)
+    svc.env["APPROVAL_RISK_THRESHOLD"] = "1"
     svc.start()
     from test_optimizer_flow import insight
     p = producer()

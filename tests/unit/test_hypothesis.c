@@ -100,6 +100,30 @@ static void test_failures(void **state)
     assert_int_equal(h.status, HYP_ROLLED_BACK);
 }
 
+/* A long text cut to fit a field never ends in half a UTF-8 character. */
+static void test_cut_texts_stay_utf8(void **state)
+{
+    (void)state;
+    char component[300];
+    size_t n = 0;
+    while (n + 2 < sizeof(component) - 1) {
+        component[n++] = (char)0xC3; /* "é" */
+        component[n++] = (char)0xA9;
+    }
+    component[n] = '\0';
+    for (int shift = 0; shift < 2; shift++) {
+        hyp_proposal_t p = proposal(0.2);
+        p.component = component + shift; /* shift 1 starts inside a character */
+        hypothesis_t h;
+        hyp_propose(&h, &p, 0.5, 1);
+        size_t len = strlen(h.component);
+        assert_true(len > 0 && len < sizeof(h.component));
+        assert_int_equal(len % 2, shift); /* whole characters only (plus the stray byte) */
+        unsigned char last = (unsigned char)h.component[len - 1];
+        assert_true(last == 0xA9);
+    }
+}
+
 static void test_ids_and_names(void **state)
 {
     (void)state;
@@ -124,6 +148,7 @@ int main(void)
         cmocka_unit_test(test_high_risk_waits_for_approval),
         cmocka_unit_test(test_result_then_apply_then_rollback),
         cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_cut_texts_stay_utf8),
         cmocka_unit_test(test_ids_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
