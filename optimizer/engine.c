@@ -341,8 +341,9 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
         goto done;
     }
     const action_t *a = action_get(d.action);
-    if (!a || a->type == ACTION_NO_OP) {
-        metric_add(e->noop, 1);
+    if (!a) {
+        snprintf(reason, rl, "the policy chose an unknown action %u", (unsigned)d.action);
+        verdict = KAFKA_RETRY;
         goto done;
     }
     hyp_proposal_t p = {
@@ -359,6 +360,7 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
         .risk = d.risk,
         .expected_improvement = d.expected_improvement,
         .propensity = d.propensity,
+        .no_change = a->type == ACTION_NO_OP,
     };
     unsigned effects = hyp_propose(&h, &p, e->conf.risk_threshold, now_ms());
     rc = repo_hyp_put(e->conf.store, &h);
@@ -373,8 +375,12 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
         verdict = KAFKA_RETRY;
         goto done;
     }
-    metric_add(e->generated, 1, h.type);
-    log_info("hypothesis proposed", "optimization_id", h.id, "insight_id", h.insight_id, "component", h.component,
+    if (p.no_change) {
+        metric_add(e->noop, 1);
+    } else {
+        metric_add(e->generated, 1, h.type);
+    }
+    log_info(p.no_change ? "decided to change nothing" : "hypothesis proposed", "optimization_id", h.id, "insight_id", h.insight_id, "component", h.component,
              "action", h.action, "status", hyp_status_name(h.status));
 done:
     avro_value_decref(&v);

@@ -96,6 +96,11 @@ unsigned hyp_propose(hypothesis_t *h, const hyp_proposal_t *p, double risk_thres
              "%.2f, expected improvement %.1f%%, picked with probability %.3f)",
              h->insight_id, p->description ? p->description : h->problem, h->component, h->state_key, h->policy,
              h->action, h->q_value, h->confidence, h->risk, 100.0 * h->expected_improvement, h->propensity);
+    if (p->no_change) {
+        h->status = HYP_REJECTED;
+        COPY(h->reason, "the policy chose to change nothing");
+        return 0;
+    }
     if (h->risk > risk_threshold) {
         h->status = HYP_AWAITING_APPROVAL;
         return HYP_EMIT_APPROVAL_REQUEST;

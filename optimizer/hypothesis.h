@@ -67,6 +67,7 @@ typedef struct {
 typedef struct {
     const char *insight_id, *component, *problem, *state_key, *action, *type, *policy, *description;
     double q_value, confidence, risk, expected_improvement, propensity;
+    bool no_change; /* the policy chose to change nothing (NO_OP) */
 } hyp_proposal_t;
 
 const char *hyp_status_name(hyp_status_t s);
@@ -77,8 +78,9 @@ int hyp_status_parse(const char *name, hyp_status_t *out);
 void hyp_id_for_insight(const char *insight_id, char out[24]);
 
 /* A new hypothesis from a decision. Above `risk_threshold` (seed: 0.5) it waits
- * for the Queen Agent; otherwise its experiment starts at once. Returns the
- * effects. */
+ * for the Queen Agent; otherwise its experiment starts at once. A decision to
+ * change nothing is kept, REJECTED at once with that reason, so an operator
+ * (and an off-policy evaluation) sees it too. Returns the effects. */
 unsigned hyp_propose(hypothesis_t *h, const hyp_proposal_t *p, double risk_threshold, int64_t now_ms);
 
 /* The Queen Agent's (or an operator's) answer. */

@@ -305,10 +305,18 @@ int main(int argc, char **argv)
     http_add_ready_check(app.http, "mongodb", mongodb_ready, &app);
     http_add_ready_check(app.http, "redis", redis_ready, &app);
     http_add_ready_check(app.http, "intake_flowing", intake_flowing, &app);
-    lifecycle_add_stage(app.lc, "http", stop_http, &app);
     lifecycle_add_finalizer(app.lc, destroy_http, &app);
 
-    /* 7. The telemetry intake on the exactly-once pipeline. */
+    /* 7. The idempotent producer of the operators' changes (stops after the
+     * pipeline and the APIs, so nothing in flight loses its delivery). */
+    app.producer = kafka_producer_create(loop, cfg.bootstrap, app.metrics, err, sizeof(err));
+    if (!app.producer) {
+        log_error("cannot create the Kafka producer", "error", err);
+        goto out;
+    }
+    lifecycle_add_stage(app.lc, "producer", stop_producer, &app);
+
+    /* 7a. The telemetry intake on the exactly-once pipeline. */
     app.intake = intake_create(&(intake_conf_t){
         .insights_topic = cfg.insights_topic,
         .thresholds = cfg.th,
@@ -383,13 +391,8 @@ int main(int argc, char **argv)
     lifecycle_add_stage(app.lc, "kafka", stop_pipeline, &app);
 
     /* 8. The operators' APIs: REST on HTTP_PORT, gRPC on GRPC_PORT. Their
-     * changes go out through an idempotent producer, as Kafka records. */
-    app.producer = kafka_producer_create(loop, cfg.bootstrap, app.metrics, err, sizeof(err));
-    if (!app.producer) {
-        log_error("cannot create the Kafka producer", "error", err);
-        goto out;
-    }
-    lifecycle_add_stage(app.lc, "producer", stop_producer, &app);
+     * changes go out through the idempotent producer, as Kafka records. Both
+     * stop first at shutdown, before the pipeline drains. */
     app.ops = ops_create(&(ops_conf_t){
         .loop = loop,
         .store = app.store,
@@ -415,6 +418,7 @@ int main(int argc, char **argv)
         log_error("cannot start the gRPC server", "error", err);
         goto out;
     }
+    lifecycle_add_stage(app.lc, "http", stop_http, &app);
     lifecycle_add_stage(app.lc, "grpc", stop_grpc, &app);
 
     /* 9. Run until SIGTERM; the stages drain in reverse order. */

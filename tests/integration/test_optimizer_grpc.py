@@ -367,15 +367,18 @@ def test_trigger_optimization_is_proposed_by_the_engine(pb, stub):
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.NOT_FOUND, e
             last = None
-        if last is not None and last.status in ("EXPERIMENTING", "AWAITING_APPROVAL"):
+        if last is not None and last.status in ("EXPERIMENTING", "AWAITING_APPROVAL", "REJECTED"):
             break
         time.sleep(0.5)
     assert last is not None, f"{info.optimization_id} was never stored"
-    assert last.status in ("EXPERIMENTING", "AWAITING_APPROVAL"), last
+    # The policy may also decide that changing nothing is best: the decision is
+    # kept, REJECTED with that reason.
+    assert last.status in ("EXPERIMENTING", "AWAITING_APPROVAL") or (
+        last.status == "REJECTED" and last.optimization_type == "NO_OP"), last
     assert last.insight_id == info.insight_id
     assert last.component == "orchestrator"
     assert last.optimization_type in ("WEIGHT_RECALIBRATION", "SLO_ADJUSTMENT", "HEURISTIC_UPDATE",
-                                      "POLICY_CHANGE")
+                                      "POLICY_CHANGE", "NO_OP")
     assert last.action and last.state_key and last.policy
     assert last.created_at_ms > 0
 

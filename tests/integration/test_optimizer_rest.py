@@ -42,6 +42,9 @@ UNKNOWN = "opt-00000000deadbeef"
 @pytest.fixture
 def api(optimizer):
     """The optimizer, started on this test's topics (conftest) and database."""
+    # Greedy with a fixed seed: the policy's choice is reproducible (the first
+    # decision in state orchestrator|LATENCY|sev3 is a change, not NO_OP).
+    optimizer.env.update({"EXPLORATION_RATE": "0", "EPSILON_MIN": "0", "POLICY_SEED": "42"})
     return optimizer.start()
 
 

@@ -124,6 +124,18 @@ static void test_cut_texts_stay_utf8(void **state)
     }
 }
 
+static void test_no_change_is_kept_rejected(void **state)
+{
+    (void)state;
+    hypothesis_t h;
+    hyp_proposal_t p = proposal(0.9);
+    p.no_change = true;
+    assert_int_equal(hyp_propose(&h, &p, 0.5, 1000), 0);
+    assert_int_equal(h.status, HYP_REJECTED);
+    assert_string_equal(h.reason, "the policy chose to change nothing");
+    assert_non_null(strstr(h.rationale, h.action));
+}
+
 static void test_ids_and_names(void **state)
 {
     (void)state;
@@ -149,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_result_then_apply_then_rollback),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_cut_texts_stay_utf8),
+        cmocka_unit_test(test_no_change_is_kept_rejected),
         cmocka_unit_test(test_ids_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
