@@ -268,18 +268,8 @@ static void on_failed_listener_closed(uv_handle_t *h)
 grpc_server_t *grpc_server_create(uv_loop_t *loop, const char *host, int port, metrics_t *metrics, char *err,
                                   size_t errlen)
 {
-    if (!host) {
-        host = "0.0.0.0";
-    }
-    if (!loop || port < 0 || port > 65535) {
-        set_err(err, errlen, "grpc: invalid arguments (port %d must be 0..65535)", port);
+    if (listen_prepare("grpc", loop, &host, port, err, errlen) != 0) {
         return NULL;
-    }
-    /* A peer that has gone must not kill the process with SIGPIPE when we
-     * write. Ignore it unless someone installed a handler. */
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-        signal(SIGPIPE, SIG_IGN);
     }
     grpc_server_t *s = calloc(1, sizeof(*s));
     if (!s || !(s->callbacks = grpc_session_callbacks())) {

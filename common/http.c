@@ -202,18 +202,8 @@ static void on_failed_listener_closed(uv_handle_t *h)
 http_server_t *http_server_create(uv_loop_t *loop, const char *host, int port, metrics_t *metrics, char *err,
                                   size_t errlen)
 {
-    if (!host) {
-        host = "0.0.0.0";
-    }
-    if (!loop || port < 0 || port > 65535) {
-        http_set_err(err, errlen, "http: invalid arguments (port %d must be 0..65535)", port);
+    if (listen_prepare("http", loop, &host, port, err, errlen) != 0) {
         return NULL;
-    }
-    /* h2o writes with writev(2): a peer that has gone would raise SIGPIPE
-     * and kill the process. Ignore it unless someone installed a handler. */
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-        signal(SIGPIPE, SIG_IGN);
     }
     http_server_t *s = calloc(1, sizeof(*s));
     if (!s || !(s->router = router_create())) {

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,22 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+int listen_prepare(const char *who, const uv_loop_t *loop, const char **host, int port, char *err, size_t errlen)
+{
+    if (!*host) {
+        *host = "0.0.0.0";
+    }
+    if (!loop || port < 0 || port > 65535) {
+        set_err(err, errlen, "%s: invalid arguments (port %d must be 0..65535)", who, port);
+        return -1;
+    }
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        signal(SIGPIPE, SIG_IGN);
+    }
+    return 0;
 }
 
 int listen_open(const char *who, const char *host, int port, int *out_port, char *err, size_t errlen)

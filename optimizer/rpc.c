@@ -261,19 +261,24 @@ static void trigger(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len
 
 /* ---- GetOptimizationStatus, RollbackOptimization ------------------------- */
 
+/* Answers `out`, a response whose one field `*slot` is the optimization. */
+static void reply_optimization(pending_t *p, const hypothesis_t *h, ProtobufCMessage *out, info_t **slot)
+{
+    info_t info;
+    info_from_hypothesis(&info, h);
+    *slot = &info;
+    reply(p->call, out);
+    pending_free(p);
+}
+
 static void on_got(void *arg, int status, const char *message, const hypothesis_t *h)
 {
     pending_t *p = arg;
-    if (!pending_take(p, status, message, h != NULL)) {
-        return;
+    if (pending_take(p, status, message, h != NULL)) {
+        Neuralhive__Optimizer__V1__GetOptimizationStatusResponse out =
+            NEURALHIVE__OPTIMIZER__V1__GET_OPTIMIZATION_STATUS_RESPONSE__INIT;
+        reply_optimization(p, h, &out.base, &out.optimization);
     }
-    info_t info;
-    info_from_hypothesis(&info, h);
-    Neuralhive__Optimizer__V1__GetOptimizationStatusResponse out =
-        NEURALHIVE__OPTIMIZER__V1__GET_OPTIMIZATION_STATUS_RESPONSE__INIT;
-    out.optimization = &info;
-    reply(p->call, &out.base);
-    pending_free(p);
 }
 
 static void get_status(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
@@ -301,16 +306,11 @@ static void get_status(void *ctx, grpc_call_t *call, const uint8_t *req, size_t 
 static void on_rolled_back(void *arg, int status, const char *message, const hypothesis_t *h)
 {
     pending_t *p = arg;
-    if (!pending_take(p, status, message, h != NULL)) {
-        return;
+    if (pending_take(p, status, message, h != NULL)) {
+        Neuralhive__Optimizer__V1__RollbackOptimizationResponse out =
+            NEURALHIVE__OPTIMIZER__V1__ROLLBACK_OPTIMIZATION_RESPONSE__INIT;
+        reply_optimization(p, h, &out.base, &out.optimization);
     }
-    info_t info;
-    info_from_hypothesis(&info, h);
-    Neuralhive__Optimizer__V1__RollbackOptimizationResponse out =
-        NEURALHIVE__OPTIMIZER__V1__ROLLBACK_OPTIMIZATION_RESPONSE__INIT;
-    out.optimization = &info;
-    reply(p->call, &out.base);
-    pending_free(p);
 }
 
 static void rollback(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
