@@ -94,6 +94,56 @@ static int restore_one_count(void *arg, const bson_t *doc)
     return 1; /* one is enough */
 }
 
+/* LinUCB keeps one model per action (shared by every state). */
+static bool is_linucb(learner_t *l)
+{
+    bandit_t *b = policy_bandit(l->policy);
+    return b && bandit_kind(b) == BANDIT_LINUCB;
+}
+
+static void append_doubles(bson_t *doc, const char *key, const double *v, size_t n)
+{
+    bson_t arr;
+    bson_append_array_begin(doc, key, -1, &arr);
+    for (size_t i = 0; i < n; i++) {
+        char k[16];
+        const char *kp;
+        bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+        bson_append_double(&arr, kp, -1, v[i]);
+    }
+    bson_append_array_end(doc, &arr);
+}
+
+/* Reads exactly `n` numbers from the array `key`. Returns 0 or -1. */
+static int read_doubles(const bson_t *doc, const char *key, double *out, size_t n)
+{
+    bson_iter_t it, child;
+    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &child)) {
+        return -1;
+    }
+    size_t i = 0;
+    while (bson_iter_next(&child)) {
+        if (i == n || !BSON_ITER_HOLDS_NUMBER(&child)) {
+            return -1;
+        }
+        out[i++] = bson_iter_as_double(&child);
+    }
+    return i == n ? 0 : -1;
+}
+
+/* Loads a stored LinUCB model document. Called locked. */
+static int load_linucb(learner_t *l, const bson_t *doc)
+{
+    uint16_t id;
+    const char *action = doc_str(doc, "action");
+    double A[BANDIT_DIM * BANDIT_DIM], bvec[BANDIT_DIM];
+    if (!action || action_find(action, &id) != 0 || read_doubles(doc, "A", A, BANDIT_DIM * BANDIT_DIM) != 0 ||
+        read_doubles(doc, "b", bvec, BANDIT_DIM) != 0) {
+        return -1;
+    }
+    return bandit_linucb_load(policy_bandit(l->policy), id, A, bvec, (uint64_t)doc_num(doc, "n"));
+}
+
 /* Keeps, per key, the document with the highest revision seen so far. */
 typedef struct {
     learner_t *l;
@@ -104,7 +154,11 @@ static int restore_one(void *arg, const bson_t *doc)
 {
     restore_t *r = arg;
     const char *state_key = doc_str(doc, "state_key"), *action = doc_str(doc, "action");
-    if (state_key && action) {
+    if (is_linucb(r->l)) {
+        if (doc_str(doc, "model") && load_linucb(r->l, doc) == 0) {
+            r->loaded++;
+        }
+    } else if (state_key && action) {
         /* Documents come sorted by revision, so the last one loaded wins. */
         if (load_entry(r->l, state_key, action, doc_num(doc, "value"), (uint64_t)doc_num(doc, "visits")) == 0) {
             r->loaded++;
@@ -170,7 +224,12 @@ int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t actio
         return STORE_EINVALID;
     }
     char key[STATE_KEY_MAX + 80];
-    snprintf(key, sizeof(key), "%s|%s", s->key, a->name);
+    bool linucb = is_linucb(l);
+    if (linucb) {
+        snprintf(key, sizeof(key), "linucb|%s", a->name);
+    } else {
+        snprintf(key, sizeof(key), "%s|%s", s->key, a->name);
+    }
 
     /* Counted already (a replay, or another replica)? */
     bson_t *seen = BCON_NEW("key", BCON_UTF8(key), "result_id", BCON_UTF8(experiment_id));
@@ -191,13 +250,20 @@ int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t actio
         return rc;
     }
     pthread_mutex_lock(&l->mu);
-    if (latest) {
+    if (latest && linucb) {
+        load_linucb(l, latest);
+    } else if (latest) {
         load_entry(l, s->key, a->name, doc_num(latest, "value"), (uint64_t)doc_num(latest, "visits"));
     }
     rc = policy_update(l->policy, s, action, reward);
     const table_t *t = policy_table(l);
     double value = t ? table_value(t, s->key, action) : reward;
     uint64_t visits = t ? table_visits(t, s->key, action) : 0;
+    double A[BANDIT_DIM * BANDIT_DIM], bvec[BANDIT_DIM];
+    uint64_t n = 0;
+    if (rc == 0 && linucb) {
+        rc = bandit_linucb_model(policy_bandit(l->policy), action, A, NULL, bvec, &n);
+    }
     update_gauges(l);
     pthread_mutex_unlock(&l->mu);
     bson_destroy(latest);
@@ -207,6 +273,12 @@ int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t actio
     bson_t *doc = BCON_NEW("state_key", BCON_UTF8(s->key), "action", BCON_UTF8(a->name), "value",
                            BCON_DOUBLE(value), "visits", BCON_INT64((int64_t)visits), "reward", BCON_DOUBLE(reward),
                            "result_id", BCON_UTF8(experiment_id));
+    if (linucb) {
+        BSON_APPEND_UTF8(doc, "model", "linucb");
+        append_doubles(doc, "A", A, BANDIT_DIM * BANDIT_DIM);
+        append_doubles(doc, "b", bvec, BANDIT_DIM);
+        BSON_APPEND_INT64(doc, "n", (int64_t)n);
+    }
     rc = store_cas_revision(store, "q_table", key, revision, doc, NULL);
     bson_destroy(doc);
     if (rc == 0) {

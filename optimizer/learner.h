@@ -6,9 +6,11 @@
  *
  *   q_table: one versioned document per revision of (state, action)
  *            (store_cas_revision), holding value, visits and the experiment
- *            whose result produced it. Before counting a result, the learner
- *            looks for a revision naming that experiment: a replay, or another
- *            replica that already counted it, changes nothing.
+ *            whose result produced it; for LinUCB, one per revision of each
+ *            action's model ("linucb|<action>": A, b, n), shared by the
+ *            states. Before counting a result, the learner looks for a
+ *            revision naming that experiment: a replay, or another replica
+ *            that already counted it, changes nothing.
  *   policy_state: epsilon and the decision counter, saved every 32nd decision.
  *
  * Blocking calls (MongoDB) are marked: worker threads only.

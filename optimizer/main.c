@@ -127,6 +127,8 @@ typedef struct {
     rpc_t *rpc;
     http_server_t *http;
     grpc_server_t *grpc;
+    uv_timer_t gauges_timer; /* refreshes the fleet-wide gauges from MongoDB */
+    metric_t *success_rate, *avg_improvement, *experiments_active;
 } app_t;
 
 static bool kafka_ready(void *ctx)
@@ -206,6 +208,40 @@ static void learner_figures(void *ctx, double *out_epsilon, size_t *out_size)
     app_t *app = ctx;
     *out_epsilon = learner_epsilon(app->learner);
     *out_size = learner_table_size(app->learner);
+}
+
+/* The seed's fleet-wide gauges come from MongoDB (every replica sees the same
+ * figures), refreshed every GAUGES_INTERVAL_MS off the loop thread. */
+#define GAUGES_INTERVAL_MS 15000
+
+static void on_statistics(void *arg, int status, const char *message, const ops_stats_t *st)
+{
+    app_t *app = arg;
+    (void)message;
+    if (status != 0 || !st) {
+        return;
+    }
+    metric_set(app->success_rate, st->repo.success_rate);
+    metric_set(app->avg_improvement, 100.0 * st->repo.average_improvement);
+    metric_set(app->experiments_active, (double)st->repo.by_status[HYP_EXPERIMENTING]);
+}
+
+static void on_gauges_timer(uv_timer_t *t)
+{
+    app_t *app = t->data;
+    ops_statistics(app->ops, on_statistics, app);
+}
+
+static void on_gauges_timer_closed(uv_handle_t *h)
+{
+    lifecycle_stage_done(((app_t *)h->data)->lc);
+}
+
+static void stop_gauges(lifecycle_t *lc, void *ctx)
+{
+    (void)lc;
+    app_t *app = ctx;
+    uv_close((uv_handle_t *)&app->gauges_timer, on_gauges_timer_closed);
 }
 
 static void destroy_http(void *ctx)
@@ -420,6 +456,17 @@ int main(int argc, char **argv)
     }
     lifecycle_add_stage(app.lc, "http", stop_http, &app);
     lifecycle_add_stage(app.lc, "grpc", stop_grpc, &app);
+
+    /* 8b. The fleet-wide gauges of seed 000. */
+    app.success_rate = metrics_gauge(app.metrics, "optimization_success_rate",
+                                     "Share of experiments that met their criteria, over every hypothesis", NULL);
+    app.avg_improvement = metrics_gauge(app.metrics, "average_improvement_percentage",
+                                        "Mean improvement of the experiments with a result, in percent", NULL);
+    app.experiments_active = metrics_gauge(app.metrics, "experiments_active", "Hypotheses in EXPERIMENTING", NULL);
+    uv_timer_init(loop, &app.gauges_timer);
+    app.gauges_timer.data = &app;
+    uv_timer_start(&app.gauges_timer, on_gauges_timer, 1000, GAUGES_INTERVAL_MS);
+    lifecycle_add_stage(app.lc, "gauges", stop_gauges, &app);
 
     /* 9. Run until SIGTERM; the stages drain in reverse order. */
     char ports[64];

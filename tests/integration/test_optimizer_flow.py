@@ -128,6 +128,14 @@ def test_insight_experiment_result_q_update_apply(topics, greedy, mongo):
     wait_doc(db.optimizations, {"_id": req["optimization_id"]}, lambda d: d["status"] == "APPLIED")
     assert metric_total(greedy, "optimizations_applied_total") == 1
 
+    # The fleet-wide gauges (refreshed from MongoDB every 15 s) follow.
+    deadline = time.time() + 40
+    while time.time() < deadline and metric_total(greedy, "optimization_success_rate") != 1:
+        time.sleep(0.5)
+    assert metric_total(greedy, "optimization_success_rate") == 1
+    assert metric_total(greedy, "average_improvement_percentage") == pytest.approx(100 * improvement)
+    assert metric_total(greedy, "experiments_active") == 0
+
 
 def test_result_replayed_after_restart_is_counted_once(topics, greedy, mongo):
     """A second copy of the same result (a replay) neither counts twice nor moves anything."""
@@ -147,6 +155,9 @@ def test_result_replayed_after_restart_is_counted_once(topics, greedy, mongo):
     wait_doc(db.optimizations, {"_id": req["optimization_id"]}, lambda d: d["status"] == "REJECTED")
     greedy.stop()
     greedy.start()
+    # The learned table came back from MongoDB.
+    stats = requests.get(greedy.url("/api/v1/optimizations/statistics/summary"), timeout=5).json()
+    assert stats["q_table_size"] == 1, stats
     send(topics["experiments_results"], "ExperimentResult", req["experiment_id"], result)
     time.sleep(3)
     entries = list(db.q_table.find({"result_id": req["experiment_id"]}))
@@ -196,3 +207,33 @@ def test_flood_of_identical_insights_makes_one_hypothesis(topics, greedy, mongo)
     assert metric_total(greedy, "insights_filtered_total") == 1
     assert db.optimizations.count_documents({}) == 1
     assert len(read_committed(topics["experiments_requests"], expected=1, timeout=10)) == 1
+
+
+def test_linucb_model_is_persisted_exactly(topics, optimizer, mongo):
+    """With OPTIMIZER_POLICY=linucb the learned model is each action's (A, b):
+    after one update from the ridge prior, A = I + x x^T and b = r x, so
+    b b^T = r^2 (A - I) whatever the feature vector x is."""
+    optimizer.env.update({"OPTIMIZER_POLICY": "linucb", "APPROVAL_RISK_THRESHOLD": "1"})
+    optimizer.start()
+    db = mongo[optimizer.env["MONGODB_DATABASE"]]
+    send(topics["insights"], "Insight", "orchestrator", insight("orchestrator"))
+    req = hive_avro.decode("ExperimentRequest",
+                           read_committed(topics["experiments_requests"], expected=1, timeout=60)[0].value())
+    now = int(time.time() * 1000)
+    send(topics["experiments_results"], "ExperimentResult", req["experiment_id"], {
+        "schema_version": 1, "experiment_id": req["experiment_id"], "optimization_id": req["optimization_id"],
+        "experiment_type": req["experiment_type"], "target": "orchestrator", "candidate_version": None,
+        "status": "COMPLETED", "decision": "ACCEPT", "variants": [], "primary_metric": "latency_p95_ms",
+        "improvement": 0.2, "p_value": 0.01, "guardrail_violations": [], "reason": "",
+        "started_at": now - 1000, "ended_at": now})
+    hyp = wait_doc(db.optimizations, {"_id": req["optimization_id"]}, lambda d: d["status"] == "APPROVED")
+    assert hyp["policy"] == "linucb"
+    doc = wait_doc(db.q_table, {"key": f'linucb|{hyp["action"]}'})
+    assert doc["model"] == "linucb" and doc["n"] == 1 and doc["result_id"] == req["experiment_id"]
+    A, b, r = doc["A"], doc["b"], hyp["reward"]
+    dim = len(b)
+    assert len(A) == dim * dim
+    assert any(abs(v) > 0 for v in b)
+    for i in range(dim):
+        for j in range(dim):
+            assert b[i] * b[j] == pytest.approx(r * r * (A[i * dim + j] - (1.0 if i == j else 0.0)), abs=1e-12)
