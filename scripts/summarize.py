@@ -2,8 +2,8 @@
 """Adds up test results: meson's testlog JSON files and pytest's JUnit XML.
 
 Prints one line per suite, the failures by name, and last the line
-"N passed, N failed" over all suites. Exits 1 when anything failed or when a
-result file that was expected is missing.
+"N passed, N failed" over all suites. Exits 1 when anything failed, or when a
+suite that was expected left no result file or ran no test.
 """
 import json
 import sys
@@ -43,6 +43,10 @@ def main(argv):
             results = junit_results(path) if path.endswith(".xml") else meson_results(path)
         except (OSError, ValueError, ET.ParseError) as e:
             print(f"{label}: no results ({e})")
+            missing = True
+            continue
+        if not results:
+            print(f"{label}: ran no test")
             missing = True
             continue
         p = sum(1 for _, r in results if r in ("OK", "EXPECTEDFAIL"))
