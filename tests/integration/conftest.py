@@ -5,17 +5,19 @@ never see each other's records. The services under test are the real C
 binaries; the clients here are independent implementations (confluent-kafka,
 fastavro, pymongo, promtool).
 """
+import importlib
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 
 import pymongo
 import pytest
 import requests
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -193,3 +195,21 @@ def optimizer(topics):
 @pytest.fixture
 def mongo():
     return pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000)
+
+
+@pytest.fixture(scope="session")
+def pb(tmp_path_factory):
+    """(optimizer_pb2, optimizer_pb2_grpc), the Python gRPC messages and client
+    stubs generated once per session from the repository's .proto."""
+    from grpc_tools import protoc
+
+    proto_dir = os.path.join(ROOT, "schemas", "proto")
+    out = tmp_path_factory.mktemp("grpc_stubs")
+    rc = protoc.main(["grpc_tools.protoc", f"-I{proto_dir}", f"--python_out={out}", f"--grpc_python_out={out}",
+                      os.path.join(proto_dir, "optimizer.proto")])
+    assert rc == 0, "grpc_tools.protoc failed on optimizer.proto"
+    sys.path.insert(0, str(out))
+    try:
+        return importlib.import_module("optimizer_pb2"), importlib.import_module("optimizer_pb2_grpc")
+    finally:
+        sys.path.remove(str(out))

@@ -1,26 +1,24 @@
 """common/grpc against an independent gRPC client (grpcio).
 
-Stubs are generated from schemas/proto/optimizer.proto with grpc_tools.protoc
-at test time; the server is tests/integration/grpc_echo_server, a C program
+Client classes come from schemas/proto/optimizer.proto through the `pb`
+fixture of conftest.py; the server is tests/integration/grpc_echo_server, a C program
 serving canned OptimizerAgent answers through common/grpc with protobuf-c.
 It needs no stack. The binary comes from GRPC_ECHO_SERVER_BIN, else
 build-asan/, else build/.
 """
-import importlib
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from grpc_tools import protoc
+
+from conftest import free_port
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PROTO_DIR = os.path.join(ROOT, "schemas", "proto")
 SERVICE = "/neuralhive.optimizer.v1.OptimizerAgent/"
 
 
@@ -32,31 +30,6 @@ def echo_server_binary():
         if path and os.access(path, os.X_OK):
             return path
     pytest.fail("grpc_echo_server is not built (scripts/build.sh) and GRPC_ECHO_SERVER_BIN is not set")
-
-
-@pytest.fixture(scope="module")
-def pb(tmp_path_factory):
-    """(optimizer_pb2, optimizer_pb2_grpc) generated from the repository's .proto."""
-    out = tmp_path_factory.mktemp("grpc_stubs")
-    rc = protoc.main([
-        "grpc_tools.protoc",
-        f"-I{PROTO_DIR}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        os.path.join(PROTO_DIR, "optimizer.proto"),
-    ])
-    assert rc == 0, "grpc_tools.protoc failed on optimizer.proto"
-    sys.path.insert(0, str(out))
-    try:
-        return importlib.import_module("optimizer_pb2"), importlib.import_module("optimizer_pb2_grpc")
-    finally:
-        sys.path.remove(str(out))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

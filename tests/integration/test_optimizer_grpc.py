@@ -2,50 +2,25 @@
 against the real optimizer binary and the local stack, with grpcio as the
 client.
 
-Stubs are generated from schemas/proto/optimizer.proto with grpc_tools.protoc
+Client classes come from schemas/proto/optimizer.proto (the `pb` fixture of conftest.py)
 at test time. Optimizations are seeded with pymongo into the test's own
 database, in the shape optimizer/repo.c writes; TriggerOptimization goes the
 whole way: an Insight on the test's insights topic, which the engine turns
 into a hypothesis that GetOptimizationStatus then shows.
 """
-import importlib
-import os
-import sys
 import time
 import uuid
 
 import grpc
 import pytest
 from confluent_kafka import Consumer
-from grpc_tools import protoc
 
 from conftest import BOOTSTRAP, read_committed
 import hive_avro
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PROTO_DIR = os.path.join(ROOT, "schemas", "proto")
 SERVICE = "/neuralhive.optimizer.v1.OptimizerAgent/"
 STATUSES = ["PROPOSED", "AWAITING_APPROVAL", "EXPERIMENTING", "APPROVED", "APPLIED", "REJECTED",
             "ROLLED_BACK"]
-
-
-@pytest.fixture(scope="module")
-def pb(tmp_path_factory):
-    """(optimizer_pb2, optimizer_pb2_grpc) generated from the repository's .proto."""
-    out = tmp_path_factory.mktemp("optimizer_grpc_stubs")
-    rc = protoc.main([
-        "grpc_tools.protoc",
-        f"-I{PROTO_DIR}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        os.path.join(PROTO_DIR, "optimizer.proto"),
-    ])
-    assert rc == 0, "grpc_tools.protoc failed on optimizer.proto"
-    sys.path.insert(0, str(out))
-    try:
-        return importlib.import_module("optimizer_pb2"), importlib.import_module("optimizer_pb2_grpc")
-    finally:
-        sys.path.remove(str(out))
 
 
 @pytest.fixture
