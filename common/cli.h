@@ -9,8 +9,8 @@
 #include "config.h"
 
 typedef struct {
-    const char *name;        /* binary name, e.g. "optimizer" */
-    const char *summary;     /* one paragraph: what the service does */
+    const char *name;    /* binary name, e.g. "optimizer" */
+    const char *summary; /* one paragraph: what the service does */
     const config_item_t *config;
     size_t nconfig;
 } cli_spec_t;

@@ -23,7 +23,7 @@ typedef enum {
 } config_type_t;
 
 typedef struct {
-    const char *name;    /* environment variable, e.g. "LEARNING_RATE" */
+    const char *name; /* environment variable, e.g. "LEARNING_RATE" */
     config_type_t type;
     const char *def;     /* default as text; NULL = required (string) or empty */
     double min, max;     /* accepted range for INT and DOUBLE */

@@ -281,9 +281,9 @@ grpc_server_t *grpc_server_create(uv_loop_t *loop, const char *host, int port, m
     if (metrics) {
         s->m_requests = metrics_counter(metrics, "grpc_requests_total",
                                         "gRPC calls answered, by method and status.", "method,code");
-        s->m_duration = metrics_histogram(metrics, "grpc_request_duration_seconds",
-                                          "Time from a call's request headers to its status.", "method", NULL,
-                                          0);
+        s->m_duration =
+            metrics_histogram(metrics, "grpc_request_duration_seconds",
+                              "Time from a call's request headers to its status.", "method", NULL, 0);
     }
     int fd = listen_open("grpc", host, port, &s->port, err, errlen);
     if (fd < 0) {

@@ -55,21 +55,21 @@ struct grpc_call_s {
     uint64_t start_ns;
     metric_t *m_requests, *m_duration;
     /* request */
-    char *path;                   /* :path as received */
-    const grpc_method_t *method;  /* NULL: not resolved (yet) or unknown */
-    bool is_post, grpc_ctype;     /* :method POST, content-type application/grpc */
+    char *path;                  /* :path as received */
+    const grpc_method_t *method; /* NULL: not resolved (yet) or unknown */
+    bool is_post, grpc_ctype;    /* :method POST, content-type application/grpc */
     bool headers_done, dispatched;
     grpc_deframer_t deframer;
     uint8_t *req;
     size_t req_len;
     int nreq;
     /* response */
-    bool headers_sent;    /* response HEADERS submitted */
-    bool finished;        /* status decided; trailers follow the queued data */
-    bool deferred;        /* the data source answered NGHTTP2_ERR_DEFERRED */
+    bool headers_sent; /* response HEADERS submitted */
+    bool finished;     /* status decided; trailers follow the queued data */
+    bool deferred;     /* the data source answered NGHTTP2_ERR_DEFERRED */
     int status;
-    char *message;        /* grpc-message, percent-encoded, or NULL */
-    uint8_t *out;         /* framed messages not yet taken by nghttp2 */
+    char *message; /* grpc-message, percent-encoded, or NULL */
+    uint8_t *out;  /* framed messages not yet taken by nghttp2 */
     size_t out_off, out_len, out_cap;
 };
 

@@ -14,7 +14,6 @@
 #include "listen.h"
 #include "log.h"
 
-
 /* ---- built-in routes ------------------------------------------------------- */
 
 static void handle_health(void *ctx, http_req_t *r)

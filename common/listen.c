@@ -22,7 +22,8 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-int listen_prepare(const char *who, const uv_loop_t *loop, const char **host, int port, char *err, size_t errlen)
+int listen_prepare(const char *who, const uv_loop_t *loop, const char **host, int port, char *err,
+                   size_t errlen)
 {
     if (!*host) {
         *host = "0.0.0.0";

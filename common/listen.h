@@ -17,7 +17,8 @@
  * SIGPIPE unless someone installed a handler (a peer that has gone must not
  * kill the process when we write). Returns 0, or -1 with a message in `err`
  * that starts with `who`. */
-int listen_prepare(const char *who, const uv_loop_t *loop, const char **host, int port, char *err, size_t errlen);
+int listen_prepare(const char *who, const uv_loop_t *loop, const char **host, int port, char *err,
+                   size_t errlen);
 
 /* Resolves `host`, binds `port` (0 = any free port) and listens. Returns the
  * fd and sets *out_port to the port actually bound, or returns -1 with a

@@ -13,8 +13,8 @@ static const double default_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 typedef struct series_s {
     struct series_s *next;
     char *values[METRICS_MAX_LABELS];
-    double value;      /* counter, gauge; histogram sum */
-    unsigned long count; /* histogram observations */
+    double value;           /* counter, gauge; histogram sum */
+    unsigned long count;    /* histogram observations */
     unsigned long *buckets; /* histogram, cumulative on render */
 } series_t;
 
@@ -402,7 +402,8 @@ static void render_metric(sbuf_t *b, const metric_t *m)
     sb_printf(b, "\n# TYPE %s %s\n", m->name, type_names[m->type]);
     /* A metric without labels shows its zero value before the first update. */
     series_t zero = {0};
-    const series_t *first = m->series ? m->series : (m->nlabels == 0 && m->type != METRIC_HISTOGRAM ? &zero : NULL);
+    const series_t *first =
+        m->series ? m->series : (m->nlabels == 0 && m->type != METRIC_HISTOGRAM ? &zero : NULL);
     for (const series_t *s = first; s; s = s->next) {
         if (m->type != METRIC_HISTOGRAM) {
             sb_printf(b, "%s", m->name);

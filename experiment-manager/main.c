@@ -1,4 +1,5 @@
-/* experiment-manager: Runs controlled experiments (A/B, canary, shadow, bandit) with guardrails: consumes experiments.requests, publishes experiments.assignments and experiments.results.
+/* experiment-manager: Runs controlled experiments (A/B, canary, shadow, bandit) with guardrails: consumes
+ * experiments.requests, publishes experiments.assignments and experiments.results.
  *
  * The service's logic is not written yet: the binary answers --help and
  * --version and refuses to start, so nobody deploys it by mistake.
@@ -11,7 +12,10 @@ int main(int argc, char **argv)
 {
     const cli_spec_t spec = {
         .name = "experiment-manager",
-        .summary = "Runs controlled experiments (A/B, canary, shadow, bandit) with guardrails: consumes experiments.requests, publishes experiments.assignments and experiments.results.\n\nSTATUS: the logic of this service is not written yet; starting it exits with status 3.",
+        .summary =
+            "Runs controlled experiments (A/B, canary, shadow, bandit) with guardrails: consumes "
+            "experiments.requests, publishes experiments.assignments and experiments.results.\n\nSTATUS: the "
+            "logic of this service is not written yet; starting it exits with status 3.",
     };
     int rc = cli_handle(&spec, argc, argv);
     if (rc >= 0) {

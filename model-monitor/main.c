@@ -1,4 +1,5 @@
-/* model-monitor: Watches model performance, human feedback and data drift: consumes ml.features, publishes models.health and models.degraded.
+/* model-monitor: Watches model performance, human feedback and data drift: consumes ml.features, publishes
+ * models.health and models.degraded.
  *
  * The service's logic is not written yet: the binary answers --help and
  * --version and refuses to start, so nobody deploys it by mistake.
@@ -11,7 +12,9 @@ int main(int argc, char **argv)
 {
     const cli_spec_t spec = {
         .name = "model-monitor",
-        .summary = "Watches model performance, human feedback and data drift: consumes ml.features, publishes models.health and models.degraded.\n\nSTATUS: the logic of this service is not written yet; starting it exits with status 3.",
+        .summary = "Watches model performance, human feedback and data drift: consumes ml.features, "
+                   "publishes models.health and models.degraded.\n\nSTATUS: the logic of this service is not "
+                   "written yet; starting it exits with status 3.",
     };
     int rc = cli_handle(&spec, argc, argv);
     if (rc >= 0) {

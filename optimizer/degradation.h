@@ -17,7 +17,9 @@ typedef struct {
 } degradation_thresholds_t;
 
 /* The seed's thresholds. */
+/* clang-format off */
 #define DEGRADATION_THRESHOLDS_DEFAULT {0.99, 1000.0, 0.01}
+/* clang-format on */
 
 typedef enum {
     DEGRADATION_SLO = 1 << 0,
@@ -40,7 +42,7 @@ typedef struct {
     double severity;       /* relative excess of the worst violation; 1.0 = twice as bad as allowed */
     const char *priority;  /* "CRITICAL" when severity >= 1 or two or more rules broke, else "HIGH" */
     char violations[64];   /* comma-separated metric names of every broken rule */
-    char insight_id[24];   /* "ins-" + 16 hex digits, a hash of service and window: a replay gets the same id */
+    char insight_id[24]; /* "ins-" + 16 hex digits, a hash of service and window: a replay gets the same id */
     char description[256];
 } degradation_t;
 

@@ -12,8 +12,8 @@
 
 struct engine_s {
     engine_conf_t conf;
-    metric_t *generated, *suppressed, *filtered, *submitted, *succeeded, *failed, *applied, *rollbacks, *duration,
-        *noop;
+    metric_t *generated, *suppressed, *filtered, *submitted, *succeeded, *failed, *applied, *rollbacks,
+        *duration, *noop;
 };
 
 engine_t *engine_create(const engine_conf_t *conf)
@@ -25,13 +25,15 @@ engine_t *engine_create(const engine_conf_t *conf)
     e->conf = *conf;
     metrics_t *m = conf->metrics;
     e->generated = metrics_counter(m, "hypotheses_generated_total", "Hypotheses generated, by type", "type");
-    e->suppressed = metrics_counter(m, "hypotheses_suppressed_total",
-                                    "Insights debounced: an open hypothesis exists for the component and problem",
-                                    "problem");
-    e->filtered = metrics_counter(m, "insights_filtered_total", "Insights below HIGH priority, ignored", NULL);
+    e->suppressed = metrics_counter(
+        m, "hypotheses_suppressed_total",
+        "Insights debounced: an open hypothesis exists for the component and problem", "problem");
+    e->filtered =
+        metrics_counter(m, "insights_filtered_total", "Insights below HIGH priority, ignored", NULL);
     e->noop = metrics_counter(m, "decisions_noop_total", "Decisions that chose to change nothing", NULL);
     e->submitted = metrics_counter(m, "experiments_submitted_total", "Experiment requests published", "type");
-    e->succeeded = metrics_counter(m, "experiments_succeeded_total", "Experiments that met their criteria", NULL);
+    e->succeeded =
+        metrics_counter(m, "experiments_succeeded_total", "Experiments that met their criteria", NULL);
     e->failed = metrics_counter(m, "experiments_failed_total", "Experiments that did not", NULL);
     e->applied = metrics_counter(m, "optimizations_applied_total", "Optimizations confirmed applied", "type");
     e->rollbacks = metrics_counter(m, "rollbacks_total", "Optimizations rolled back", "type");
@@ -62,8 +64,8 @@ static double mono_seconds(void)
 /* ---- records out ------------------------------------------------------------------ */
 
 /* Encodes `v` (consumed) and adds it to the transaction. */
-static int emit(engine_t *e, kafka_out_t *out, const char *topic, const char *key, avro_value_t *v, char *reason,
-                size_t reasonlen)
+static int emit(engine_t *e, kafka_out_t *out, const char *topic, const char *key, avro_value_t *v,
+                char *reason, size_t reasonlen)
 {
     void *bytes = NULL;
     size_t len = 0;
@@ -94,7 +96,8 @@ static int set_adjustments(avro_value_t *rec, const char *field, const char *act
         return avro_set_map_double(rec, field, action_specialist_name(a->param.weight.specialist),
                                    a->param.weight.delta);
     case ACTION_SLO_ADJUSTMENT:
-        return avro_set_map_double(rec, field, slo_metric_name(a->param.slo.metric), a->param.slo.relative_change);
+        return avro_set_map_double(rec, field, slo_metric_name(a->param.slo.metric),
+                                   a->param.slo.relative_change);
     case ACTION_HEURISTIC_UPDATE:
         return avro_set_map_double(rec, field, a->param.heuristic.heuristic, a->param.heuristic.delta);
     case ACTION_POLICY_CHANGE:
@@ -104,17 +107,19 @@ static int set_adjustments(avro_value_t *rec, const char *field, const char *act
     }
 }
 
-static int emit_approval_request(engine_t *e, const hypothesis_t *h, kafka_out_t *out, char *reason, size_t rl)
+static int emit_approval_request(engine_t *e, const hypothesis_t *h, kafka_out_t *out, char *reason,
+                                 size_t rl)
 {
     avro_value_t v;
     if (avro_codec_new_value(e->conf.codec, "ApprovalRequest", &v) != 0) {
         return -1;
     }
-    int rc = avro_set_string(&v, "optimization_id", h->id) || avro_set_enum_name(&v, "optimization_type", h->type) ||
-             avro_set_string(&v, "target", h->component) || avro_set_string(&v, "hypothesis", h->rationale) ||
-             set_adjustments(&v, "adjustments", h->action) ||
-             avro_set_double(&v, "expected_improvement", h->expected_improvement) ||
-             avro_set_double(&v, "risk_score", h->risk) || avro_set_long(&v, "requested_at", h->created_at_ms);
+    int rc =
+        avro_set_string(&v, "optimization_id", h->id) ||
+        avro_set_enum_name(&v, "optimization_type", h->type) || avro_set_string(&v, "target", h->component) ||
+        avro_set_string(&v, "hypothesis", h->rationale) || set_adjustments(&v, "adjustments", h->action) ||
+        avro_set_double(&v, "expected_improvement", h->expected_improvement) ||
+        avro_set_double(&v, "risk_score", h->risk) || avro_set_long(&v, "requested_at", h->created_at_ms);
     if (rc) {
         avro_value_decref(&v);
         snprintf(reason, rl, "cannot build ApprovalRequest for %s", h->id);
@@ -142,16 +147,18 @@ static void success_metric(const char *problem, const char **metric, const char 
     }
 }
 
-static int add_criterion(avro_value_t *rec, const char *field, const char *metric, const char *op, double threshold)
+static int add_criterion(avro_value_t *rec, const char *field, const char *metric, const char *op,
+                         double threshold)
 {
     avro_value_t item, f;
     return avro_append_item(rec, field, &item) || avro_value_get_by_name(&item, "metric", &f, NULL) ||
            avro_value_set_string(&f, metric) || avro_value_get_by_name(&item, "operator", &f, NULL) ||
-           avro_set_enum_name(&item, "operator", op) || avro_value_get_by_name(&item, "threshold", &f, NULL) ||
-           avro_value_set_double(&f, threshold);
+           avro_set_enum_name(&item, "operator", op) ||
+           avro_value_get_by_name(&item, "threshold", &f, NULL) || avro_value_set_double(&f, threshold);
 }
 
-static int emit_experiment_request(engine_t *e, const hypothesis_t *h, kafka_out_t *out, char *reason, size_t rl)
+static int emit_experiment_request(engine_t *e, const hypothesis_t *h, kafka_out_t *out, char *reason,
+                                   size_t rl)
 {
     avro_value_t v;
     if (avro_codec_new_value(e->conf.codec, "ExperimentRequest", &v) != 0) {
@@ -160,13 +167,16 @@ static int emit_experiment_request(engine_t *e, const hypothesis_t *h, kafka_out
     const char *metric, *op;
     success_metric(h->problem, &metric, &op);
     int rc = avro_set_string(&v, "experiment_id", h->experiment_id) ||
-             avro_set_string(&v, "optimization_id", h->id) || avro_set_string(&v, "requested_by", "optimizer") ||
+             avro_set_string(&v, "optimization_id", h->id) ||
+             avro_set_string(&v, "requested_by", "optimizer") ||
              avro_set_enum_name(&v, "experiment_type", h->risk > 0.3 ? "CANARY" : "AB_TEST") ||
              avro_set_string(&v, "target", h->component) || avro_set_string(&v, "hypothesis", h->rationale) ||
-             avro_set_enum_name(&v, "optimization_type", h->type) || set_adjustments(&v, "parameters", h->action) ||
+             avro_set_enum_name(&v, "optimization_type", h->type) ||
+             set_adjustments(&v, "parameters", h->action) ||
              avro_set_double(&v, "expected_improvement", h->expected_improvement) ||
              avro_set_double(&v, "confidence", h->confidence) || avro_set_double(&v, "risk_score", h->risk) ||
-             avro_set_double(&v, "q_value", h->q_value) || avro_set_double(&v, "traffic_split", e->conf.traffic_split) ||
+             avro_set_double(&v, "q_value", h->q_value) ||
+             avro_set_double(&v, "traffic_split", e->conf.traffic_split) ||
              avro_set_long(&v, "duration_seconds", e->conf.experiment_duration_s) ||
              add_criterion(&v, "success_criteria", "relative_improvement", "GE", e->conf.min_improvement) ||
              add_criterion(&v, "success_criteria", metric, op, 0.0) ||
@@ -192,7 +202,8 @@ static int emit_apply(engine_t *e, const hypothesis_t *h, kafka_out_t *out, char
     char why[160];
     snprintf(why, sizeof(why), "experiment %s improved by %.1f%%", h->experiment_id, 100.0 * h->improvement);
     int rc = avro_set_string(&v, "command_id", command_id) || avro_set_enum_name(&v, "command", "APPLY") ||
-             avro_set_string(&v, "optimization_id", h->id) || avro_set_enum_name(&v, "optimization_type", h->type) ||
+             avro_set_string(&v, "optimization_id", h->id) ||
+             avro_set_enum_name(&v, "optimization_type", h->type) ||
              avro_set_string(&v, "target", h->component) || set_adjustments(&v, "adjustments", h->action) ||
              avro_set_string(&v, "experiment_id", h->experiment_id) || avro_set_string(&v, "reason", why) ||
              avro_set_long(&v, "issued_at", h->updated_at_ms);
@@ -205,7 +216,8 @@ static int emit_apply(engine_t *e, const hypothesis_t *h, kafka_out_t *out, char
 }
 
 /* Emits what `effects` asks for. */
-static int carry_out(engine_t *e, const hypothesis_t *h, unsigned effects, kafka_out_t *out, char *reason, size_t rl)
+static int carry_out(engine_t *e, const hypothesis_t *h, unsigned effects, kafka_out_t *out, char *reason,
+                     size_t rl)
 {
     if ((effects & HYP_EMIT_APPROVAL_REQUEST) && emit_approval_request(e, h, out, reason, rl) != 0) {
         return -1;
@@ -248,7 +260,8 @@ static problem_kind_t problem_of(avro_value_t *v, const char *metric)
     const char *label = NULL;
     size_t len = 0;
     problem_kind_t p;
-    if (avro_get_map_string(v, "labels", "problem", &label, &len) == 0 && label && state_problem_parse(label, &p) == 0) {
+    if (avro_get_map_string(v, "labels", "problem", &label, &len) == 0 && label &&
+        state_problem_parse(label, &p) == 0) {
         return p;
     }
     if (strstr(metric, "latency")) {
@@ -280,8 +293,9 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
     size_t n;
     state_insight_t si = {0};
     const char *field = "insight_id";
-    if (avro_get_string(&v, field, &insight_id, &n) || !n || avro_get_string(&v, field = "component", &component, &n) ||
-        !n || avro_get_string(&v, field = "metric", &metric, &n) ||
+    if (avro_get_string(&v, field, &insight_id, &n) || !n ||
+        avro_get_string(&v, field = "component", &component, &n) || !n ||
+        avro_get_string(&v, field = "metric", &metric, &n) ||
         avro_get_enum_name(&v, field = "priority", &priority) ||
         avro_get_double(&v, field = "current_value", &si.current_value) ||
         avro_get_double(&v, field = "baseline_value", &si.baseline_value) ||
@@ -380,8 +394,9 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
     } else {
         metric_add(e->generated, 1, h.type);
     }
-    log_info(p.no_change ? "decided to change nothing" : "hypothesis proposed", "optimization_id", h.id, "insight_id", h.insight_id, "component", h.component,
-             "action", h.action, "status", hyp_status_name(h.status));
+    log_info(p.no_change ? "decided to change nothing" : "hypothesis proposed", "optimization_id", h.id,
+             "insight_id", h.insight_id, "component", h.component, "action", h.action, "status",
+             hyp_status_name(h.status));
 done:
     avro_value_decref(&v);
     return verdict;
@@ -391,8 +406,8 @@ done:
 
 /* Reads the hypothesis an event names; KAFKA_OK with *found false when the
  * event is not about one of ours (the retrainer's experiments, say). */
-static kafka_verdict_t load_hypothesis(engine_t *e, const char *id, const char *experiment_id, hypothesis_t *h,
-                                       bool *found, char *reason, size_t rl)
+static kafka_verdict_t load_hypothesis(engine_t *e, const char *id, const char *experiment_id,
+                                       hypothesis_t *h, bool *found, char *reason, size_t rl)
 {
     int rc = id && *id ? repo_hyp_get(e->conf.store, id, h) : STORE_ENOTFOUND;
     if (rc == STORE_ENOTFOUND && experiment_id) {
@@ -460,10 +475,11 @@ static kafka_verdict_t on_result(engine_t *e, const rd_kafka_message_t *msg, kaf
     const char *experiment_id = NULL, *id = NULL, *status = NULL, *decision = NULL, *why = "";
     size_t n;
     double improvement = 0;
-    if (avro_get_string(&v, "experiment_id", &experiment_id, &n) || avro_get_enum_name(&v, "status", &status) ||
-        avro_get_enum_name(&v, "decision", &decision) || avro_get_double(&v, "improvement", &improvement) ||
-        !isfinite(improvement)) {
-        snprintf(reason, rl, "invalid ExperimentResult: experiment_id, status, decision or improvement missing");
+    if (avro_get_string(&v, "experiment_id", &experiment_id, &n) ||
+        avro_get_enum_name(&v, "status", &status) || avro_get_enum_name(&v, "decision", &decision) ||
+        avro_get_double(&v, "improvement", &improvement) || !isfinite(improvement)) {
+        snprintf(reason, rl,
+                 "invalid ExperimentResult: experiment_id, status, decision or improvement missing");
         avro_value_decref(&v);
         return KAFKA_BAD_INPUT;
     }
@@ -504,7 +520,8 @@ static kafka_verdict_t on_result(engine_t *e, const rd_kafka_message_t *msg, kaf
     if ((effects & HYP_LEARN) || replay) {
         /* Counted at most once per experiment, across replays and replicas. */
         bool counted = false;
-        int rc = learner_learn(e->conf.learner, e->conf.store, &st, action, h.reward, experiment_id, &counted);
+        int rc =
+            learner_learn(e->conf.learner, e->conf.store, &st, action, h.reward, experiment_id, &counted);
         if (rc != 0) {
             verdict = store_verdict(rc, "saving the learning update", reason, rl);
             goto done;

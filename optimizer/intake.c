@@ -45,8 +45,8 @@ static double now_seconds(void)
 }
 
 /* Reads the fields the rule needs; fails naming the first missing field. */
-static int read_telemetry(avro_value_t *v, telemetry_view_t *t, char *service, size_t service_len, char *reason,
-                          size_t reasonlen)
+static int read_telemetry(avro_value_t *v, telemetry_view_t *t, char *service, size_t service_len,
+                          char *reason, size_t reasonlen)
 {
     const char *s = NULL;
     size_t len = 0;
@@ -71,7 +71,8 @@ bad:
 }
 
 /* The observation stored in MongoDB: what was seen and what was decided. */
-static bson_t *observation_doc(const telemetry_view_t *t, const degradation_t *d, const rd_kafka_message_t *msg)
+static bson_t *observation_doc(const telemetry_view_t *t, const degradation_t *d,
+                               const rd_kafka_message_t *msg)
 {
     bson_t *doc = bson_new();
     BSON_APPEND_UTF8(doc, "service", t->service);
@@ -101,16 +102,19 @@ static int encode_insight(intake_t *in, const telemetry_view_t *t, const degrada
     }
     char severity[32];
     snprintf(severity, sizeof(severity), "%.4f", d->severity);
-    int rc = avro_set_string(&v, "insight_id", d->insight_id) || avro_set_string(&v, "source", "optimizer.telemetry") ||
-             avro_set_enum_name(&v, "type", "DEGRADATION") || avro_set_enum_name(&v, "priority", d->priority) ||
+    int rc = avro_set_string(&v, "insight_id", d->insight_id) ||
+             avro_set_string(&v, "source", "optimizer.telemetry") ||
+             avro_set_enum_name(&v, "type", "DEGRADATION") ||
+             avro_set_enum_name(&v, "priority", d->priority) ||
              avro_set_string(&v, "component", t->service) || avro_set_string(&v, "metric", d->metric) ||
              avro_set_double(&v, "current_value", d->current_value) ||
              avro_set_double(&v, "baseline_value", d->baseline_value) ||
-             avro_set_string(&v, "description", d->description) || avro_set_long(&v, "timestamp", t->window_end_ms) ||
+             avro_set_string(&v, "description", d->description) ||
+             avro_set_long(&v, "timestamp", t->window_end_ms) ||
              avro_value_get_by_name(&v, "labels", &labels, NULL) ||
              avro_value_add(&labels, "violations", &elem, NULL, NULL) ||
-             avro_value_set_string(&elem, d->violations) || avro_value_add(&labels, "severity", &elem, NULL, NULL) ||
-             avro_value_set_string(&elem, severity);
+             avro_value_set_string(&elem, d->violations) ||
+             avro_value_add(&labels, "severity", &elem, NULL, NULL) || avro_value_set_string(&elem, severity);
     if (rc == 0) {
         rc = avro_codec_encode(in->conf.codec, in->conf.insights_topic, &v, out, out_len, reason, reasonlen);
     } else {
@@ -126,8 +130,8 @@ kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka
     intake_t *in = ctx;
     double started = now_seconds();
     avro_value_t v;
-    if (avro_codec_decode(in->conf.codec, msg->payload, msg->len, "TelemetryAggregated", &v, reason, reasonlen) !=
-        0) {
+    if (avro_codec_decode(in->conf.codec, msg->payload, msg->len, "TelemetryAggregated", &v, reason,
+                          reasonlen) != 0) {
         return KAFKA_BAD_INPUT;
     }
     telemetry_view_t t;
@@ -142,7 +146,8 @@ kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka
     degradation_t d;
     rc = degradation_detect(&in->conf.thresholds, &t, &d);
     if (rc < 0) {
-        snprintf(reason, reasonlen, "invalid TelemetryAggregated: NaN value or window_end before window_start");
+        snprintf(reason, reasonlen,
+                 "invalid TelemetryAggregated: NaN value or window_end before window_start");
         return KAFKA_BAD_INPUT;
     }
     if (rc == 0) {

@@ -18,11 +18,11 @@
 typedef struct intake_s intake_t;
 
 typedef struct {
-    const char *insights_topic;        /* where synthetic insights go */
+    const char *insights_topic; /* where synthetic insights go */
     degradation_thresholds_t thresholds;
-    avro_codec_t *codec;               /* borrowed */
-    store_t *store;                    /* borrowed */
-    metrics_t *metrics;                /* borrowed */
+    avro_codec_t *codec; /* borrowed */
+    store_t *store;      /* borrowed */
+    metrics_t *metrics;  /* borrowed */
 } intake_conf_t;
 
 /* Creates the intake; the borrowed parts must outlive it. Free with intake_destroy(). */

@@ -25,12 +25,13 @@ learner_t *learner_create(const policy_config_t *cfg, uint64_t seed, metrics_t *
     }
     pthread_mutex_init(&l->mu, NULL);
     rng_seed(&l->rng, seed);
-    l->updates = metrics_counter(m, "q_table_updates_total", "Learning updates counted (Q-table or posterior)", NULL);
+    l->updates =
+        metrics_counter(m, "q_table_updates_total", "Learning updates counted (Q-table or posterior)", NULL);
     l->table_size = metrics_gauge(m, "q_table_size", "States in the learned table", NULL);
     l->epsilon = metrics_gauge(m, "epsilon_value", "Current exploration rate (Q-learning)", NULL);
     static const double reward_bounds[] = {-0.5, -0.2, -0.1, -0.05, 0, 0.05, 0.1, 0.2, 0.5};
-    l->rewards = metrics_histogram(m, "reward_distribution", "Rewards fed to the learner", NULL, reward_bounds,
-                                   sizeof(reward_bounds) / sizeof(reward_bounds[0]));
+    l->rewards = metrics_histogram(m, "reward_distribution", "Rewards fed to the learner", NULL,
+                                   reward_bounds, sizeof(reward_bounds) / sizeof(reward_bounds[0]));
     return l;
 }
 
@@ -118,7 +119,8 @@ static void append_doubles(bson_t *doc, const char *key, const double *v, size_t
 static int read_doubles(const bson_t *doc, const char *key, double *out, size_t n)
 {
     bson_iter_t it, child;
-    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &child)) {
+    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &child)) {
         return -1;
     }
     size_t i = 0;
@@ -160,7 +162,8 @@ static int restore_one(void *arg, const bson_t *doc)
         }
     } else if (state_key && action) {
         /* Documents come sorted by revision, so the last one loaded wins. */
-        if (load_entry(r->l, state_key, action, doc_num(doc, "value"), (uint64_t)doc_num(doc, "visits")) == 0) {
+        if (load_entry(r->l, state_key, action, doc_num(doc, "value"), (uint64_t)doc_num(doc, "visits")) ==
+            0) {
             r->loaded++;
         }
     }
@@ -271,8 +274,8 @@ int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t actio
         return STORE_EINVALID;
     }
     bson_t *doc = BCON_NEW("state_key", BCON_UTF8(s->key), "action", BCON_UTF8(a->name), "value",
-                           BCON_DOUBLE(value), "visits", BCON_INT64((int64_t)visits), "reward", BCON_DOUBLE(reward),
-                           "result_id", BCON_UTF8(experiment_id));
+                           BCON_DOUBLE(value), "visits", BCON_INT64((int64_t)visits), "reward",
+                           BCON_DOUBLE(reward), "result_id", BCON_UTF8(experiment_id));
     if (linucb) {
         BSON_APPEND_UTF8(doc, "model", "linucb");
         append_doubles(doc, "A", A, BANDIT_DIM * BANDIT_DIM);

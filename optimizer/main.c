@@ -10,12 +10,12 @@
 #include "avro_codec.h"
 #include "cli.h"
 #include "config.h"
-#include "http.h"
 #include "engine.h"
 #include "grpc.h"
+#include "http.h"
 #include "intake.h"
-#include "learner.h"
 #include "kafka.h"
+#include "learner.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
@@ -58,8 +58,8 @@ static const config_item_t config_items[] = {
      &cfg.approvals_responses_topic, "ApprovalResponse input"},
     {"KAFKA_EXPERIMENT_REQUESTS_TOPIC", CONFIG_STRING, "experiments.requests", 0, 0, NULL,
      &cfg.experiments_requests_topic, "ExperimentRequest output"},
-    {"KAFKA_EXPERIMENTS_TOPIC", CONFIG_STRING, "experiments.results", 0, 0, NULL, &cfg.experiments_results_topic,
-     "ExperimentResult input"},
+    {"KAFKA_EXPERIMENTS_TOPIC", CONFIG_STRING, "experiments.results", 0, 0, NULL,
+     &cfg.experiments_results_topic, "ExperimentResult input"},
     {"KAFKA_COMMANDS_TOPIC", CONFIG_STRING, "optimization.commands", 0, 0, NULL, &cfg.commands_topic,
      "OptimizationCommand output (APPLY, ROLLBACK)"},
     {"KAFKA_OPTIMIZATION_TOPIC", CONFIG_STRING, "optimization.applied", 0, 0, NULL, &cfg.applied_topic,
@@ -72,7 +72,8 @@ static const config_item_t config_items[] = {
      "the optimizer's database"},
     {"REDIS_HOST", CONFIG_STRING, "127.0.0.1", 0, 0, NULL, &cfg.redis_host, "Redis host"},
     {"REDIS_PORT", CONFIG_INT, "6379", 1, 65535, NULL, &cfg.redis_port, "Redis port"},
-    {"HTTP_HOST", CONFIG_STRING, "127.0.0.1", 0, 0, NULL, &cfg.http_host, "address of /health, /ready, /metrics"},
+    {"HTTP_HOST", CONFIG_STRING, "127.0.0.1", 0, 0, NULL, &cfg.http_host,
+     "address of /health, /ready, /metrics"},
     {"HTTP_PORT", CONFIG_INT, "8000", 1, 65535, NULL, &cfg.http_port, "port of /health, /ready, /metrics"},
     {"SLO_COMPLIANCE_THRESHOLD", CONFIG_DOUBLE, "0.99", 0, 1, NULL, &cfg.th.slo_compliance_min,
      "degraded below this SLO compliance"},
@@ -88,7 +89,8 @@ static const config_item_t config_items[] = {
     {"EXPLORATION_RATE", CONFIG_DOUBLE, "0.3", 0, 1, NULL, &cfg.exploration_rate,
      "epsilon at start; decays to EPSILON_MIN"},
     {"EPSILON_MIN", CONFIG_DOUBLE, "0.01", 0, 1, NULL, &cfg.epsilon_min, "floor of epsilon"},
-    {"EPSILON_DECAY", CONFIG_DOUBLE, "0.999", 0.5, 1, NULL, &cfg.epsilon_decay, "epsilon factor per decision"},
+    {"EPSILON_DECAY", CONFIG_DOUBLE, "0.999", 0.5, 1, NULL, &cfg.epsilon_decay,
+     "epsilon factor per decision"},
     {"MIN_IMPROVEMENT_THRESHOLD", CONFIG_DOUBLE, "0.05", 0, 1, NULL, &cfg.min_improvement,
      "an experiment succeeds only above this improvement"},
     {"RISK_PENALTY_FACTOR", CONFIG_DOUBLE, "0.2", 0, 10, NULL, &cfg.penalty_factor,
@@ -286,7 +288,8 @@ int main(int argc, char **argv)
     log_level_parse(cfg.log_level, &level);
     log_init("optimizer", level);
     const char *transactional_id = cfg.transactional_id;
-    if (strcmp(transactional_id, "auto") == 0 && kafka_default_transactional_id("optimizer", txid, sizeof(txid)) == 0) {
+    if (strcmp(transactional_id, "auto") == 0 &&
+        kafka_default_transactional_id("optimizer", txid, sizeof(txid)) == 0) {
         transactional_id = txid;
     }
 
@@ -308,9 +311,8 @@ int main(int argc, char **argv)
     lifecycle_add_stage(app.lc, "mongodb", stop_store_watch, &app);
 
     /* 4. Redis (readiness now; locks for the writers later). */
-    app.redis = redis_create(loop, &(redis_opts_t){.host = cfg.redis_host,
-                                                   .port = (int)cfg.redis_port,
-                                                   .metrics = app.metrics});
+    app.redis = redis_create(
+        loop, &(redis_opts_t){.host = cfg.redis_host, .port = (int)cfg.redis_port, .metrics = app.metrics});
     if (!app.redis) {
         log_error("cannot set up Redis");
         goto out;
@@ -382,7 +384,8 @@ int main(int argc, char **argv)
     app.learner = learner_create(&pcfg, cfg.seed ? (uint64_t)cfg.seed : (uint64_t)uv_hrtime(), app.metrics);
     int restored = app.learner ? learner_restore(app.learner, app.store) : -1;
     if (restored != 0) {
-        log_error("cannot restore the learner from MongoDB", "error", restored < 0 && app.learner ? store_strerror(restored) : "bad policy");
+        log_error("cannot restore the learner from MongoDB", "error",
+                  restored < 0 && app.learner ? store_strerror(restored) : "bad policy");
         goto out;
     }
     app.engine = engine_create(&(engine_conf_t){
@@ -458,11 +461,14 @@ int main(int argc, char **argv)
     lifecycle_add_stage(app.lc, "grpc", stop_grpc, &app);
 
     /* 8b. The fleet-wide gauges of seed 000. */
-    app.success_rate = metrics_gauge(app.metrics, "optimization_success_rate",
-                                     "Share of experiments that met their criteria, over every hypothesis", NULL);
-    app.avg_improvement = metrics_gauge(app.metrics, "average_improvement_percentage",
-                                        "Mean improvement of the experiments with a result, in percent", NULL);
-    app.experiments_active = metrics_gauge(app.metrics, "experiments_active", "Hypotheses in EXPERIMENTING", NULL);
+    app.success_rate =
+        metrics_gauge(app.metrics, "optimization_success_rate",
+                      "Share of experiments that met their criteria, over every hypothesis", NULL);
+    app.avg_improvement =
+        metrics_gauge(app.metrics, "average_improvement_percentage",
+                      "Mean improvement of the experiments with a result, in percent", NULL);
+    app.experiments_active =
+        metrics_gauge(app.metrics, "experiments_active", "Hypotheses in EXPERIMENTING", NULL);
     uv_timer_init(loop, &app.gauges_timer);
     app.gauges_timer.data = &app;
     uv_timer_start(&app.gauges_timer, on_gauges_timer, 1000, GAUGES_INTERVAL_MS);
@@ -471,8 +477,8 @@ int main(int argc, char **argv)
     /* 9. Run until SIGTERM; the stages drain in reverse order. */
     char ports[64];
     snprintf(ports, sizeof(ports), "http %ld, grpc %ld", cfg.http_port, cfg.grpc_port);
-    log_info("optimizer started", "telemetry_topic", cfg.telemetry_topic, "insights_topic", cfg.insights_topic,
-             "transactional_id", transactional_id, "policy", cfg.policy, "ports", ports);
+    log_info("optimizer started", "telemetry_topic", cfg.telemetry_topic, "insights_topic",
+             cfg.insights_topic, "transactional_id", transactional_id, "policy", cfg.policy, "ports", ports);
     exit_code = lifecycle_run(app.lc);
 
 out:

@@ -77,7 +77,8 @@ static int hyp_from_bson(const bson_t *d, hypothesis_t *h)
     h->created_at_ms = (int64_t)get_num(d, "created_at_ms");
     h->updated_at_ms = (int64_t)get_num(d, "updated_at_ms");
     bson_iter_t it;
-    h->has_result = bson_iter_init_find(&it, d, "has_result") && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
+    h->has_result =
+        bson_iter_init_find(&it, d, "has_result") && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
     return 0;
 }
 
@@ -175,8 +176,8 @@ int repo_hyp_open_exists(store_t *s, const char *component, const char *problem,
         return 0;
     }
     if (rc == 0) {
-        *out_open = h.status == HYP_PROPOSED || h.status == HYP_AWAITING_APPROVAL || h.status == HYP_EXPERIMENTING ||
-                    h.status == HYP_APPROVED;
+        *out_open = h.status == HYP_PROPOSED || h.status == HYP_AWAITING_APPROVAL ||
+                    h.status == HYP_EXPERIMENTING || h.status == HYP_APPROVED;
     }
     return rc;
 }

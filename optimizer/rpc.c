@@ -235,8 +235,8 @@ static void on_triggered(void *arg, int status, const char *message, const char 
 static void trigger(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     rpc_t *r = ctx;
-    Neuralhive__Optimizer__V1__TriggerOptimizationRequest *in = (void *)decode(
-        call, &neuralhive__optimizer__v1__trigger_optimization_request__descriptor, req, len);
+    Neuralhive__Optimizer__V1__TriggerOptimizationRequest *in =
+        (void *)decode(call, &neuralhive__optimizer__v1__trigger_optimization_request__descriptor, req, len);
     if (!in) {
         return;
     }
@@ -316,8 +316,8 @@ static void on_rolled_back(void *arg, int status, const char *message, const hyp
 static void rollback(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     rpc_t *r = ctx;
-    Neuralhive__Optimizer__V1__RollbackOptimizationRequest *in = (void *)decode(
-        call, &neuralhive__optimizer__v1__rollback_optimization_request__descriptor, req, len);
+    Neuralhive__Optimizer__V1__RollbackOptimizationRequest *in =
+        (void *)decode(call, &neuralhive__optimizer__v1__rollback_optimization_request__descriptor, req, len);
     if (!in) {
         return;
     }

@@ -1,4 +1,5 @@
-/* retrainer: Retrains degraded models and promotes them only when better: consumes models.degraded and experiments.results, publishes experiments.requests and models.lifecycle.
+/* retrainer: Retrains degraded models and promotes them only when better: consumes models.degraded and
+ * experiments.results, publishes experiments.requests and models.lifecycle.
  *
  * The service's logic is not written yet: the binary answers --help and
  * --version and refuses to start, so nobody deploys it by mistake.
@@ -11,7 +12,9 @@ int main(int argc, char **argv)
 {
     const cli_spec_t spec = {
         .name = "retrainer",
-        .summary = "Retrains degraded models and promotes them only when better: consumes models.degraded and experiments.results, publishes experiments.requests and models.lifecycle.\n\nSTATUS: the logic of this service is not written yet; starting it exits with status 3.",
+        .summary = "Retrains degraded models and promotes them only when better: consumes models.degraded "
+                   "and experiments.results, publishes experiments.requests and models.lifecycle.\n\nSTATUS: "
+                   "the logic of this service is not written yet; starting it exits with status 3.",
     };
     int rc = cli_handle(&spec, argc, argv);
     if (rc >= 0) {

@@ -1,4 +1,5 @@
-/* weight-recalibrator: Applies consensus weight recalibrations under a Redis lock with compare-and-set on revision: consumes optimization.commands, publishes consensus.weights and optimization.applied.
+/* weight-recalibrator: Applies consensus weight recalibrations under a Redis lock with compare-and-set on
+ * revision: consumes optimization.commands, publishes consensus.weights and optimization.applied.
  *
  * The service's logic is not written yet: the binary answers --help and
  * --version and refuses to start, so nobody deploys it by mistake.
@@ -11,7 +12,10 @@ int main(int argc, char **argv)
 {
     const cli_spec_t spec = {
         .name = "weight-recalibrator",
-        .summary = "Applies consensus weight recalibrations under a Redis lock with compare-and-set on revision: consumes optimization.commands, publishes consensus.weights and optimization.applied.\n\nSTATUS: the logic of this service is not written yet; starting it exits with status 3.",
+        .summary = "Applies consensus weight recalibrations under a Redis lock with compare-and-set on "
+                   "revision: consumes optimization.commands, publishes consensus.weights and "
+                   "optimization.applied.\n\nSTATUS: the logic of this service is not written yet; starting "
+                   "it exits with status 3.",
     };
     int rc = cli_handle(&spec, argc, argv);
     if (rc >= 0) {

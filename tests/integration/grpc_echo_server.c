@@ -152,8 +152,8 @@ static void list_optimizations(void *ctx, grpc_call_t *call, const uint8_t *req,
 static void rollback(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     (void)ctx;
-    Neuralhive__Optimizer__V1__RollbackOptimizationRequest *in = (void *)decode(
-        call, &neuralhive__optimizer__v1__rollback_optimization_request__descriptor, req, len);
+    Neuralhive__Optimizer__V1__RollbackOptimizationRequest *in =
+        (void *)decode(call, &neuralhive__optimizer__v1__rollback_optimization_request__descriptor, req, len);
     if (!in) {
         return;
     }
@@ -175,8 +175,8 @@ static void rollback(void *ctx, grpc_call_t *call, const uint8_t *req, size_t le
 static void trigger(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     (void)ctx;
-    Neuralhive__Optimizer__V1__TriggerOptimizationRequest *in = (void *)decode(
-        call, &neuralhive__optimizer__v1__trigger_optimization_request__descriptor, req, len);
+    Neuralhive__Optimizer__V1__TriggerOptimizationRequest *in =
+        (void *)decode(call, &neuralhive__optimizer__v1__trigger_optimization_request__descriptor, req, len);
     if (!in) {
         return;
     }

@@ -680,7 +680,11 @@ static void script_calls(fixture_t *f)
     rpc_init(&f->rpc[10], "/test.Echo/Unary", NULL); /* no message at all */
     client_call(&cl, &f->rpc[10]);
     rpc_init(&f->rpc[11], "/test.Echo/Unary", "a");
-    rpc_raw_body(&f->rpc[11], "\x00\x00\x00\x00\x01" "a\x00\x00\x00\x00\x01" "b", 12); /* two messages */
+    rpc_raw_body(&f->rpc[11],
+                 "\x00\x00\x00\x00\x01"
+                 "a\x00\x00\x00\x00\x01"
+                 "b",
+                 12); /* two messages */
     client_call(&cl, &f->rpc[11]);
     client_close(&cl);
 }
@@ -979,6 +983,7 @@ static void test_create_errors(void **state)
 
 int main(void)
 {
+    /* clang-format off */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_names),
         cmocka_unit_test(test_frame_header),
@@ -992,5 +997,6 @@ int main(void)
         cmocka_unit_test(test_close_from_handler),
         cmocka_unit_test(test_create_errors),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,8 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <cmocka.h>
 
+#include <cmocka.h>
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,8 +3,8 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <cmocka.h>
 
+#include <cmocka.h>
 
 #include <mongoc/mongoc.h>
 #include <string.h>
