@@ -199,6 +199,21 @@ static bool more_specific(const route_t *a, const route_t *b)
     return false;
 }
 
+/* True when `rt` matches the decoded segments (a parameter takes any
+ * non-empty segment). */
+static bool route_matches(const route_t *rt, const char *const *segv, size_t nsegs)
+{
+    if (rt->nsegs != nsegs) {
+        return false;
+    }
+    for (size_t i = 0; i < nsegs; i++) {
+        if (rt->segs[i].param ? segv[i][0] == '\0' : strcmp(rt->segs[i].text, segv[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void allow_append(char *allow, size_t size, const char *method)
 {
     size_t len = strlen(allow);
@@ -254,32 +269,34 @@ router_result_t router_match(const router_t *r, const char *method, const char *
         }
     }
 
-    bool is_head = strcmp(method, "HEAD") == 0;
-    const route_t *best = NULL, *best_path = NULL;
-    bool best_exact = false;
+    /* The path chooses the pattern first: among the patterns that match, the
+     * most specific shape wins (a literal segment beats a parameter), so
+     * "/x/trigger" belongs to "/x/trigger" alone even if "/x/{id}" would match.
+     * The method then chooses among the routes of that shape; when none has it,
+     * the answer is 405 with exactly that shape's methods in Allow. */
+    const route_t *best_path = NULL;
     for (size_t k = 0; k < r->n; k++) {
         const route_t *rt = &r->routes[k];
-        if (rt->nsegs != nsegs) {
-            continue;
-        }
-        size_t i = 0;
-        while (i < nsegs &&
-               (rt->segs[i].param ? segv[i][0] != '\0' : strcmp(rt->segs[i].text, segv[i]) == 0)) {
-            i++;
-        }
-        if (i < nsegs) {
-            continue;
-        }
-        if (!best_path || more_specific(rt, best_path)) {
+        if (route_matches(rt, segv, nsegs) && (!best_path || more_specific(rt, best_path))) {
             best_path = rt;
         }
-        bool exact = strcmp(rt->method, method) == 0;
-        if (!exact && !(is_head && strcmp(rt->method, "GET") == 0)) {
+    }
+    if (!best_path) {
+        return ROUTER_NOT_FOUND;
+    }
+    bool is_head = strcmp(method, "HEAD") == 0;
+    const route_t *best = NULL;
+    for (size_t k = 0; k < r->n; k++) {
+        const route_t *rt = &r->routes[k];
+        if (!route_matches(rt, segv, nsegs) || more_specific(best_path, rt)) {
             continue;
         }
-        if (!best || more_specific(rt, best) || (!more_specific(best, rt) && exact && !best_exact)) {
+        if (strcmp(rt->method, method) == 0) {
             best = rt;
-            best_exact = exact;
+            break;
+        }
+        if (is_head && !best && strcmp(rt->method, "GET") == 0) {
+            best = rt;
         }
     }
 
@@ -295,21 +312,10 @@ router_result_t router_match(const router_t *r, const char *method, const char *
         }
         return ROUTER_FOUND;
     }
-    if (!best_path) {
-        return ROUTER_NOT_FOUND;
-    }
     out->pattern = best_path->pattern;
     for (size_t k = 0; k < r->n; k++) {
         const route_t *rt = &r->routes[k];
-        if (rt->nsegs != nsegs) {
-            continue;
-        }
-        size_t i = 0;
-        while (i < nsegs &&
-               (rt->segs[i].param ? segv[i][0] != '\0' : strcmp(rt->segs[i].text, segv[i]) == 0)) {
-            i++;
-        }
-        if (i == nsegs) {
+        if (route_matches(rt, segv, nsegs) && !more_specific(best_path, rt)) {
             allow_append(out->allow, sizeof(out->allow), rt->method);
         }
     }

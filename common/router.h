@@ -6,8 +6,10 @@
  * written "{name}" ("/api/v1/optimizations/{id}"). A parameter matches one
  * whole, non-empty segment. Matching is exact (no trailing-slash folding);
  * when several patterns match, the one with a literal at the first segment
- * where they differ wins ("/x/stats" beats "/x/{id}"). HEAD falls back to the
- * GET route of the same pattern.
+ * where they differ wins ("/x/stats" beats "/x/{id}") for EVERY method, as
+ * OpenAPI matches concrete paths before templated ones: a method the winning
+ * pattern lacks is 405 with that pattern's methods in Allow, even if a less
+ * specific pattern has it. HEAD falls back to the GET route of the same pattern.
  */
 #ifndef HIVE_ROUTER_H
 #define HIVE_ROUTER_H
