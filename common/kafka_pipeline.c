@@ -43,7 +43,7 @@ struct kafka_pipeline_s {
     size_t max_batch;
 
     rd_kafka_t *consumer, *producer;
-    rd_kafka_queue_t *queue; /* the consumer queue; the main queue forwards to it */
+    rd_kafka_queue_t *queue; /* the consumer queue: records and rebalances */
     int wake[2];             /* io-event pipe: librdkafka writes, uv_poll reads */
 
     uv_poll_t poll;
@@ -354,7 +354,7 @@ static void put_back(kafka_pipeline_t *p, kafka_batch_t *b)
     kafka_batch_clear(b);
 }
 
-/* Serves the consumer queue (rebalances, statistics, errors) and takes the
+/* Serves the consumer queue (records, rebalances) and takes the
  * next batch when the pipeline may process one. Never blocks. While backing
  * off the partitions are paused, so nothing should come; what does is put back. */
 static void pump(kafka_pipeline_t *p)
@@ -422,6 +422,9 @@ static void on_tick(uv_timer_t *t)
     if (!p->busy) {
         rd_kafka_poll(p->producer, 0);
     }
+    /* The consumer's errors and statistics, also while a batch is in flight:
+     * /ready must see a broker go away while a commit waits for it. */
+    rd_kafka_poll(p->consumer, 0);
     if (!check_fatal_flags(p)) {
         pump(p);
     }
@@ -799,7 +802,8 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
         goto fail;
     }
     cc = NULL; /* owned by the consumer */
-    rd_kafka_poll_set_consumer(p->consumer);
+    /* The main queue (errors, statistics) stays apart from the consumer
+     * queue (records, rebalances): on_tick serves it even during a batch. */
     p->queue = rd_kafka_queue_get_consumer(p->consumer);
 
     rd_kafka_conf_t *pc = kafka_conf_producer(p->bootstrap, p->service, p->txn_id, err, errlen);
