@@ -138,8 +138,11 @@ rd_kafka_conf_t *kafka_conf_producer(const char *bootstrap, const char *client_i
     return conf;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id, const char *client_id,
-                                     char *err, size_t errlen)
+                                     const char *group_instance_id, char *err, size_t errlen)
 {
     /* clang-format off */
     const char *const kv[] = {
@@ -150,14 +153,23 @@ rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id
         "enable.auto.offset.store", "false",
         "isolation.level", "read_committed",
         "auto.offset.reset", "earliest",
-        "statistics.interval.ms", "5000",
+        /* Every second: the lag gauge and the brokers' liveness for /ready. */
+        "statistics.interval.ms", "1000",
         "partition.assignment.strategy", "range,roundrobin",
         "enable.partition.eof", "false",
+        /* A killed member's partitions move after 10 s, not 45 s. */
+        "session.timeout.ms", STR(KAFKA_SESSION_TIMEOUT_MS),
+        "heartbeat.interval.ms", STR(KAFKA_HEARTBEAT_MS),
+        NULL,
+    };
+    const char *const static_member[] = {
+        "group.instance.id", group_instance_id,
         NULL,
     };
     /* clang-format on */
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (conf_set_all(conf, kv, err, errlen) != 0) {
+    if (conf_set_all(conf, kv, err, errlen) != 0 ||
+        (group_instance_id && conf_set_all(conf, static_member, err, errlen) != 0)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -241,6 +253,76 @@ rd_kafka_headers_t *kafka_dlq_headers(const rd_kafka_headers_t *orig, const char
         }
     }
     return h;
+}
+
+/* librdkafka's bound on the framing of one record (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD)
+ * and of one header (two varint lengths), with room to spare. */
+#define RECORD_OVERHEAD 64
+#define HEADER_OVERHEAD 10
+
+static size_t headers_size(const rd_kafka_headers_t *h, size_t *out_count)
+{
+    size_t total = 0, count = 0;
+    const char *name;
+    const void *val;
+    size_t size;
+    for (size_t i = 0; h && rd_kafka_header_get_all(h, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++) {
+        total += strlen(name) + size + HEADER_OVERHEAD;
+        count++;
+    }
+    if (out_count) {
+        *out_count = count;
+    }
+    return total;
+}
+
+size_t kafka_record_size(size_t keylen, size_t len, const rd_kafka_headers_t *headers)
+{
+    return RECORD_OVERHEAD + keylen + len + headers_size(headers, NULL);
+}
+
+static int header_add_u64(rd_kafka_headers_t *h, const char *name, uint64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%" PRIu64, v);
+    return rd_kafka_header_add(h, name, -1, buf, -1) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+int kafka_dlq_build(const kafka_dlq_src_t *src, const char *service, const char *reason, int64_t now_ms,
+                    size_t max_bytes, kafka_dlq_t *out)
+{
+    rd_kafka_headers_t *h =
+        kafka_dlq_headers(src->headers, src->topic, src->partition, src->offset, service, reason, now_ms);
+    if (!h) {
+        return -1;
+    }
+    if (kafka_record_size(src->keylen, src->len, h) <= max_bytes) {
+        *out = (kafka_dlq_t){.keylen = src->keylen, .len = src->len, .headers = h};
+        return 0;
+    }
+    /* Too large to dead-letter whole: rebuild it small enough that the
+     * producer always takes it, so that the partition moves on. */
+    rd_kafka_headers_destroy(h);
+    size_t norig = 0;
+    bool keep_orig = headers_size(src->headers, &norig) <= KAFKA_DLQ_HEADER_BYTES;
+    h = kafka_dlq_headers(keep_orig ? src->headers : NULL, src->topic, src->partition, src->offset, service,
+                          reason, now_ms);
+    size_t keylen = src->keylen < KAFKA_DLQ_KEY_BYTES ? src->keylen : KAFKA_DLQ_KEY_BYTES;
+    if (!h || rd_kafka_header_add(h, "dlq.truncated", -1, "true", -1) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        header_add_u64(h, "dlq.original.size", src->len) != 0 ||
+        (keylen < src->keylen && header_add_u64(h, "dlq.original.key.size", src->keylen) != 0) ||
+        (!keep_orig && norig && header_add_u64(h, "dlq.original.headers.dropped", norig) != 0)) {
+        if (h) {
+            rd_kafka_headers_destroy(h);
+        }
+        return -1;
+    }
+    size_t fixed = kafka_record_size(keylen, 0, h);
+    size_t room = max_bytes > fixed ? max_bytes - fixed : 0;
+    size_t len = src->len < KAFKA_DLQ_PREFIX_BYTES ? src->len : KAFKA_DLQ_PREFIX_BYTES;
+    *out = (kafka_dlq_t){.keylen = keylen, .len = len < room ? len : room, .headers = h, .truncated = true};
+    return 0;
 }
 
 /* ---- Offsets of a batch ---------------------------------------------------- */
@@ -352,6 +434,65 @@ int kafka_stats_lag(const char *json, size_t len, kafka_lag_fn fn, void *ctx)
     }
     json_decref(root);
     return 0;
+}
+
+int kafka_stats_brokers(const char *json, size_t len, kafka_brokers_stats_t *out)
+{
+    json_t *root = json_loadb(json, len, 0, NULL);
+    int64_t ts = json_int_or(root, "ts", -1);
+    if (!json_is_object(root) || ts < 0) {
+        json_decref(root);
+        return -1;
+    }
+    kafka_brokers_stats_t s = {.ts_us = ts};
+    const char *name;
+    json_t *b;
+    json_object_foreach(json_object_get(root, "brokers"), name, b)
+    {
+        int64_t rx = json_int_or(b, "rx", 0);
+        s.rx += rx > 0 ? rx : 0;
+        const char *state = json_string_value(json_object_get(b, "state"));
+        s.up += state && strcmp(state, "UP") == 0;
+    }
+    json_decref(root);
+    *out = s;
+    return 0;
+}
+
+/* ---- Broker liveness ------------------------------------------------------------- */
+
+void kafka_liveness_init(kafka_liveness_t *l, int64_t now_us)
+{
+    *l = (kafka_liveness_t){.rx = -1, .seen_us = now_us, .alive_us = now_us};
+}
+
+void kafka_liveness_update(kafka_liveness_t *l, const kafka_brokers_stats_t *s)
+{
+    if (s->rx > l->rx && l->rx >= 0 && s->up > 0) {
+        l->alive_us = s->ts_us;
+    }
+    l->rx = s->rx;
+    if (s->ts_us > l->seen_us) {
+        l->seen_us = s->ts_us;
+    }
+}
+
+bool kafka_liveness_ok(const kafka_liveness_t *l, int64_t down_at_us, char *why, size_t whylen)
+{
+    int64_t quiet_ms = (l->seen_us - l->alive_us) / 1000;
+    if (down_at_us > l->alive_us) {
+        if (why && whylen) {
+            snprintf(why, whylen, "all brokers down");
+        }
+        return false;
+    }
+    if (quiet_ms > KAFKA_STALL_MS) {
+        if (why && whylen) {
+            snprintf(why, whylen, "no response from any broker for %" PRId64 " ms", quiet_ms);
+        }
+        return false;
+    }
+    return true;
 }
 
 /* ---- Loop wake-up --------------------------------------------------------------- */

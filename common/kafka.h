@@ -102,7 +102,13 @@ typedef struct kafka_pipeline_s kafka_pipeline_t;
 /* Creates the consumer and the transactional producer (no I/O yet). Producer:
  * acks=all, enable.idempotence, linger.ms=10, batch.size=16384, snappy,
  * transaction.timeout.ms=30000. Consumer: no auto-commit, read_committed,
- * auto.offset.reset=earliest, eager range assignment, statistics every 5 s.
+ * auto.offset.reset=earliest, eager range assignment, statistics every 1 s,
+ * a 10 s session timeout, and static membership with the transactional id as
+ * group.instance.id: a replica restarted with the same id gets its partitions
+ * back at once (and its producer fences the old one's); a replica that stops
+ * for good leaves its partitions idle for the session timeout. A dead letter
+ * that would exceed the producer's message.max.bytes is cut to a prefix and
+ * marked with the header dlq.truncated=true.
  * Strings and the topic array of `conf` are copied. Returns NULL with a message
  * in `err` on failure. Free with kafka_pipeline_destroy(). */
 kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_conf_t *conf, char *err,
@@ -123,9 +129,17 @@ void kafka_pipeline_stop(kafka_pipeline_t *p, void (*done)(void *arg), void *arg
  * it destroys the idle clients itself, which blocks briefly). Accepts NULL. */
 void kafka_pipeline_destroy(kafka_pipeline_t *p);
 
-/* True when partitions are assigned and the pipeline runs (not fenced, not
- * stopping): the Kafka part of /ready. */
+/* True when the pipeline runs (not fenced, not stopping), a broker answers
+ * (no "all brokers down" since the last response, and a response within the
+ * last 5 s), the last transaction did not fail on Kafka, no transaction has
+ * been in flight for over 15 s, and partitions are assigned: the Kafka part of
+ * /ready. It comes back by itself when the broker does. */
 bool kafka_pipeline_ready(const kafka_pipeline_t *p);
+
+/* kafka_pipeline_ready(), and when false a short reason in `detail` (may be
+ * NULL; NUL-terminated, truncated to `detail_len`), e.g. "all brokers down".
+ * Same shape as http_check_detail_fn. */
+bool kafka_pipeline_ready_detail(const kafka_pipeline_t *p, char *detail, size_t detail_len);
 
 /* True while backing off after KAFKA_RETRY or an aborted transaction. */
 bool kafka_pipeline_paused(const kafka_pipeline_t *p);

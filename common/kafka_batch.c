@@ -161,6 +161,7 @@ static int produce(kafka_batch_t *b, const char *topic, const void *key, size_t 
             b->outcome = KAFKA_BATCH_FATAL;
         }
         snprintf(b->why, sizeof(b->why), "produce to %s: %s", topic, rd_kafka_err2str(err));
+        b->kafka_failed = true;
         return -1;
     }
 }
@@ -177,6 +178,7 @@ static bool txn_error(kafka_batch_t *b, const char *call, rd_kafka_error_t *e, i
     } else {
         snprintf(b->why, sizeof(b->why), "%s%s: %s: %s", a == KAFKA_TXN_FATAL ? "fatal: " : "", call,
                  rd_kafka_error_name(e), rd_kafka_error_string(e));
+        b->kafka_failed = true;
         if (a == KAFKA_TXN_FATAL) {
             b->outcome = KAFKA_BATCH_FATAL;
         }
@@ -185,7 +187,19 @@ static bool txn_error(kafka_batch_t *b, const char *call, rd_kafka_error_t *e, i
     return again;
 }
 
-/* Routes record i to <topic>.dlq with its original key, value and headers. */
+/* The producer's message.max.bytes: a dead letter must stay under it. */
+static size_t max_message_bytes(rd_kafka_t *producer)
+{
+    char buf[32];
+    size_t size = sizeof(buf);
+    if (rd_kafka_conf_get(rd_kafka_conf(producer), "message.max.bytes", buf, &size) != RD_KAFKA_CONF_OK) {
+        return 1000000; /* librdkafka's default */
+    }
+    return (size_t)strtoull(buf, NULL, 10);
+}
+
+/* Routes record i to <topic>.dlq with its original key, value and headers
+ * (a bounded prefix of them when the whole would not fit). */
 static int dead_letter(kafka_batch_t *b, size_t i, const char *reason)
 {
     const rd_kafka_message_t *m = b->msgs[i];
@@ -194,13 +208,20 @@ static int dead_letter(kafka_batch_t *b, size_t i, const char *reason)
     rd_kafka_headers_t *orig = NULL;
     rd_kafka_message_headers(m, &orig);
     snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
-    rd_kafka_headers_t *h =
-        kafka_dlq_headers(orig, topic, m->partition, m->offset, b->service, reason, kafka_now_ms());
-    if (!h) {
+    kafka_dlq_src_t src = {.topic = topic,
+                           .partition = m->partition,
+                           .offset = m->offset,
+                           .key = m->key,
+                           .keylen = m->key_len,
+                           .value = m->payload,
+                           .len = m->len,
+                           .headers = orig};
+    kafka_dlq_t d;
+    if (kafka_dlq_build(&src, b->service, reason, kafka_now_ms(), max_message_bytes(b->producer), &d) != 0) {
         snprintf(b->why, sizeof(b->why), "out of memory building dead-letter headers");
         return -1;
     }
-    if (produce(b, dlq, m->key, m->key_len, m->payload, m->len, h) != 0) {
+    if (produce(b, dlq, m->key, d.keylen, m->payload, d.len, d.headers) != 0) {
         return -1;
     }
     tally_add(&b->produced, dlq);
@@ -345,6 +366,7 @@ void kafka_batch_run(kafka_batch_t *b)
 {
     uint64_t t0 = uv_hrtime();
     b->outcome = KAFKA_BATCH_ABORTED;
+    b->kafka_failed = false;
     run(b);
     rd_kafka_poll(b->producer, 0); /* serve the producer's error callbacks */
     b->seconds = (double)(uv_hrtime() - t0) / 1e9;

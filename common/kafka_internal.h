@@ -37,12 +37,23 @@ void kafka_out_deinit(kafka_out_t *out);
 rd_kafka_conf_t *kafka_conf_producer(const char *bootstrap, const char *client_id,
                                      const char *transactional_id, char *err, size_t errlen);
 
+/* The consumer group's session timeout: a member that stops heartbeating for
+ * this long loses its partitions (the broker accepts 6 s to 30 min). */
+#define KAFKA_SESSION_TIMEOUT_MS 10000
+#define KAFKA_HEARTBEAT_MS 1000
+
 /* Consumer settings: enable.auto.commit=false, enable.auto.offset.store=false
  * (the pipeline stores offsets after each commit, for the lag statistics),
  * isolation.level=read_committed, auto.offset.reset=earliest,
- * statistics.interval.ms=5000, eager range/roundrobin assignment. */
+ * statistics.interval.ms=1000 (lag and broker liveness), eager
+ * range/roundrobin assignment, session.timeout.ms=KAFKA_SESSION_TIMEOUT_MS,
+ * heartbeat.interval.ms=KAFKA_HEARTBEAT_MS. With a `group_instance_id` (may be
+ * NULL) the member is static (KIP-345): a restarted process that presents the
+ * same id takes its partitions back at once instead of after the session
+ * timeout, and a clean close does not leave the group (its partitions wait
+ * for it up to the session timeout). */
 rd_kafka_conf_t *kafka_conf_consumer(const char *bootstrap, const char *group_id, const char *client_id,
-                                     char *err, size_t errlen);
+                                     const char *group_instance_id, char *err, size_t errlen);
 
 /* Routes librdkafka's log lines to log.h (any thread). */
 void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
@@ -59,6 +70,47 @@ const void *kafka_headers_find(const rd_kafka_headers_t *hdrs, const char *name,
 rd_kafka_headers_t *kafka_dlq_headers(const rd_kafka_headers_t *orig, const char *topic, int32_t partition,
                                       int64_t offset, const char *service, const char *reason,
                                       int64_t now_ms);
+
+/* ---- Dead letters ------------------------------------------------------------ */
+
+/* A dead letter that would not fit in the producer's message.max.bytes keeps at
+ * most this much of the original value (and KAFKA_DLQ_KEY_BYTES of its key, and
+ * its original headers only when they total at most KAFKA_DLQ_HEADER_BYTES). */
+#define KAFKA_DLQ_PREFIX_BYTES 65536
+#define KAFKA_DLQ_KEY_BYTES 1024
+#define KAFKA_DLQ_HEADER_BYTES 16384
+
+/* The record a dead letter is made from. */
+typedef struct {
+    const char *topic; /* original coordinates */
+    int32_t partition;
+    int64_t offset;
+    const void *key, *value; /* may be NULL */
+    size_t keylen, len;
+    const rd_kafka_headers_t *headers; /* may be NULL */
+} kafka_dlq_src_t;
+
+/* What to produce to <topic>.dlq: the first `keylen` bytes of the source key
+ * and the first `len` bytes of its value, with `headers` (owned by the caller). */
+typedef struct {
+    size_t keylen, len;
+    rd_kafka_headers_t *headers;
+    bool truncated;
+} kafka_dlq_t;
+
+/* Size librdkafka counts against message.max.bytes for a record with these
+ * key and value lengths and headers (may be NULL), rounded up. */
+size_t kafka_record_size(size_t keylen, size_t len, const rd_kafka_headers_t *headers);
+
+/* Builds the dead letter of `src`: its key, value and headers plus
+ * kafka_dlq_headers(). When that would exceed `max_bytes` (the producer's
+ * message.max.bytes), the dead letter always still fits: it keeps a prefix of
+ * the value (KAFKA_DLQ_PREFIX_BYTES at most) and of the key, drops large
+ * original headers, and adds dlq.truncated=true, dlq.original.size (value
+ * bytes), and dlq.original.key.size or dlq.original.headers.dropped when those
+ * were cut. Returns 0 and fills `out`, or -1 on allocation failure. */
+int kafka_dlq_build(const kafka_dlq_src_t *src, const char *service, const char *reason, int64_t now_ms,
+                    size_t max_bytes, kafka_dlq_t *out);
 
 /* ---- Offsets of a batch ---------------------------------------------------- */
 
@@ -125,7 +177,8 @@ typedef struct {
     size_t done; /* records transformed in the committed transaction */
     /* Filled by the run, on the worker. */
     kafka_batch_outcome_t outcome;
-    char why[512]; /* when not committed */
+    char why[512];     /* when not committed */
+    bool kafka_failed; /* not committed because of Kafka (not the transform) */
     kafka_tallies_t produced, dlq;
     kafka_dead_t *dead;
     size_t ndead, deadcap;
@@ -163,6 +216,39 @@ typedef void (*kafka_lag_fn)(void *ctx, const char *topic, int32_t partition, in
 
 /* Parses librdkafka's statistics JSON. Returns 0, or -1 when it is not JSON. */
 int kafka_stats_lag(const char *json, size_t len, kafka_lag_fn fn, void *ctx);
+
+/* The brokers part of one statistics document. */
+typedef struct {
+    int64_t ts_us; /* librdkafka's monotonic clock (CLOCK_MONOTONIC, as uv_hrtime) */
+    int64_t rx;    /* responses received, summed over every broker connection */
+    int up;        /* connections in state UP */
+} kafka_brokers_stats_t;
+
+/* Parses the brokers of a statistics document. Returns 0, or -1 when it is not
+ * JSON or has no "ts". */
+int kafka_stats_brokers(const char *json, size_t len, kafka_brokers_stats_t *out);
+
+/* ---- Broker liveness (the Kafka part of /ready) --------------------------------- */
+
+/* No response from any broker for this long means unreachable (a frozen or
+ * partitioned broker keeps its connections open). A consumer hears from the
+ * coordinator every KAFKA_HEARTBEAT_MS and, when it fetches, every 500 ms. */
+#define KAFKA_STALL_MS 5000
+
+typedef struct {
+    int64_t rx;       /* responses received at the last document; -1 before the first */
+    int64_t seen_us;  /* time of the last document */
+    int64_t alive_us; /* time of the last document that showed a response with a connection up */
+} kafka_liveness_t;
+
+/* Starts tracking at `now_us` (monotonic µs): reachable until told otherwise. */
+void kafka_liveness_init(kafka_liveness_t *l, int64_t now_us);
+/* Takes one statistics document. */
+void kafka_liveness_update(kafka_liveness_t *l, const kafka_brokers_stats_t *s);
+/* True when the brokers answer: no "all brokers down" event at `down_at_us`
+ * (0 = none) since the last response, and a response within KAFKA_STALL_MS of
+ * the last document. Otherwise writes why into `why` (may be NULL). */
+bool kafka_liveness_ok(const kafka_liveness_t *l, int64_t down_at_us, char *why, size_t whylen);
 
 /* ---- Loop wake-up --------------------------------------------------------------- */
 

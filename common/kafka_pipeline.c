@@ -43,7 +43,7 @@ struct kafka_pipeline_s {
     size_t max_batch;
 
     rd_kafka_t *consumer, *producer;
-    rd_kafka_queue_t *queue; /* the consumer queue; the main queue forwards to it */
+    rd_kafka_queue_t *queue; /* the consumer queue: records and rebalances */
     int wake[2];             /* io-event pipe: librdkafka writes, uv_poll reads */
 
     uv_poll_t poll;
@@ -63,6 +63,12 @@ struct kafka_pipeline_s {
     rd_kafka_topic_partition_list_t *assignment;
     kafka_batch_t batch;
     atomic_bool stop_flag, producer_fatal, consumer_fatal;
+    /* /ready: the brokers answer and the transactions commit. */
+    _Atomic int64_t down_at_us; /* last "all brokers down" (monotonic µs), any thread; 0 = none */
+    kafka_liveness_t live;      /* from the consumer's statistics; loop thread */
+    uint64_t batch_since_us;    /* when the batch in flight started */
+    bool txn_failing;           /* the last transaction failed because of Kafka */
+    char txn_why[160], fatal_why[160];
     void (*done)(void *arg);
     void *done_arg;
 
@@ -98,6 +104,7 @@ static void enter_fatal(kafka_pipeline_t *p, const char *why)
         return;
     }
     p->fatal = true;
+    snprintf(p->fatal_why, sizeof(p->fatal_why), "%s", why);
     log_error("kafka pipeline stopped processing", "group", p->group_id, "transactional_id", p->txn_id, "why",
               why);
     if (p->handles) {
@@ -128,9 +135,24 @@ static bool check_fatal_flags(kafka_pipeline_t *p)
 
 /* ---- librdkafka callbacks ---------------------------------------------------- */
 
+static int64_t now_us(void)
+{
+    return (int64_t)(uv_hrtime() / 1000);
+}
+
+/* Any thread: every connection of one client is down. /ready stays false until
+ * the consumer's statistics show a broker answering again. */
+static void note_client_error(kafka_pipeline_t *p, int err)
+{
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        atomic_store(&p->down_at_us, now_us());
+    }
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     kafka_pipeline_t *p = opaque;
+    note_client_error(p, err);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         /* Logged and acted upon by check_fatal_flags() or the transaction. */
         atomic_store(rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? &p->producer_fatal : &p->consumer_fatal, true);
@@ -153,6 +175,10 @@ static void on_lag(void *ctx, const char *topic, int32_t partition, int64_t lag)
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     kafka_pipeline_t *p = opaque;
+    kafka_brokers_stats_t bs;
+    if (!p->closing && kafka_stats_brokers(json, len, &bs) == 0) {
+        kafka_liveness_update(&p->live, &bs);
+    }
     if (p->m_lag && kafka_stats_lag(json, len, on_lag, p) != 0) {
         log_warn("kafka statistics not parsed", "client", rd_kafka_name(rk));
     }
@@ -264,6 +290,7 @@ static void batch_after(uv_work_t *w, int status)
     }
     switch (outcome) {
     case KAFKA_BATCH_COMMITTED:
+        p->txn_failing = false;
         kafka_batch_report(b, p->m_produced, p->m_dlq);
         if (p->m_txn) {
             metric_add(p->m_txn, 1, "committed");
@@ -285,6 +312,10 @@ static void batch_after(uv_work_t *w, int status)
         }
         break;
     case KAFKA_BATCH_ABORTED:
+        if (b->kafka_failed) {
+            p->txn_failing = true;
+            snprintf(p->txn_why, sizeof(p->txn_why), "%s", why);
+        }
         if (p->m_txn) {
             metric_add(p->m_txn, 1, "aborted");
         }
@@ -323,7 +354,7 @@ static void put_back(kafka_pipeline_t *p, kafka_batch_t *b)
     kafka_batch_clear(b);
 }
 
-/* Serves the consumer queue (rebalances, statistics, errors) and takes the
+/* Serves the consumer queue (records, rebalances) and takes the
  * next batch when the pipeline may process one. Never blocks. While backing
  * off the partitions are paused, so nothing should come; what does is put back. */
 static void pump(kafka_pipeline_t *p)
@@ -341,6 +372,7 @@ static void pump(kafka_pipeline_t *p)
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = b->msgs[i];
             if (m->err) {
+                note_client_error(p, m->err);
                 if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
                     atomic_store(&p->consumer_fatal, true);
                 } else {
@@ -368,6 +400,7 @@ static void pump(kafka_pipeline_t *p)
         }
         kafka_batch_offsets(b->msgs, b->n, &b->first, &b->next);
         p->busy = true;
+        p->batch_since_us = (uint64_t)now_us();
         p->work.data = p;
         uv_queue_work(p->loop, &p->work, batch_work, batch_after);
         return;
@@ -389,6 +422,9 @@ static void on_tick(uv_timer_t *t)
     if (!p->busy) {
         rd_kafka_poll(p->producer, 0);
     }
+    /* The consumer's errors and statistics, also while a batch is in flight:
+     * /ready must see a broker go away while a commit waits for it. */
+    rd_kafka_poll(p->consumer, 0);
     if (!check_fatal_flags(p)) {
         pump(p);
     }
@@ -427,6 +463,7 @@ static void init_after(uv_work_t *w, int status)
         return;
     }
     p->state = ST_RUNNING;
+    kafka_liveness_init(&p->live, now_us());
     if (p->init_failed) {
         enter_fatal(p, p->init_why);
         return;
@@ -569,9 +606,41 @@ void kafka_pipeline_stop(kafka_pipeline_t *p, void (*done)(void *arg), void *arg
 
 /* ---- Create, destroy, state ----------------------------------------------------- */
 
+/* A batch in flight longer than this is stuck on Kafka: a healthy one stops
+ * taking records at KAFKA_BATCH_BUDGET_MS and commits. */
+#define STUCK_BATCH_MS (KAFKA_BATCH_BUDGET_MS + KAFKA_STALL_MS)
+
+bool kafka_pipeline_ready_detail(const kafka_pipeline_t *p, char *detail, size_t detail_len)
+{
+    char why[256] = "";
+    bool ok = false;
+    if (!p || p->state == ST_CREATED || p->state == ST_STARTING) {
+        snprintf(why, sizeof(why), "starting");
+    } else if (p->state != ST_RUNNING) {
+        snprintf(why, sizeof(why), "stopping");
+    } else if (p->fatal) {
+        snprintf(why, sizeof(why), "stopped: %s", p->fatal_why);
+    } else if (!kafka_liveness_ok(&p->live, atomic_load(&((kafka_pipeline_t *)p)->down_at_us), why,
+                                  sizeof(why))) {
+        /* why is set */
+    } else if (p->busy && now_us() - (int64_t)p->batch_since_us > (int64_t)STUCK_BATCH_MS * 1000) {
+        snprintf(why, sizeof(why), "transaction in flight for over %d s", STUCK_BATCH_MS / 1000);
+    } else if (p->txn_failing) {
+        snprintf(why, sizeof(why), "transactions failing: %s", p->txn_why);
+    } else if (!p->assignment || p->assignment->cnt == 0) {
+        snprintf(why, sizeof(why), "no partitions assigned");
+    } else {
+        ok = true;
+    }
+    if (detail && detail_len) {
+        snprintf(detail, detail_len, "%s", why);
+    }
+    return ok;
+}
+
 bool kafka_pipeline_ready(const kafka_pipeline_t *p)
 {
-    return p && p->state == ST_RUNNING && !p->fatal && p->assignment && p->assignment->cnt > 0;
+    return kafka_pipeline_ready_detail(p, NULL, 0);
 }
 
 bool kafka_pipeline_paused(const kafka_pipeline_t *p)
@@ -685,6 +754,8 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
     atomic_init(&p->stop_flag, false);
     atomic_init(&p->producer_fatal, false);
     atomic_init(&p->consumer_fatal, false);
+    atomic_init(&p->down_at_us, 0);
+    kafka_liveness_init(&p->live, now_us());
 
     bool ok = true;
     p->bootstrap = dup_or_null(conf->bootstrap_servers, &ok);
@@ -713,7 +784,10 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
         register_metrics(p, conf->metrics);
     }
 
-    rd_kafka_conf_t *cc = kafka_conf_consumer(p->bootstrap, p->group_id, p->service, err, errlen);
+    /* Static membership keyed by the transactional id: both name this replica
+     * and survive its restarts, so a restart takes the partitions back at
+     * once, and its producer fences the previous incarnation's. */
+    rd_kafka_conf_t *cc = kafka_conf_consumer(p->bootstrap, p->group_id, p->service, p->txn_id, err, errlen);
     if (!cc) {
         goto fail;
     }
@@ -728,7 +802,8 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
         goto fail;
     }
     cc = NULL; /* owned by the consumer */
-    rd_kafka_poll_set_consumer(p->consumer);
+    /* The main queue (errors, statistics) stays apart from the consumer
+     * queue (records, rebalances): on_tick serves it even during a batch. */
     p->queue = rd_kafka_queue_get_consumer(p->consumer);
 
     rd_kafka_conf_t *pc = kafka_conf_producer(p->bootstrap, p->service, p->txn_id, err, errlen);

@@ -138,6 +138,11 @@ static bool kafka_ready(void *ctx)
     return kafka_pipeline_ready(((app_t *)ctx)->pipeline);
 }
 
+static bool kafka_ready_detail(void *ctx, char *detail, size_t detail_len)
+{
+    return kafka_pipeline_ready_detail(((app_t *)ctx)->pipeline, detail, detail_len);
+}
+
 static bool mongodb_ready(void *ctx)
 {
     return store_healthy(((app_t *)ctx)->store);
@@ -339,7 +344,7 @@ int main(int argc, char **argv)
         log_error("cannot start the HTTP server", "error", err);
         goto out;
     }
-    http_add_ready_check(app.http, "kafka", kafka_ready, &app);
+    http_add_ready_check_detail(app.http, "kafka", kafka_ready_detail, &app);
     http_add_ready_check(app.http, "mongodb", mongodb_ready, &app);
     http_add_ready_check(app.http, "redis", redis_ready, &app);
     http_add_ready_check(app.http, "intake_flowing", intake_flowing, &app);

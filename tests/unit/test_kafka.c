@@ -912,6 +912,417 @@ static void test_mock_producer_close_flushes(void **state)
     mock_stop(&m);
 }
 
+/* ---- Dead letters that must always fit, readiness, static membership ---------- */
+
+static const char *hdr_or_null(const rd_kafka_headers_t *h, const char *name, char *buf, size_t buflen)
+{
+    return kafka_headers_find(h, name, NULL) ? hdr(h, name, buf, buflen) : NULL;
+}
+
+/* A record well under the limit is dead-lettered whole, original headers and all. */
+static void test_dlq_build_whole(void **state)
+{
+    (void)state;
+    char b[64];
+    rd_kafka_headers_t *orig = rd_kafka_headers_new(1);
+    rd_kafka_header_add(orig, "trace_id", -1, "t-1", -1);
+    kafka_dlq_src_t src = {.topic = "in",
+                           .partition = 1,
+                           .offset = 7,
+                           .key = "k",
+                           .keylen = 1,
+                           .value = "not avro",
+                           .len = 8,
+                           .headers = orig};
+    kafka_dlq_t d;
+    assert_int_equal(kafka_dlq_build(&src, "svc", "bad", 5, 1000000, &d), 0);
+    assert_false(d.truncated);
+    assert_int_equal(d.keylen, 1);
+    assert_int_equal(d.len, 8);
+    assert_string_equal(hdr(d.headers, "trace_id", b, sizeof(b)), "t-1");
+    assert_string_equal(hdr(d.headers, "dlq.error.reason", b, sizeof(b)), "bad");
+    assert_null(hdr_or_null(d.headers, "dlq.truncated", b, sizeof(b)));
+    assert_null(hdr_or_null(d.headers, "dlq.original.size", b, sizeof(b)));
+    rd_kafka_headers_destroy(d.headers);
+    rd_kafka_headers_destroy(orig);
+}
+
+/* A 1 MiB value over the producer's 1,000,000-byte limit keeps a 64 KiB prefix,
+ * its coordinates, its reason and its size, and says it was cut. */
+static void test_dlq_build_truncates_a_huge_value(void **state)
+{
+    (void)state;
+    char b[64];
+    size_t big = 1 << 20;
+    char *value = malloc(big);
+    assert_non_null(value);
+    memset(value, 'x', big);
+    rd_kafka_headers_t *orig = rd_kafka_headers_new(1);
+    rd_kafka_header_add(orig, "trace_id", -1, "t-2", -1);
+    kafka_dlq_src_t src = {.topic = "telemetry",
+                           .partition = 2,
+                           .offset = 99,
+                           .key = "svc-1",
+                           .keylen = 5,
+                           .value = value,
+                           .len = big,
+                           .headers = orig};
+    kafka_dlq_t d;
+    assert_int_equal(kafka_dlq_build(&src, "optimizer", "avro: bad magic byte", 1700000000000LL, 1000000, &d),
+                     0);
+    assert_true(d.truncated);
+    assert_int_equal(d.len, KAFKA_DLQ_PREFIX_BYTES);
+    assert_int_equal(d.keylen, 5);
+    assert_true(kafka_record_size(d.keylen, d.len, d.headers) <= 1000000);
+    assert_string_equal(hdr(d.headers, "dlq.truncated", b, sizeof(b)), "true");
+    assert_string_equal(hdr(d.headers, "dlq.original.size", b, sizeof(b)), "1048576");
+    assert_string_equal(hdr(d.headers, "dlq.error.reason", b, sizeof(b)), "avro: bad magic byte");
+    assert_string_equal(hdr(d.headers, "dlq.original.topic", b, sizeof(b)), "telemetry");
+    assert_string_equal(hdr(d.headers, "dlq.original.partition", b, sizeof(b)), "2");
+    assert_string_equal(hdr(d.headers, "dlq.original.offset", b, sizeof(b)), "99");
+    assert_string_equal(hdr(d.headers, "dlq.service", b, sizeof(b)), "optimizer");
+    assert_string_equal(hdr(d.headers, "trace_id", b, sizeof(b)), "t-2"); /* small headers are kept */
+    assert_null(hdr_or_null(d.headers, "dlq.original.key.size", b, sizeof(b)));
+    assert_null(hdr_or_null(d.headers, "dlq.original.headers.dropped", b, sizeof(b)));
+    rd_kafka_headers_destroy(d.headers);
+
+    /* Exactly at the limit: still whole. One byte more: cut. */
+    size_t fit = 0;
+    assert_int_equal(kafka_dlq_build(&src, "optimizer", "r", 1, (size_t)-1, &d), 0);
+    fit = kafka_record_size(d.keylen, d.len, d.headers);
+    rd_kafka_headers_destroy(d.headers);
+    assert_int_equal(kafka_dlq_build(&src, "optimizer", "r", 1, fit, &d), 0);
+    assert_false(d.truncated);
+    assert_int_equal(d.len, big);
+    rd_kafka_headers_destroy(d.headers);
+    assert_int_equal(kafka_dlq_build(&src, "optimizer", "r", 1, fit - 1, &d), 0);
+    assert_true(d.truncated);
+    rd_kafka_headers_destroy(d.headers);
+
+    rd_kafka_headers_destroy(orig);
+    free(value);
+}
+
+/* A huge key and huge headers are cut too (and said so), and a limit smaller
+ * than the prefix shrinks the prefix: the dead letter always fits. */
+static void test_dlq_build_cuts_key_and_headers(void **state)
+{
+    (void)state;
+    char b[64];
+    char key[5000], hval[20000];
+    memset(key, 'k', sizeof(key));
+    memset(hval, 'h', sizeof(hval));
+    rd_kafka_headers_t *orig = rd_kafka_headers_new(2);
+    rd_kafka_header_add(orig, "trace_id", -1, "t-3", -1);
+    rd_kafka_header_add(orig, "blob", -1, hval, sizeof(hval));
+    kafka_dlq_src_t src = {.topic = "in",
+                           .partition = 0,
+                           .offset = 1,
+                           .key = key,
+                           .keylen = sizeof(key),
+                           .value = "v",
+                           .len = 1,
+                           .headers = orig};
+    kafka_dlq_t d;
+    assert_int_equal(kafka_dlq_build(&src, "svc", "too big", 1, 10000, &d), 0);
+    assert_true(d.truncated);
+    assert_int_equal(d.keylen, KAFKA_DLQ_KEY_BYTES);
+    assert_int_equal(d.len, 1);
+    assert_string_equal(hdr(d.headers, "dlq.original.key.size", b, sizeof(b)), "5000");
+    assert_string_equal(hdr(d.headers, "dlq.original.headers.dropped", b, sizeof(b)), "2");
+    assert_null(hdr_or_null(d.headers, "trace_id", b, sizeof(b)));
+    assert_null(hdr_or_null(d.headers, "blob", b, sizeof(b)));
+    assert_string_equal(hdr(d.headers, "dlq.original.offset", b, sizeof(b)), "1");
+    assert_true(kafka_record_size(d.keylen, d.len, d.headers) <= 10000);
+    rd_kafka_headers_destroy(d.headers);
+
+    char *value = calloc(1, 200000);
+    assert_non_null(value);
+    src = (kafka_dlq_src_t){.topic = "in", .partition = 0, .offset = 2, .value = value, .len = 200000};
+    assert_int_equal(kafka_dlq_build(&src, "svc", "too big", 1, 20000, &d), 0);
+    assert_true(d.truncated);
+    assert_true(d.len > 0 && d.len < 20000);
+    assert_true(kafka_record_size(d.keylen, d.len, d.headers) <= 20000);
+    rd_kafka_headers_destroy(d.headers);
+    free(value);
+    rd_kafka_headers_destroy(orig);
+}
+
+static void test_stats_brokers(void **state)
+{
+    (void)state;
+    const char *json = "{\"name\":\"c#consumer-1\",\"ts\":123456789,\"brokers\":{"
+                       "\"127.0.0.1:9092/bootstrap\":{\"nodeid\":-1,\"state\":\"INIT\",\"rx\":3},"
+                       "\"127.0.0.1:9092/1\":{\"nodeid\":1,\"state\":\"UP\",\"rx\":40},"
+                       "\"GroupCoordinator\":{\"nodeid\":-1,\"state\":\"UP\",\"rx\":12}}}";
+    kafka_brokers_stats_t s;
+    assert_int_equal(kafka_stats_brokers(json, strlen(json), &s), 0);
+    assert_int_equal(s.ts_us, 123456789);
+    assert_int_equal(s.rx, 55);
+    assert_int_equal(s.up, 2);
+    assert_int_equal(kafka_stats_brokers("{\"brokers\":{}}", 14, &s), -1); /* no ts */
+    assert_int_equal(kafka_stats_brokers("nope", 4, &s), -1);
+}
+
+static kafka_brokers_stats_t bs(int64_t ts_s, int64_t rx, int up)
+{
+    return (kafka_brokers_stats_t){.ts_us = ts_s * 1000000, .rx = rx, .up = up};
+}
+
+/* Reachable after a response; "all brokers down" until a response comes after
+ * it; a broker that answers nothing for over KAFKA_STALL_MS (frozen) is not. */
+static void test_liveness(void **state)
+{
+    (void)state;
+    char why[128];
+    kafka_liveness_t l;
+    kafka_liveness_init(&l, 1000000);
+    assert_true(kafka_liveness_ok(&l, 0, why, sizeof(why)));
+    kafka_brokers_stats_t s = bs(2, 10, 1);
+    kafka_liveness_update(&l, &s);
+    s = bs(3, 20, 1);
+    kafka_liveness_update(&l, &s);
+    assert_true(kafka_liveness_ok(&l, 0, why, sizeof(why)));
+    /* the broker stops */
+    int64_t down = 3500000;
+    assert_false(kafka_liveness_ok(&l, down, why, sizeof(why)));
+    assert_string_equal(why, "all brokers down");
+    s = bs(4, 20, 0);
+    kafka_liveness_update(&l, &s);
+    assert_false(kafka_liveness_ok(&l, down, NULL, 0));
+    /* a document written before the stop but read after it changes nothing */
+    s = bs(3, 25, 1);
+    kafka_liveness_update(&l, &s);
+    assert_false(kafka_liveness_ok(&l, down, NULL, 0));
+    /* it comes back */
+    s = bs(5, 30, 1);
+    kafka_liveness_update(&l, &s);
+    assert_true(kafka_liveness_ok(&l, down, why, sizeof(why)));
+    /* connections up, but no response for 6 s: frozen */
+    for (int t = 6; t <= 11; t++) {
+        s = bs(t, 30, 1);
+        kafka_liveness_update(&l, &s);
+        assert_true(kafka_liveness_ok(&l, down, NULL, 0) == (t - 5 <= KAFKA_STALL_MS / 1000));
+    }
+    assert_false(kafka_liveness_ok(&l, down, why, sizeof(why)));
+    assert_non_null(strstr(why, "no response from any broker"));
+    s = bs(12, 31, 1);
+    kafka_liveness_update(&l, &s);
+    assert_true(kafka_liveness_ok(&l, down, NULL, 0));
+}
+
+/* Static membership keyed by the given id, and the short session timeout. */
+static void test_conf_consumer_static_member(void **state)
+{
+    (void)state;
+    char err[256], v[64];
+    size_t n = sizeof(v);
+    rd_kafka_conf_t *c = kafka_conf_consumer("127.0.0.1:1", "g", "svc", "svc-host-1", err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(rd_kafka_conf_get(c, "group.instance.id", v, &n), RD_KAFKA_CONF_OK);
+    assert_string_equal(v, "svc-host-1");
+    n = sizeof(v);
+    assert_int_equal(rd_kafka_conf_get(c, "session.timeout.ms", v, &n), RD_KAFKA_CONF_OK);
+    assert_int_equal(atoi(v), KAFKA_SESSION_TIMEOUT_MS);
+    n = sizeof(v);
+    assert_int_equal(rd_kafka_conf_get(c, "heartbeat.interval.ms", v, &n), RD_KAFKA_CONF_OK);
+    assert_true(atoi(v) * 3 <= KAFKA_SESSION_TIMEOUT_MS);
+    rd_kafka_conf_destroy(c);
+    c = kafka_conf_consumer("127.0.0.1:1", "g", "svc", NULL, err, sizeof(err));
+    assert_non_null(c);
+    n = sizeof(v);
+    v[0] = '\0';
+    rd_kafka_conf_get(c, "group.instance.id", v, &n);
+    assert_string_equal(v, "");
+    rd_kafka_conf_destroy(c);
+}
+
+/* The first record read back from partitions 0..2 of `topic`: its value's
+ * length, its first byte and a copy of its headers (NULL when none came). */
+static rd_kafka_headers_t *read_first(const char *bootstraps, const char *topic, size_t *out_len,
+                                      int *out_first_byte)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "reader-first", errstr, sizeof(errstr));
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
+    for (int p = 0; p < 3; p++) {
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_headers_t *out = NULL;
+    uint64_t deadline = uv_hrtime() + 10000000000ULL;
+    while (!out && uv_hrtime() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m && !m->err) {
+            rd_kafka_headers_t *h = NULL;
+            *out_len = m->len;
+            *out_first_byte = m->len ? ((const unsigned char *)m->payload)[0] : -1;
+            out = rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_headers_copy(h)
+                                                                                : rd_kafka_headers_new(0);
+        }
+        if (m) {
+            rd_kafka_message_destroy(m);
+        }
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return out;
+}
+
+/* A bad record of 1.2 MB among good ones: the pipeline's producer cannot send
+ * it whole (message.max.bytes 1,000,000), so its dead letter is a 64 KiB
+ * prefix marked truncated; the transaction commits and the stream goes on. */
+static void test_mock_huge_bad_record_is_dead_lettered(void **state)
+{
+    (void)state;
+    const char *topics[] = {"in-h", "out-h", "in-h.dlq"};
+    mock_t m;
+    mock_start(&m, topics, 3);
+    size_t big = 1200000;
+    char *value = malloc(big);
+    assert_non_null(value);
+    memset(value, 'B', big);
+    memcpy(value, "BAD", 3);
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", m.bootstraps, errstr, sizeof(errstr));
+    assert_int_equal(rd_kafka_conf_set(conf, "message.max.bytes", "2000000", errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    for (int i = 0; i < 3; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i);
+        const void *v = i == 1 ? value : "v";
+        size_t len = i == 1 ? big : 1;
+        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("in-h"), RD_KAFKA_V_PARTITION(i),
+                                           RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)v, len),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                         0);
+    }
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    rd_kafka_destroy(rk);
+    free(value);
+
+    run_t r;
+    run_init(&r, &m, "out-h");
+    r.want_committed = 3; /* one record per transaction */
+    run_pipeline(&r, "in-h", "g-huge", 1);
+    assert_int_equal(r.fatal_calls, 0);
+    metric_t *txn = metrics_counter(r.metrics, "kafka_transactions_total", "", "result");
+    metric_t *dlq = metrics_counter(r.metrics, "dlq_messages_total", "", "topic");
+    assert_float_equal(metric_value(txn, "committed"), 3, 0);
+    assert_float_equal(metric_value(txn, "aborted"), 0, 0);
+    assert_float_equal(metric_value(dlq, "in-h"), 1, 0);
+
+    size_t len = 0;
+    int first = 0;
+    char b[64];
+    rd_kafka_headers_t *h = read_first(m.bootstraps, "in-h.dlq", &len, &first);
+    assert_non_null(h);
+    assert_int_equal(len, KAFKA_DLQ_PREFIX_BYTES);
+    assert_int_equal(first, 'B');
+    assert_string_equal(hdr(h, "dlq.truncated", b, sizeof(b)), "true");
+    assert_string_equal(hdr(h, "dlq.original.size", b, sizeof(b)), "1200000");
+    assert_string_equal(hdr(h, "dlq.original.partition", b, sizeof(b)), "1");
+    assert_string_equal(hdr(h, "dlq.error.reason", b, sizeof(b)), "value starts with BAD");
+    rd_kafka_headers_destroy(h);
+    run_deinit(&r);
+    mock_stop(&m);
+}
+
+/* /ready follows the broker: true once assigned, false with "all brokers down"
+ * when the (mock) broker goes down, true again by itself when it comes back. */
+typedef struct {
+    kafka_pipeline_t *p;
+    rd_kafka_mock_cluster_t *mc;
+    uv_timer_t watch;
+    int phase; /* 0 wait ready, 1 wait not ready, 2 wait ready again */
+    char detail_down[128], detail_up[128];
+    uint64_t deadline;
+    int stopped;
+} ready_run_t;
+
+static void ready_stopped(void *arg)
+{
+    ((ready_run_t *)arg)->stopped++;
+}
+
+static void ready_watch(uv_timer_t *t)
+{
+    ready_run_t *r = t->data;
+    char d[128];
+    bool ready = kafka_pipeline_ready_detail(r->p, d, sizeof(d));
+    if (r->phase == 0 && ready) {
+        snprintf(r->detail_up, sizeof(r->detail_up), "%s", d);
+        rd_kafka_mock_broker_set_down(r->mc, 1);
+        r->phase = 1;
+    } else if (r->phase == 1 && !ready) {
+        snprintf(r->detail_down, sizeof(r->detail_down), "%s", d);
+        rd_kafka_mock_broker_set_up(r->mc, 1);
+        r->phase = 2;
+    } else if (r->phase == 2 && ready) {
+        r->phase = 3;
+    }
+    if (r->phase == 3 || uv_now(t->loop) > r->deadline) {
+        uv_close((uv_handle_t *)&r->watch, NULL);
+        kafka_pipeline_stop(r->p, ready_stopped, r);
+    }
+}
+
+static kafka_verdict_t pass_transform(void *ctx, const rd_kafka_message_t *in, kafka_out_t *out, char *reason,
+                                      size_t reasonlen)
+{
+    return KAFKA_OK;
+}
+
+static void test_mock_ready_follows_the_broker(void **state)
+{
+    (void)state;
+    const char *topics[] = {"in-r"};
+    mock_t m;
+    mock_start(&m, topics, 1);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[256];
+    kafka_pipeline_conf_t conf = {.bootstrap_servers = m.bootstraps,
+                                  .group_id = "g-ready",
+                                  .transactional_id = "g-ready",
+                                  .service = "test",
+                                  .topics = topics,
+                                  .ntopics = 1,
+                                  .transform = pass_transform};
+    ready_run_t r = {.mc = m.mc};
+    r.p = kafka_pipeline_create(&loop, &conf, err, sizeof(err));
+    assert_non_null(r.p);
+    char d[128];
+    assert_false(kafka_pipeline_ready_detail(r.p, d, sizeof(d)));
+    assert_string_equal(d, "starting");
+    assert_int_equal(kafka_pipeline_start(r.p), 0);
+    uv_timer_init(&loop, &r.watch);
+    r.watch.data = &r;
+    uv_timer_start(&r.watch, ready_watch, 50, 50);
+    r.deadline = uv_now(&loop) + 60000;
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(r.stopped, 1);
+    if (r.phase != 3) {
+        fail_msg("expected ready, then not ready, then ready again; stuck in phase %d", r.phase);
+    }
+    assert_string_equal(r.detail_up, "");
+    assert_string_equal(r.detail_down, "all brokers down");
+    kafka_pipeline_destroy(r.p);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    mock_stop(&m);
+}
+
 int main(void)
 {
     /* TEST_FILTER=test_mock* runs a subset; LOG_LEVEL=debug shows the pipeline's logs */
@@ -939,6 +1350,14 @@ int main(void)
         cmocka_unit_test(test_mock_fenced_is_fatal),
         cmocka_unit_test(test_mock_stop_while_backing_off),
         cmocka_unit_test(test_mock_producer_close_flushes),
+        cmocka_unit_test(test_dlq_build_whole),
+        cmocka_unit_test(test_dlq_build_truncates_a_huge_value),
+        cmocka_unit_test(test_dlq_build_cuts_key_and_headers),
+        cmocka_unit_test(test_stats_brokers),
+        cmocka_unit_test(test_liveness),
+        cmocka_unit_test(test_conf_consumer_static_member),
+        cmocka_unit_test(test_mock_huge_bad_record_is_dead_lettered),
+        cmocka_unit_test(test_mock_ready_follows_the_broker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
