@@ -43,23 +43,27 @@ class Probe:
         os.makedirs(LOGS, exist_ok=True)
         self.starts += 1
         path = os.path.join(LOGS, f"{self.name}.{self.starts}.log")
-        self.logs.append(path)
+        out = open(path, "wb")
+        # read through a handle of our own: the file stays readable even if
+        # another run clears the logs folder meanwhile
+        self.logs.append(open(path, "rb"))
         env = dict(os.environ)
         env.update(self.env)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        self.proc = subprocess.Popen([PROBE], env=env, stdout=open(path, "wb"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([PROBE], env=env, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
 
-    def events(self, msg, path=None):
+    def events(self, msg, log=None):
         out = []
-        for p in [path] if path else self.logs:
-            with open(p, "rb") as f:
-                for line in f:
-                    try:
-                        ev = json.loads(line)
-                    except ValueError:
-                        continue
-                    if ev.get("msg") == msg:
-                        out.append(ev)
+        for f in [log] if log else self.logs:
+            f.seek(0)
+            for line in f.read().splitlines():
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if ev.get("msg") == msg:
+                    out.append(ev)
         return out
 
     def running(self):
@@ -75,6 +79,12 @@ class Probe:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def close(self):
+        if self.alive():
+            self.kill()
+        for f in self.logs:
+            f.close()
 
 
 class Slots:
@@ -187,7 +197,7 @@ def test_timer_exactly_once_across_sigkill(probe_env):
             else:
                 wait_until(probe.running, 60, "the probe to run its timer")
                 time.sleep(rng.uniform(0.0, 1.5))  # in the middle of ticks
-            assert probe.alive(), f"the probe exited early: see {probe.logs[-1]}"
+            assert probe.alive(), f"the probe exited early: see {probe.logs[-1].name}"
             probe.kill(signal.SIGKILL)
             kills += 1
         probe.env["PROBE_GROUP"] = f"timer-probe-{probe_env['tag']}-last"
@@ -196,12 +206,11 @@ def test_timer_exactly_once_across_sigkill(probe_env):
         before = len(reader.snapshot())
         reader.wait_for(lambda got: len(got) >= before + 10, 60, "10 more slots")
         assert probe.kill(signal.SIGTERM) == 0
+        got = reader.finish()
+        assert kills == 9
+        ordered = check_slots(got, probe.from_slots())
     finally:
-        if probe.alive():
-            probe.kill()
-    got = reader.finish()
-    assert kills == 9
-    ordered = check_slots(got, probe.from_slots())
+        probe.close()
     assert len(ordered) >= 10
 
 
@@ -239,11 +248,10 @@ def test_two_replicas_never_run_a_slot_twice(probe_env):
         n = len(reader.snapshot())
         reader.wait_for(lambda got: len(got) >= n + 5, 60, "5 more slots from the new owner")
         assert probes[other].kill(signal.SIGTERM) == 0
+        got = reader.finish()
+        from_slots = set().union(*(p.from_slots() for p in probes.values()))
+        check_slots(got, from_slots)
+        assert len({t for _, t in got}) == 2, "both probes should have run the timers at some point"
     finally:
         for p in probes.values():
-            if p.alive():
-                p.kill()
-    got = reader.finish()
-    from_slots = set().union(*(p.from_slots() for p in probes.values()))
-    check_slots(got, from_slots)
-    assert len({t for _, t in got}) == 2, "both probes should have run the timers at some point"
+            p.close()
