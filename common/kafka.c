@@ -554,3 +554,68 @@ int kafka_default_transactional_id(const char *service, char *buf, size_t buflen
     int w = snprintf(buf, buflen, "%s-%s", service ? service : "hive", host);
     return w < 0 || (size_t)w >= buflen ? -1 : 0;
 }
+
+/* ---- Topics ------------------------------------------------------------------------ */
+
+/* True when the cluster lists `topic` (a metadata request for all topics, which
+ * never creates one the way a request naming it can). */
+static bool topic_listed(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return false;
+    }
+    bool found = false;
+    for (int i = 0; i < md->topic_cnt && !found; i++) {
+        found = strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    rd_kafka_metadata_destroy(md);
+    return found;
+}
+
+int kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, const char *const *config,
+                       int timeout_ms, char *err, size_t errlen)
+{
+    char why[256] = "";
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, why, sizeof(why));
+    if (!nt) {
+        snprintf(err, errlen, "create topic %s: %s", topic, why);
+        return -1;
+    }
+    for (size_t i = 0; config && config[i]; i += 2) {
+        rd_kafka_NewTopic_set_config(nt, config[i], config[i + 1]);
+    }
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, NULL, 0);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, NULL, 0);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    if (ev && rd_kafka_event_error(ev)) {
+        e = rd_kafka_event_error(ev);
+        snprintf(why, sizeof(why), "%s", rd_kafka_event_error_string(ev));
+    } else if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_CREATETOPICS_RESULT) {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        e = n == 1 ? rd_kafka_topic_result_error(res[0]) : RD_KAFKA_RESP_ERR__FAIL;
+        if (n == 1 && e) {
+            snprintf(why, sizeof(why), "%s", rd_kafka_topic_result_error_string(res[0]));
+        }
+    }
+    if (ev) {
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_NewTopic_destroy(nt);
+    /* A cluster that cannot create topics (an old broker, a mock) may still
+     * hold it. */
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS ||
+        topic_listed(rk, topic, timeout_ms)) {
+        return 0;
+    }
+    snprintf(err, errlen, "create topic %s: %s: %s", topic, rd_kafka_err2name(e), why[0] ? why : "no answer");
+    return -1;
+}

@@ -18,7 +18,7 @@
  * pipe, and run every blocking librdkafka call (transactions, close, flush) on
  * libuv worker threads. All functions below are called on the loop thread
  * unless stated otherwise, and all callbacks run on the loop thread, except the
- * transform, which runs on a worker.
+ * handlers (transform, transform_batch, timer ticks), which run on a worker.
  */
 #ifndef HIVE_KAFKA_H
 #define HIVE_KAFKA_H
@@ -26,6 +26,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "metrics.h"
@@ -76,6 +77,54 @@ typedef enum {
 typedef kafka_verdict_t (*kafka_transform_fn)(void *ctx, const rd_kafka_message_t *in, kafka_out_t *out,
                                               char *reason, size_t reasonlen);
 
+/* ---- Batch handlers --------------------------------------------------------- */
+
+/* The records of one transaction, as a batch handler sees them: in partition
+ * order, each with its own outputs. Valid during the handler's call only. */
+typedef struct kafka_in_s kafka_in_t;
+
+/* Number of records in the batch (at least 1). */
+size_t kafka_in_count(const kafka_in_t *in);
+
+/* Record i (0 <= i < count), or NULL when out of range. The message lives as
+ * long as the handler's call. */
+const rd_kafka_message_t *kafka_in_msg(const kafka_in_t *in, size_t i);
+
+/* The outputs of record i, for kafka_out_add(); NULL when out of range. They
+ * are produced in record order once the handler returns KAFKA_OK. */
+kafka_out_t *kafka_in_out(kafka_in_t *in, size_t i);
+
+/* Sends record i alone to <topic>.dlq with `reason` (copied; NULL or "" reads
+ * "unspecified") and drops its outputs, also those added later. The other
+ * records of the batch commit as usual. Out-of-range indexes are ignored. */
+void kafka_in_reject(kafka_in_t *in, size_t i, const char *reason);
+
+/* Handles the whole batch of one transaction. Called on a WORKER thread, inside
+ * the transaction; may block, but must finish well within the transaction
+ * timeout (30 s): size max_batch to the work. KAFKA_OK commits the outputs of
+ * every record not rejected, the dead letters of the rejected ones and the
+ * consumed offsets, once. KAFKA_RETRY (and any value other than KAFKA_OK)
+ * aborts all of it: the partitions rewind, back off, and the same records come
+ * again, possibly in a batch cut differently, so side effects outside Kafka must
+ * be idempotent. KAFKA_BAD_INPUT for the whole batch is not a verdict: reject
+ * the bad records with kafka_in_reject(). The per-record `transform` runs
+ * through this same path (one handler call per batch that calls the transform
+ * record by record, and stops taking records after KAFKA_BATCH_BUDGET_MS). */
+typedef kafka_verdict_t (*kafka_batch_fn)(void *ctx, kafka_in_t *in);
+
+/* ---- Timers, exactly once ------------------------------------------------------ */
+
+/* Runs one slot of a timer. Called on a WORKER thread, never concurrently with
+ * a batch or another tick, inside its own transaction: `out` is produced and
+ * the slot marked done in one commit. `slot` = floor(time / interval_ms) of the
+ * slot being run, `now_ms` the wall clock when called. KAFKA_OK commits the
+ * outputs; KAFKA_BAD_INPUT logs `reason`, drops the outputs and marks the slot
+ * done (skipped); KAFKA_RETRY aborts, backs off and runs the same slot again.
+ * A slot may be presented again after a retry or a crash, never committed
+ * twice: side effects outside Kafka must be idempotent (key them by slot). */
+typedef kafka_verdict_t (*kafka_tick_fn)(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out,
+                                         char *reason, size_t reasonlen);
+
 typedef struct {
     const char *bootstrap_servers; /* "127.0.0.1:9092" */
     const char *group_id;          /* consumer group */
@@ -86,15 +135,22 @@ typedef struct {
     const char *service;       /* logs, client.id, dlq.service header */
     const char *const *topics; /* subscribed topics */
     size_t ntopics;
-    kafka_transform_fn transform;
-    void *ctx;          /* passed to transform and on_fatal */
-    metrics_t *metrics; /* may be NULL */
-    size_t max_batch;   /* records per transaction; 0 selects 500 */
+    /* Exactly one of the two handlers; both may be NULL only when `topics` is
+     * empty (a pipeline of timers alone). */
+    kafka_transform_fn transform;   /* one record at a time */
+    kafka_batch_fn transform_batch; /* the whole batch of a transaction */
+    void *ctx;                      /* passed to the handler and on_fatal */
+    metrics_t *metrics;             /* may be NULL */
+    size_t max_batch;               /* records per transaction; 0 selects 500 */
     /* The producer was fenced or hit a fatal error, or the transactions could
      * not be initialised: the pipeline has stopped processing and the service
      * must stop (call kafka_pipeline_stop). Called once, on the loop thread.
      * May be NULL. */
     void (*on_fatal)(void *ctx, const char *why);
+    /* Compacted topic holding the timers' markers, "<service>.timers"; needed
+     * by kafka_pipeline_add_timer(). Created at start when missing (1 partition,
+     * cleanup.policy=compact); must not be one of `topics`. May be NULL. */
+    const char *timers_topic;
 } kafka_pipeline_conf_t;
 
 typedef struct kafka_pipeline_s kafka_pipeline_t;
@@ -114,8 +170,48 @@ typedef struct kafka_pipeline_s kafka_pipeline_t;
 kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_conf_t *conf, char *err,
                                         size_t errlen);
 
+/* Adds a timer whose `fn` runs once per slot of `interval_ms` (>= 100),
+ * exactly once across restarts and replicas (see "Timers" below). `name` keys
+ * the timer's marker, so it must stay the same across releases: 1 to 200
+ * characters of [A-Za-z0-9._:-], unique in the pipeline. Call before
+ * kafka_pipeline_start(); needs conf.timers_topic. `ctx` is passed to `fn`.
+ * Returns 0, or -1 on bad arguments, a duplicate name, after start, or out of
+ * memory.
+ *
+ * Timers. slot = floor(now_ms / interval_ms) on the wall clock, the same on
+ * every replica. The timers run on the replica that owns partition 0 of
+ * timers_topic, on the pipeline's worker, each tick in its own transaction
+ * that also writes the marker (key = timer name, value = the slot, decimal)
+ * to timers_topic. So a slot's outputs and its marker commit together or not
+ * at all. Why no slot commits twice:
+ * - On every assignment of that partition the owner reads it from the start
+ *   (never from a committed offset) up to a barrier: a record it writes in a
+ *   transaction of its own right after the assignment. A read_committed reader
+ *   cannot pass a transaction still open before the barrier, so once it reads
+ *   the barrier, every marker committed before the assignment (and every
+ *   transaction that might still commit one) has been read. Only then does a
+ *   tick run; a slot <= the timer's marker is never run.
+ * - A restarted process keeps its transactional id: init_transactions fences
+ *   its predecessor and aborts the transaction it left open.
+ * - A replica that lost the partition without noticing (paused, cut off) is
+ *   fenced by the group: each tick flushes its records (so the marker is in the
+ *   log) and then sends an offset of timers_topic with the consumer group's
+ *   generation in the transaction; the group coordinator refuses it once the
+ *   partition moved on, and the tick aborts. A tick whose offsets were accepted
+ *   wrote its marker before the new owner's barrier, which therefore waits for
+ *   that transaction's outcome. (That offset is never read back: assignment
+ *   always starts at the beginning of the partition.)
+ * Slots are contiguous while a replica owns the timers: a tick that comes late
+ * (a long batch, a back-off) runs every slot it missed since it took over, in
+ * order. Slots that passed while no replica owned the timers are not run: the
+ * first tick of an owner is max(marker + 1, the slot when it caught up). Ticks
+ * stop on revocation and at stop. */
+int kafka_pipeline_add_timer(kafka_pipeline_t *p, const char *name, uint64_t interval_ms, kafka_tick_fn fn,
+                             void *ctx);
+
 /* Initialises the transactions on a worker (retrying while the broker is
- * unreachable), then subscribes and starts consuming. Returns 0, or -1 when
+ * unreachable), creates timers_topic when timers were added and it is missing,
+ * then subscribes and starts consuming. Returns 0, or -1 when
  * already started or the loop refused a handle. Later failures go to on_fatal. */
 int kafka_pipeline_start(kafka_pipeline_t *p);
 

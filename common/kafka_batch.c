@@ -1,11 +1,14 @@
 /* kafka_batch: one batch of consumed records and its Kafka transaction.
  *
  * kafka_batch_run() is the worker side of the pipeline (kafka_pipeline.c):
- * begin, transform each record in order, produce its outputs or its dead
- * letter, send the consumed offsets (last + 1 per partition) with the consumer
- * group metadata, commit. Any failure before the commit succeeds aborts the
- * transaction, so read_committed readers see all of the batch or nothing. The
- * loop thread reads the outcome once the work is done.
+ * begin, hand the records to the batch handler (a per-record transform goes
+ * through kafka_batch_per_record, so there is one path), produce in record
+ * order each record's outputs or its dead letter, send the consumed offsets
+ * (last + 1 per partition) with the consumer group metadata, commit. Any
+ * failure before the commit succeeds aborts the transaction, so read_committed
+ * readers see all of the batch or nothing. A timer's tick and the timers'
+ * barrier run through the same transaction code (tick_body). The loop thread
+ * reads the outcome once the work is done.
  */
 #include "kafka.h"
 #include "kafka_internal.h"
@@ -76,9 +79,30 @@ static void dead_add(kafka_batch_t *b, size_t msg, const char *reason)
 int kafka_batch_init(kafka_batch_t *b, size_t max)
 {
     memset(b, 0, sizeof(*b));
-    kafka_out_init(&b->out);
     b->msgs = calloc(max, sizeof(*b->msgs));
-    return b->msgs ? 0 : -1;
+    b->in.outs = calloc(max, sizeof(*b->in.outs));
+    b->in.rejected = calloc(max, sizeof(*b->in.rejected));
+    b->in.reasons = calloc(max, sizeof(*b->in.reasons));
+    if (!b->msgs || !b->in.outs || !b->in.rejected || !b->in.reasons) {
+        return -1;
+    }
+    b->in.cap = max;
+    for (size_t i = 0; i < max; i++) {
+        kafka_out_init(&b->in.outs[i]);
+    }
+    return 0;
+}
+
+/* Empties the outputs and verdicts of the first `n` records. */
+static void in_reset(kafka_in_t *in, size_t n)
+{
+    for (size_t i = 0; i < n && i < in->cap; i++) {
+        kafka_out_reset(&in->outs[i]);
+        in->rejected[i] = false;
+        free(in->reasons[i]);
+        in->reasons[i] = NULL;
+    }
+    in->why[0] = '\0';
 }
 
 void kafka_batch_clear(kafka_batch_t *b)
@@ -86,6 +110,10 @@ void kafka_batch_clear(kafka_batch_t *b)
     for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_destroy(b->msgs[i]);
     }
+    size_t used = b->n > b->in.n ? b->n : b->in.n;
+    in_reset(&b->in, used > 0 ? used : 1); /* a tick uses outs[0] */
+    b->in.msgs = NULL;
+    b->in.n = b->in.cut = 0;
     b->n = 0;
     if (b->first) {
         rd_kafka_topic_partition_list_destroy(b->first);
@@ -98,7 +126,7 @@ void kafka_batch_clear(kafka_batch_t *b)
     }
     b->first = b->next = b->rest = NULL;
     b->done = 0;
-    kafka_out_reset(&b->out);
+    b->job = KAFKA_JOB_BATCH;
     tally_flush(&b->produced, NULL);
     tally_flush(&b->dlq, NULL);
     for (size_t i = 0; i < b->ndead; i++) {
@@ -110,13 +138,75 @@ void kafka_batch_clear(kafka_batch_t *b)
 
 void kafka_batch_deinit(kafka_batch_t *b)
 {
-    kafka_batch_clear(b);
+    if (b->in.outs) {
+        kafka_batch_clear(b);
+        for (size_t i = 0; i < b->in.cap; i++) {
+            kafka_out_deinit(&b->in.outs[i]);
+        }
+    }
     free(b->msgs);
-    kafka_out_deinit(&b->out);
+    free(b->in.outs);
+    free(b->in.rejected);
+    free(b->in.reasons);
     free(b->produced.v);
     free(b->dlq.v);
     free(b->dead);
     memset(b, 0, sizeof(*b));
+}
+
+/* ---- What a batch handler sees ---------------------------------------------------- */
+
+size_t kafka_in_count(const kafka_in_t *in)
+{
+    return in ? in->n : 0;
+}
+
+const rd_kafka_message_t *kafka_in_msg(const kafka_in_t *in, size_t i)
+{
+    return in && i < in->n ? in->msgs[i] : NULL;
+}
+
+kafka_out_t *kafka_in_out(kafka_in_t *in, size_t i)
+{
+    return in && i < in->n ? &in->outs[i] : NULL;
+}
+
+void kafka_in_reject(kafka_in_t *in, size_t i, const char *reason)
+{
+    if (!in || i >= in->n) {
+        return;
+    }
+    kafka_out_reset(&in->outs[i]);
+    free(in->reasons[i]);
+    in->reasons[i] = reason && *reason ? strdup(reason) : NULL;
+    in->rejected[i] = true;
+}
+
+kafka_verdict_t kafka_batch_per_record(void *ctx, kafka_in_t *in)
+{
+    kafka_batch_t *b = ctx;
+    uint64_t deadline = uv_hrtime() + (uint64_t)KAFKA_BATCH_BUDGET_MS * 1000000u;
+    for (size_t i = 0; i < in->n; i++) {
+        if (i > 0 && uv_hrtime() > deadline) {
+            in->cut = i; /* the rest comes again in the next transaction */
+            break;
+        }
+        const rd_kafka_message_t *m = in->msgs[i];
+        char reason[256] = "";
+        kafka_verdict_t v = b->transform(b->ctx, m, &in->outs[i], reason, sizeof(reason));
+        reason[sizeof(reason) - 1] = '\0';
+        if (v == KAFKA_OK) {
+            continue;
+        }
+        if (v == KAFKA_BAD_INPUT) {
+            kafka_in_reject(in, i, reason);
+            continue;
+        }
+        snprintf(in->why, sizeof(in->why), "transform asked to retry %s[%" PRId32 "]@%" PRId64 "%s%.200s",
+                 rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason[0] ? ": " : "", reason);
+        return KAFKA_RETRY;
+    }
+    return KAFKA_OK;
 }
 
 void kafka_batch_report(kafka_batch_t *b, metric_t *produced, metric_t *dlq)
@@ -251,47 +341,97 @@ static int cut_at(kafka_batch_t *b, size_t done)
     return 0;
 }
 
-/* Transforms the records in order until done or out of time (the rest is
- * put back by the loop); returns 0, or -1 with b->why set (abort). */
-static int transform_all(kafka_batch_t *b)
+/* Produces the outputs collected in `out`. Returns 0 or -1 (b->why set). */
+static int produce_out(kafka_batch_t *b, kafka_out_t *out)
 {
-    uint64_t deadline = uv_hrtime() + (uint64_t)KAFKA_BATCH_BUDGET_MS * 1000000u;
-    b->done = b->n;
-    for (size_t i = 0; i < b->n; i++) {
-        if (i > 0 && uv_hrtime() > deadline) {
-            if (cut_at(b, i) != 0) {
-                snprintf(b->why, sizeof(b->why), "out of memory cutting the batch at its time budget");
-                return -1;
-            }
-            b->done = i;
-            break;
+    for (size_t r = 0; r < out->n; r++) {
+        kafka_record_t *rec = &out->recs[r];
+        rd_kafka_headers_t *h = rec->headers;
+        rec->headers = NULL; /* handed to produce() */
+        if (produce(b, rec->topic, rec->key, rec->keylen, rec->value, rec->len, h) != 0) {
+            return -1;
         }
-        const rd_kafka_message_t *m = b->msgs[i];
-        char reason[256] = "";
-        kafka_out_reset(&b->out);
-        kafka_verdict_t v = b->transform(b->ctx, m, &b->out, reason, sizeof(reason));
-        reason[sizeof(reason) - 1] = '\0';
-        if (v == KAFKA_OK) {
-            for (size_t r = 0; r < b->out.n; r++) {
-                kafka_record_t *rec = &b->out.recs[r];
-                rd_kafka_headers_t *h = rec->headers;
-                rec->headers = NULL; /* handed to produce() */
-                if (produce(b, rec->topic, rec->key, rec->keylen, rec->value, rec->len, h) != 0) {
-                    return -1;
-                }
-                tally_add(&b->produced, rec->topic);
-            }
-        } else if (v == KAFKA_BAD_INPUT) {
-            if (dead_letter(b, i, reason) != 0) {
+        tally_add(&b->produced, rec->topic);
+    }
+    return 0;
+}
+
+/* Hands the batch to its handler, then produces, record by record in order,
+ * the outputs of the records it kept and the dead letters of the ones it
+ * rejected. Returns 0, or -1 with b->why set (abort). */
+static int batch_body(kafka_batch_t *b)
+{
+    kafka_in_t *in = &b->in;
+    in_reset(in, b->n);
+    in->msgs = b->msgs;
+    in->n = in->cut = b->n;
+    kafka_verdict_t v = b->handler(b->handler_ctx, in);
+    if (v != KAFKA_OK) {
+        if (in->why[0]) {
+            snprintf(b->why, sizeof(b->why), "%s", in->why);
+        } else {
+            snprintf(b->why, sizeof(b->why),
+                     "batch handler asked to retry %zu record(s) from %s[%" PRId32 "]@%" PRId64, b->n,
+                     rd_kafka_topic_name(b->msgs[0]->rkt), b->msgs[0]->partition, b->msgs[0]->offset);
+        }
+        return -1;
+    }
+    b->done = b->n;
+    if (in->cut < b->n) {
+        if (cut_at(b, in->cut) != 0) {
+            snprintf(b->why, sizeof(b->why), "out of memory cutting the batch at its time budget");
+            return -1;
+        }
+        b->done = in->cut;
+    }
+    for (size_t i = 0; i < b->done; i++) {
+        if (in->rejected[i]) {
+            if (dead_letter(b, i, in->reasons[i] ? in->reasons[i] : "") != 0) {
                 return -1;
             }
-        } else {
-            snprintf(b->why, sizeof(b->why), "transform asked to retry %s[%" PRId32 "]@%" PRId64 "%s%s",
-                     rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason[0] ? ": " : "", reason);
+        } else if (produce_out(b, &in->outs[i]) != 0) {
             return -1;
         }
     }
-    kafka_out_reset(&b->out);
+    return 0;
+}
+
+/* A timer's slot (the tick's outputs, then its marker) or a barrier (the
+ * record alone). Before the offsets go out, every record must be in the log:
+ * the fencing argument of kafka.h ("Timers") rests on it. Returns 0 or -1. */
+static int tick_body(kafka_batch_t *b)
+{
+    kafka_tick_job_t *t = &b->tick;
+    kafka_out_t *out = &b->in.outs[0];
+    kafka_out_reset(out);
+    if (t->fn) {
+        t->reason[0] = '\0';
+        kafka_verdict_t v = t->fn(t->ctx, t->slot, kafka_now_ms(), out, t->reason, sizeof(t->reason));
+        t->reason[sizeof(t->reason) - 1] = '\0';
+        t->verdict = v == KAFKA_OK || v == KAFKA_BAD_INPUT ? v : KAFKA_RETRY;
+        if (t->verdict == KAFKA_RETRY) {
+            snprintf(b->why, sizeof(b->why), "timer %s asked to retry slot %" PRId64 "%s%.200s", t->name,
+                     t->slot, t->reason[0] ? ": " : "", t->reason);
+            kafka_out_reset(out);
+            return -1;
+        }
+        if (t->verdict == KAFKA_BAD_INPUT) {
+            kafka_out_reset(out); /* the slot is marked done, without its outputs */
+        }
+        if (produce_out(b, out) != 0) {
+            return -1;
+        }
+    }
+    if (produce(b, t->topic, t->key, strlen(t->key), t->value, strlen(t->value), NULL) != 0) {
+        return -1;
+    }
+    if (b->next) {
+        rd_kafka_resp_err_t err = rd_kafka_flush(b->producer, FLUSH_BEFORE_ABORT_MS);
+        if (err) {
+            snprintf(b->why, sizeof(b->why), "flush before the timers offset: %s", rd_kafka_err2str(err));
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -332,10 +472,10 @@ static void run(kafka_batch_t *b)
         txn_error(b, "begin_transaction", e, TXN_CALL_TRIES);
         return;
     }
-    if (transform_all(b) != 0) {
+    if ((b->job == KAFKA_JOB_BATCH ? batch_body(b) : tick_body(b)) != 0) {
         goto abort;
     }
-    for (int try = 0;; try++) {
+    for (int try = 0; b->next; try++) {
         rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(b->consumer);
         e = rd_kafka_send_offsets_to_transaction(b->producer, b->next, cgmd, -1);
         rd_kafka_consumer_group_metadata_destroy(cgmd);

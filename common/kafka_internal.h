@@ -6,6 +6,7 @@
 #define HIVE_KAFKA_INTERNAL_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "kafka.h"
 
@@ -161,12 +162,51 @@ typedef struct {
     char *reason;
 } kafka_dead_t;
 
+struct kafka_in_s {
+    rd_kafka_message_t **msgs; /* the batch's messages */
+    size_t n;
+    size_t cut;        /* records to commit: n, or fewer when the per-record
+                        * adapter stopped at its time budget */
+    kafka_out_t *outs; /* one per record */
+    size_t cap;        /* room in outs, rejected, reasons: max_batch */
+    bool *rejected;
+    char **reasons; /* of the rejected records (may be NULL: "unspecified") */
+    char why[320];  /* why the handler asked to retry, when it says */
+};
+
+/* What a transaction is for. */
+typedef enum {
+    KAFKA_JOB_BATCH, /* consumed records through the handler */
+    KAFKA_JOB_TICK,  /* one timer slot: the tick's outputs and its marker */
+    KAFKA_JOB_MARK,  /* one record alone (the timers' barrier) */
+} kafka_job_t;
+
+/* A tick or a barrier: one record (`key`, `value`) for `topic`, after the
+ * outputs of `fn` when set. */
+typedef struct {
+    const char *topic;
+    const char *name; /* timer name, for logs */
+    char key[256];
+    char value[128];
+    kafka_tick_fn fn; /* NULL for a barrier */
+    void *ctx;
+    int64_t slot;
+    kafka_verdict_t verdict; /* of fn, once run */
+    char reason[256];
+} kafka_tick_job_t;
+
 typedef struct {
     /* Set once by the pipeline. */
     rd_kafka_t *producer, *consumer;
-    kafka_transform_fn transform;
-    void *ctx;
+    kafka_batch_fn handler;       /* the batch handler, or kafka_batch_per_record */
+    void *handler_ctx;            /* its ctx (the batch itself for the adapter) */
+    kafka_transform_fn transform; /* per-record mode */
+    void *ctx;                    /* the transform's ctx */
     const char *service;
+    /* The job of the next run, set on the loop thread. For a tick, `next`
+     * holds the timers offset to send; for a barrier it is NULL. */
+    kafka_job_t job;
+    kafka_tick_job_t tick;
     /* Filled on the loop thread before the run; owned by the batch. */
     rd_kafka_message_t **msgs; /* room for max_batch */
     size_t n;
@@ -183,12 +223,16 @@ typedef struct {
     kafka_dead_t *dead;
     size_t ndead, deadcap;
     double seconds;
-    kafka_out_t out;
+    kafka_in_t in;
 } kafka_batch_t;
+
+/* The batch handler that adapts a per-record transform (ctx: the batch). */
+kafka_verdict_t kafka_batch_per_record(void *ctx, kafka_in_t *in);
 
 /* Zeroes the batch and makes room for `max` messages. Returns 0 or -1. */
 int kafka_batch_init(kafka_batch_t *b, size_t max);
-/* Runs the whole transaction of msgs[0..n) (blocking: a worker thread only). */
+/* Runs the whole transaction of the batch's job: msgs[0..n) for a batch, the
+ * tick or the barrier otherwise (blocking: a worker thread only). */
 void kafka_batch_run(kafka_batch_t *b);
 /* After a commit, on the loop: adds the counts to the metrics (may be NULL)
  * and logs each dead letter with its reason and trace id. */
@@ -196,6 +240,97 @@ void kafka_batch_report(kafka_batch_t *b, metric_t *produced, metric_t *dlq);
 /* Destroys the messages and results, keeps the arrays for the next batch. */
 void kafka_batch_clear(kafka_batch_t *b);
 void kafka_batch_deinit(kafka_batch_t *b);
+
+/* ---- Timers (kafka_timer.c) ------------------------------------------------------ */
+
+#define KAFKA_TIMER_MIN_INTERVAL_MS 100
+#define KAFKA_TIMER_NAME_MAX 200
+#define KAFKA_SLOT_NONE INT64_MIN
+
+/* floor(now_ms / interval_ms), also for times before the epoch. */
+int64_t kafka_timer_slot(int64_t now_ms, uint64_t interval_ms);
+
+/* The slot to run next: max(marker + 1, floor). A marker of KAFKA_SLOT_NONE
+ * (never run) gives `floor`. */
+int64_t kafka_timer_next_slot(int64_t marker, int64_t floor);
+
+/* Parses a marker value (a decimal int64, nothing else). Returns 0 and the
+ * slot in *out_slot, or -1 (then untouched). */
+int kafka_timer_marker_parse(const void *value, size_t len, int64_t *out_slot);
+
+/* True for a valid timer name: 1..KAFKA_TIMER_NAME_MAX of [A-Za-z0-9._:-]. The
+ * barrier's key starts with '#', so it never meets a timer's. */
+bool kafka_timer_name_ok(const char *name);
+
+typedef struct {
+    char *name;
+    uint64_t interval_ms;
+    kafka_tick_fn fn;
+    void *ctx;
+    int64_t marker;      /* last slot done, KAFKA_SLOT_NONE when none */
+    int64_t floor;       /* slot when the owner caught up: nothing before runs */
+    unsigned attempt;    /* failed tries of the next slot */
+    int64_t retry_at_ms; /* back-off: no try before */
+} kafka_timer_t;
+
+/* Where the owner of the timers partition stands. */
+typedef enum {
+    KAFKA_TIMERS_IDLE,    /* partition 0 not assigned here */
+    KAFKA_TIMERS_BARRIER, /* assigned: the barrier must be written */
+    KAFKA_TIMERS_READING, /* barrier committed: reading up to it */
+    KAFKA_TIMERS_RUNNING, /* caught up: ticks run */
+} kafka_timers_state_t;
+
+typedef struct {
+    kafka_timer_t *v;
+    size_t n, cap;
+    kafka_timers_state_t state;
+    char barrier_key[256]; /* "#barrier:<transactional id>" */
+    char token[128];       /* the value of this assignment's barrier */
+    unsigned generation;   /* assignments seen, part of the token */
+    int64_t next_offset;   /* in the timers partition: last read + 1 */
+    unsigned barrier_attempt;
+    int64_t barrier_retry_at_ms;
+} kafka_timers_t;
+
+/* Sets up an empty table; `txn_id` names the barrier key. Returns 0 or -1. */
+int kafka_timers_init(kafka_timers_t *ts, const char *txn_id);
+void kafka_timers_deinit(kafka_timers_t *ts);
+/* Adds a timer (name copied). Returns 0, or -1 on a bad or duplicate name, an
+ * interval below the minimum, a NULL fn, or out of memory. */
+int kafka_timers_add(kafka_timers_t *ts, const char *name, uint64_t interval_ms, kafka_tick_fn fn, void *ctx);
+/* Partition 0 was assigned: forget the markers, write a new barrier `nonce`
+ * (anything unique to this process and assignment). */
+void kafka_timers_assigned(kafka_timers_t *ts, uint64_t nonce);
+/* Partition 0 was revoked (or lost): no more ticks. */
+void kafka_timers_revoked(kafka_timers_t *ts);
+/* A committed record of the timers partition at `offset`. Returns true when it
+ * was this assignment's barrier, i.e. the owner has just caught up: the timers
+ * then run from the slot of `now_ms` on (or their marker + 1). */
+bool kafka_timers_on_record(kafka_timers_t *ts, const void *key, size_t keylen, const void *value, size_t len,
+                            int64_t offset, int64_t now_ms);
+/* The barrier's transaction: committed, or failed (back off, `r01` in [0, 1)). */
+void kafka_timers_barrier_done(kafka_timers_t *ts, bool committed, int64_t now_ms, double r01);
+/* True when the barrier should be written now. */
+bool kafka_timers_barrier_due(const kafka_timers_t *ts, int64_t now_ms);
+/* Index of a timer with a slot to run at `now_ms` (the one waiting longest),
+ * and that slot in *out_slot; -1 when none. */
+ssize_t kafka_timers_due(const kafka_timers_t *ts, int64_t now_ms, int64_t *out_slot);
+/* A tick of timer i for `slot` committed (marker = slot), or failed (back off). */
+void kafka_timers_tick_done(kafka_timers_t *ts, size_t i, int64_t slot, bool committed, int64_t now_ms,
+                            double r01);
+/* Milliseconds from `now_ms` until the next tick or barrier is due, 0 when one
+ * is due now, -1 when nothing will be due without a record coming first. */
+int64_t kafka_timers_next_wake_ms(const kafka_timers_t *ts, int64_t now_ms);
+
+/* ---- Topics ------------------------------------------------------------------------ */
+
+/* Creates `topic` with `partitions` partitions, the broker's replication
+ * factor and the NULL-terminated key/value `config`, unless it exists
+ * (blocking, up to `timeout_ms`: a worker thread only). Returns 0, or -1 with a
+ * message in `err`. */
+int kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, const char *const *config,
+                       int timeout_ms, char *err, size_t errlen);
 
 /* ---- Back-off ----------------------------------------------------------------- */
 

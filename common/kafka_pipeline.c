@@ -13,6 +13,11 @@
  * then seeks every partition of the batch back to its first offset, pauses the
  * assignment and resumes after an exponential, jittered back-off. A fenced or
  * fatal producer ends processing and is reported through on_fatal.
+ *
+ * Timers. The records of timers_topic never reach a batch: pump() hands them
+ * to the timers table (kafka_timer.c), which says when the barrier or a tick
+ * is due; pump() then runs that job on the same single worker, in place of a
+ * batch, and the `due` timer wakes the loop for the next slot.
  */
 #include "kafka.h"
 #include "kafka_internal.h"
@@ -28,6 +33,7 @@
 
 #define TICK_MS 200
 #define INIT_TRY_MS 3000
+#define INIT_TOPIC_TRIES 5
 #define FLUSH_MS 5000
 #define DEFAULT_MAX_BATCH 500
 
@@ -38,7 +44,8 @@ struct kafka_pipeline_s {
     char *bootstrap, *group_id, *txn_id, *service;
     char **topics;
     size_t ntopics;
-    void *ctx; /* for on_fatal; the transform's is in the batch */
+    char *timers_topic; /* NULL without timers */
+    void *ctx;          /* for on_fatal; the transform's is in the batch */
     void (*on_fatal)(void *ctx, const char *why);
     size_t max_batch;
 
@@ -47,8 +54,8 @@ struct kafka_pipeline_s {
     int wake[2];             /* io-event pipe: librdkafka writes, uv_poll reads */
 
     uv_poll_t poll;
-    uv_timer_t tick, backoff;
-    bool handles; /* the three handles above were initialised */
+    uv_timer_t tick, backoff, due;
+    bool handles; /* the four handles above were initialised */
     int open_handles;
     uv_work_t work;
     bool busy; /* a work item (init, batch or close) is in flight */
@@ -62,6 +69,8 @@ struct kafka_pipeline_s {
     uint64_t rng;
     rd_kafka_topic_partition_list_t *assignment;
     kafka_batch_t batch;
+    kafka_timers_t timers;
+    size_t tick_index; /* the timer of the tick in flight */
     atomic_bool stop_flag, producer_fatal, consumer_fatal;
     /* /ready: the brokers answer and the transactions commit. */
     _Atomic int64_t down_at_us; /* last "all brokers down" (monotonic µs), any thread; 0 = none */
@@ -72,7 +81,7 @@ struct kafka_pipeline_s {
     void (*done)(void *arg);
     void *done_arg;
 
-    metric_t *m_consumed, *m_produced, *m_dlq, *m_txn, *m_lag, *m_paused, *m_batch;
+    metric_t *m_consumed, *m_produced, *m_dlq, *m_txn, *m_lag, *m_paused, *m_batch, *m_ticks;
 };
 
 static void pump(kafka_pipeline_t *p);
@@ -80,13 +89,18 @@ static void stop_continue(kafka_pipeline_t *p);
 
 /* ---- Small helpers ---------------------------------------------------------- */
 
-static double rand01(kafka_pipeline_t *p)
+static uint64_t rand64(kafka_pipeline_t *p)
 {
-    /* xorshift64*: jitter only, no need for quality */
+    /* xorshift64*: jitter and barrier nonces only, no need for quality */
     p->rng ^= p->rng >> 12;
     p->rng ^= p->rng << 25;
     p->rng ^= p->rng >> 27;
-    return (double)((p->rng * 2685821657736338717ULL) >> 11) / (double)(1ULL << 53);
+    return p->rng * 2685821657736338717ULL;
+}
+
+static double rand01(kafka_pipeline_t *p)
+{
+    return (double)(rand64(p) >> 11) / (double)(1ULL << 53);
 }
 
 static void set_paused(kafka_pipeline_t *p, bool paused)
@@ -111,6 +125,7 @@ static void enter_fatal(kafka_pipeline_t *p, const char *why)
         uv_poll_stop(&p->poll);
         uv_timer_stop(&p->tick);
         uv_timer_stop(&p->backoff);
+        uv_timer_stop(&p->due);
     }
     set_paused(p, false);
     if (p->on_fatal) {
@@ -185,6 +200,21 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     return 0; /* librdkafka frees json */
 }
 
+/* When `parts` holds partition 0 of the timers topic, makes it start at the
+ * beginning (the markers are always read in full, whatever offset the group
+ * holds) and returns true. */
+static bool timers_partition_start(kafka_pipeline_t *p, rd_kafka_topic_partition_list_t *parts)
+{
+    bool found = false;
+    for (int i = 0; p->timers.n > 0 && parts && i < parts->cnt; i++) {
+        if (parts->elems[i].partition == 0 && strcmp(parts->elems[i].topic, p->timers_topic) == 0) {
+            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+            found = true;
+        }
+    }
+    return found;
+}
+
 /* Eager rebalance. Runs on the loop thread from pump() (never while a batch is
  * in flight), or on the close worker during rd_kafka_consumer_close(). */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
@@ -202,6 +232,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         p->assignment = NULL;
     }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        bool timers = timers_partition_start(p, parts);
         rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
         if (e) {
             log_error("kafka assign failed", "group", p->group_id, "error", rd_kafka_err2str(e));
@@ -210,9 +241,18 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             if (p->backing_off) {
                 rd_kafka_pause_partitions(rk, p->assignment);
             }
+            if (timers) {
+                kafka_timers_assigned(&p->timers, rand64(p) ^ ((uint64_t)getpid() << 40));
+                log_info("kafka timers assigned here, reading their markers", "group", p->group_id, "topic",
+                         p->timers_topic);
+            }
         }
         log_info("kafka partitions assigned", "group", p->group_id, "partitions", list);
     } else {
+        if (p->timers.state != KAFKA_TIMERS_IDLE) {
+            log_info("kafka timers stopped: partition revoked", "group", p->group_id);
+        }
+        kafka_timers_revoked(&p->timers);
         rd_kafka_assign(rk, NULL);
         /* Our pause outlives the assignment: clear it, or these partitions
          * would stay paused if they come back after the back-off. */
@@ -341,6 +381,139 @@ static void batch_after(uv_work_t *w, int status)
     pump(p);
 }
 
+/* ---- Timers ------------------------------------------------------------------- */
+
+static bool is_timers_msg(const kafka_pipeline_t *p, const rd_kafka_message_t *m)
+{
+    return p->timers_topic && strcmp(rd_kafka_topic_name(m->rkt), p->timers_topic) == 0;
+}
+
+/* A committed record of the timers topic: a marker, or our barrier. */
+static void on_timers_record(kafka_pipeline_t *p, const rd_kafka_message_t *m)
+{
+    if (m->partition != 0 || !kafka_timers_on_record(&p->timers, m->key, m->key_len, m->payload, m->len,
+                                                     m->offset, kafka_now_ms())) {
+        return;
+    }
+    for (size_t i = 0; i < p->timers.n; i++) {
+        const kafka_timer_t *t = &p->timers.v[i];
+        char marker[24], from[24];
+        snprintf(marker, sizeof(marker), "%" PRId64, t->marker);
+        snprintf(from, sizeof(from), "%" PRId64, kafka_timer_next_slot(t->marker, t->floor));
+        log_info("kafka timer running", "group", p->group_id, "timer", t->name, "marker",
+                 t->marker == KAFKA_SLOT_NONE ? "none" : marker, "from_slot", from);
+    }
+}
+
+static void timer_after(uv_work_t *w, int status)
+{
+    kafka_pipeline_t *p = w->data;
+    kafka_batch_t *b = &p->batch;
+    kafka_batch_outcome_t outcome = b->outcome;
+    bool barrier = b->job == KAFKA_JOB_MARK;
+    const char *name = barrier ? "barrier" : b->tick.name;
+    char why[sizeof(b->why)], slot[24];
+    memcpy(why, b->why, sizeof(why));
+    snprintf(slot, sizeof(slot), "%" PRId64, b->tick.slot);
+    p->busy = false;
+    int64_t now = kafka_now_ms();
+    bool committed = outcome == KAFKA_BATCH_COMMITTED;
+    if (committed) {
+        kafka_batch_report(b, p->m_produced, p->m_dlq);
+    }
+    if (p->m_txn && outcome != KAFKA_BATCH_FATAL) {
+        metric_add(p->m_txn, 1, committed ? "committed" : "aborted");
+    }
+    if (barrier) {
+        kafka_timers_barrier_done(&p->timers, committed, now, rand01(p));
+    } else {
+        kafka_timers_tick_done(&p->timers, p->tick_index, b->tick.slot, committed, now, rand01(p));
+        bool skipped = committed && b->tick.verdict == KAFKA_BAD_INPUT;
+        if (p->m_ticks && outcome != KAFKA_BATCH_FATAL) {
+            metric_add(p->m_ticks, 1, name, skipped ? "skipped" : committed ? "committed" : "aborted");
+        }
+        if (skipped) {
+            log_warn("kafka timer slot skipped", "timer", name, "slot", slot, "reason",
+                     b->tick.reason[0] ? b->tick.reason : "unspecified");
+        }
+    }
+    if (outcome == KAFKA_BATCH_ABORTED) {
+        log_warn("kafka timer transaction aborted", "group", p->group_id, "timer", name, "slot",
+                 barrier ? NULL : slot, "why", why);
+    }
+    kafka_batch_clear(b);
+    if (outcome == KAFKA_BATCH_FATAL) {
+        enter_fatal(p, why);
+    }
+    if (p->state == ST_STOPPING) {
+        stop_continue(p);
+        return;
+    }
+    pump(p);
+}
+
+/* Queues the barrier or a due tick on the worker, in place of a batch.
+ * Returns true when it did. */
+static bool start_timer_job(kafka_pipeline_t *p)
+{
+    if (p->timers.n == 0) {
+        return false;
+    }
+    kafka_batch_t *b = &p->batch;
+    kafka_tick_job_t *t = &b->tick;
+    int64_t now = kafka_now_ms(), slot = 0;
+    ssize_t i = -1;
+    if (kafka_timers_barrier_due(&p->timers, now)) {
+        *t = (kafka_tick_job_t){.topic = p->timers_topic, .name = "barrier"};
+        snprintf(t->key, sizeof(t->key), "%s", p->timers.barrier_key);
+        snprintf(t->value, sizeof(t->value), "%s", p->timers.token);
+        b->job = KAFKA_JOB_MARK;
+    } else if ((i = kafka_timers_due(&p->timers, now, &slot)) >= 0) {
+        const kafka_timer_t *tm = &p->timers.v[i];
+        *t = (kafka_tick_job_t){.topic = p->timers_topic,
+                                .name = tm->name,
+                                .fn = tm->fn,
+                                .ctx = tm->ctx,
+                                .slot = slot,
+                                .verdict = KAFKA_RETRY};
+        snprintf(t->key, sizeof(t->key), "%s", tm->name);
+        snprintf(t->value, sizeof(t->value), "%" PRId64, slot);
+        /* The offset only carries the group's generation (the fencing of
+         * kafka.h, "Timers"); it is never read back. */
+        b->next = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(b->next, p->timers_topic, 0)->offset = p->timers.next_offset;
+        b->job = KAFKA_JOB_TICK;
+        p->tick_index = (size_t)i;
+    } else {
+        return false;
+    }
+    p->busy = true;
+    p->work.data = p;
+    uv_queue_work(p->loop, &p->work, batch_work, timer_after);
+    return true;
+}
+
+static void on_due(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+/* Arms the `due` timer for the next barrier or slot, when nothing is in flight. */
+static void arm_due(kafka_pipeline_t *p)
+{
+    if (!p->handles || p->timers.n == 0) {
+        return;
+    }
+    int64_t ms = p->state == ST_RUNNING && !p->fatal && !p->busy
+                     ? kafka_timers_next_wake_ms(&p->timers, kafka_now_ms())
+                     : -1;
+    if (ms < 0) {
+        uv_timer_stop(&p->due);
+    } else {
+        uv_timer_start(&p->due, on_due, (uint64_t)ms, 0);
+    }
+}
+
 /* Seeks the partitions of messages that must not be processed now back to
  * them, so that they come again, and drops the messages. */
 static void put_back(kafka_pipeline_t *p, kafka_batch_t *b)
@@ -354,14 +527,15 @@ static void put_back(kafka_pipeline_t *p, kafka_batch_t *b)
     kafka_batch_clear(b);
 }
 
-/* Serves the consumer queue (records, rebalances) and takes the
- * next batch when the pipeline may process one. Never blocks. While backing
+/* Serves the consumer queue (records, rebalances) and takes the next job
+ * when the pipeline may process one: the timers' barrier or a due tick
+ * first, else a batch. Never blocks. While backing
  * off the partitions are paused, so nothing should come; what does is put back. */
-static void pump(kafka_pipeline_t *p)
+static void pump_once(kafka_pipeline_t *p)
 {
     kafka_batch_t *b = &p->batch;
     while (p->state == ST_RUNNING && !p->busy && !p->fatal) {
-        if (check_fatal_flags(p)) {
+        if (check_fatal_flags(p) || start_timer_job(p)) {
             return;
         }
         ssize_t n = rd_kafka_consume_batch_queue(p->queue, 0, b->msgs, p->max_batch);
@@ -383,6 +557,9 @@ static void pump(kafka_pipeline_t *p)
                 rd_kafka_message_destroy(m);
             } else if (!assigned(p, m)) {
                 rd_kafka_message_destroy(m); /* fetched before a revocation */
+            } else if (is_timers_msg(p, m)) {
+                on_timers_record(p, m); /* never part of a batch */
+                rd_kafka_message_destroy(m);
             } else {
                 b->msgs[kept++] = m;
             }
@@ -405,6 +582,12 @@ static void pump(kafka_pipeline_t *p)
         uv_queue_work(p->loop, &p->work, batch_work, batch_after);
         return;
     }
+}
+
+static void pump(kafka_pipeline_t *p)
+{
+    pump_once(p);
+    arm_due(p);
 }
 
 static void on_wake(uv_poll_t *h, int status, int events)
@@ -438,7 +621,7 @@ static void init_work(uv_work_t *w)
     for (;;) {
         rd_kafka_error_t *e = rd_kafka_init_transactions(p->producer, INIT_TRY_MS);
         if (!e) {
-            return;
+            break;
         }
         if (rd_kafka_error_is_retriable(e) && !rd_kafka_error_is_fatal(e) && !atomic_load(&p->stop_flag)) {
             log_warn("kafka init_transactions failed, retrying", "transactional_id", p->txn_id, "error",
@@ -451,6 +634,22 @@ static void init_work(uv_work_t *w)
         p->init_failed = true;
         rd_kafka_error_destroy(e);
         return;
+    }
+    if (p->timers.n == 0) {
+        return;
+    }
+    static const char *const compact[] = {"cleanup.policy", "compact", NULL};
+    char err[384] = "";
+    for (int try = 0; try < INIT_TOPIC_TRIES && !atomic_load(&p->stop_flag); try++) {
+        if (kafka_topic_ensure(p->producer, p->timers_topic, 1, compact, INIT_TRY_MS, err, sizeof(err)) ==
+            0) {
+            return;
+        }
+        log_warn("kafka timers topic not created, retrying", "topic", p->timers_topic, "error", err);
+    }
+    if (!atomic_load(&p->stop_flag)) {
+        snprintf(p->init_why, sizeof(p->init_why), "timers topic: %s", err);
+        p->init_failed = true;
     }
 }
 
@@ -468,9 +667,12 @@ static void init_after(uv_work_t *w, int status)
         enter_fatal(p, p->init_why);
         return;
     }
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)p->ntopics);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)p->ntopics + 1);
     for (size_t i = 0; i < p->ntopics; i++) {
         rd_kafka_topic_partition_list_add(subs, p->topics[i], RD_KAFKA_PARTITION_UA);
+    }
+    if (p->timers.n > 0) {
+        rd_kafka_topic_partition_list_add(subs, p->timers_topic, RD_KAFKA_PARTITION_UA);
     }
     rd_kafka_resp_err_t err = rd_kafka_subscribe(p->consumer, subs);
     rd_kafka_topic_partition_list_destroy(subs);
@@ -488,7 +690,7 @@ static void init_after(uv_work_t *w, int status)
 
 int kafka_pipeline_start(kafka_pipeline_t *p)
 {
-    if (!p || p->state != ST_CREATED) {
+    if (!p || p->state != ST_CREATED || (p->ntopics == 0 && p->timers.n == 0)) {
         return -1;
     }
     if (uv_poll_init(p->loop, &p->poll, p->wake[0]) != 0) {
@@ -496,9 +698,10 @@ int kafka_pipeline_start(kafka_pipeline_t *p)
     }
     uv_timer_init(p->loop, &p->tick);
     uv_timer_init(p->loop, &p->backoff);
-    p->poll.data = p->tick.data = p->backoff.data = p;
+    uv_timer_init(p->loop, &p->due);
+    p->poll.data = p->tick.data = p->backoff.data = p->due.data = p;
     p->handles = true;
-    p->open_handles = 3;
+    p->open_handles = 4;
     p->state = ST_STARTING;
     p->busy = true;
     p->work.data = p;
@@ -563,6 +766,7 @@ static void close_after(uv_work_t *w, int status)
     uv_close((uv_handle_t *)&p->poll, on_closed);
     uv_close((uv_handle_t *)&p->tick, on_closed);
     uv_close((uv_handle_t *)&p->backoff, on_closed);
+    uv_close((uv_handle_t *)&p->due, on_closed);
 }
 
 /* Starts the close work, once, when nothing else is in flight. */
@@ -596,6 +800,7 @@ void kafka_pipeline_stop(kafka_pipeline_t *p, void (*done)(void *arg), void *arg
         uv_poll_stop(&p->poll);
         uv_timer_stop(&p->tick);
         uv_timer_stop(&p->backoff);
+        uv_timer_stop(&p->due);
     }
     set_paused(p, false);
     log_info("kafka pipeline stopping", "group", p->group_id, "in_flight", p->busy ? "true" : "false");
@@ -660,6 +865,7 @@ void kafka_pipeline_destroy(kafka_pipeline_t *p)
         return;
     }
     kafka_batch_deinit(&p->batch);
+    kafka_timers_deinit(&p->timers);
     if (p->assignment) {
         rd_kafka_topic_partition_list_destroy(p->assignment);
     }
@@ -682,6 +888,7 @@ void kafka_pipeline_destroy(kafka_pipeline_t *p)
         free(p->topics[i]);
     }
     free(p->topics);
+    free(p->timers_topic);
     free(p->bootstrap);
     free(p->group_id);
     free(p->txn_id);
@@ -706,6 +913,9 @@ static void register_metrics(kafka_pipeline_t *p, metrics_t *reg)
     p->m_batch =
         metrics_histogram(reg, "kafka_batch_duration_seconds", "Time to transform and commit one batch", NULL,
                           bounds, sizeof(bounds) / sizeof(bounds[0]));
+    p->m_ticks = metrics_counter(reg, "kafka_timer_ticks_total",
+                                 "Timer slots by timer and result: committed, skipped (bad input) or aborted",
+                                 "timer,result");
     if (p->m_paused) {
         metric_set(p->m_paused, 0);
     }
@@ -724,17 +934,29 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
                                         size_t errlen)
 {
     char why[512];
-    const char *missing = !loop                                 ? "loop"
-                          : !conf                               ? "conf"
-                          : !conf->bootstrap_servers            ? "bootstrap_servers"
-                          : !conf->group_id                     ? "group_id"
-                          : !conf->service                      ? "service"
-                          : !conf->transform                    ? "transform"
-                          : !conf->topics || conf->ntopics == 0 ? "topics"
-                                                                : NULL;
+    const char *missing = !loop                                       ? "loop"
+                          : !conf                                     ? "conf"
+                          : !conf->bootstrap_servers                  ? "bootstrap_servers"
+                          : !conf->group_id                           ? "group_id"
+                          : !conf->service                            ? "service"
+                          : conf->ntopics > 0 && !conf->topics        ? "topics"
+                          : conf->ntopics == 0 && !conf->timers_topic ? "topics"
+                          : conf->ntopics > 0 && !conf->transform && !conf->transform_batch ? "transform"
+                                                                                            : NULL;
     if (missing) {
         snprintf(err, errlen, "kafka pipeline: %s is required", missing);
         return NULL;
+    }
+    if (conf->transform && conf->transform_batch) {
+        snprintf(err, errlen, "kafka pipeline: set transform or transform_batch, not both");
+        return NULL;
+    }
+    for (size_t i = 0; conf->timers_topic && i < conf->ntopics; i++) {
+        if (conf->topics[i] && strcmp(conf->topics[i], conf->timers_topic) == 0) {
+            snprintf(err, errlen, "kafka pipeline: timers_topic %s must not be one of the topics",
+                     conf->timers_topic);
+            return NULL;
+        }
     }
     kafka_pipeline_t *p = calloc(1, sizeof(*p));
     if (!p) {
@@ -768,8 +990,10 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
     } else {
         ok = false;
     }
-    p->topics = calloc(conf->ntopics, sizeof(char *));
-    if (!p->topics || kafka_batch_init(&p->batch, p->max_batch) != 0) {
+    p->timers_topic = dup_or_null(conf->timers_topic, &ok);
+    p->topics = calloc(conf->ntopics ? conf->ntopics : 1, sizeof(char *));
+    if (!p->topics || kafka_batch_init(&p->batch, p->max_batch) != 0 ||
+        kafka_timers_init(&p->timers, p->txn_id) != 0) {
         ok = false;
     }
     for (size_t i = 0; ok && i < conf->ntopics; i++) {
@@ -823,6 +1047,9 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
     p->batch.consumer = p->consumer;
     p->batch.transform = conf->transform;
     p->batch.ctx = conf->ctx;
+    /* One path: a per-record transform runs under the adapter. */
+    p->batch.handler = conf->transform ? kafka_batch_per_record : conf->transform_batch;
+    p->batch.handler_ctx = conf->transform ? (void *)&p->batch : conf->ctx;
     p->batch.service = p->service;
 
     if (!p->queue || kafka_wake_pipe(p->wake) != 0) {
@@ -834,4 +1061,13 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
 fail:
     kafka_pipeline_destroy(p);
     return NULL;
+}
+
+int kafka_pipeline_add_timer(kafka_pipeline_t *p, const char *name, uint64_t interval_ms, kafka_tick_fn fn,
+                             void *ctx)
+{
+    if (!p || p->state != ST_CREATED || !p->timers_topic) {
+        return -1;
+    }
+    return kafka_timers_add(&p->timers, name, interval_ms, fn, ctx);
 }

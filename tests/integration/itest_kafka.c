@@ -10,6 +10,10 @@
  * 3. A new pipeline of the same group only sees records produced after the
  *    stop: the offsets were committed with the transactions. Its statistics
  *    then report kafka_consumer_lag 0 on every partition.
+ * 4. The same data set through a batch handler (transform_batch) on fresh
+ *    topics: a BAD record is rejected alone to the DLQ, the other records of
+ *    its batch commit once; a batch whose handler asks to retry is aborted and
+ *    replayed, which changes nothing in what read_committed readers see.
  *
  * Topic, group and transactional ids are unique per run, so runs in several
  * build directories do not meet.
@@ -38,6 +42,7 @@
 #define NBAD (N / 100)
 
 static char bootstrap[256], in_topic[128], out_topic[128], dlq_topic[160], group[128], txn_id[128];
+static bool batch_mode; /* run_pipeline uses transform_batch */
 
 /* ---- Plain librdkafka helpers (independent of the module under test) -------- */
 
@@ -52,6 +57,7 @@ static rd_kafka_conf_t *plain_conf(void)
 
 static int create_topics(void)
 {
+    const char *names[] = {in_topic, out_topic, dlq_topic};
     char errstr[256];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, plain_conf(), errstr, sizeof(errstr));
     if (!rk) {
@@ -64,7 +70,6 @@ static int create_topics(void)
         return -1;
     }
     rd_kafka_metadata_destroy(md);
-    const char *names[] = {in_topic, out_topic, dlq_topic};
     rd_kafka_NewTopic_t *nt[3];
     for (int i = 0; i < 3; i++) {
         nt[i] = rd_kafka_NewTopic_new(names[i], 3, 1, errstr, sizeof(errstr));
@@ -297,6 +302,23 @@ static kafka_verdict_t copy_transform(void *ctx, const rd_kafka_message_t *in, k
     return KAFKA_OK;
 }
 
+/* The batch form of copy_transform: the same verdicts, record by record,
+ * through kafka_in_t; a record asking to retry aborts the whole batch. */
+static kafka_verdict_t copy_batch(void *ctx, kafka_in_t *in)
+{
+    for (size_t i = 0; i < kafka_in_count(in); i++) {
+        char reason[256] = "";
+        kafka_verdict_t v =
+            copy_transform(ctx, kafka_in_msg(in, i), kafka_in_out(in, i), reason, sizeof(reason));
+        if (v == KAFKA_BAD_INPUT) {
+            kafka_in_reject(in, i, reason);
+        } else if (v != KAFKA_OK) {
+            return KAFKA_RETRY;
+        }
+    }
+    return KAFKA_OK;
+}
+
 static void run_done(void *arg)
 {
     ((run_t *)arg)->stopped++;
@@ -363,7 +385,8 @@ static void run_pipeline(run_t *r, double want_out, double want_dlq)
                                   .service = "itest-kafka",
                                   .topics = topics,
                                   .ntopics = 1,
-                                  .transform = copy_transform,
+                                  .transform = batch_mode ? NULL : copy_transform,
+                                  .transform_batch = batch_mode ? copy_batch : NULL,
                                   .ctx = r,
                                   .metrics = r->reg,
                                   .on_fatal = run_fatal};
@@ -397,34 +420,35 @@ static void run_free(run_t *r)
     pthread_mutex_destroy(&r->mu);
 }
 
-static void test_pipeline_exactly_once(void **state)
+/* Runs the pipeline over the N records and checks what read_committed readers
+ * see: exactly one output per good input in per-key order, the bad ones once
+ * each in the DLQ with their headers. */
+static void check_exactly_once(run_t *r)
 {
-    (void)state;
-    static run_t r;
-    run_pipeline(&r, N - NBAD, NBAD);
-    if (r.timed_out) {
+    run_pipeline(r, N - NBAD, NBAD);
+    if (r->timed_out) {
         fail_msg("expected %d outputs and %d dead letters within 120 s, got %.0f and %.0f", N - NBAD, NBAD,
-                 metric_value(r.produced, out_topic), metric_value(r.dlq, in_topic));
+                 metric_value(r->produced, out_topic), metric_value(r->dlq, in_topic));
     }
-    assert_int_equal(r.fatal_calls, 0);
-    assert_true(r.saw_ready);
-    assert_int_equal(r.missing_trace, 0);
-    double aborted = metric_value(r.txn, "aborted");
+    assert_int_equal(r->fatal_calls, 0);
+    assert_true(r->saw_ready);
+    assert_int_equal(r->missing_trace, 0);
+    double aborted = metric_value(r->txn, "aborted");
     if (aborted < 4) {
         fail_msg("expected at least 4 aborted transactions (one per retried record), got %.0f", aborted);
     }
     for (int i = 0; i < N; i++) {
-        if (r.presented[i] < 1) {
+        if (r->presented[i] < 1) {
             fail_msg("record %d was never transformed", i);
         }
     }
     fprintf(stderr, "transactions: %.0f committed, %.0f aborted; paused seen: %s\n",
-            metric_value(r.txn, "committed"), aborted, r.saw_paused ? "yes" : "no");
-    char *text = metrics_render(r.reg, NULL);
+            metric_value(r->txn, "committed"), aborted, r->saw_paused ? "yes" : "no");
+    char *text = metrics_render(r->reg, NULL);
     assert_non_null(strstr(text, "# TYPE kafka_consumer_paused gauge\n"));
     assert_non_null(strstr(text, "kafka_consumer_paused 0\n"));
     free(text);
-    run_free(&r);
+    run_free(r);
 
     /* Exactly one output per good input, in per-key order, read_committed. */
     static rec_t outs[N + 100];
@@ -501,6 +525,13 @@ static void test_pipeline_exactly_once(void **state)
     recs_free(dl, n);
 }
 
+static void test_pipeline_exactly_once(void **state)
+{
+    (void)state;
+    static run_t r;
+    check_exactly_once(&r);
+}
+
 /* ---- 3. Restart ---------------------------------------------------------------- */
 
 static void test_restart_resumes_after_commit(void **state)
@@ -530,6 +561,24 @@ static void test_restart_resumes_after_commit(void **state)
     run_free(&r);
 }
 
+/* ---- 4. Batch handler ----------------------------------------------------------- */
+
+static void test_batch_handler_exactly_once(void **state)
+{
+    (void)state;
+    /* the same data set on fresh topics, a fresh group and transactional id */
+    strcat(in_topic, ".b");
+    strcat(out_topic, ".b");
+    snprintf(dlq_topic, sizeof(dlq_topic), "%s.dlq", in_topic);
+    strcat(group, "-b");
+    strcat(txn_id, "-b");
+    assert_int_equal(create_topics(), 0);
+    produce_range(0, N);
+    batch_mode = true;
+    static run_t r;
+    check_exactly_once(&r);
+}
+
 static int setup(void **state)
 {
     const char *bs = getenv("KAFKA_BOOTSTRAP_SERVERS");
@@ -555,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_producer_delivers),
         cmocka_unit_test(test_pipeline_exactly_once),
         cmocka_unit_test(test_restart_resumes_after_commit),
+        cmocka_unit_test(test_batch_handler_exactly_once),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -289,10 +289,232 @@ static void test_default_transactional_id(void **state)
     assert_int_equal(kafka_default_transactional_id("optimizer", buf, 4), -1);
 }
 
+static void test_timer_slot_maths(void **state)
+{
+    (void)state;
+    assert_int_equal(kafka_timer_slot(0, 200), 0);
+    assert_int_equal(kafka_timer_slot(199, 200), 0);
+    assert_int_equal(kafka_timer_slot(200, 200), 1);
+    assert_int_equal(kafka_timer_slot(1700000000123LL, 200), 8500000000LL);
+    assert_int_equal(kafka_timer_slot(-1, 200), -1); /* a floor, not a truncation */
+    assert_int_equal(kafka_timer_slot(-200, 200), -1);
+    assert_int_equal(kafka_timer_slot(-201, 200), -2);
+    /* next = max(marker + 1, floor) */
+    assert_int_equal(kafka_timer_next_slot(KAFKA_SLOT_NONE, 50), 50);
+    assert_int_equal(kafka_timer_next_slot(60, 50), 61);
+    assert_int_equal(kafka_timer_next_slot(49, 50), 50);
+    assert_int_equal(kafka_timer_next_slot(10, 50), 50);
+}
+
+static void test_timer_marker_parse(void **state)
+{
+    (void)state;
+    struct {
+        const char *in;
+        int rc;
+        int64_t want;
+    } cases[] = {
+        {"0", 0, 0},
+        {"8500000000", 0, 8500000000LL},
+        {"-5", 0, -5},
+        {"9223372036854775807", 0, INT64_MAX},
+        {"-9223372036854775808", 0, INT64_MIN},
+        {"9223372036854775808", -1, 0},
+        {"", -1, 0},
+        {"-", -1, 0},
+        {"12a", -1, 0},
+        {" 12", -1, 0},
+        {"1.5", -1, 0},
+        {"123456789012345678901", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t got = 77;
+        int rc = kafka_timer_marker_parse(cases[i].in, strlen(cases[i].in), &got);
+        if (rc != cases[i].rc || (rc == 0 && got != cases[i].want) || (rc != 0 && got != 77)) {
+            fail_msg("\"%s\": expected rc %d value %" PRId64 ", got rc %d value %" PRId64, cases[i].in,
+                     cases[i].rc, cases[i].want, rc, got);
+        }
+    }
+    int64_t got = 0;
+    assert_int_equal(kafka_timer_marker_parse(NULL, 0, &got), -1);
+    assert_int_equal(kafka_timer_marker_parse("42xyz", 2, &got), 0); /* only `len` bytes count */
+    assert_int_equal(got, 42);
+    assert_true(kafka_timer_name_ok("experiment.interval:tick-1_a"));
+    assert_false(kafka_timer_name_ok(""));
+    assert_false(kafka_timer_name_ok("#barrier"));
+    assert_false(kafka_timer_name_ok("has space"));
+    char longname[KAFKA_TIMER_NAME_MAX + 2];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_false(kafka_timer_name_ok(longname));
+    longname[KAFKA_TIMER_NAME_MAX] = '\0';
+    assert_true(kafka_timer_name_ok(longname));
+}
+
+static kafka_verdict_t noop_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason,
+                                 size_t reasonlen)
+{
+    return KAFKA_OK;
+}
+
+static void rec(kafka_timers_t *ts, const char *key, const char *value, int64_t off, int64_t now, bool want)
+{
+    bool got = kafka_timers_on_record(ts, key, strlen(key), value, strlen(value), off, now);
+    if (got != want) {
+        fail_msg("record %s=%s: expected caught-up %d, got %d", key, value, want, got);
+    }
+}
+
+/* The owner's life: assignment, barrier (failing once), markers read back,
+ * caught up at the barrier, ticks due in order with catch-up, a failed tick
+ * retried on the same slot after its back-off, revocation. */
+static void test_timers_state_machine(void **state)
+{
+    (void)state;
+    kafka_timers_t ts;
+    assert_int_equal(kafka_timers_init(&ts, "svc-host"), 0);
+    assert_string_equal(ts.barrier_key, "#barrier:svc-host");
+    assert_int_equal(kafka_timers_add(&ts, "fast", 200, noop_tick, NULL), 0);
+    assert_int_equal(kafka_timers_add(&ts, "slow", 1000, noop_tick, NULL), 0);
+    assert_int_equal(kafka_timers_add(&ts, "fast", 300, noop_tick, NULL), -1); /* duplicate */
+    assert_int_equal(kafka_timers_add(&ts, "quick", 99, noop_tick, NULL), -1); /* below 100 ms */
+    assert_int_equal(kafka_timers_add(&ts, "bad name", 200, noop_tick, NULL), -1);
+    assert_int_equal(kafka_timers_add(&ts, "nofn", 200, NULL, NULL), -1);
+    int64_t now = 1000000, slot = -1;
+
+    /* not the owner: nothing is due, nothing wakes */
+    assert_false(kafka_timers_barrier_due(&ts, now));
+    assert_int_equal(kafka_timers_due(&ts, now, &slot), -1);
+    assert_int_equal(kafka_timers_next_wake_ms(&ts, now), -1);
+    rec(&ts, "fast", "4990", 0, now, false);
+    assert_true(ts.v[0].marker == KAFKA_SLOT_NONE); /* not read while idle */
+
+    kafka_timers_assigned(&ts, 0xabcdef);
+    assert_true(kafka_timers_barrier_due(&ts, now));
+    assert_int_equal(kafka_timers_next_wake_ms(&ts, now), 0);
+    char token[128];
+    snprintf(token, sizeof(token), "%s", ts.token);
+    kafka_timers_barrier_done(&ts, false, now, 0.0); /* aborted: back off */
+    assert_false(kafka_timers_barrier_due(&ts, now));
+    assert_int_equal(kafka_timers_next_wake_ms(&ts, now), KAFKA_BACKOFF_MIN_MS);
+    assert_true(kafka_timers_barrier_due(&ts, now + KAFKA_BACKOFF_MIN_MS));
+    kafka_timers_barrier_done(&ts, true, now, 0.0);
+    assert_false(kafka_timers_barrier_due(&ts, now));
+    assert_int_equal(kafka_timers_next_wake_ms(&ts, now), -1); /* reading: records drive it */
+
+    /* markers: the highest wins; garbage and other barriers are ignored */
+    rec(&ts, "fast", "4990", 0, now, false);
+    rec(&ts, "fast", "4980", 1, now, false);
+    rec(&ts, "fast", "junk", 2, now, false);
+    rec(&ts, "gone", "12", 3, now, false);
+    rec(&ts, "#barrier:other-host", token, 4, now, false);
+    rec(&ts, "#barrier:svc-host", "0-0000000000000001", 5, now, false); /* an older barrier of ours */
+    assert_int_equal(kafka_timers_due(&ts, now, &slot), -1);
+    rec(&ts, "#barrier:svc-host", token, 6, now, true);
+    assert_int_equal(ts.next_offset, 7);
+    assert_int_equal(ts.v[0].marker, 4990);
+    assert_true(ts.v[1].marker == KAFKA_SLOT_NONE);
+
+    /* now = 1000000: fast's slot 5000 (from its marker 4990: the owner caught
+     * up at 5000, so 4991..4999 passed without one), slow's slot 1000 */
+    ssize_t i = kafka_timers_due(&ts, now, &slot);
+    assert_int_equal(i, 0); /* both slots start at 1000000: the first timer first */
+    assert_int_equal(slot, 5000);
+    kafka_timers_tick_done(&ts, 0, 5000, true, now, 0.0);
+    i = kafka_timers_due(&ts, now, &slot);
+    assert_int_equal(i, 1);
+    assert_int_equal(slot, 1000);
+    kafka_timers_tick_done(&ts, 1, 1000, true, now, 0.0);
+    assert_int_equal(kafka_timers_due(&ts, now, &slot), -1);
+    assert_int_equal(kafka_timers_next_wake_ms(&ts, now + 50), 150); /* fast's 5001 at 1000200 */
+
+    /* late by 1 s: every missed slot runs, in order, once */
+    now += 1000;
+    int64_t want = 5001;
+    for (;;) {
+        i = kafka_timers_due(&ts, now, &slot);
+        if (i < 0) {
+            break;
+        }
+        if (i == 1) {
+            assert_int_equal(slot, 1001);
+        } else {
+            assert_int_equal(slot, want++);
+        }
+        kafka_timers_tick_done(&ts, (size_t)i, slot, true, now, 0.0);
+    }
+    assert_int_equal(want, 5006);
+
+    /* a failed tick: the same slot again, after its back-off */
+    now += 200;
+    assert_int_equal(kafka_timers_due(&ts, now, &slot), 0);
+    assert_int_equal(slot, 5006);
+    kafka_timers_tick_done(&ts, 0, 5006, false, now, 0.0);
+    assert_int_equal(kafka_timers_due(&ts, now, &slot), -1);
+    assert_int_equal(kafka_timers_next_wake_ms(&ts, now), KAFKA_BACKOFF_MIN_MS);
+    assert_int_equal(kafka_timers_due(&ts, now + KAFKA_BACKOFF_MIN_MS, &slot), 0);
+    assert_int_equal(slot, 5006);
+    /* a marker read back that is older changes nothing */
+    rec(&ts, "fast", "5003", 8, now, false);
+    assert_int_equal(ts.v[0].marker, 5005);
+
+    /* revoked: nothing runs, the markers are forgotten; a tick that ends
+     * after the revocation changes nothing */
+    kafka_timers_revoked(&ts);
+    kafka_timers_tick_done(&ts, 0, 5006, true, now, 0.0);
+    assert_true(ts.v[0].marker == KAFKA_SLOT_NONE);
+    assert_int_equal(kafka_timers_due(&ts, now + 10000, &slot), -1);
+    assert_int_equal(kafka_timers_next_wake_ms(&ts, now), -1);
+    /* a new assignment writes a new barrier */
+    kafka_timers_assigned(&ts, 0xabcdef);
+    assert_string_not_equal(ts.token, token);
+    kafka_timers_deinit(&ts);
+}
+
+/* kafka_in_t as a handler sees it, without a broker. */
+static void test_in_api(void **state)
+{
+    (void)state;
+    kafka_batch_t b;
+    assert_int_equal(kafka_batch_init(&b, 4), 0);
+    rd_kafka_message_t m[3] = {{.offset = 10}, {.offset = 11}, {.offset = 12}};
+    rd_kafka_message_t *msgs[3] = {&m[0], &m[1], &m[2]};
+    b.in.msgs = msgs;
+    b.in.n = b.in.cut = 3;
+    kafka_in_t *in = &b.in;
+    assert_int_equal(kafka_in_count(in), 3);
+    assert_int_equal(kafka_in_msg(in, 2)->offset, 12);
+    assert_null(kafka_in_msg(in, 3));
+    assert_null(kafka_in_out(in, 3));
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(kafka_out_add(kafka_in_out(in, i), "out", "k", 1, "v", 1, NULL), 0);
+    }
+    kafka_in_reject(in, 1, "bad record");
+    assert_int_equal(kafka_in_out(in, 1)->n, 0); /* its outputs are dropped */
+    assert_int_equal(kafka_in_out(in, 0)->n, 1);
+    assert_true(in->rejected[1]);
+    assert_string_equal(in->reasons[1], "bad record");
+    kafka_in_reject(in, 1, "worse"); /* the last reason wins */
+    assert_string_equal(in->reasons[1], "worse");
+    kafka_in_reject(in, 2, NULL);
+    assert_true(in->rejected[2]);
+    assert_null(in->reasons[2]); /* reads "unspecified" in the DLQ headers */
+    kafka_in_reject(in, 7, "ignored");
+    assert_int_equal(kafka_in_count(NULL), 0);
+    kafka_batch_clear(&b); /* frees the outputs and reasons, not the messages (b.n == 0) */
+    assert_false(in->rejected[1]);
+    kafka_batch_deinit(&b);
+}
+
 /* ---- Pipeline without a broker ----------------------------------------------- */
 
 static kafka_verdict_t copy_transform(void *ctx, const rd_kafka_message_t *in, kafka_out_t *out, char *reason,
                                       size_t reasonlen)
+{
+    return KAFKA_OK;
+}
+
+static kafka_verdict_t batch_noop(void *ctx, kafka_in_t *in)
 {
     return KAFKA_OK;
 }
@@ -327,10 +549,19 @@ static void test_pipeline_create_validates(void **state)
     bad.transform = NULL;
     assert_null(kafka_pipeline_create(&loop, &bad, err, sizeof(err)));
     assert_non_null(strstr(err, "transform"));
+    bad = conf;
+    bad.transform_batch = batch_noop; /* one handler, not two */
+    assert_null(kafka_pipeline_create(&loop, &bad, err, sizeof(err)));
+    assert_non_null(strstr(err, "not both"));
+    bad = conf;
+    bad.timers_topic = "in";
+    assert_null(kafka_pipeline_create(&loop, &bad, err, sizeof(err)));
+    assert_non_null(strstr(err, "timers_topic"));
 
     /* created, never started: destroy alone is enough */
     kafka_pipeline_t *p = kafka_pipeline_create(&loop, &conf, err, sizeof(err));
     assert_non_null(p);
+    assert_int_equal(kafka_pipeline_add_timer(p, "t", 1000, noop_tick, NULL), -1); /* no timers_topic */
     assert_false(kafka_pipeline_ready(p));
     assert_false(kafka_pipeline_paused(p));
     kafka_pipeline_destroy(p);
@@ -536,7 +767,18 @@ typedef struct {
     int64_t offset_of[NIN];
     int64_t seq[3][NIN * 2];
     int nseq[3];
-    bool missing_trace;
+    bool missing_trace, api_wrong;
+    /* batch mode: the handler's calls; the first one asks to retry */
+    bool batch_mode;
+    int batch_calls, max_seen_batch;
+    /* timers: each tick's slot as presented; tick_retry asks once to retry
+     * the first slot, tick_bad rejects the second one */
+    const char *timers_topic;
+    int64_t ticks[256];
+    int nticks;
+    bool tick_retry, tick_bad;
+    double want_ticks, want_out;
+    metric_t *m_ticks, *m_produced;
     /* loop thread */
     kafka_pipeline_t *p;
     metrics_t *metrics;
@@ -632,10 +874,72 @@ static void on_watch(uv_timer_t *t)
     if (kafka_pipeline_paused(r->p)) {
         r->saw_paused = true;
     }
-    if (metric_value(r->m_txn, "committed") >= r->want_committed || uv_now(t->loop) > r->deadline ||
+    bool ticks_done = r->want_ticks > 0 && metric_value(r->m_ticks, "t", "committed") >= r->want_ticks;
+    bool out_done = r->want_out > 0 && metric_value(r->m_produced, r->out_topic) >= r->want_out;
+    bool txn_done =
+        r->want_ticks == 0 && r->want_out == 0 && metric_value(r->m_txn, "committed") >= r->want_committed;
+    if (txn_done || ticks_done || out_done || uv_now(t->loop) > r->deadline ||
         (r->stop_when_paused && r->saw_paused && metric_value(r->m_txn, "aborted") >= 2)) {
         run_stop(r);
     }
+}
+
+static kafka_verdict_t test_batch(void *ctx, kafka_in_t *in)
+{
+    run_t *r = ctx;
+    pthread_mutex_lock(&r->mu);
+    int call = r->batch_calls++;
+    if ((int)kafka_in_count(in) > r->max_seen_batch) {
+        r->max_seen_batch = (int)kafka_in_count(in);
+    }
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < kafka_in_count(in); i++) {
+        const rd_kafka_message_t *m = kafka_in_msg(in, i);
+        int k = index_of(m);
+        pthread_mutex_lock(&r->mu);
+        r->presented[k]++;
+        pthread_mutex_unlock(&r->mu);
+        /* outputs first, then the rejection: they must be dropped */
+        if (kafka_out_add(kafka_in_out(in, i), r->out_topic, m->key, m->key_len, m->payload, m->len, NULL) !=
+            0) {
+            r->api_wrong = true;
+        }
+        if (m->len >= 3 && memcmp(m->payload, "BAD", 3) == 0) {
+            kafka_in_reject(in, i, "value starts with BAD");
+        }
+    }
+    if (kafka_in_msg(in, kafka_in_count(in)) || kafka_in_out(in, kafka_in_count(in))) {
+        r->api_wrong = true; /* out of range must be NULL (no assert off the test's thread) */
+    }
+    kafka_in_reject(in, kafka_in_count(in), "out of range: ignored");
+    return call == 0 ? KAFKA_RETRY : KAFKA_OK;
+}
+
+static kafka_verdict_t test_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason,
+                                 size_t reasonlen)
+{
+    run_t *r = ctx;
+    pthread_mutex_lock(&r->mu);
+    int k = r->nticks < 256 ? r->nticks++ : 255;
+    r->ticks[k] = slot;
+    pthread_mutex_unlock(&r->mu);
+    if (kafka_timer_slot(now_ms, 100) < slot) {
+        r->api_wrong = true; /* a slot never runs before its time */
+    }
+    char v[24];
+    snprintf(v, sizeof(v), "%" PRId64, slot);
+    if (kafka_out_add(out, r->out_topic, "t", 1, v, strlen(v), NULL) != 0) {
+        return KAFKA_RETRY;
+    }
+    if (r->tick_retry && k == 0) {
+        snprintf(reason, reasonlen, "first try fails");
+        return KAFKA_RETRY;
+    }
+    if (r->tick_bad && k == 2) {
+        snprintf(reason, reasonlen, "no data for this slot");
+        return KAFKA_BAD_INPUT;
+    }
+    return KAFKA_OK;
 }
 
 static void run_pipeline(run_t *r, const char *topic, const char *group, size_t max_batch)
@@ -649,18 +953,29 @@ static void run_pipeline(run_t *r, const char *topic, const char *group, size_t 
                                   .transactional_id = group,
                                   .service = "test",
                                   .topics = topics,
-                                  .ntopics = 1,
-                                  .transform = test_transform,
+                                  .ntopics = topic ? 1 : 0,
+                                  .transform = r->batch_mode || !topic ? NULL : test_transform,
+                                  .transform_batch = r->batch_mode ? test_batch : NULL,
                                   .ctx = r,
                                   .metrics = r->metrics,
                                   .max_batch = max_batch,
-                                  .on_fatal = run_fatal};
+                                  .on_fatal = run_fatal,
+                                  .timers_topic = r->timers_topic};
     r->p = kafka_pipeline_create(&loop, &conf, err, sizeof(err));
     if (!r->p) {
         fail_msg("kafka_pipeline_create: %s", err);
     }
+    if (r->timers_topic) {
+        assert_int_equal(kafka_pipeline_add_timer(r->p, "t", 100, test_tick, r), 0);
+        assert_int_equal(kafka_pipeline_add_timer(r->p, "t", 100, test_tick, r), -1); /* duplicate */
+    }
     r->m_txn = metrics_counter(r->metrics, "kafka_transactions_total", "", "result");
+    r->m_ticks = metrics_counter(r->metrics, "kafka_timer_ticks_total", "", "timer,result");
+    r->m_produced = metrics_counter(r->metrics, "kafka_messages_produced_total", "", "topic");
     assert_int_equal(kafka_pipeline_start(r->p), 0);
+    if (r->timers_topic) {
+        assert_int_equal(kafka_pipeline_add_timer(r->p, "late", 100, test_tick, r), -1); /* after start */
+    }
     uv_timer_init(&loop, &r->watch);
     r->watch.data = r;
     uv_timer_start(&r->watch, on_watch, 20, 20);
@@ -837,6 +1152,134 @@ static void test_mock_stop_while_backing_off(void **state)
         }
     }
     run_deinit(&r);
+    mock_stop(&m);
+}
+
+/* Batch mode: the first call asks to retry (everything rewinds and comes
+ * again), then each batch commits with its BAD record alone in the DLQ and the
+ * others' outputs once (counted in the metrics; the mock keeps aborted records,
+ * so the exact read-back is the integration test's). */
+static void test_mock_batch_handler(void **state)
+{
+    (void)state;
+    const char *topics[] = {"in-e", "out-e", "in-e.dlq"};
+    mock_t m;
+    mock_start(&m, topics, 3);
+    produce_inputs(m.bootstraps, "in-e", NIN, 13);
+    run_t r;
+    run_init(&r, &m, "out-e");
+    r.batch_mode = true;
+    r.want_out = NIN - 1;
+    run_pipeline(&r, "in-e", "g-batch", 10);
+
+    assert_int_equal(r.fatal_calls, 0);
+    assert_false(r.api_wrong);
+    assert_true(r.batch_calls >= 2);
+    metric_t *produced = metrics_counter(r.metrics, "kafka_messages_produced_total", "", "topic");
+    metric_t *dlq = metrics_counter(r.metrics, "dlq_messages_total", "", "topic");
+    metric_t *txn = metrics_counter(r.metrics, "kafka_transactions_total", "", "result");
+    assert_float_equal(metric_value(produced, "out-e"), NIN - 1, 0);
+    assert_float_equal(metric_value(produced, "in-e.dlq"), 1, 0);
+    assert_float_equal(metric_value(dlq, "in-e"), 1, 0);
+    assert_true(metric_value(txn, "aborted") >= 1);
+    int again = 0;
+    for (int i = 0; i < NIN; i++) {
+        if (r.presented[i] < 1) {
+            fail_msg("record %d was never presented", i);
+        }
+        again += r.presented[i] > 1;
+    }
+    assert_true(again >= 1); /* the retried batch came again */
+    rec_t dl[4];
+    int n = read_topic(m.bootstraps, "in-e.dlq", dl, 4, 1);
+    assert_int_equal(n, 1);
+    char b[64];
+    assert_string_equal(dl[0].key, "k13");
+    assert_string_equal(hdr(dl[0].hdrs, "dlq.error.reason", b, sizeof(b)), "value starts with BAD");
+    recs_free(dl, n);
+    run_deinit(&r);
+    mock_stop(&m);
+}
+
+/* Reads the slots ("<slot>" values) of `topic` in order. */
+static int read_slots(const char *bootstraps, const char *topic, int64_t *slots, int max)
+{
+    static rec_t recs[256];
+    int n = read_topic(bootstraps, topic, recs, max < 256 ? max : 256, 1);
+    for (int i = 0; i < n; i++) {
+        slots[i] = atoll(recs[i].value);
+    }
+    recs_free(recs, n);
+    return n;
+}
+
+/* A pipeline of a timer alone (no input topic): the first try of the first
+ * slot fails and runs again, the third tick is bad input (marked, no output),
+ * the others each produce their slot. A second run with the same ids reads the
+ * markers back and goes on after them: no slot twice. */
+static void test_mock_timer_ticks(void **state)
+{
+    (void)state;
+    const char *topics[] = {"out-t"};
+    mock_t m;
+    mock_start(&m, topics, 1);
+    assert_int_equal(rd_kafka_mock_topic_create(m.mc, "svc.timers", 1, 1), 0);
+    run_t r;
+    run_init(&r, &m, "out-t");
+    r.timers_topic = "svc.timers";
+    r.tick_retry = r.tick_bad = true;
+    r.want_ticks = 5;
+    run_pipeline(&r, NULL, "g-timer", 0);
+    assert_int_equal(r.fatal_calls, 0);
+    assert_false(r.api_wrong);
+    assert_true(r.saw_ready);
+    metric_t *ticks = metrics_counter(r.metrics, "kafka_timer_ticks_total", "", "timer,result");
+    assert_true(metric_value(ticks, "t", "committed") >= 5);
+    assert_float_equal(metric_value(ticks, "t", "skipped"), 1, 0);
+    assert_true(metric_value(ticks, "t", "aborted") >= 1);
+    assert_true(r.nticks >= 7);
+    assert_int_equal(r.ticks[1], r.ticks[0]); /* the retried slot came again */
+    for (int k = 2; k < r.nticks; k++) {
+        if (r.ticks[k] != r.ticks[k - 1] + 1) {
+            fail_msg("tick %d: slot %" PRId64 " after %" PRId64 " (expected the next one)", k, r.ticks[k],
+                     r.ticks[k - 1]);
+        }
+    }
+    int64_t last = r.ticks[r.nticks - 1], bad = r.ticks[2];
+    int64_t first_run[256];
+    int n1 = read_slots(m.bootstraps, "out-t", first_run, 256);
+    assert_true(n1 >= 4);
+    run_deinit(&r);
+
+    run_init(&r, &m, "out-t");
+    r.timers_topic = "svc.timers";
+    r.want_ticks = 3;
+    run_pipeline(&r, NULL, "g-timer-2", 0); /* the mock's group would wait for the first member's session */
+    assert_int_equal(r.fatal_calls, 0);
+    assert_true(r.nticks >= 3);
+    if (r.ticks[0] <= last) {
+        fail_msg("the second run started at slot %" PRId64 ", not after the first run's last %" PRId64,
+                 r.ticks[0], last);
+    }
+    run_deinit(&r);
+
+    /* Every slot in out-t at most once, the bad one absent (a retried tick
+     * produced nothing, so the mock's keeping aborted records does not show). */
+    int64_t slots[256];
+    int n = read_slots(m.bootstraps, "out-t", slots, 256);
+    assert_true(n >= n1 + 3);
+    int dup = 0;
+    for (int a = 0; a < n; a++) {
+        for (int b = a + 1; b < n; b++) {
+            dup += slots[a] == slots[b];
+        }
+    }
+    assert_int_equal(dup, 0);
+    for (int a = 0; a < n; a++) {
+        if (slots[a] == bad) {
+            fail_msg("slot %" PRId64 " was skipped (bad input) but has an output", bad);
+        }
+    }
     mock_stop(&m);
 }
 
@@ -1344,11 +1787,17 @@ int main(void)
         cmocka_unit_test(test_stats_lag),
         cmocka_unit_test(test_format_partitions),
         cmocka_unit_test(test_default_transactional_id),
+        cmocka_unit_test(test_timer_slot_maths),
+        cmocka_unit_test(test_timer_marker_parse),
+        cmocka_unit_test(test_timers_state_machine),
+        cmocka_unit_test(test_in_api),
         cmocka_unit_test(test_pipeline_create_validates),
         cmocka_unit_test(test_pipeline_stop_while_initialising),
         cmocka_unit_test(test_mock_retry_abort_and_dlq),
         cmocka_unit_test(test_mock_fenced_is_fatal),
         cmocka_unit_test(test_mock_stop_while_backing_off),
+        cmocka_unit_test(test_mock_batch_handler),
+        cmocka_unit_test(test_mock_timer_ticks),
         cmocka_unit_test(test_mock_producer_close_flushes),
         cmocka_unit_test(test_dlq_build_whole),
         cmocka_unit_test(test_dlq_build_truncates_a_huge_value),
