@@ -85,13 +85,13 @@ static const char *slo_metric_name(slo_metric_t m)
 static int set_adjustments(avro_value_t *rec, const char *field, const char *action_name)
 {
     uint16_t id;
-    if (action_find(action_name, &id) != 0) {
+    if (learn_action_find(action_name, &id) != 0) {
         return 0;
     }
-    const action_t *a = action_get(id);
+    const learn_action_t *a = learn_action_get(id);
     switch (a->type) {
     case ACTION_WEIGHT_RECALIBRATION:
-        return avro_set_map_double(rec, field, action_specialist_name(a->param.weight.specialist),
+        return avro_set_map_double(rec, field, learn_action_specialist_name(a->param.weight.specialist),
                                    a->param.weight.delta);
     case ACTION_SLO_ADJUSTMENT:
         return avro_set_map_double(rec, field, slo_metric_name(a->param.slo.metric), a->param.slo.relative_change);
@@ -329,7 +329,7 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
     state_config_t scfg;
     state_config_default(&scfg);
     state_t st;
-    decision_t d;
+    learn_decision_t d;
     if (state_extract(&scfg, &si, &st) != 0) {
         snprintf(reason, rl, "invalid Insight: component name too long or values out of range");
         verdict = KAFKA_BAD_INPUT;
@@ -340,7 +340,7 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
         verdict = store_verdict(rc, "deciding", reason, rl);
         goto done;
     }
-    const action_t *a = action_get(d.action);
+    const learn_action_t *a = learn_action_get(d.action);
     if (!a) {
         snprintf(reason, rl, "the policy chose an unknown action %u", (unsigned)d.action);
         verdict = KAFKA_RETRY;
@@ -352,7 +352,7 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
         .problem = state_problem_name(si.problem),
         .state_key = st.key,
         .action = a->name,
-        .type = action_type_name(a->type),
+        .type = learn_action_type_name(a->type),
         .policy = learner_policy_name(e->conf.learner),
         .description = description,
         .q_value = d.value,
@@ -489,7 +489,7 @@ static kafka_verdict_t on_result(engine_t *e, const rd_kafka_message_t *msg, kaf
             sscanf(sevp, "|sev%u", &sev);
         }
     }
-    if (action_find(h.action, &action) != 0 || state_make(h.component, problem, sev, load, &st) != 0) {
+    if (learn_action_find(h.action, &action) != 0 || state_make(h.component, problem, sev, load, &st) != 0) {
         snprintf(reason, rl, "hypothesis %s names an unknown action or state", h.id);
         verdict = KAFKA_BAD_INPUT;
         goto done;

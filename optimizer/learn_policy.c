@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct policy_s {
-    policy_config_t cfg;
+struct learn_policy_s {
+    learn_policy_config_t cfg;
     qlearn_t *qlearn;
     bandit_t *bandit;
 };
@@ -14,17 +14,17 @@ struct policy_s {
 static const char *const kind_names[] = {"qlearning", "thompson", "linucb"};
 #define KIND_COUNT (sizeof(kind_names) / sizeof(kind_names[0]))
 
-void policy_config_default(policy_config_t *cfg, policy_kind_t kind)
+void learn_policy_config_default(learn_policy_config_t *cfg, learn_policy_kind_t kind)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->kind = kind;
     qlearn_config_default(&cfg->qlearn);
     bandit_config_default(&cfg->bandit);
-    reward_config_default(&cfg->reward);
+    learn_reward_config_default(&cfg->reward);
     cfg->max_weight_adjustment = 0.2;
 }
 
-const char *policy_config_check(const policy_config_t *cfg)
+const char *learn_policy_config_check(const learn_policy_config_t *cfg)
 {
     const char *err;
     if ((unsigned)cfg->kind >= KIND_COUNT) {
@@ -33,7 +33,7 @@ const char *policy_config_check(const policy_config_t *cfg)
     if (!(cfg->max_weight_adjustment > 0.0 && cfg->max_weight_adjustment <= 0.3)) {
         return "max_weight_adjustment must be in (0, 0.3]";
     }
-    if ((err = reward_config_check(&cfg->reward)) != NULL) {
+    if ((err = learn_reward_config_check(&cfg->reward)) != NULL) {
         return err;
     }
     if (cfg->kind == POLICY_QLEARNING) {
@@ -42,28 +42,28 @@ const char *policy_config_check(const policy_config_t *cfg)
     return bandit_config_check(&cfg->bandit);
 }
 
-int policy_kind_parse(const char *name, policy_kind_t *out)
+int learn_policy_kind_parse(const char *name, learn_policy_kind_t *out)
 {
     for (size_t i = 0; name != NULL && i < KIND_COUNT; i++) {
         if (strcmp(name, kind_names[i]) == 0) {
-            *out = (policy_kind_t)i;
+            *out = (learn_policy_kind_t)i;
             return 0;
         }
     }
     return -EINVAL;
 }
 
-const char *policy_kind_name(policy_kind_t kind)
+const char *learn_policy_kind_name(learn_policy_kind_t kind)
 {
     return (unsigned)kind < KIND_COUNT ? kind_names[kind] : "unknown";
 }
 
-policy_t *policy_create(const policy_config_t *cfg)
+learn_policy_t *learn_policy_create(const learn_policy_config_t *cfg)
 {
-    if (cfg == NULL || policy_config_check(cfg) != NULL) {
+    if (cfg == NULL || learn_policy_config_check(cfg) != NULL) {
         return NULL;
     }
-    policy_t *p = calloc(1, sizeof(*p));
+    learn_policy_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         return NULL;
     }
@@ -81,7 +81,7 @@ policy_t *policy_create(const policy_config_t *cfg)
     return p;
 }
 
-void policy_destroy(policy_t *p)
+void learn_policy_destroy(learn_policy_t *p)
 {
     if (p == NULL) {
         return;
@@ -91,24 +91,24 @@ void policy_destroy(policy_t *p)
     free(p);
 }
 
-policy_kind_t policy_kind(const policy_t *p)
+learn_policy_kind_t learn_policy_kind(const learn_policy_t *p)
 {
     return p->cfg.kind;
 }
 
-size_t policy_actions(const policy_t *p, const state_t *s, uint16_t out[ACTION_COUNT])
+size_t learn_policy_actions(const learn_policy_t *p, const state_t *s, uint16_t out[ACTION_COUNT])
 {
-    return action_applicable(s, p->cfg.max_weight_adjustment, out, ACTION_COUNT);
+    return learn_action_applicable(s, p->cfg.max_weight_adjustment, out, ACTION_COUNT);
 }
 
-int policy_choose(policy_t *p, const state_t *s, rng_t *rng, decision_t *out)
+int learn_policy_choose(learn_policy_t *p, const state_t *s, learn_rng_t *rng, learn_decision_t *out)
 {
     if (p == NULL || s == NULL || out == NULL) {
         return -EINVAL;
     }
     uint16_t actions[ACTION_COUNT];
-    size_t n = policy_actions(p, s, actions);
-    decision_t d;
+    size_t n = learn_policy_actions(p, s, actions);
+    learn_decision_t d;
     int rc = p->qlearn != NULL ? qlearn_choose(p->qlearn, s, actions, n, rng, &d)
                                : bandit_choose(p->bandit, s, actions, n, rng, &d);
     if (rc < 0) {
@@ -121,7 +121,7 @@ int policy_choose(policy_t *p, const state_t *s, rng_t *rng, decision_t *out)
     return 0;
 }
 
-int policy_update_next(policy_t *p, const state_t *s, uint16_t action, double reward, const state_t *next)
+int learn_policy_update_next(learn_policy_t *p, const state_t *s, uint16_t action, double reward, const state_t *next)
 {
     if (p == NULL || s == NULL) {
         return -EINVAL;
@@ -133,23 +133,23 @@ int policy_update_next(policy_t *p, const state_t *s, uint16_t action, double re
         return qlearn_update(p->qlearn, s, action, reward, NULL, NULL, 0, NULL);
     }
     uint16_t next_actions[ACTION_COUNT];
-    size_t next_n = policy_actions(p, next, next_actions);
+    size_t next_n = learn_policy_actions(p, next, next_actions);
     return qlearn_update(p->qlearn, s, action, reward, next, next_actions, next_n, NULL);
 }
 
-int policy_update(policy_t *p, const state_t *s, uint16_t action, double reward)
+int learn_policy_update(learn_policy_t *p, const state_t *s, uint16_t action, double reward)
 {
-    return policy_update_next(p, s, action, reward, NULL);
+    return learn_policy_update_next(p, s, action, reward, NULL);
 }
 
-int policy_probabilities(const policy_t *p, const state_t *s, rng_t *rng, double out[ACTION_COUNT])
+int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_rng_t *rng, double out[ACTION_COUNT])
 {
     if (p == NULL || s == NULL || out == NULL) {
         return -EINVAL;
     }
     uint16_t actions[ACTION_COUNT];
     double probs[ACTION_COUNT];
-    size_t n = policy_actions(p, s, actions);
+    size_t n = learn_policy_actions(p, s, actions);
     int rc = p->qlearn != NULL ? qlearn_probabilities(p->qlearn, s, actions, n, probs)
                                : bandit_probabilities(p->bandit, s, actions, n, rng, probs);
     if (rc < 0) {
@@ -164,18 +164,18 @@ int policy_probabilities(const policy_t *p, const state_t *s, rng_t *rng, double
     return 0;
 }
 
-double policy_reward(const policy_t *p, uint16_t action, double improvement)
+double learn_policy_reward(const learn_policy_t *p, uint16_t action, double improvement)
 {
-    const action_t *a = action_get(action);
-    return a != NULL ? reward_compute(&p->cfg.reward, improvement, a->risk) : 0.0;
+    const learn_action_t *a = learn_action_get(action);
+    return a != NULL ? learn_reward_compute(&p->cfg.reward, improvement, a->risk) : 0.0;
 }
 
-qlearn_t *policy_qlearn(policy_t *p)
+qlearn_t *learn_policy_qlearn(learn_policy_t *p)
 {
     return p->qlearn;
 }
 
-bandit_t *policy_bandit(policy_t *p)
+bandit_t *learn_policy_bandit(learn_policy_t *p)
 {
     return p->bandit;
 }

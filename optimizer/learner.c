@@ -7,24 +7,24 @@
 
 struct learner_s {
     pthread_mutex_t mu;
-    policy_t *policy;
-    rng_t rng;
+    learn_policy_t *policy;
+    learn_rng_t rng;
     metric_t *updates, *table_size, *epsilon, *rewards;
 };
 
-learner_t *learner_create(const policy_config_t *cfg, uint64_t seed, metrics_t *m)
+learner_t *learner_create(const learn_policy_config_t *cfg, uint64_t seed, metrics_t *m)
 {
     learner_t *l = calloc(1, sizeof(*l));
     if (!l) {
         return NULL;
     }
-    l->policy = policy_create(cfg);
+    l->policy = learn_policy_create(cfg);
     if (!l->policy) {
         free(l);
         return NULL;
     }
     pthread_mutex_init(&l->mu, NULL);
-    rng_seed(&l->rng, seed);
+    learn_rng_seed(&l->rng, seed);
     l->updates = metrics_counter(m, "q_table_updates_total", "Learning updates counted (Q-table or posterior)", NULL);
     l->table_size = metrics_gauge(m, "q_table_size", "States in the learned table", NULL);
     l->epsilon = metrics_gauge(m, "epsilon_value", "Current exploration rate (Q-learning)", NULL);
@@ -39,39 +39,39 @@ void learner_destroy(learner_t *l)
     if (!l) {
         return;
     }
-    policy_destroy(l->policy);
+    learn_policy_destroy(l->policy);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
 
 /* The table behind the policy, or NULL (LinUCB keeps per-action models). */
-static const table_t *policy_table(learner_t *l)
+static const learn_table_t *policy_table(learner_t *l)
 {
-    qlearn_t *q = policy_qlearn(l->policy);
+    qlearn_t *q = learn_policy_qlearn(l->policy);
     if (q) {
         return qlearn_table(q);
     }
-    bandit_t *b = policy_bandit(l->policy);
+    bandit_t *b = learn_policy_bandit(l->policy);
     return b && bandit_kind(b) == BANDIT_THOMPSON ? bandit_table(b) : NULL;
 }
 
 /* Called locked. */
 static void update_gauges(learner_t *l)
 {
-    const table_t *t = policy_table(l);
-    metric_set(l->table_size, t ? (double)table_state_count(t) : 0);
-    qlearn_t *q = policy_qlearn(l->policy);
+    const learn_table_t *t = policy_table(l);
+    metric_set(l->table_size, t ? (double)learn_table_state_count(t) : 0);
+    qlearn_t *q = learn_policy_qlearn(l->policy);
     metric_set(l->epsilon, q ? qlearn_epsilon(q) : 0);
 }
 
 /* Loads one entry into the policy. Called locked. */
 static int load_entry(learner_t *l, const char *state_key, const char *action, double value, uint64_t visits)
 {
-    qlearn_t *q = policy_qlearn(l->policy);
+    qlearn_t *q = learn_policy_qlearn(l->policy);
     if (q) {
         return qlearn_load(q, state_key, action, value, visits);
     }
-    bandit_t *b = policy_bandit(l->policy);
+    bandit_t *b = learn_policy_bandit(l->policy);
     return b ? bandit_load(b, state_key, action, value, visits) : -1;
 }
 
@@ -97,7 +97,7 @@ static int restore_one_count(void *arg, const bson_t *doc)
 /* LinUCB keeps one model per action (shared by every state). */
 static bool is_linucb(learner_t *l)
 {
-    bandit_t *b = policy_bandit(l->policy);
+    bandit_t *b = learn_policy_bandit(l->policy);
     return b && bandit_kind(b) == BANDIT_LINUCB;
 }
 
@@ -137,11 +137,11 @@ static int load_linucb(learner_t *l, const bson_t *doc)
     uint16_t id;
     const char *action = doc_str(doc, "action");
     double A[BANDIT_DIM * BANDIT_DIM], bvec[BANDIT_DIM];
-    if (!action || action_find(action, &id) != 0 || read_doubles(doc, "A", A, BANDIT_DIM * BANDIT_DIM) != 0 ||
+    if (!action || learn_action_find(action, &id) != 0 || read_doubles(doc, "A", A, BANDIT_DIM * BANDIT_DIM) != 0 ||
         read_doubles(doc, "b", bvec, BANDIT_DIM) != 0) {
         return -1;
     }
-    return bandit_linucb_load(policy_bandit(l->policy), id, A, bvec, (uint64_t)doc_num(doc, "n"));
+    return bandit_linucb_load(learn_policy_bandit(l->policy), id, A, bvec, (uint64_t)doc_num(doc, "n"));
 }
 
 /* Keeps, per key, the document with the highest revision seen so far. */
@@ -177,7 +177,7 @@ int learner_restore(learner_t *l, store_t *s)
     if (rc == 0) {
         bson_t *state = NULL;
         if (store_find_one(s, "policy_state", learner_policy_name(l), &state) == 0) {
-            qlearn_t *q = policy_qlearn(l->policy);
+            qlearn_t *q = learn_policy_qlearn(l->policy);
             if (q) {
                 qlearn_set_epsilon(q, doc_num(state, "epsilon"));
             }
@@ -191,11 +191,11 @@ int learner_restore(learner_t *l, store_t *s)
     return rc == STORE_ENOTFOUND ? 0 : rc;
 }
 
-int learner_decide(learner_t *l, store_t *store, const state_t *s, decision_t *out)
+int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decision_t *out)
 {
     pthread_mutex_lock(&l->mu);
-    int rc = policy_choose(l->policy, s, &l->rng, out);
-    qlearn_t *q = policy_qlearn(l->policy);
+    int rc = learn_policy_choose(l->policy, s, &l->rng, out);
+    qlearn_t *q = learn_policy_qlearn(l->policy);
     double epsilon = q ? qlearn_epsilon(q) : 0;
     uint64_t decisions = q ? qlearn_decisions(q) : 0;
     update_gauges(l);
@@ -219,7 +219,7 @@ int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t actio
                   const char *experiment_id, bool *out_counted)
 {
     *out_counted = false;
-    const action_t *a = action_get(action);
+    const learn_action_t *a = learn_action_get(action);
     if (!a) {
         return STORE_EINVALID;
     }
@@ -255,14 +255,14 @@ int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t actio
     } else if (latest) {
         load_entry(l, s->key, a->name, doc_num(latest, "value"), (uint64_t)doc_num(latest, "visits"));
     }
-    rc = policy_update(l->policy, s, action, reward);
-    const table_t *t = policy_table(l);
-    double value = t ? table_value(t, s->key, action) : reward;
-    uint64_t visits = t ? table_visits(t, s->key, action) : 0;
+    rc = learn_policy_update(l->policy, s, action, reward);
+    const learn_table_t *t = policy_table(l);
+    double value = t ? learn_table_value(t, s->key, action) : reward;
+    uint64_t visits = t ? learn_table_visits(t, s->key, action) : 0;
     double A[BANDIT_DIM * BANDIT_DIM], bvec[BANDIT_DIM];
     uint64_t n = 0;
     if (rc == 0 && linucb) {
-        rc = bandit_linucb_model(policy_bandit(l->policy), action, A, NULL, bvec, &n);
+        rc = bandit_linucb_model(learn_policy_bandit(l->policy), action, A, NULL, bvec, &n);
     }
     update_gauges(l);
     pthread_mutex_unlock(&l->mu);
@@ -292,7 +292,7 @@ int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t actio
 double learner_reward(learner_t *l, uint16_t action, double improvement)
 {
     pthread_mutex_lock(&l->mu);
-    double r = policy_reward(l->policy, action, improvement);
+    double r = learn_policy_reward(l->policy, action, improvement);
     pthread_mutex_unlock(&l->mu);
     return r;
 }
@@ -300,7 +300,7 @@ double learner_reward(learner_t *l, uint16_t action, double improvement)
 double learner_epsilon(learner_t *l)
 {
     pthread_mutex_lock(&l->mu);
-    qlearn_t *q = policy_qlearn(l->policy);
+    qlearn_t *q = learn_policy_qlearn(l->policy);
     double e = q ? qlearn_epsilon(q) : 0;
     pthread_mutex_unlock(&l->mu);
     return e;
@@ -309,13 +309,13 @@ double learner_epsilon(learner_t *l)
 size_t learner_table_size(learner_t *l)
 {
     pthread_mutex_lock(&l->mu);
-    const table_t *t = policy_table(l);
-    size_t n = t ? table_state_count(t) : 0;
+    const learn_table_t *t = policy_table(l);
+    size_t n = t ? learn_table_state_count(t) : 0;
     pthread_mutex_unlock(&l->mu);
     return n;
 }
 
 const char *learner_policy_name(learner_t *l)
 {
-    return policy_kind_name(policy_kind(l->policy));
+    return learn_policy_kind_name(learn_policy_kind(l->policy));
 }

@@ -29,7 +29,7 @@
 typedef struct learner_s learner_t;
 
 /* Creates the learner; `seed` seeds its random generator. NULL on a bad config. */
-learner_t *learner_create(const policy_config_t *cfg, uint64_t seed, metrics_t *metrics);
+learner_t *learner_create(const learn_policy_config_t *cfg, uint64_t seed, metrics_t *metrics);
 void learner_destroy(learner_t *l);
 
 /* BLOCKING. Loads the latest revision of every table entry and the policy
@@ -38,7 +38,7 @@ int learner_restore(learner_t *l, store_t *s);
 
 /* Chooses an action for `s` (the decision records its propensity). BLOCKING:
  * saves the policy state. Returns 0 or a negative code. */
-int learner_decide(learner_t *l, store_t *store, const state_t *s, decision_t *out);
+int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decision_t *out);
 
 /* BLOCKING. Counts the reward of `action` in `s`, produced by experiment
  * `experiment_id`, exactly once across replays and replicas. *out_counted

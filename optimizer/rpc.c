@@ -363,7 +363,7 @@ static void on_listed(void *arg, int status, const char *message, const hypothes
 static bool known_type(const char *type)
 {
     for (action_type_t t = ACTION_NO_OP; t <= ACTION_POLICY_CHANGE; t++) {
-        if (strcmp(type, action_type_name(t)) == 0) {
+        if (strcmp(type, learn_action_type_name(t)) == 0) {
             return true;
         }
     }
