@@ -2,6 +2,7 @@
 #include "learn_policy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,4 +179,108 @@ qlearn_t *learn_policy_qlearn(learn_policy_t *p)
 bandit_t *learn_policy_bandit(learn_policy_t *p)
 {
     return p->bandit;
+}
+
+static bool is_linucb(const learn_policy_t *p)
+{
+    return p->bandit != NULL && bandit_kind(p->bandit) == BANDIT_LINUCB;
+}
+
+/* The table behind Q-learning and Thompson; NULL for LinUCB. */
+static const learn_table_t *policy_table(const learn_policy_t *p)
+{
+    if (p->qlearn != NULL) {
+        return qlearn_table(p->qlearn);
+    }
+    return is_linucb(p) ? NULL : bandit_table(p->bandit);
+}
+
+int learn_policy_entry_key(const learn_policy_t *p, const state_t *s, uint16_t action, char *out, size_t cap)
+{
+    const learn_action_t *a = learn_action_get(action);
+    if (p == NULL || s == NULL || a == NULL) {
+        return -EINVAL;
+    }
+    int n = is_linucb(p) ? snprintf(out, cap, "linucb|%s", a->name) : snprintf(out, cap, "%s|%s", s->key, a->name);
+    return n < 0 || (size_t)n >= cap ? -EINVAL : 0;
+}
+
+int learn_policy_export(learn_policy_t *p, const state_t *s, uint16_t action, learn_policy_entry_t *out)
+{
+    const learn_action_t *a = learn_action_get(action);
+    if (p == NULL || s == NULL || a == NULL || out == NULL) {
+        return -EINVAL;
+    }
+    learn_policy_entry_t e;
+    memset(&e, 0, sizeof(e));
+    memcpy(e.state_key, s->key, sizeof(e.state_key));
+    e.action_name = a->name;
+    const learn_table_t *t = policy_table(p);
+    if (t != NULL) {
+        e.value = learn_table_value(t, s->key, action);
+        e.visits = learn_table_visits(t, s->key, action);
+    } else {
+        double Ainv[BANDIT_DIM * BANDIT_DIM], x[BANDIT_DIM];
+        int rc = bandit_linucb_model(p->bandit, action, e.A, Ainv, e.b, &e.n);
+        if (rc < 0) {
+            return rc;
+        }
+        e.has_model = true;
+        /* The model's point estimate in this state, theta . x with theta = A^-1 b. */
+        state_features(s, x);
+        for (size_t i = 0; i < BANDIT_DIM; i++) {
+            double theta_i = 0.0;
+            for (size_t j = 0; j < BANDIT_DIM; j++) {
+                theta_i += Ainv[i * BANDIT_DIM + j] * e.b[j];
+            }
+            e.value += theta_i * x[i];
+        }
+        e.visits = e.n;
+    }
+    *out = e;
+    return 0;
+}
+
+int learn_policy_import(learn_policy_t *p, const learn_policy_entry_t *e)
+{
+    if (p == NULL || e == NULL || e->action_name == NULL) {
+        return -EINVAL;
+    }
+    if (p->qlearn != NULL) {
+        return qlearn_load(p->qlearn, e->state_key, e->action_name, e->value, e->visits);
+    }
+    if (!is_linucb(p)) {
+        return bandit_load(p->bandit, e->state_key, e->action_name, e->value, e->visits);
+    }
+    uint16_t id;
+    if (!e->has_model) {
+        return -EINVAL;
+    }
+    if (learn_action_find(e->action_name, &id) != 0) {
+        return -ENOENT;
+    }
+    return bandit_linucb_load(p->bandit, id, e->A, e->b, e->n);
+}
+
+size_t learn_policy_table_size(const learn_policy_t *p)
+{
+    const learn_table_t *t = policy_table(p);
+    return t != NULL ? learn_table_state_count(t) : 0;
+}
+
+double learn_policy_epsilon(const learn_policy_t *p)
+{
+    return p->qlearn != NULL ? qlearn_epsilon(p->qlearn) : 0.0;
+}
+
+uint64_t learn_policy_decisions(const learn_policy_t *p)
+{
+    return p->qlearn != NULL ? qlearn_decisions(p->qlearn) : 0;
+}
+
+void learn_policy_set_epsilon(learn_policy_t *p, double epsilon)
+{
+    if (p->qlearn != NULL) {
+        qlearn_set_epsilon(p->qlearn, epsilon);
+    }
 }

@@ -14,6 +14,7 @@
 #ifndef HIVE_LEARN_POLICY_H
 #define HIVE_LEARN_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,8 +82,49 @@ int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_
  * policy's reward config. 0 for an unknown action. */
 double learn_policy_reward(const learn_policy_t *p, uint16_t action, double improvement);
 
-/* The learner behind the policy, for persistence; NULL when it is the other
- * kind. Borrowed. */
+/* What the policy has learned about one (state, action), as the shell stores
+ * it. `value` and `visits` are the table's (Q, or the Thompson posterior
+ * mean) and always set; `has_model` and A, b, n carry LinUCB's per-action
+ * model. */
+typedef struct {
+    char state_key[STATE_KEY_MAX];
+    const char *action_name; /* static storage (learn_action.h) */
+    double value;
+    uint64_t visits;
+    bool has_model;
+    double A[BANDIT_DIM * BANDIT_DIM];
+    double b[BANDIT_DIM];
+    uint64_t n;
+} learn_policy_entry_t;
+
+/* Writes into `out` (`cap` bytes) the key under which the entry of `action` in
+ * `s` is stored: "<state key>|<action name>", or "linucb|<action name>" for
+ * LinUCB's shared model. Returns 0, or -EINVAL for an unknown action or a key
+ * that does not fit. */
+int learn_policy_entry_key(const learn_policy_t *p, const state_t *s, uint16_t action, char *out, size_t cap);
+
+/* Fills `out` with what the policy holds for `action` in `s` now (the
+ * initial value with 0 visits when it has never seen it). Returns 0 or
+ * -EINVAL. */
+int learn_policy_export(learn_policy_t *p, const state_t *s, uint16_t action, learn_policy_entry_t *out);
+
+/* Loads a stored entry into the policy: Q-learning and Thompson take
+ * (state_key, action_name, value, visits); LinUCB takes the model and needs
+ * has_model. Returns 0, -ENOENT for an action no longer in the catalogue,
+ * -EINVAL for an entry this policy cannot take (skip it), -ENOMEM. */
+int learn_policy_import(learn_policy_t *p, const learn_policy_entry_t *e);
+
+/* Figures for metrics and statistics: the states in the learned table (0 for
+ * LinUCB, which has none), the exploration rate and the decisions made
+ * (Q-learning; 0 for the bandits). */
+size_t learn_policy_table_size(const learn_policy_t *p);
+double learn_policy_epsilon(const learn_policy_t *p);
+uint64_t learn_policy_decisions(const learn_policy_t *p);
+/* Restores the exploration rate (Q-learning; a no-op for the bandits). */
+void learn_policy_set_epsilon(learn_policy_t *p, double epsilon);
+
+/* The learner behind the policy, for tests and inspection; NULL when it is
+ * the other kind. Borrowed. */
 qlearn_t *learn_policy_qlearn(learn_policy_t *p);
 bandit_t *learn_policy_bandit(learn_policy_t *p);
 

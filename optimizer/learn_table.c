@@ -2,6 +2,8 @@
  * See learn_table.h. */
 #include "learn_table.h"
 
+#include "fnv.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -19,12 +21,7 @@ struct learn_table_s {
 
 static uint64_t hash_key(const char *key)
 {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return fnv1a64_str(FNV1A64_INIT, key);
 }
 
 learn_table_t *learn_table_create(double initial_value)
