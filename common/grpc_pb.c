@@ -3,8 +3,8 @@
 
 #include <stdlib.h>
 
-ProtobufCMessage *grpc_pb_decode(grpc_call_t *call, const ProtobufCMessageDescriptor *desc, const uint8_t *req,
-                                 size_t len)
+ProtobufCMessage *grpc_pb_decode(grpc_call_t *call, const ProtobufCMessageDescriptor *desc,
+                                 const uint8_t *req, size_t len)
 {
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, req);
     if (!m) {

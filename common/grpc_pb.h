@@ -13,8 +13,8 @@
 /* Decodes the request bytes as `desc`; on failure finishes the call
  * INVALID_ARGUMENT ("malformed request message") and returns NULL. Free with
  * protobuf_c_message_free_unpacked(). */
-ProtobufCMessage *grpc_pb_decode(grpc_call_t *call, const ProtobufCMessageDescriptor *desc, const uint8_t *req,
-                                 size_t len);
+ProtobufCMessage *grpc_pb_decode(grpc_call_t *call, const ProtobufCMessageDescriptor *desc,
+                                 const uint8_t *req, size_t len);
 
 /* Encodes `m` and queues it as one response message (server streaming sends
  * several). Returns 0, or -1 when the call is gone or memory ran out. */

@@ -21,6 +21,7 @@
  * writes "<what>: <detail> (<HIVE_E name>)" into `reason` (`detail` is the
  * server's message, e.g. store_last_error(); NULL or "" reads the code's
  * description). Code 0 is KAFKA_OK with `reason` untouched. */
-kafka_verdict_t verdict_for_error(int code, const char *what, const char *detail, char *reason, size_t reasonlen);
+kafka_verdict_t verdict_for_error(int code, const char *what, const char *detail, char *reason,
+                                  size_t reasonlen);
 
 #endif

@@ -20,8 +20,8 @@ typedef struct {
 struct bandit_s {
     bandit_kind_t kind;
     bandit_config_t cfg;
-    learn_table_t *table;     /* Thompson */
-    linucb_arm_t *arms; /* LinUCB, ACTION_COUNT of them */
+    learn_table_t *table; /* Thompson */
+    linucb_arm_t *arms;   /* LinUCB, ACTION_COUNT of them */
 };
 
 void bandit_config_default(bandit_config_t *cfg)
@@ -170,7 +170,8 @@ static size_t thompson_round(const posterior_t *post, size_t n, learn_rng_t *rng
 }
 
 /* Estimates every action's probability of winning a round (add-one smoothed). */
-static void thompson_estimate(const bandit_t *b, const posterior_t *post, size_t n, learn_rng_t *rng, double *probs)
+static void thompson_estimate(const bandit_t *b, const posterior_t *post, size_t n, learn_rng_t *rng,
+                              double *probs)
 {
     unsigned wins[ACTION_COUNT] = {0};
     unsigned k = b->cfg.propensity_draws;
@@ -344,8 +345,8 @@ int bandit_choose(bandit_t *b, const state_t *s, const uint16_t *actions, size_t
     return 0;
 }
 
-int bandit_probabilities(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n, learn_rng_t *rng,
-                         double *out_probs)
+int bandit_probabilities(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n,
+                         learn_rng_t *rng, double *out_probs)
 {
     if (b == NULL || s == NULL || out_probs == NULL || !actions_valid(actions, n)) {
         return -EINVAL;

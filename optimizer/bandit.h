@@ -80,8 +80,8 @@ int bandit_choose(bandit_t *b, const state_t *s, const uint16_t *actions, size_t
 /* Writes into out_probs[i] the probability of choosing actions[i] now. Thompson
  * estimates it as in bandit_choose (drawing from `rng`); LinUCB's is exact and
  * ignores `rng`. Returns 0 or -EINVAL. */
-int bandit_probabilities(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n, learn_rng_t *rng,
-                         double *out_probs);
+int bandit_probabilities(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n,
+                         learn_rng_t *rng, double *out_probs);
 
 /* Adds one observed reward for (s, action). Returns 0, -EINVAL or -ENOMEM. */
 int bandit_update(bandit_t *b, const state_t *s, uint16_t action, double reward);

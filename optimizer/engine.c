@@ -15,8 +15,8 @@
 
 struct engine_s {
     engine_conf_t conf;
-    metric_t *generated, *suppressed, *filtered, *submitted, *succeeded, *failed, *applied, *rollbacks, *duration,
-        *noop;
+    metric_t *generated, *suppressed, *filtered, *submitted, *succeeded, *failed, *applied, *rollbacks,
+        *duration, *noop;
 };
 
 engine_t *engine_create(const engine_conf_t *conf)
@@ -28,13 +28,15 @@ engine_t *engine_create(const engine_conf_t *conf)
     e->conf = *conf;
     metrics_t *m = conf->metrics;
     e->generated = metrics_counter(m, "hypotheses_generated_total", "Hypotheses generated, by type", "type");
-    e->suppressed = metrics_counter(m, "hypotheses_suppressed_total",
-                                    "Insights debounced: an open hypothesis exists for the component and problem",
-                                    "problem");
-    e->filtered = metrics_counter(m, "insights_filtered_total", "Insights below HIGH priority, ignored", NULL);
+    e->suppressed = metrics_counter(
+        m, "hypotheses_suppressed_total",
+        "Insights debounced: an open hypothesis exists for the component and problem", "problem");
+    e->filtered =
+        metrics_counter(m, "insights_filtered_total", "Insights below HIGH priority, ignored", NULL);
     e->noop = metrics_counter(m, "decisions_noop_total", "Decisions that chose to change nothing", NULL);
     e->submitted = metrics_counter(m, "experiments_submitted_total", "Experiment requests published", "type");
-    e->succeeded = metrics_counter(m, "experiments_succeeded_total", "Experiments that met their criteria", NULL);
+    e->succeeded =
+        metrics_counter(m, "experiments_succeeded_total", "Experiments that met their criteria", NULL);
     e->failed = metrics_counter(m, "experiments_failed_total", "Experiments that did not", NULL);
     e->applied = metrics_counter(m, "optimizations_applied_total", "Optimizations confirmed applied", "type");
     e->rollbacks = metrics_counter(m, "rollbacks_total", "Optimizations rolled back", "type");
@@ -64,13 +66,15 @@ static int add(kafka_out_t *out, const char *topic, const char *key, void *bytes
 }
 
 /* Emits what `effects` asks for. */
-static int carry_out(engine_t *e, const hypothesis_t *h, unsigned effects, kafka_out_t *out, char *reason, size_t rl)
+static int carry_out(engine_t *e, const hypothesis_t *h, unsigned effects, kafka_out_t *out, char *reason,
+                     size_t rl)
 {
     const engine_conf_t *c = &e->conf;
     void *bytes = NULL;
     size_t len = 0;
     if (effects & HYP_EMIT_APPROVAL_REQUEST) {
-        if (records_approval_request(c->codec, c->approvals_requests_topic, h, &bytes, &len, reason, rl) != 0 ||
+        if (records_approval_request(c->codec, c->approvals_requests_topic, h, &bytes, &len, reason, rl) !=
+                0 ||
             add(out, c->approvals_requests_topic, h->id, bytes, len, reason, rl) != 0) {
             return -1;
         }
@@ -82,8 +86,8 @@ static int carry_out(engine_t *e, const hypothesis_t *h, unsigned effects, kafka
             .min_improvement = c->min_improvement,
             .guardrail_error_rate = c->guardrail_error_rate,
         };
-        if (records_experiment_request(c->codec, c->experiments_requests_topic, h, &x, &bytes, &len, reason, rl) !=
-                0 ||
+        if (records_experiment_request(c->codec, c->experiments_requests_topic, h, &x, &bytes, &len, reason,
+                                       rl) != 0 ||
             add(out, c->experiments_requests_topic, h->experiment_id, bytes, len, reason, rl) != 0) {
             return -1;
         }
@@ -112,8 +116,9 @@ int engine_read_insight(avro_value_t *v, engine_insight_t *out, char *reason, si
     engine_insight_t in = {0};
     size_t n;
     const char *field = "insight_id";
-    if (avro_get_string(v, field, &in.insight_id, &n) || !n || avro_get_string(v, field = "component", &in.component, &n) ||
-        !n || avro_get_string(v, field = "metric", &in.metric, &n) ||
+    if (avro_get_string(v, field, &in.insight_id, &n) || !n ||
+        avro_get_string(v, field = "component", &in.component, &n) || !n ||
+        avro_get_string(v, field = "metric", &in.metric, &n) ||
         avro_get_enum_name(v, field = "priority", &in.priority) ||
         avro_get_double(v, field = "current_value", &in.state.current_value) ||
         avro_get_double(v, field = "baseline_value", &in.state.baseline_value) ||
@@ -245,8 +250,8 @@ done:
 
 /* Reads the hypothesis an event names; KAFKA_OK with *found false when the
  * event is not about one of ours (the retrainer's experiments, say). */
-static kafka_verdict_t load_hypothesis(engine_t *e, const char *id, const char *experiment_id, hypothesis_t *h,
-                                       bool *found, char *reason, size_t rl)
+static kafka_verdict_t load_hypothesis(engine_t *e, const char *id, const char *experiment_id,
+                                       hypothesis_t *h, bool *found, char *reason, size_t rl)
 {
     int rc = id && *id ? repo_hyp_get(e->conf.store, id, h) : HIVE_ENOTFOUND;
     if (rc == HIVE_ENOTFOUND && experiment_id) {
@@ -314,10 +319,11 @@ static kafka_verdict_t on_result(engine_t *e, const rd_kafka_message_t *msg, kaf
     const char *experiment_id = NULL, *id = NULL, *status = NULL, *decision = NULL, *why = "";
     size_t n;
     double improvement = 0;
-    if (avro_get_string(&v, "experiment_id", &experiment_id, &n) || avro_get_enum_name(&v, "status", &status) ||
-        avro_get_enum_name(&v, "decision", &decision) || avro_get_double(&v, "improvement", &improvement) ||
-        !isfinite(improvement)) {
-        snprintf(reason, rl, "invalid ExperimentResult: experiment_id, status, decision or improvement missing");
+    if (avro_get_string(&v, "experiment_id", &experiment_id, &n) ||
+        avro_get_enum_name(&v, "status", &status) || avro_get_enum_name(&v, "decision", &decision) ||
+        avro_get_double(&v, "improvement", &improvement) || !isfinite(improvement)) {
+        snprintf(reason, rl,
+                 "invalid ExperimentResult: experiment_id, status, decision or improvement missing");
         avro_value_decref(&v);
         return KAFKA_BAD_INPUT;
     }
@@ -345,7 +351,8 @@ static kafka_verdict_t on_result(engine_t *e, const rd_kafka_message_t *msg, kaf
     if ((effects & HYP_LEARN) || replay) {
         /* Counted at most once per experiment, across replays and replicas. */
         bool counted = false;
-        int rc = learner_learn(e->conf.learner, e->conf.store, &st, action, h.reward, experiment_id, &counted);
+        int rc =
+            learner_learn(e->conf.learner, e->conf.store, &st, action, h.reward, experiment_id, &counted);
         if (rc != 0) {
             verdict = store_verdict(rc, "saving the learning update", reason, rl);
             goto done;

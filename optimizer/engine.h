@@ -29,15 +29,15 @@ typedef struct {
     const char *insights_topic, *approvals_requests_topic, *approvals_responses_topic;
     const char *experiments_requests_topic, *experiments_results_topic;
     const char *commands_topic, *applied_topic;
-    double risk_threshold;         /* approval above this risk; seed: 0.5 */
-    double min_improvement;        /* MIN_IMPROVEMENT_THRESHOLD; seed: 0.05 */
-    long experiment_duration_s;    /* EXPERIMENT_DURATION_SECONDS */
-    double traffic_split;          /* EXPERIMENT_TRAFFIC_SPLIT */
-    double guardrail_error_rate;   /* abort above this error rate; seed: 0.05 */
-    avro_codec_t *codec;           /* borrowed */
-    store_t *store;                /* borrowed */
-    learner_t *learner;            /* borrowed */
-    metrics_t *metrics;            /* borrowed */
+    double risk_threshold;       /* approval above this risk; seed: 0.5 */
+    double min_improvement;      /* MIN_IMPROVEMENT_THRESHOLD; seed: 0.05 */
+    long experiment_duration_s;  /* EXPERIMENT_DURATION_SECONDS */
+    double traffic_split;        /* EXPERIMENT_TRAFFIC_SPLIT */
+    double guardrail_error_rate; /* abort above this error rate; seed: 0.05 */
+    avro_codec_t *codec;         /* borrowed */
+    store_t *store;              /* borrowed */
+    learner_t *learner;          /* borrowed */
+    metrics_t *metrics;          /* borrowed */
 } engine_conf_t;
 
 engine_t *engine_create(const engine_conf_t *conf);

@@ -47,7 +47,11 @@ static void utf8_trim(char *s)
         return;
     }
     unsigned char lead = (unsigned char)s[i - 1];
-    size_t want = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    size_t want = lead < 0x80           ? 1
+                  : (lead >> 5) == 0x6  ? 2
+                  : (lead >> 4) == 0xE  ? 3
+                  : (lead >> 3) == 0x1E ? 4
+                                        : 0;
     if (want != n - (i - 1)) {
         s[lead < 0x80 ? n : i - 1] = '\0';
     }
@@ -90,11 +94,12 @@ unsigned hyp_propose(hypothesis_t *h, const hyp_proposal_t *p, double risk_thres
     h->propensity = p->propensity;
     snprintf(h->experiment_id, sizeof(h->experiment_id), "exp-%s", h->id + 4);
     h->created_at_ms = h->updated_at_ms = now_ms;
-    format_cut(h->rationale, sizeof(h->rationale),
-             "insight %s (%s) put %s in state %s; the %s policy chose %s (value %.4f, confidence %.2f, risk "
-             "%.2f, expected improvement %.1f%%, picked with probability %.3f)",
-             h->insight_id, p->description ? p->description : h->problem, h->component, h->state_key, h->policy,
-             h->action, h->q_value, h->confidence, h->risk, 100.0 * h->expected_improvement, h->propensity);
+    format_cut(
+        h->rationale, sizeof(h->rationale),
+        "insight %s (%s) put %s in state %s; the %s policy chose %s (value %.4f, confidence %.2f, risk "
+        "%.2f, expected improvement %.1f%%, picked with probability %.3f)",
+        h->insight_id, p->description ? p->description : h->problem, h->component, h->state_key, h->policy,
+        h->action, h->q_value, h->confidence, h->risk, 100.0 * h->expected_improvement, h->propensity);
     if (p->no_change) {
         h->status = HYP_REJECTED;
         COPY(h->reason, "the policy chose to change nothing");

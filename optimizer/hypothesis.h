@@ -32,7 +32,7 @@ typedef enum {
 #define X(name) HYP_##name,
     HYP_STATUS_MAP(X)
 #undef X
-    HYP_STATUS_COUNT
+        HYP_STATUS_COUNT
 } hyp_status_t;
 
 /* Effects the shell carries out after a transition (bits). */
@@ -45,21 +45,21 @@ typedef enum {
 } hyp_effect_t;
 
 typedef struct {
-    char id[24];           /* "opt-" + 16 hex: derived from the insight id, so a replay proposes the same id */
+    char id[24]; /* "opt-" + 16 hex: derived from the insight id, so a replay proposes the same id */
     char insight_id[64];
     char component[128];
-    char problem[32];      /* state_problem_name() */
+    char problem[32]; /* state_problem_name() */
     char state_key[192];
-    char action[64];       /* action name (learn_action.h) */
-    char type[32];         /* WEIGHT_RECALIBRATION | SLO_ADJUSTMENT | HEURISTIC_UPDATE | POLICY_CHANGE */
-    char policy[16];       /* qlearning | thompson | linucb */
+    char action[64]; /* action name (learn_action.h) */
+    char type[32];   /* WEIGHT_RECALIBRATION | SLO_ADJUSTMENT | HEURISTIC_UPDATE | POLICY_CHANGE */
+    char policy[16]; /* qlearning | thompson | linucb */
     hyp_status_t status;
     double q_value, confidence, risk, expected_improvement, propensity;
     char experiment_id[32]; /* "exp-" + the hypothesis id's hex */
     bool has_result;
     double improvement, reward;
-    char reason[256];      /* why rejected or rolled back */
-    char rationale[512];   /* one sentence an operator can read */
+    char reason[256];    /* why rejected or rolled back */
+    char rationale[512]; /* one sentence an operator can read */
     int64_t created_at_ms, updated_at_ms;
 } hypothesis_t;
 

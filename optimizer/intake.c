@@ -1,7 +1,7 @@
 #include "intake.h"
 
-#include "log.h"
 #include "hive_err.h"
+#include "log.h"
 #include "records.h"
 #include "timeutil.h"
 #include "verdict.h"
@@ -41,8 +41,8 @@ void intake_destroy(intake_t *in)
 }
 
 /* Reads the fields the rule needs; fails naming the first missing field. */
-static int read_telemetry(avro_value_t *v, telemetry_view_t *t, char *service, size_t service_len, char *reason,
-                          size_t reasonlen)
+static int read_telemetry(avro_value_t *v, telemetry_view_t *t, char *service, size_t service_len,
+                          char *reason, size_t reasonlen)
 {
     const char *s = NULL;
     size_t len = 0;
@@ -67,7 +67,8 @@ bad:
 }
 
 /* The observation stored in MongoDB: what was seen and what was decided. */
-static bson_t *observation_doc(const telemetry_view_t *t, const degradation_t *d, const rd_kafka_message_t *msg)
+static bson_t *observation_doc(const telemetry_view_t *t, const degradation_t *d,
+                               const rd_kafka_message_t *msg)
 {
     bson_t *doc = bson_new();
     BSON_APPEND_UTF8(doc, "service", t->service);
@@ -118,8 +119,8 @@ kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka
     intake_t *in = ctx;
     double started = timeutil_mono_seconds();
     avro_value_t v;
-    if (avro_codec_decode(in->conf.codec, msg->payload, msg->len, "TelemetryAggregated", &v, reason, reasonlen) !=
-        0) {
+    if (avro_codec_decode(in->conf.codec, msg->payload, msg->len, "TelemetryAggregated", &v, reason,
+                          reasonlen) != 0) {
         return KAFKA_BAD_INPUT;
     }
     telemetry_view_t t;
@@ -134,7 +135,8 @@ kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka
     degradation_t d;
     rc = degradation_detect(&in->conf.thresholds, &t, &d);
     if (rc < 0) {
-        snprintf(reason, reasonlen, "invalid TelemetryAggregated: NaN value or window_end before window_start");
+        snprintf(reason, reasonlen,
+                 "invalid TelemetryAggregated: NaN value or window_end before window_start");
         return KAFKA_BAD_INPUT;
     }
     if (rc == 0) {

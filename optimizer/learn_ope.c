@@ -4,7 +4,8 @@
 #include <errno.h>
 #include <math.h>
 
-int learn_ope_evaluate(const learn_ope_record_t *log, size_t n, learn_ope_target_fn target, void *ctx, learn_ope_result_t *out)
+int learn_ope_evaluate(const learn_ope_record_t *log, size_t n, learn_ope_target_fn target, void *ctx,
+                       learn_ope_result_t *out)
 {
     if (log == NULL || n == 0 || target == NULL || out == NULL) {
         return -EINVAL;

@@ -42,6 +42,7 @@ typedef struct {
 /* Evaluates `target` on `log` (n >= 1 records). Returns 0, or -EINVAL for an
  * empty log, a propensity outside (0, 1], a target probability outside
  * [0, 1] or a non-finite reward (out untouched). */
-int learn_ope_evaluate(const learn_ope_record_t *log, size_t n, learn_ope_target_fn target, void *ctx, learn_ope_result_t *out);
+int learn_ope_evaluate(const learn_ope_record_t *log, size_t n, learn_ope_target_fn target, void *ctx,
+                       learn_ope_result_t *out);
 
 #endif

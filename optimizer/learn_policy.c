@@ -122,7 +122,8 @@ int learn_policy_choose(learn_policy_t *p, const state_t *s, learn_rng_t *rng, l
     return 0;
 }
 
-int learn_policy_update_next(learn_policy_t *p, const state_t *s, uint16_t action, double reward, const state_t *next)
+int learn_policy_update_next(learn_policy_t *p, const state_t *s, uint16_t action, double reward,
+                             const state_t *next)
 {
     if (p == NULL || s == NULL) {
         return -EINVAL;
@@ -143,7 +144,8 @@ int learn_policy_update(learn_policy_t *p, const state_t *s, uint16_t action, do
     return learn_policy_update_next(p, s, action, reward, NULL);
 }
 
-int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_rng_t *rng, double out[ACTION_COUNT])
+int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_rng_t *rng,
+                               double out[ACTION_COUNT])
 {
     if (p == NULL || s == NULL || out == NULL) {
         return -EINVAL;
@@ -201,7 +203,8 @@ int learn_policy_entry_key(const learn_policy_t *p, const state_t *s, uint16_t a
     if (p == NULL || s == NULL || a == NULL) {
         return -EINVAL;
     }
-    int n = is_linucb(p) ? snprintf(out, cap, "linucb|%s", a->name) : snprintf(out, cap, "%s|%s", s->key, a->name);
+    int n = is_linucb(p) ? snprintf(out, cap, "linucb|%s", a->name)
+                         : snprintf(out, cap, "%s|%s", s->key, a->name);
     return n < 0 || (size_t)n >= cap ? -EINVAL : 0;
 }
 

@@ -34,7 +34,7 @@ typedef struct {
     learn_policy_kind_t kind;
     qlearn_config_t qlearn;       /* used by POLICY_QLEARNING */
     bandit_config_t bandit;       /* used by POLICY_THOMPSON and POLICY_LINUCB */
-    learn_reward_config_t reward;       /* for expected_improvement and learn_policy_reward */
+    learn_reward_config_t reward; /* for expected_improvement and learn_policy_reward */
     double max_weight_adjustment; /* MAX_WEIGHT_ADJUSTMENT, (0, 0.3], default 0.2 */
 } learn_policy_config_t;
 
@@ -71,12 +71,14 @@ int learn_policy_update(learn_policy_t *p, const state_t *s, uint16_t action, do
 
 /* As learn_policy_update, bootstrapping Q-learning from `next` (the bandits ignore
  * it). `next` NULL is learn_policy_update. */
-int learn_policy_update_next(learn_policy_t *p, const state_t *s, uint16_t action, double reward, const state_t *next);
+int learn_policy_update_next(learn_policy_t *p, const state_t *s, uint16_t action, double reward,
+                             const state_t *next);
 
 /* The probability of each action being chosen in `s` now, indexed by action
  * id (0 for actions not applicable). Thompson's is estimated by resampling
  * from `rng`. Returns 0 or -EINVAL. */
-int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_rng_t *rng, double out[ACTION_COUNT]);
+int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_rng_t *rng,
+                               double out[ACTION_COUNT]);
 
 /* The reward of seed 000 for an observed improvement of `action`, with the
  * policy's reward config. 0 for an unknown action. */

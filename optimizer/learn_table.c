@@ -158,7 +158,8 @@ int learn_table_set(learn_table_t *t, const char *key, uint16_t action, double v
     return 0;
 }
 
-int learn_table_load(learn_table_t *t, const char *state_key, const char *action_name, double value, uint64_t visits)
+int learn_table_load(learn_table_t *t, const char *state_key, const char *action_name, double value,
+                     uint64_t visits)
 {
     uint16_t id;
     if (!isfinite(value)) {

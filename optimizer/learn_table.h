@@ -70,7 +70,8 @@ int learn_table_set(learn_table_t *t, const char *key, uint16_t action, double v
 /* Writes an entry identified by action name, as read back from storage.
  * Returns 0, -ENOENT for an action no longer in the catalogue (skip it),
  * -EINVAL for a bad key or a non-finite value, -ENOMEM. */
-int learn_table_load(learn_table_t *t, const char *state_key, const char *action_name, double value, uint64_t visits);
+int learn_table_load(learn_table_t *t, const char *state_key, const char *action_name, double value,
+                     uint64_t visits);
 
 /* Number of states (rows) and of written entries. */
 size_t learn_table_state_count(const learn_table_t *t);

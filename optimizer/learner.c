@@ -31,12 +31,13 @@ learner_t *learner_create(const learn_policy_config_t *cfg, uint64_t seed, metri
     }
     pthread_mutex_init(&l->mu, NULL);
     learn_rng_seed(&l->rng, seed);
-    l->updates = metrics_counter(m, "q_table_updates_total", "Learning updates counted (Q-table or posterior)", NULL);
+    l->updates =
+        metrics_counter(m, "q_table_updates_total", "Learning updates counted (Q-table or posterior)", NULL);
     l->table_size = metrics_gauge(m, "q_table_size", "States in the learned table", NULL);
     l->epsilon = metrics_gauge(m, "epsilon_value", "Current exploration rate (Q-learning)", NULL);
     static const double reward_bounds[] = {-0.5, -0.2, -0.1, -0.05, 0, 0.05, 0.1, 0.2, 0.5};
-    l->rewards = metrics_histogram(m, "reward_distribution", "Rewards fed to the learner", NULL, reward_bounds,
-                                   sizeof(reward_bounds) / sizeof(reward_bounds[0]));
+    l->rewards = metrics_histogram(m, "reward_distribution", "Rewards fed to the learner", NULL,
+                                   reward_bounds, sizeof(reward_bounds) / sizeof(reward_bounds[0]));
     return l;
 }
 
@@ -67,7 +68,8 @@ bson_t *learner_entry_to_bson(const learn_policy_entry_t *e, double reward, cons
     if (doc && e->has_model &&
         (!BSON_APPEND_UTF8(doc, "model", "linucb") ||
          bdoc_append_doubles(doc, "A", e->A, BANDIT_DIM * BANDIT_DIM) != 0 ||
-         bdoc_append_doubles(doc, "b", e->b, BANDIT_DIM) != 0 || !BSON_APPEND_INT64(doc, "n", (int64_t)e->n))) {
+         bdoc_append_doubles(doc, "b", e->b, BANDIT_DIM) != 0 ||
+         !BSON_APPEND_INT64(doc, "n", (int64_t)e->n))) {
         bson_destroy(doc);
         return NULL;
     }
@@ -78,7 +80,8 @@ int learner_entry_from_bson(const bson_t *doc, learn_policy_entry_t *out)
 {
     const char *state_key = bdoc_str(doc, "state_key"), *action = bdoc_str(doc, "action");
     uint16_t id;
-    if (!state_key || !action || strlen(state_key) >= sizeof(out->state_key) || learn_action_find(action, &id) != 0) {
+    if (!state_key || !action || strlen(state_key) >= sizeof(out->state_key) ||
+        learn_action_find(action, &id) != 0) {
         return -1;
     }
     memset(out, 0, sizeof(*out));

@@ -275,16 +275,18 @@ static void build_insight(job_t *j)
         .label_values = values,
         .nlabels = 1,
     };
-    encoded(j, records_insight(j->o->conf.codec, j->topic, &ins, &j->record, &j->record_len, reason, sizeof(reason)),
-            reason);
+    encoded(
+        j,
+        records_insight(j->o->conf.codec, j->topic, &ins, &j->record, &j->record_len, reason, sizeof(reason)),
+        reason);
 }
 
 static void build_approval_response(job_t *j)
 {
     char reason[256];
     encoded(j,
-            records_approval_response(j->o->conf.codec, j->topic, j->h.id, j->approve, j->reason, timeutil_wall_ms(),
-                                      &j->record, &j->record_len, reason, sizeof(reason)),
+            records_approval_response(j->o->conf.codec, j->topic, j->h.id, j->approve, j->reason,
+                                      timeutil_wall_ms(), &j->record, &j->record_len, reason, sizeof(reason)),
             reason);
 }
 
@@ -541,7 +543,8 @@ static void validate_trigger(job_t *j, const ops_trigger_t *t)
         return;
     }
     if (!j->metric[0]) {
-        const char *metric = state_problem_metric(problem); /* the problem's own, when the caller names none */
+        const char *metric =
+            state_problem_metric(problem); /* the problem's own, when the caller names none */
         snprintf(j->metric, sizeof(j->metric), "%s", metric ? metric : "other");
     }
     if (!isfinite(t->current_value)) {

@@ -69,10 +69,11 @@ typedef void (*ops_trigger_cb)(void *arg, int status, const char *message, const
 
 typedef struct {
     const char *component; /* required */
-    const char *problem;   /* LATENCY | ERROR_RATE | SLO_COMPLIANCE | AVAILABILITY | CONSENSUS_ACCURACY | OTHER; required */
-    const char *metric;    /* optional; defaults to the problem's metric */
+    const char *problem; /* LATENCY | ERROR_RATE | SLO_COMPLIANCE | AVAILABILITY | CONSENSUS_ACCURACY | OTHER;
+                            required */
+    const char *metric;  /* optional; defaults to the problem's metric */
     double current_value, baseline_value;
-    const char *priority;  /* LOW | MEDIUM | HIGH | CRITICAL; default HIGH */
+    const char *priority; /* LOW | MEDIUM | HIGH | CRITICAL; default HIGH */
     const char *description;
 } ops_trigger_t;
 

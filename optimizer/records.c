@@ -59,7 +59,8 @@ static int set_adjustments(avro_value_t *rec, const char *field, const char *act
         return avro_set_map_double(rec, field, learn_action_specialist_name(a->param.weight.specialist),
                                    a->param.weight.delta);
     case ACTION_SLO_ADJUSTMENT:
-        return avro_set_map_double(rec, field, slo_metric_name(a->param.slo.metric), a->param.slo.relative_change);
+        return avro_set_map_double(rec, field, slo_metric_name(a->param.slo.metric),
+                                   a->param.slo.relative_change);
     case ACTION_HEURISTIC_UPDATE:
         return avro_set_map_double(rec, field, a->param.heuristic.heuristic, a->param.heuristic.delta);
     case ACTION_POLICY_CHANGE:
@@ -69,7 +70,8 @@ static int set_adjustments(avro_value_t *rec, const char *field, const char *act
     }
 }
 
-static int add_criterion(avro_value_t *rec, const char *field, const char *metric, const char *op, double threshold)
+static int add_criterion(avro_value_t *rec, const char *field, const char *metric, const char *op,
+                         double threshold)
 {
     avro_value_t item, f;
     return avro_append_item(rec, field, &item) || avro_value_get_by_name(&item, "metric", &f, NULL) ||
@@ -85,14 +87,15 @@ int records_insight(avro_codec_t *codec, const char *topic, const records_insigh
     if (rc != 0) {
         return rc;
     }
-    int filled = avro_set_string(&v, "insight_id", in->insight_id) || avro_set_string(&v, "source", in->source) ||
-                 avro_set_enum_name(&v, "type", in->type ? in->type : "DEGRADATION") ||
-                 avro_set_enum_name(&v, "priority", in->priority) ||
-                 avro_set_string(&v, "component", in->component) || avro_set_string(&v, "metric", in->metric) ||
-                 avro_set_double(&v, "current_value", in->current_value) ||
-                 avro_set_double(&v, "baseline_value", in->baseline_value) ||
-                 avro_set_string(&v, "description", in->description ? in->description : "") ||
-                 avro_set_long(&v, "timestamp", in->timestamp_ms);
+    int filled =
+        avro_set_string(&v, "insight_id", in->insight_id) || avro_set_string(&v, "source", in->source) ||
+        avro_set_enum_name(&v, "type", in->type ? in->type : "DEGRADATION") ||
+        avro_set_enum_name(&v, "priority", in->priority) || avro_set_string(&v, "component", in->component) ||
+        avro_set_string(&v, "metric", in->metric) ||
+        avro_set_double(&v, "current_value", in->current_value) ||
+        avro_set_double(&v, "baseline_value", in->baseline_value) ||
+        avro_set_string(&v, "description", in->description ? in->description : "") ||
+        avro_set_long(&v, "timestamp", in->timestamp_ms);
     for (size_t i = 0; !filled && i < in->nlabels; i++) {
         filled = avro_set_map_string(&v, "labels", in->label_keys[i], in->label_values[i]);
     }
@@ -107,17 +110,18 @@ int records_approval_request(avro_codec_t *codec, const char *topic, const hypot
     if (rc != 0) {
         return rc;
     }
-    int filled = avro_set_string(&v, "optimization_id", h->id) ||
-                 avro_set_enum_name(&v, "optimization_type", h->type) ||
-                 avro_set_string(&v, "target", h->component) || avro_set_string(&v, "hypothesis", h->rationale) ||
-                 set_adjustments(&v, "adjustments", h->action) ||
-                 avro_set_double(&v, "expected_improvement", h->expected_improvement) ||
-                 avro_set_double(&v, "risk_score", h->risk) || avro_set_long(&v, "requested_at", h->created_at_ms);
+    int filled =
+        avro_set_string(&v, "optimization_id", h->id) ||
+        avro_set_enum_name(&v, "optimization_type", h->type) || avro_set_string(&v, "target", h->component) ||
+        avro_set_string(&v, "hypothesis", h->rationale) || set_adjustments(&v, "adjustments", h->action) ||
+        avro_set_double(&v, "expected_improvement", h->expected_improvement) ||
+        avro_set_double(&v, "risk_score", h->risk) || avro_set_long(&v, "requested_at", h->created_at_ms);
     return finish(codec, topic, &v, filled, "ApprovalRequest", h->id, out, out_len, reason, rl);
 }
 
 int records_experiment_request(avro_codec_t *codec, const char *topic, const hypothesis_t *h,
-                               const records_experiment_t *x, void **out, size_t *out_len, char *reason, size_t rl)
+                               const records_experiment_t *x, void **out, size_t *out_len, char *reason,
+                               size_t rl)
 {
     avro_value_t v;
     int rc = new_value(codec, "ExperimentRequest", &v, reason, rl);
@@ -127,14 +131,16 @@ int records_experiment_request(avro_codec_t *codec, const char *topic, const hyp
     const char *metric, *op;
     hyp_success_criterion(h, &metric, &op);
     int filled =
-        avro_set_string(&v, "experiment_id", h->experiment_id) || avro_set_string(&v, "optimization_id", h->id) ||
-        avro_set_string(&v, "requested_by", "optimizer") ||
+        avro_set_string(&v, "experiment_id", h->experiment_id) ||
+        avro_set_string(&v, "optimization_id", h->id) || avro_set_string(&v, "requested_by", "optimizer") ||
         avro_set_enum_name(&v, "experiment_type", hyp_experiment_type(h)) ||
         avro_set_string(&v, "target", h->component) || avro_set_string(&v, "hypothesis", h->rationale) ||
-        avro_set_enum_name(&v, "optimization_type", h->type) || set_adjustments(&v, "parameters", h->action) ||
+        avro_set_enum_name(&v, "optimization_type", h->type) ||
+        set_adjustments(&v, "parameters", h->action) ||
         avro_set_double(&v, "expected_improvement", h->expected_improvement) ||
         avro_set_double(&v, "confidence", h->confidence) || avro_set_double(&v, "risk_score", h->risk) ||
-        avro_set_double(&v, "q_value", h->q_value) || avro_set_double(&v, "traffic_split", x->traffic_split) ||
+        avro_set_double(&v, "q_value", h->q_value) ||
+        avro_set_double(&v, "traffic_split", x->traffic_split) ||
         avro_set_long(&v, "duration_seconds", x->duration_s) ||
         add_criterion(&v, "success_criteria", "relative_improvement", "GE", x->min_improvement) ||
         add_criterion(&v, "success_criteria", metric, op, 0.0) ||
@@ -155,12 +161,13 @@ int records_apply(avro_codec_t *codec, const char *topic, const hypothesis_t *h,
     snprintf(command_id, sizeof(command_id), "cmd-apply-%s", h->id);
     char why[160];
     snprintf(why, sizeof(why), "experiment %s improved by %.1f%%", h->experiment_id, 100.0 * h->improvement);
-    int filled = avro_set_string(&v, "command_id", command_id) || avro_set_enum_name(&v, "command", "APPLY") ||
-                 avro_set_string(&v, "optimization_id", h->id) ||
-                 avro_set_enum_name(&v, "optimization_type", h->type) ||
-                 avro_set_string(&v, "target", h->component) || set_adjustments(&v, "adjustments", h->action) ||
-                 avro_set_string(&v, "experiment_id", h->experiment_id) || avro_set_string(&v, "reason", why) ||
-                 avro_set_long(&v, "issued_at", h->updated_at_ms);
+    int filled =
+        avro_set_string(&v, "command_id", command_id) || avro_set_enum_name(&v, "command", "APPLY") ||
+        avro_set_string(&v, "optimization_id", h->id) ||
+        avro_set_enum_name(&v, "optimization_type", h->type) || avro_set_string(&v, "target", h->component) ||
+        set_adjustments(&v, "adjustments", h->action) ||
+        avro_set_string(&v, "experiment_id", h->experiment_id) || avro_set_string(&v, "reason", why) ||
+        avro_set_long(&v, "issued_at", h->updated_at_ms);
     return finish(codec, topic, &v, filled, "OptimizationCommand", h->id, out, out_len, reason, rl);
 }
 
@@ -174,14 +181,14 @@ int records_rollback(avro_codec_t *codec, const char *topic, const hypothesis_t 
     }
     char command_id[64];
     snprintf(command_id, sizeof(command_id), "cmd-rollback-%s", h->id);
-    int filled = avro_set_string(&v, "command_id", command_id) || avro_set_enum_name(&v, "command", "ROLLBACK") ||
-                 avro_set_string(&v, "optimization_id", h->id) ||
-                 avro_set_enum_name(&v, "optimization_type", h->type) ||
-                 avro_set_string(&v, "target", h->component) ||
-                 (h->experiment_id[0] ? avro_set_string(&v, "experiment_id", h->experiment_id)
-                                      : avro_set_null(&v, "experiment_id")) ||
-                 avro_set_string(&v, "reason", why && *why ? why : "rollback requested by an operator") ||
-                 avro_set_long(&v, "issued_at", now_ms);
+    int filled =
+        avro_set_string(&v, "command_id", command_id) || avro_set_enum_name(&v, "command", "ROLLBACK") ||
+        avro_set_string(&v, "optimization_id", h->id) ||
+        avro_set_enum_name(&v, "optimization_type", h->type) || avro_set_string(&v, "target", h->component) ||
+        (h->experiment_id[0] ? avro_set_string(&v, "experiment_id", h->experiment_id)
+                             : avro_set_null(&v, "experiment_id")) ||
+        avro_set_string(&v, "reason", why && *why ? why : "rollback requested by an operator") ||
+        avro_set_long(&v, "issued_at", now_ms);
     return finish(codec, topic, &v, filled, "OptimizationCommand", h->id, out, out_len, reason, rl);
 }
 

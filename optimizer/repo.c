@@ -162,8 +162,8 @@ int repo_hyp_open_exists(store_t *s, const char *component, const char *problem,
         return 0;
     }
     if (rc == 0) {
-        *out_open = h.status == HYP_PROPOSED || h.status == HYP_AWAITING_APPROVAL || h.status == HYP_EXPERIMENTING ||
-                    h.status == HYP_APPROVED;
+        *out_open = h.status == HYP_PROPOSED || h.status == HYP_AWAITING_APPROVAL ||
+                    h.status == HYP_EXPERIMENTING || h.status == HYP_APPROVED;
     }
     return rc;
 }

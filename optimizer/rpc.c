@@ -344,8 +344,8 @@ static bool valid_filters(const list_request_t *in, char *why, size_t cap)
 static void list_optimizations(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     rpc_t *r = ctx;
-    list_request_t *in =
-        (void *)grpc_pb_decode(call, &neuralhive__optimizer__v1__list_optimizations_request__descriptor, req, len);
+    list_request_t *in = (void *)grpc_pb_decode(
+        call, &neuralhive__optimizer__v1__list_optimizations_request__descriptor, req, len);
     if (!in) {
         return;
     }

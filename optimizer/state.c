@@ -209,8 +209,8 @@ int state_parse_key(const char *key, state_t *out)
     unsigned sev = 0, load = 0;
     int used = 0;
     problem_kind_t kind;
-    if (state_problem_parse(problem, &kind) != 0 || sscanf(bar2, "|sev%u|load%u%n", &sev, &load, &used) != 2 ||
-        bar2[used] != '\0') {
+    if (state_problem_parse(problem, &kind) != 0 ||
+        sscanf(bar2, "|sev%u|load%u%n", &sev, &load, &used) != 2 || bar2[used] != '\0') {
         return -EINVAL;
     }
     state_t s;

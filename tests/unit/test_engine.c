@@ -46,8 +46,9 @@ static void test_store_error_transient_is_retried(void **state)
 {
     (void)state;
     char reason[256] = "";
-    assert_int_equal(verdict_for_error(HIVE_EUNAVAILABLE, "storing the hypothesis", "no server", reason, sizeof(reason)),
-                     KAFKA_RETRY);
+    assert_int_equal(
+        verdict_for_error(HIVE_EUNAVAILABLE, "storing the hypothesis", "no server", reason, sizeof(reason)),
+        KAFKA_RETRY);
     assert_non_null(strstr(reason, "storing the hypothesis"));
     assert_non_null(strstr(reason, "no server"));
     assert_int_equal(verdict_for_error(HIVE_ETIMEDOUT, "x", NULL, reason, sizeof(reason)), KAFKA_RETRY);
@@ -60,11 +61,12 @@ static void test_store_error_refused_goes_to_dlq_with_the_store_message(void **s
 {
     (void)state;
     char reason[256] = "";
-    assert_int_equal(verdict_for_error(HIVE_EREJECTED, "storing the observation", "infinity values are not allowed",
-                                       reason, sizeof(reason)),
+    assert_int_equal(verdict_for_error(HIVE_EREJECTED, "storing the observation",
+                                       "infinity values are not allowed", reason, sizeof(reason)),
                      KAFKA_BAD_INPUT);
     assert_string_equal(reason, "storing the observation: infinity values are not allowed (HIVE_EREJECTED)");
-    assert_int_equal(verdict_for_error(HIVE_EINVAL, "storing", "bad value", reason, sizeof(reason)), KAFKA_BAD_INPUT);
+    assert_int_equal(verdict_for_error(HIVE_EINVAL, "storing", "bad value", reason, sizeof(reason)),
+                     KAFKA_BAD_INPUT);
     assert_int_equal(verdict_for_error(HIVE_ETOOBIG, "storing", "", reason, sizeof(reason)), KAFKA_BAD_INPUT);
     /* no message from the server: the code's description */
     assert_non_null(strstr(reason, hive_strerror(HIVE_ETOOBIG)));
@@ -81,8 +83,8 @@ static void test_store_success_is_ok(void **state)
 /* ---- insights in ----------------------------------------------------------- */
 
 /* Encodes an Insight and decodes it back as the engine receives it. */
-static void insight_value(const char *component, const char *metric, const char *problem_label, const char *priority,
-                          avro_value_t *out)
+static void insight_value(const char *component, const char *metric, const char *problem_label,
+                          const char *priority, avro_value_t *out)
 {
     const char *keys[] = {"problem"};
     const char *values[] = {problem_label};
@@ -103,7 +105,8 @@ static void insight_value(const char *component, const char *metric, const char 
     void *bytes = NULL;
     size_t len = 0;
     char reason[256];
-    assert_int_equal(records_insight(codec, "insights.generated", &in, &bytes, &len, reason, sizeof(reason)), 0);
+    assert_int_equal(records_insight(codec, "insights.generated", &in, &bytes, &len, reason, sizeof(reason)),
+                     0);
     assert_int_equal(avro_codec_decode(codec, bytes, len, "Insight", out, reason, sizeof(reason)), 0);
     free(bytes);
 }
@@ -131,8 +134,9 @@ static void test_insight_problem_from_label_then_metric(void **state)
         char reason[128];
         assert_int_equal(engine_read_insight(&v, &in, reason, sizeof(reason)), 0);
         if (in.state.problem != cases[i].want) {
-            fail_msg("metric %s label %s: got %s, want %s", cases[i].metric, cases[i].label ? cases[i].label : "-",
-                     state_problem_name(in.state.problem), state_problem_name(cases[i].want));
+            fail_msg("metric %s label %s: got %s, want %s", cases[i].metric,
+                     cases[i].label ? cases[i].label : "-", state_problem_name(in.state.problem),
+                     state_problem_name(cases[i].want));
         }
         assert_string_equal(in.component, "orchestrator");
         assert_int_equal(in.state.priority, PRIORITY_CRITICAL);
@@ -174,8 +178,8 @@ static void propose(hypothesis_t *h, const char *problem, const char *action, do
 
 static void decode_request(const hypothesis_t *h, avro_value_t *v)
 {
-    const records_experiment_t x = {.duration_s = 600, .traffic_split = 0.1, .min_improvement = 0.05,
-                                    .guardrail_error_rate = 0.05};
+    const records_experiment_t x = {
+        .duration_s = 600, .traffic_split = 0.1, .min_improvement = 0.05, .guardrail_error_rate = 0.05};
     void *bytes = NULL;
     size_t len = 0;
     char reason[256];
@@ -252,9 +256,11 @@ static void test_apply_command_names_the_change(void **state)
     void *bytes = NULL;
     size_t len = 0;
     char reason[256], want_id[64];
-    assert_int_equal(records_apply(codec, "optimization.commands", &h, &bytes, &len, reason, sizeof(reason)), 0);
+    assert_int_equal(records_apply(codec, "optimization.commands", &h, &bytes, &len, reason, sizeof(reason)),
+                     0);
     avro_value_t v;
-    assert_int_equal(avro_codec_decode(codec, bytes, len, "OptimizationCommand", &v, reason, sizeof(reason)), 0);
+    assert_int_equal(avro_codec_decode(codec, bytes, len, "OptimizationCommand", &v, reason, sizeof(reason)),
+                     0);
     free(bytes);
     const char *s;
     size_t n;
@@ -314,7 +320,12 @@ static void test_state_read_back_from_its_key(void **state)
     assert_int_equal(back.severity, 3);
     assert_int_equal(back.load, 2);
     assert_string_equal(back.key, s.key);
-    const char *bad[] = {"", "x", "a|LATENCY", "a|NOPE|sev1|load0", "a|LATENCY|sev9|load0", "a|LATENCY|sev1|load0x",
+    const char *bad[] = {"",
+                         "x",
+                         "a|LATENCY",
+                         "a|NOPE|sev1|load0",
+                         "a|LATENCY|sev9|load0",
+                         "a|LATENCY|sev1|load0x",
                          "|LATENCY|sev1|load0"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (state_parse_key(bad[i], &back) == 0) {

@@ -115,8 +115,8 @@ static void test_documents_a_policy_cannot_take_are_refused(void **state)
     (void)state;
     learn_policy_entry_t e;
     /* an action gone from the catalogue */
-    bson_t *gone = BCON_NEW("state_key", BCON_UTF8("a|LATENCY|sev0|load0"), "action", BCON_UTF8("retired_action"),
-                            "value", BCON_DOUBLE(0.5), "visits", BCON_INT64(3));
+    bson_t *gone = BCON_NEW("state_key", BCON_UTF8("a|LATENCY|sev0|load0"), "action",
+                            BCON_UTF8("retired_action"), "value", BCON_DOUBLE(0.5), "visits", BCON_INT64(3));
     assert_int_equal(learner_entry_from_bson(gone, &e), -1);
     bson_destroy(gone);
     /* no state */
@@ -124,8 +124,8 @@ static void test_documents_a_policy_cannot_take_are_refused(void **state)
     assert_int_equal(learner_entry_from_bson(nostate, &e), -1);
     bson_destroy(nostate);
     /* a Q-learning document has no model: LinUCB skips it */
-    bson_t *plain = BCON_NEW("state_key", BCON_UTF8("a|LATENCY|sev0|load0"), "action", BCON_UTF8("noop"), "value",
-                             BCON_DOUBLE(0.5), "visits", BCON_INT64(3));
+    bson_t *plain = BCON_NEW("state_key", BCON_UTF8("a|LATENCY|sev0|load0"), "action", BCON_UTF8("noop"),
+                             "value", BCON_DOUBLE(0.5), "visits", BCON_INT64(3));
     assert_int_equal(learner_entry_from_bson(plain, &e), 0);
     assert_false(e.has_model);
     assert_true(e.value == 0.5 && e.visits == 3);

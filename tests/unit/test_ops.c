@@ -73,7 +73,8 @@ static void on_hyp(void *arg, int status, const char *message, const hypothesis_
     a->had_id = h != NULL;
 }
 
-static void on_list(void *arg, int status, const char *message, const hypothesis_t *items, size_t n, size_t total)
+static void on_list(void *arg, int status, const char *message, const hypothesis_t *items, size_t n,
+                    size_t total)
 {
     (void)items;
     (void)n;
@@ -196,9 +197,11 @@ static void test_outcomes_map_to_api_statuses(void **state)
         {-999, 500, GRPC_STATUS_INTERNAL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        if (hive_status_http(cases[i].code) != cases[i].http || hive_status_grpc(cases[i].code) != cases[i].grpc) {
-            fail_msg("%s: HTTP %d gRPC %d, want %d %d", hive_errname(cases[i].code), hive_status_http(cases[i].code),
-                     hive_status_grpc(cases[i].code), cases[i].http, cases[i].grpc);
+        if (hive_status_http(cases[i].code) != cases[i].http ||
+            hive_status_grpc(cases[i].code) != cases[i].grpc) {
+            fail_msg("%s: HTTP %d gRPC %d, want %d %d", hive_errname(cases[i].code),
+                     hive_status_http(cases[i].code), hive_status_grpc(cases[i].code), cases[i].http,
+                     cases[i].grpc);
         }
     }
 }

@@ -407,7 +407,8 @@ static void test_policy_qlearning(void **unused)
     uint16_t weight;
     assert_int_equal(learn_action_find("weight_safety_up_5", &weight), 0);
     EXPECT_NEAR(probs[weight], 0.0, 0.0); /* not applicable to a latency problem */
-    EXPECT_NEAR(probs[relax], (1.0 - qlearn_epsilon(learn_policy_qlearn(p))) + qlearn_epsilon(learn_policy_qlearn(p)) / n,
+    EXPECT_NEAR(probs[relax],
+                (1.0 - qlearn_epsilon(learn_policy_qlearn(p))) + qlearn_epsilon(learn_policy_qlearn(p)) / n,
                 1e-12);
 
     /* Once observed, expected improvement = Q + risk * penalty = 0.04 + 0.04. */
