@@ -3,7 +3,7 @@
  * For each policy ("qlearning", the seed's epsilon-greedy baseline, then
  * "thompson" and "linucb", all with their default configs) it runs
  * DECISIONS decisions on a simulated environment for each of SEEDS seeds and
- * prints decisions per second and the p50 / p99 latency of policy_choose
+ * prints decisions per second and the p50 / p99 latency of learn_policy_choose
  * (clock_gettime around every call), and the cumulative pseudo-regret.
  *
  * The environment: 12 states (LATENCY, ERROR_RATE, AVAILABILITY,
@@ -11,7 +11,7 @@
  * makes applicable. Pulling action a in state s yields an improvement
  * N(mu(s,a), 0.05^2), with mu(s,a) = w[kind][a] + u[a] * sev/3 drawn once per
  * seed (w ~ U(-0.02, 0.12), u ~ U(-0.06, 0.06)); NO_OP always yields 0. The
- * reward is the seed's: reward_compute(improvement, risk) with the default
+ * reward is the seed's: learn_reward_compute(improvement, risk) with the default
  * penalty 0.2 and threshold 0.05. The regret of a decision is the expected
  * reward of the best action of the state minus that of the chosen one, both
  * computed in closed form, so it measures the policy and not the noise.
@@ -57,7 +57,7 @@ static double Phi(double z)
 
 /* E[reward] for improvement ~ N(mu, sd^2): the term is X above the threshold,
  * min(X, 0) below it (learn_reward.h). */
-static double expected_reward(const reward_config_t *rc, double mu, double sd, double risk)
+static double expected_reward(const learn_reward_config_t *rc, double mu, double sd, double risk)
 {
     double term;
     if (sd == 0.0) {
@@ -69,35 +69,35 @@ static double expected_reward(const reward_config_t *rc, double mu, double sd, d
     return term - risk * rc->penalty_factor;
 }
 
-static void env_init(env_t *env, uint64_t seed, const policy_t *p)
+static void env_init(env_t *env, uint64_t seed, const learn_policy_t *p)
 {
     static const problem_kind_t kinds[4] = {PROBLEM_LATENCY, PROBLEM_ERROR_RATE, PROBLEM_AVAILABILITY,
                                             PROBLEM_CONSENSUS_ACCURACY};
-    rng_t rng;
-    rng_seed(&rng, seed ^ 0xe17e17e17ULL);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, seed ^ 0xe17e17e17ULL);
     double w[4][ACTION_COUNT], u[ACTION_COUNT];
     for (int k = 0; k < 4; k++) {
         for (int a = 0; a < ACTION_COUNT; a++) {
-            w[k][a] = -0.02 + 0.14 * rng_uniform(&rng);
+            w[k][a] = -0.02 + 0.14 * learn_rng_uniform(&rng);
         }
     }
     for (int a = 0; a < ACTION_COUNT; a++) {
-        u[a] = -0.06 + 0.12 * rng_uniform(&rng);
+        u[a] = -0.06 + 0.12 * learn_rng_uniform(&rng);
     }
-    reward_config_t rc;
-    reward_config_default(&rc);
+    learn_reward_config_t rc;
+    learn_reward_config_default(&rc);
     for (int i = 0; i < NSTATES; i++) {
         int k = i / 3;
         unsigned sev = (unsigned)(i % 3) + 1;
         state_make("svc", kinds[k], sev, 1, &env->states[i]);
-        env->nactions[i] = policy_actions(p, &env->states[i], env->actions[i]);
+        env->nactions[i] = learn_policy_actions(p, &env->states[i], env->actions[i]);
         env->best[i] = -INFINITY;
         for (size_t j = 0; j < env->nactions[i]; j++) {
             uint16_t a = env->actions[i][j];
             bool noop = a == ACTION_NOOP_ID;
             env->mu[i][a] = noop ? 0.0 : w[k][a] + u[a] * sev / 3.0;
             env->expected[i][a] =
-                expected_reward(&rc, env->mu[i][a], noop ? 0.0 : NOISE_SD, action_get(a)->risk);
+                expected_reward(&rc, env->mu[i][a], noop ? 0.0 : NOISE_SD, learn_action_get(a)->risk);
             env->best[i] = fmax(env->best[i], env->expected[i][a]);
         }
     }
@@ -116,7 +116,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int run_policy(policy_kind_t kind, long decisions, int seeds, result_t *out)
+static int run_policy(learn_policy_kind_t kind, long decisions, int seeds, result_t *out)
 {
     size_t nlat = (size_t)decisions * (size_t)seeds;
     double *lat = malloc(nlat * sizeof(*lat));
@@ -126,29 +126,29 @@ static int run_policy(policy_kind_t kind, long decisions, int seeds, result_t *o
     double total_ns = 0.0, sum = 0.0, sum2 = 0.0, best_share = 0.0;
     size_t li = 0;
     for (int seed = 1; seed <= seeds; seed++) {
-        policy_config_t cfg;
-        policy_config_default(&cfg, kind);
-        policy_t *p = policy_create(&cfg);
+        learn_policy_config_t cfg;
+        learn_policy_config_default(&cfg, kind);
+        learn_policy_t *p = learn_policy_create(&cfg);
         if (p == NULL) {
             free(lat);
             return -1;
         }
         env_t env;
         env_init(&env, (uint64_t)seed, p);
-        rng_t prng, erng;
-        rng_seed(&prng, (uint64_t)seed * 7919);
-        rng_seed(&erng, (uint64_t)seed * 104729);
+        learn_rng_t prng, erng;
+        learn_rng_seed(&prng, (uint64_t)seed * 7919);
+        learn_rng_seed(&erng, (uint64_t)seed * 104729);
         double regret = 0.0;
         long late = 0, late_best = 0;
         for (long t = 0; t < decisions; t++) {
-            int i = (int)rng_below(&erng, NSTATES);
+            int i = (int)learn_rng_below(&erng, NSTATES);
             const state_t *s = &env.states[i];
-            decision_t d;
+            learn_decision_t d;
             double t0 = now_ns();
-            int rc = policy_choose(p, s, &prng, &d);
+            int rc = learn_policy_choose(p, s, &prng, &d);
             double dt = now_ns() - t0;
             if (rc < 0) {
-                fprintf(stderr, "policy_choose failed: %d\n", rc);
+                fprintf(stderr, "learn_policy_choose failed: %d\n", rc);
                 exit(1);
             }
             lat[li++] = dt;
@@ -160,16 +160,16 @@ static int run_policy(policy_kind_t kind, long decisions, int seeds, result_t *o
                 late_best += gap <= 1e-12;
             }
             double improvement =
-                d.action == ACTION_NOOP_ID ? 0.0 : env.mu[i][d.action] + NOISE_SD * rng_gaussian(&erng);
-            policy_update(p, s, d.action, policy_reward(p, d.action, improvement));
+                d.action == ACTION_NOOP_ID ? 0.0 : env.mu[i][d.action] + NOISE_SD * learn_rng_gaussian(&erng);
+            learn_policy_update(p, s, d.action, learn_policy_reward(p, d.action, improvement));
         }
         sum += regret;
         sum2 += regret * regret;
         best_share += late > 0 ? (double)late_best / (double)late : 0.0;
-        policy_destroy(p);
+        learn_policy_destroy(p);
     }
     qsort(lat, nlat, sizeof(*lat), cmp_double);
-    out->name = policy_kind_name(kind);
+    out->name = learn_policy_kind_name(kind);
     out->dps = (double)nlat / (total_ns * 1e-9);
     out->p50_us = lat[nlat / 2] / 1e3;
     out->p99_us = lat[(size_t)((double)nlat * 0.99)] / 1e3;
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    const policy_kind_t kinds[] = {POLICY_QLEARNING, POLICY_THOMPSON, POLICY_LINUCB};
+    const learn_policy_kind_t kinds[] = {POLICY_QLEARNING, POLICY_THOMPSON, POLICY_LINUCB};
     result_t res[3];
     for (int k = 0; k < 3; k++) {
         if (run_policy(kinds[k], decisions, seeds, &res[k]) < 0) {

@@ -24,14 +24,15 @@
 
 #include "metrics.h"
 
-/* Error codes: 0 is success, each failure a distinct negative value. */
+/* Error codes: 0 is success, each failure a distinct negative value, equal
+ * to its HIVE_E* counterpart (hive_err.h) so callers can test HIVE_* names. */
 #define STORE_ERRNO_MAP(X)                                                                                   \
-    X(ECONFLICT, -1, "conflict: the document exists or its revision moved")                                  \
-    X(EUNAVAILABLE, -2, "server unavailable or timed out; retry later")                                      \
-    X(EINVALID, -3, "invalid argument or document")                                                          \
-    X(ENOTFOUND, -4, "no such document")                                                                     \
-    X(ESERVER, -5, "the server rejected the operation")                                                      \
-    X(ENOMEM, -6, "out of memory")
+    X(ECONFLICT, -4, "conflict: the document exists or its revision moved")                                  \
+    X(EUNAVAILABLE, -5, "server unavailable or timed out; retry later")                                      \
+    X(EINVALID, -2, "invalid argument or document")                                                          \
+    X(ENOTFOUND, -3, "no such document")                                                                     \
+    X(ESERVER, -8, "the server rejected the operation")                                                      \
+    X(ENOMEM, -1, "out of memory")
 
 typedef enum {
 #define X(name, code, msg) STORE_##name = (code),

@@ -20,8 +20,8 @@ typedef struct {
 struct bandit_s {
     bandit_kind_t kind;
     bandit_config_t cfg;
-    table_t *table;     /* Thompson */
-    linucb_arm_t *arms; /* LinUCB, ACTION_COUNT of them */
+    learn_table_t *table; /* Thompson */
+    linucb_arm_t *arms;   /* LinUCB, ACTION_COUNT of them */
 };
 
 void bandit_config_default(bandit_config_t *cfg)
@@ -79,7 +79,7 @@ bandit_t *bandit_create(bandit_kind_t kind, const bandit_config_t *cfg)
     b->kind = kind;
     b->cfg = *cfg;
     if (kind == BANDIT_THOMPSON) {
-        b->table = table_create(0.0);
+        b->table = learn_table_create(0.0);
         if (b->table == NULL) {
             goto fail;
         }
@@ -103,7 +103,7 @@ void bandit_destroy(bandit_t *b)
     if (b == NULL) {
         return;
     }
-    table_destroy(b->table);
+    learn_table_destroy(b->table);
     free(b->arms);
     free(b);
 }
@@ -135,7 +135,7 @@ typedef struct {
     uint64_t visits;
 } posterior_t;
 
-static posterior_t posterior_of(const bandit_t *b, const table_row_t *row, uint16_t action)
+static posterior_t posterior_of(const bandit_t *b, const learn_table_row_t *row, uint16_t action)
 {
     const bandit_config_t *c = &b->cfg;
     uint64_t n = row != NULL ? row->visits[action] : 0;
@@ -152,12 +152,12 @@ static posterior_t posterior_of(const bandit_t *b, const table_row_t *row, uint1
 }
 
 /* One round of sampling: the index of the largest draw. */
-static size_t thompson_round(const posterior_t *post, size_t n, rng_t *rng, double *out_draw)
+static size_t thompson_round(const posterior_t *post, size_t n, learn_rng_t *rng, double *out_draw)
 {
     size_t best = 0;
     double best_v = -INFINITY;
     for (size_t i = 0; i < n; i++) {
-        double v = post[i].mean + post[i].sd * rng_gaussian(rng);
+        double v = post[i].mean + post[i].sd * learn_rng_gaussian(rng);
         if (v > best_v) {
             best_v = v;
             best = i;
@@ -170,7 +170,8 @@ static size_t thompson_round(const posterior_t *post, size_t n, rng_t *rng, doub
 }
 
 /* Estimates every action's probability of winning a round (add-one smoothed). */
-static void thompson_estimate(const bandit_t *b, const posterior_t *post, size_t n, rng_t *rng, double *probs)
+static void thompson_estimate(const bandit_t *b, const posterior_t *post, size_t n, learn_rng_t *rng,
+                              double *probs)
 {
     unsigned wins[ACTION_COUNT] = {0};
     unsigned k = b->cfg.propensity_draws;
@@ -185,7 +186,7 @@ static void thompson_estimate(const bandit_t *b, const posterior_t *post, size_t
 static void thompson_posteriors(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n,
                                 posterior_t *post)
 {
-    const table_row_t *row = table_find(b->table, s->key);
+    const learn_table_row_t *row = learn_table_find(b->table, s->key);
     for (size_t i = 0; i < n; i++) {
         post[i] = posterior_of(b, row, actions[i]);
     }
@@ -294,13 +295,13 @@ static int invert(const double *M, double *out)
 
 /* ---- the common interface ---------------------------------------------- */
 
-int bandit_choose(bandit_t *b, const state_t *s, const uint16_t *actions, size_t n, rng_t *rng,
-                  decision_t *out)
+int bandit_choose(bandit_t *b, const state_t *s, const uint16_t *actions, size_t n, learn_rng_t *rng,
+                  learn_decision_t *out)
 {
     if (b == NULL || s == NULL || rng == NULL || out == NULL || !actions_valid(actions, n)) {
         return -EINVAL;
     }
-    decision_t d = {.n_actions = n};
+    learn_decision_t d = {.n_actions = n};
     size_t pick;
     if (b->kind == BANDIT_THOMPSON) {
         posterior_t post[ACTION_COUNT];
@@ -315,7 +316,7 @@ int bandit_choose(bandit_t *b, const state_t *s, const uint16_t *actions, size_t
     } else {
         double ucb[ACTION_COUNT], mean[ACTION_COUNT], width[ACTION_COUNT], best;
         size_t ties = linucb_scores(b, s, actions, n, ucb, mean, width, &best);
-        size_t k = (size_t)rng_below(rng, ties);
+        size_t k = (size_t)learn_rng_below(rng, ties);
         for (pick = 0; pick < n; pick++) {
             if (ucb[pick] == best && k-- == 0) {
                 break;
@@ -332,7 +333,7 @@ int bandit_choose(bandit_t *b, const state_t *s, const uint16_t *actions, size_t
         d.confidence = 1.0 - width[pick] / sqrt(xx / b->cfg.ridge);
         d.visits = b->arms[actions[pick]].n;
     }
-    const action_t *a = action_get(actions[pick]);
+    const learn_action_t *a = learn_action_get(actions[pick]);
     d.action = a->id;
     d.action_name = a->name;
     d.risk = a->risk;
@@ -344,8 +345,8 @@ int bandit_choose(bandit_t *b, const state_t *s, const uint16_t *actions, size_t
     return 0;
 }
 
-int bandit_probabilities(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n, rng_t *rng,
-                         double *out_probs)
+int bandit_probabilities(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n,
+                         learn_rng_t *rng, double *out_probs)
 {
     if (b == NULL || s == NULL || out_probs == NULL || !actions_valid(actions, n)) {
         return -EINVAL;
@@ -373,7 +374,7 @@ int bandit_update(bandit_t *b, const state_t *s, uint16_t action, double reward)
         return -EINVAL;
     }
     if (b->kind == BANDIT_THOMPSON) {
-        table_row_t *row = table_upsert(b->table, s->key);
+        learn_table_row_t *row = learn_table_upsert(b->table, s->key);
         if (row == NULL) {
             return -ENOMEM;
         }
@@ -415,7 +416,7 @@ int bandit_posterior(const bandit_t *b, const state_t *s, uint16_t action, doubl
     if (b == NULL || s == NULL || b->kind != BANDIT_THOMPSON || action >= ACTION_COUNT) {
         return -EINVAL;
     }
-    posterior_t p = posterior_of(b, table_find(b->table, s->key), action);
+    posterior_t p = posterior_of(b, learn_table_find(b->table, s->key), action);
     if (out_mean != NULL) {
         *out_mean = p.mean;
     }
@@ -428,7 +429,7 @@ int bandit_posterior(const bandit_t *b, const state_t *s, uint16_t action, doubl
     return 0;
 }
 
-const table_t *bandit_table(const bandit_t *b)
+const learn_table_t *bandit_table(const bandit_t *b)
 {
     return b->kind == BANDIT_THOMPSON ? b->table : NULL;
 }
@@ -438,7 +439,7 @@ int bandit_load(bandit_t *b, const char *state_key, const char *action_name, dou
     if (b == NULL || b->kind != BANDIT_THOMPSON) {
         return -EINVAL;
     }
-    return table_load(b->table, state_key, action_name, mean, visits);
+    return learn_table_load(b->table, state_key, action_name, mean, visits);
 }
 
 int bandit_linucb_model(const bandit_t *b, uint16_t action, double *out_A, double *out_Ainv, double *out_b,

@@ -28,7 +28,7 @@
  * Confidence: 1 - posterior sd / prior sd (Thompson), 1 - sqrt(x^T A^-1 x) /
  * sqrt(x^T x / ridge) (LinUCB): 0 before any evidence, towards 1 with it.
  *
- * No I/O, no clock, no globals; randomness from the caller's rng_t.
+ * No I/O, no clock, no globals; randomness from the caller's learn_rng_t.
  */
 #ifndef HIVE_BANDIT_H
 #define HIVE_BANDIT_H
@@ -74,14 +74,14 @@ bandit_kind_t bandit_kind(const bandit_t *b);
 /* Chooses among `actions` (n >= 1 distinct catalogue ids) and fills `out`
  * (see learn_decision.h and the file comment). Returns 0 or -EINVAL (out
  * untouched). */
-int bandit_choose(bandit_t *b, const state_t *s, const uint16_t *actions, size_t n, rng_t *rng,
-                  decision_t *out);
+int bandit_choose(bandit_t *b, const state_t *s, const uint16_t *actions, size_t n, learn_rng_t *rng,
+                  learn_decision_t *out);
 
 /* Writes into out_probs[i] the probability of choosing actions[i] now. Thompson
  * estimates it as in bandit_choose (drawing from `rng`); LinUCB's is exact and
  * ignores `rng`. Returns 0 or -EINVAL. */
-int bandit_probabilities(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n, rng_t *rng,
-                         double *out_probs);
+int bandit_probabilities(const bandit_t *b, const state_t *s, const uint16_t *actions, size_t n,
+                         learn_rng_t *rng, double *out_probs);
 
 /* Adds one observed reward for (s, action). Returns 0, -EINVAL or -ENOMEM. */
 int bandit_update(bandit_t *b, const state_t *s, uint16_t action, double reward);
@@ -93,8 +93,8 @@ int bandit_posterior(const bandit_t *b, const state_t *s, uint16_t action, doubl
 
 /* Thompson: the table of (state key, action, mean reward, n), for persistence.
  * NULL for LinUCB. Borrowed. */
-const table_t *bandit_table(const bandit_t *b);
-/* Thompson: restores one persisted entry, see table_load. -EINVAL for LinUCB. */
+const learn_table_t *bandit_table(const bandit_t *b);
+/* Thompson: restores one persisted entry, see learn_table_load. -EINVAL for LinUCB. */
 int bandit_load(bandit_t *b, const char *state_key, const char *action_name, double mean, uint64_t visits);
 
 /* LinUCB: copies the model of `action` out, for persistence or inspection:

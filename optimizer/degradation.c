@@ -1,5 +1,7 @@
 #include "degradation.h"
 
+#include "fnv.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,17 +17,6 @@ const char *degradation_flag_name(degradation_flag_t flag)
         return "error_rate";
     }
     return "unknown";
-}
-
-/* FNV-1a, 64 bits: a stable identity for (service, window), not a secret. */
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
 }
 
 typedef struct {
@@ -77,9 +68,10 @@ int degradation_detect(const degradation_thresholds_t *th, const telemetry_view_
     out->severity = v[worst].severity;
     out->priority = (n >= 2 || v[worst].severity >= 1.0) ? "CRITICAL" : "HIGH";
 
-    uint64_t h = fnv1a(0xcbf29ce484222325ULL, t->service, strlen(t->service) + 1);
-    h = fnv1a(h, &t->window_start_ms, sizeof(t->window_start_ms));
-    h = fnv1a(h, &t->window_end_ms, sizeof(t->window_end_ms));
+    /* A stable identity for (service, window), not a secret. */
+    uint64_t h = fnv1a64(FNV1A64_INIT, t->service, strlen(t->service) + 1);
+    h = fnv1a64(h, &t->window_start_ms, sizeof(t->window_start_ms));
+    h = fnv1a64(h, &t->window_end_ms, sizeof(t->window_end_ms));
     snprintf(out->insight_id, sizeof(out->insight_id), "ins-%016llx", (unsigned long long)h);
     snprintf(out->description, sizeof(out->description), "%s degraded: %s = %g breaks the threshold %g (%s)",
              t->service, out->metric, out->current_value, out->baseline_value, out->violations);

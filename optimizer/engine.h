@@ -20,6 +20,7 @@
 #include "kafka.h"
 #include "learner.h"
 #include "metrics.h"
+#include "state.h"
 #include "store.h"
 
 typedef struct engine_s engine_t;
@@ -41,6 +42,19 @@ typedef struct {
 
 engine_t *engine_create(const engine_conf_t *conf);
 void engine_destroy(engine_t *e);
+
+/* What the engine reads of an Insight. The strings are borrowed from the
+ * decoded value. */
+typedef struct {
+    const char *insight_id, *component, *metric, *priority, *description;
+    /* component, problem (the "problem" label when it names one, otherwise
+     * state_problem_of_metric), priority, current and baseline values */
+    state_insight_t state;
+} engine_insight_t;
+
+/* Reads a decoded Insight into `out`. Returns 0, or -1 naming the missing or
+ * malformed field in `reason` (the record is bad input). Pure. */
+int engine_read_insight(avro_value_t *v, engine_insight_t *out, char *reason, size_t reasonlen);
 
 /* The transform for every topic above (kafka_transform_fn); `ctx` is the engine. */
 kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,

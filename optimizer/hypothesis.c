@@ -1,5 +1,8 @@
 #include "hypothesis.h"
 
+#include "fnv.h"
+#include "state.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,11 +31,7 @@ int hyp_status_parse(const char *name, hyp_status_t *out)
 
 void hyp_id_for_insight(const char *insight_id, char out[24])
 {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64: identity, not secrecy */
-    for (const unsigned char *p = (const unsigned char *)insight_id; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
+    uint64_t h = fnv1a64_str(FNV1A64_INIT, insight_id); /* identity, not secrecy */
     snprintf(out, 24, "opt-%016llx", (unsigned long long)h);
 }
 
@@ -176,4 +175,38 @@ unsigned hyp_request_rollback(const hypothesis_t *h, bool *out_conflict)
 {
     *out_conflict = h->status != HYP_APPLIED;
     return *out_conflict ? 0 : HYP_EMIT_ROLLBACK;
+}
+
+unsigned hyp_effects_of_status(const hypothesis_t *h)
+{
+    switch (h->status) {
+    case HYP_AWAITING_APPROVAL:
+        return HYP_EMIT_APPROVAL_REQUEST;
+    case HYP_EXPERIMENTING:
+        return HYP_EMIT_EXPERIMENT_REQUEST;
+    case HYP_APPROVED:
+        return HYP_EMIT_APPLY;
+    default:
+        return 0;
+    }
+}
+
+const char *hyp_experiment_type(const hypothesis_t *h)
+{
+    return h->risk > HYP_CANARY_RISK ? "CANARY" : "AB_TEST";
+}
+
+void hyp_success_criterion(const hypothesis_t *h, const char **out_metric, const char **out_operator)
+{
+    problem_kind_t p = PROBLEM_OTHER;
+    state_problem_parse(h->problem, &p);
+    const char *metric = state_problem_metric(p);
+    *out_metric = metric ? metric : "improvement";
+    *out_operator = state_problem_higher_is_better(p) ? "GT" : "LT";
+}
+
+bool hyp_result_success(const char *status, const char *decision, double improvement, double min_improvement)
+{
+    return status && decision && strcmp(status, "COMPLETED") == 0 && strcmp(decision, "ACCEPT") == 0 &&
+           improvement >= min_improvement;
 }

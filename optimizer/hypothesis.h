@@ -30,11 +30,9 @@
 
 typedef enum {
 #define X(name) HYP_##name,
-    /* clang-format off */
     HYP_STATUS_MAP(X)
 #undef X
-    HYP_STATUS_COUNT
-    /* clang-format on */
+        HYP_STATUS_COUNT
 } hyp_status_t;
 
 /* Effects the shell carries out after a transition (bits). */
@@ -76,6 +74,9 @@ const char *hyp_status_name(hyp_status_t s);
 /* Returns 0 and sets *out, or -1 for an unknown name. */
 int hyp_status_parse(const char *name, hyp_status_t *out);
 
+/* Above this risk an experiment starts as a CANARY, at or below as an AB_TEST. */
+#define HYP_CANARY_RISK 0.3
+
 /* The hypothesis id for an insight id: "opt-" + 16 hex digits of a hash. */
 void hyp_id_for_insight(const char *insight_id, char out[24]);
 
@@ -101,5 +102,24 @@ unsigned hyp_on_applied(hypothesis_t *h, bool applied, bool rolled_back, const c
  * back. Returns HYP_EMIT_ROLLBACK, or 0 with *out_conflict set when the status
  * does not allow it. The status changes when the rollback is confirmed. */
 unsigned hyp_request_rollback(const hypothesis_t *h, bool *out_conflict);
+
+/* The records a hypothesis in its current status has asked for, to emit
+ * again on a replay: the approval request while AWAITING_APPROVAL, the
+ * experiment request while EXPERIMENTING, the APPLY command once APPROVED. */
+unsigned hyp_effects_of_status(const hypothesis_t *h);
+
+/* The experiment_type of its ExperimentRequest: "CANARY" above
+ * HYP_CANARY_RISK, "AB_TEST" otherwise. */
+const char *hyp_experiment_type(const hypothesis_t *h);
+
+/* What its experiment must show besides the relative improvement: the
+ * problem's metric (state_problem_metric) moving the right way, "LT" or "GT"
+ * 0; for a problem without a metric, "improvement" "GT". */
+void hyp_success_criterion(const hypothesis_t *h, const char **out_metric, const char **out_operator);
+
+/* The success rule of an ExperimentResult: the experiment COMPLETED, its
+ * decision is ACCEPT and the improvement reaches `min_improvement`
+ * (MIN_IMPROVEMENT_THRESHOLD). */
+bool hyp_result_success(const char *status, const char *decision, double improvement, double min_improvement);
 
 #endif

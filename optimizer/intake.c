@@ -1,11 +1,14 @@
 #include "intake.h"
 
+#include "hive_err.h"
 #include "log.h"
+#include "records.h"
+#include "timeutil.h"
+#include "verdict.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define OBSERVATIONS "telemetry_observations"
 
@@ -35,13 +38,6 @@ intake_t *intake_create(const intake_conf_t *conf)
 void intake_destroy(intake_t *in)
 {
     free(in);
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Reads the fields the rule needs; fails naming the first missing field. */
@@ -91,44 +87,37 @@ static bson_t *observation_doc(const telemetry_view_t *t, const degradation_t *d
     return doc;
 }
 
-/* Builds and encodes the synthetic Insight. Returns 0 or -1 with `reason`. */
+/* Builds and encodes the synthetic Insight. Returns 0 or a HIVE_E* code with `reason`. */
 static int encode_insight(intake_t *in, const telemetry_view_t *t, const degradation_t *d, void **out,
                           size_t *out_len, char *reason, size_t reasonlen)
 {
-    avro_value_t v, labels, elem;
-    if (avro_codec_new_value(in->conf.codec, "Insight", &v) != 0) {
-        snprintf(reason, reasonlen, "cannot build an Insight value");
-        return -1;
-    }
     char severity[32];
     snprintf(severity, sizeof(severity), "%.4f", d->severity);
-    int rc = avro_set_string(&v, "insight_id", d->insight_id) ||
-             avro_set_string(&v, "source", "optimizer.telemetry") ||
-             avro_set_enum_name(&v, "type", "DEGRADATION") ||
-             avro_set_enum_name(&v, "priority", d->priority) ||
-             avro_set_string(&v, "component", t->service) || avro_set_string(&v, "metric", d->metric) ||
-             avro_set_double(&v, "current_value", d->current_value) ||
-             avro_set_double(&v, "baseline_value", d->baseline_value) ||
-             avro_set_string(&v, "description", d->description) ||
-             avro_set_long(&v, "timestamp", t->window_end_ms) ||
-             avro_value_get_by_name(&v, "labels", &labels, NULL) ||
-             avro_value_add(&labels, "violations", &elem, NULL, NULL) ||
-             avro_value_set_string(&elem, d->violations) ||
-             avro_value_add(&labels, "severity", &elem, NULL, NULL) || avro_value_set_string(&elem, severity);
-    if (rc == 0) {
-        rc = avro_codec_encode(in->conf.codec, in->conf.insights_topic, &v, out, out_len, reason, reasonlen);
-    } else {
-        snprintf(reason, reasonlen, "cannot fill the Insight value");
-    }
-    avro_value_decref(&v);
-    return rc ? -1 : 0;
+    static const char *const keys[] = {"violations", "severity"};
+    const char *const values[] = {d->violations, severity};
+    const records_insight_t ins = {
+        .insight_id = d->insight_id,
+        .source = "optimizer.telemetry",
+        .type = "DEGRADATION",
+        .priority = d->priority,
+        .component = t->service,
+        .metric = d->metric,
+        .current_value = d->current_value,
+        .baseline_value = d->baseline_value,
+        .description = d->description,
+        .timestamp_ms = t->window_end_ms,
+        .label_keys = keys,
+        .label_values = values,
+        .nlabels = 2,
+    };
+    return records_insight(in->conf.codec, in->conf.insights_topic, &ins, out, out_len, reason, reasonlen);
 }
 
 kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
                                  size_t reasonlen)
 {
     intake_t *in = ctx;
-    double started = now_seconds();
+    double started = timeutil_mono_seconds();
     avro_value_t v;
     if (avro_codec_decode(in->conf.codec, msg->payload, msg->len, "TelemetryAggregated", &v, reason,
                           reasonlen) != 0) {
@@ -151,7 +140,7 @@ kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka
         return KAFKA_BAD_INPUT;
     }
     if (rc == 0) {
-        metric_observe(in->duration, now_seconds() - started);
+        metric_observe(in->duration, timeutil_mono_seconds() - started);
         return KAFKA_OK;
     }
 
@@ -161,16 +150,11 @@ kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka
     bool inserted = false;
     rc = store_insert_once(in->conf.store, OBSERVATIONS, d.insight_id, doc, &inserted);
     bson_destroy(doc);
-    if (rc == STORE_EUNAVAILABLE) {
-        metric_add(in->store_errors, 1, store_errname(rc));
-        snprintf(reason, reasonlen, "MongoDB unavailable: %s", store_last_error());
-        return KAFKA_RETRY;
-    }
     if (rc != 0) {
-        metric_add(in->store_errors, 1, store_errname(rc));
-        snprintf(reason, reasonlen, "storing the observation failed: %s (%s)", store_strerror(rc),
-                 store_last_error());
-        return KAFKA_RETRY;
+        /* Unavailable or slow: retry. Refused (a value the server does not
+         * take): the record goes to the DLQ with the server's message. */
+        metric_add(in->store_errors, 1, hive_errname(rc));
+        return verdict_for_error(rc, "storing the observation", store_last_error(), reason, reasonlen);
     }
 
     void *bytes = NULL;
@@ -186,7 +170,7 @@ kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka
     }
     metric_add(in->degradations, 1, d.metric);
     metric_add(in->insights, 1, d.priority);
-    metric_observe(in->duration, now_seconds() - started);
+    metric_observe(in->duration, timeutil_mono_seconds() - started);
     log_debug("degradation detected", "insight_id", d.insight_id, "component", t.service, "metric", d.metric,
               "stored", inserted ? "new" : "replay");
     return KAFKA_OK;

@@ -46,7 +46,7 @@
 #define CONS P(PROBLEM_CONSENSUS_ACCURACY)
 #define OTHER P(PROBLEM_OTHER)
 
-static const action_t catalogue[ACTION_COUNT] = {
+static const learn_action_t catalogue[ACTION_COUNT] = {
     {.id = 0,
      .type = ACTION_NO_OP,
      .name = "noop",
@@ -110,12 +110,12 @@ static const action_t catalogue[ACTION_COUNT] = {
         STATE_LOAD_BUCKETS - 1, 2),
 };
 
-const action_t *action_get(uint16_t id)
+const learn_action_t *learn_action_get(uint16_t id)
 {
     return id < ACTION_COUNT ? &catalogue[id] : NULL;
 }
 
-int action_find(const char *name, uint16_t *out_id)
+int learn_action_find(const char *name, uint16_t *out_id)
 {
     for (uint16_t i = 0; name != NULL && i < ACTION_COUNT; i++) {
         if (strcmp(catalogue[i].name, name) == 0) {
@@ -126,11 +126,11 @@ int action_find(const char *name, uint16_t *out_id)
     return -ENOENT;
 }
 
-size_t action_applicable(const state_t *s, double max_weight_adjustment, uint16_t *out, size_t cap)
+size_t learn_action_applicable(const state_t *s, double max_weight_adjustment, uint16_t *out, size_t cap)
 {
     size_t n = 0;
     for (uint16_t i = 0; i < ACTION_COUNT && n < cap; i++) {
-        const action_t *a = &catalogue[i];
+        const learn_action_t *a = &catalogue[i];
         if (!(a->problems & P(s->problem)) || s->load < a->min_load || s->load > a->max_load ||
             s->severity < a->min_severity) {
             continue;
@@ -144,7 +144,7 @@ size_t action_applicable(const state_t *s, double max_weight_adjustment, uint16_
     return n;
 }
 
-const char *action_type_name(action_type_t type)
+const char *learn_action_type_name(action_type_t type)
 {
     switch (type) {
     case ACTION_NO_OP:
@@ -161,7 +161,7 @@ const char *action_type_name(action_type_t type)
     return "UNKNOWN";
 }
 
-const char *action_specialist_name(specialist_t s)
+const char *learn_action_specialist_name(specialist_t s)
 {
     static const char *const names[SPECIALIST_COUNT] = {"technical", "safety", "business", "ethical",
                                                         "legal"};

@@ -25,7 +25,7 @@
  * Agent's approval), lowering ethical or legal comes next. The expected
  * improvement is a prior used until the learner has observed the action.
  *
- * Which actions apply to which problem (action_applicable):
+ * Which actions apply to which problem (learn_action_applicable):
  *
  *   LATENCY             latency SLOs, timeout and retry heuristics, load
  *                       shedding, circuit breaker
@@ -106,23 +106,23 @@ typedef struct {
     unsigned problems;           /* bit (1u << problem_kind_t) per problem it addresses */
     unsigned min_load, max_load; /* load buckets where it applies */
     unsigned min_severity;       /* lowest severity bucket where it applies */
-} action_t;
+} learn_action_t;
 
 /* The action with id `id`, NULL when out of range. Static storage. */
-const action_t *action_get(uint16_t id);
+const learn_action_t *learn_action_get(uint16_t id);
 
 /* Looks an action up by name. Returns 0, or -ENOENT (out untouched). */
-int action_find(const char *name, uint16_t *out_id);
+int learn_action_find(const char *name, uint16_t *out_id);
 
 /* Writes the ids of the actions applicable to `s` (see the file comment) into
  * `out`, in id order, and returns how many. `cap` must be >= ACTION_COUNT or
  * the list is truncated at `cap`. NO_OP is always first. */
-size_t action_applicable(const state_t *s, double max_weight_adjustment, uint16_t *out, size_t cap);
+size_t learn_action_applicable(const state_t *s, double max_weight_adjustment, uint16_t *out, size_t cap);
 
 /* "WEIGHT_RECALIBRATION", "SLO_ADJUSTMENT", "HEURISTIC_UPDATE", "POLICY_CHANGE", "NO_OP". */
-const char *action_type_name(action_type_t type);
+const char *learn_action_type_name(action_type_t type);
 
 /* "technical", "safety", "business", "ethical", "legal". */
-const char *action_specialist_name(specialist_t s);
+const char *learn_action_specialist_name(specialist_t s);
 
 #endif

@@ -26,6 +26,6 @@ typedef struct {
     uint64_t visits;             /* updates seen for (state, action); LinUCB: for the action */
     size_t n_actions;            /* how many actions the choice was among */
     bool explored;               /* Q-learning: picked by the epsilon branch */
-} decision_t;
+} learn_decision_t;
 
 #endif

@@ -4,14 +4,15 @@
 #include <errno.h>
 #include <math.h>
 
-int ope_evaluate(const ope_record_t *log, size_t n, ope_target_fn target, void *ctx, ope_result_t *out)
+int learn_ope_evaluate(const learn_ope_record_t *log, size_t n, learn_ope_target_fn target, void *ctx,
+                       learn_ope_result_t *out)
 {
     if (log == NULL || n == 0 || target == NULL || out == NULL) {
         return -EINVAL;
     }
     double sum_wr = 0.0, sum_w = 0.0, sum_w2 = 0.0, max_w = 0.0;
     for (size_t i = 0; i < n; i++) {
-        const ope_record_t *r = &log[i];
+        const learn_ope_record_t *r = &log[i];
         double pi = target(ctx, &r->state, r->action);
         if (!(r->propensity > 0.0 && r->propensity <= 1.0) || !(pi >= 0.0 && pi <= 1.0) ||
             !isfinite(r->reward)) {
@@ -23,7 +24,7 @@ int ope_evaluate(const ope_record_t *log, size_t n, ope_target_fn target, void *
         sum_w2 += w * w;
         max_w = fmax(max_w, w);
     }
-    ope_result_t res = {
+    learn_ope_result_t res = {
         .n = n,
         .ips = sum_wr / (double)n,
         .snips = sum_w > 0.0 ? sum_wr / sum_w : 0.0,

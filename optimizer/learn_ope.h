@@ -2,7 +2,7 @@
  * decisions, by inverse propensity scoring.
  *
  * Each log record is a decision the running policy made, with the propensity
- * it recorded (decision_t.propensity) and the reward that followed. For a
+ * it recorded (learn_decision_t.propensity) and the reward that followed. For a
  * target policy pi, with weights w_i = pi(a_i | s_i) / propensity_i:
  *
  *   IPS   = (1/n) * sum w_i r_i          unbiased, high variance
@@ -26,10 +26,10 @@ typedef struct {
     uint16_t action;
     double propensity; /* in (0, 1] */
     double reward;
-} ope_record_t;
+} learn_ope_record_t;
 
 /* The target policy's probability of `action` in `state`, in [0, 1]. */
-typedef double (*ope_target_fn)(void *ctx, const state_t *state, uint16_t action);
+typedef double (*learn_ope_target_fn)(void *ctx, const state_t *state, uint16_t action);
 
 typedef struct {
     size_t n;
@@ -37,11 +37,12 @@ typedef struct {
     double snips;
     double ess;
     double max_weight;
-} ope_result_t;
+} learn_ope_result_t;
 
 /* Evaluates `target` on `log` (n >= 1 records). Returns 0, or -EINVAL for an
  * empty log, a propensity outside (0, 1], a target probability outside
  * [0, 1] or a non-finite reward (out untouched). */
-int ope_evaluate(const ope_record_t *log, size_t n, ope_target_fn target, void *ctx, ope_result_t *out);
+int learn_ope_evaluate(const learn_ope_record_t *log, size_t n, learn_ope_target_fn target, void *ctx,
+                       learn_ope_result_t *out);
 
 #endif

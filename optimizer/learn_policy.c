@@ -2,11 +2,12 @@
 #include "learn_policy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct policy_s {
-    policy_config_t cfg;
+struct learn_policy_s {
+    learn_policy_config_t cfg;
     qlearn_t *qlearn;
     bandit_t *bandit;
 };
@@ -14,17 +15,17 @@ struct policy_s {
 static const char *const kind_names[] = {"qlearning", "thompson", "linucb"};
 #define KIND_COUNT (sizeof(kind_names) / sizeof(kind_names[0]))
 
-void policy_config_default(policy_config_t *cfg, policy_kind_t kind)
+void learn_policy_config_default(learn_policy_config_t *cfg, learn_policy_kind_t kind)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->kind = kind;
     qlearn_config_default(&cfg->qlearn);
     bandit_config_default(&cfg->bandit);
-    reward_config_default(&cfg->reward);
+    learn_reward_config_default(&cfg->reward);
     cfg->max_weight_adjustment = 0.2;
 }
 
-const char *policy_config_check(const policy_config_t *cfg)
+const char *learn_policy_config_check(const learn_policy_config_t *cfg)
 {
     const char *err;
     if ((unsigned)cfg->kind >= KIND_COUNT) {
@@ -33,7 +34,7 @@ const char *policy_config_check(const policy_config_t *cfg)
     if (!(cfg->max_weight_adjustment > 0.0 && cfg->max_weight_adjustment <= 0.3)) {
         return "max_weight_adjustment must be in (0, 0.3]";
     }
-    if ((err = reward_config_check(&cfg->reward)) != NULL) {
+    if ((err = learn_reward_config_check(&cfg->reward)) != NULL) {
         return err;
     }
     if (cfg->kind == POLICY_QLEARNING) {
@@ -42,28 +43,28 @@ const char *policy_config_check(const policy_config_t *cfg)
     return bandit_config_check(&cfg->bandit);
 }
 
-int policy_kind_parse(const char *name, policy_kind_t *out)
+int learn_policy_kind_parse(const char *name, learn_policy_kind_t *out)
 {
     for (size_t i = 0; name != NULL && i < KIND_COUNT; i++) {
         if (strcmp(name, kind_names[i]) == 0) {
-            *out = (policy_kind_t)i;
+            *out = (learn_policy_kind_t)i;
             return 0;
         }
     }
     return -EINVAL;
 }
 
-const char *policy_kind_name(policy_kind_t kind)
+const char *learn_policy_kind_name(learn_policy_kind_t kind)
 {
     return (unsigned)kind < KIND_COUNT ? kind_names[kind] : "unknown";
 }
 
-policy_t *policy_create(const policy_config_t *cfg)
+learn_policy_t *learn_policy_create(const learn_policy_config_t *cfg)
 {
-    if (cfg == NULL || policy_config_check(cfg) != NULL) {
+    if (cfg == NULL || learn_policy_config_check(cfg) != NULL) {
         return NULL;
     }
-    policy_t *p = calloc(1, sizeof(*p));
+    learn_policy_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         return NULL;
     }
@@ -81,7 +82,7 @@ policy_t *policy_create(const policy_config_t *cfg)
     return p;
 }
 
-void policy_destroy(policy_t *p)
+void learn_policy_destroy(learn_policy_t *p)
 {
     if (p == NULL) {
         return;
@@ -91,24 +92,24 @@ void policy_destroy(policy_t *p)
     free(p);
 }
 
-policy_kind_t policy_kind(const policy_t *p)
+learn_policy_kind_t learn_policy_kind(const learn_policy_t *p)
 {
     return p->cfg.kind;
 }
 
-size_t policy_actions(const policy_t *p, const state_t *s, uint16_t out[ACTION_COUNT])
+size_t learn_policy_actions(const learn_policy_t *p, const state_t *s, uint16_t out[ACTION_COUNT])
 {
-    return action_applicable(s, p->cfg.max_weight_adjustment, out, ACTION_COUNT);
+    return learn_action_applicable(s, p->cfg.max_weight_adjustment, out, ACTION_COUNT);
 }
 
-int policy_choose(policy_t *p, const state_t *s, rng_t *rng, decision_t *out)
+int learn_policy_choose(learn_policy_t *p, const state_t *s, learn_rng_t *rng, learn_decision_t *out)
 {
     if (p == NULL || s == NULL || out == NULL) {
         return -EINVAL;
     }
     uint16_t actions[ACTION_COUNT];
-    size_t n = policy_actions(p, s, actions);
-    decision_t d;
+    size_t n = learn_policy_actions(p, s, actions);
+    learn_decision_t d;
     int rc = p->qlearn != NULL ? qlearn_choose(p->qlearn, s, actions, n, rng, &d)
                                : bandit_choose(p->bandit, s, actions, n, rng, &d);
     if (rc < 0) {
@@ -121,7 +122,8 @@ int policy_choose(policy_t *p, const state_t *s, rng_t *rng, decision_t *out)
     return 0;
 }
 
-int policy_update_next(policy_t *p, const state_t *s, uint16_t action, double reward, const state_t *next)
+int learn_policy_update_next(learn_policy_t *p, const state_t *s, uint16_t action, double reward,
+                             const state_t *next)
 {
     if (p == NULL || s == NULL) {
         return -EINVAL;
@@ -133,23 +135,24 @@ int policy_update_next(policy_t *p, const state_t *s, uint16_t action, double re
         return qlearn_update(p->qlearn, s, action, reward, NULL, NULL, 0, NULL);
     }
     uint16_t next_actions[ACTION_COUNT];
-    size_t next_n = policy_actions(p, next, next_actions);
+    size_t next_n = learn_policy_actions(p, next, next_actions);
     return qlearn_update(p->qlearn, s, action, reward, next, next_actions, next_n, NULL);
 }
 
-int policy_update(policy_t *p, const state_t *s, uint16_t action, double reward)
+int learn_policy_update(learn_policy_t *p, const state_t *s, uint16_t action, double reward)
 {
-    return policy_update_next(p, s, action, reward, NULL);
+    return learn_policy_update_next(p, s, action, reward, NULL);
 }
 
-int policy_probabilities(const policy_t *p, const state_t *s, rng_t *rng, double out[ACTION_COUNT])
+int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_rng_t *rng,
+                               double out[ACTION_COUNT])
 {
     if (p == NULL || s == NULL || out == NULL) {
         return -EINVAL;
     }
     uint16_t actions[ACTION_COUNT];
     double probs[ACTION_COUNT];
-    size_t n = policy_actions(p, s, actions);
+    size_t n = learn_policy_actions(p, s, actions);
     int rc = p->qlearn != NULL ? qlearn_probabilities(p->qlearn, s, actions, n, probs)
                                : bandit_probabilities(p->bandit, s, actions, n, rng, probs);
     if (rc < 0) {
@@ -164,18 +167,123 @@ int policy_probabilities(const policy_t *p, const state_t *s, rng_t *rng, double
     return 0;
 }
 
-double policy_reward(const policy_t *p, uint16_t action, double improvement)
+double learn_policy_reward(const learn_policy_t *p, uint16_t action, double improvement)
 {
-    const action_t *a = action_get(action);
-    return a != NULL ? reward_compute(&p->cfg.reward, improvement, a->risk) : 0.0;
+    const learn_action_t *a = learn_action_get(action);
+    return a != NULL ? learn_reward_compute(&p->cfg.reward, improvement, a->risk) : 0.0;
 }
 
-qlearn_t *policy_qlearn(policy_t *p)
+qlearn_t *learn_policy_qlearn(learn_policy_t *p)
 {
     return p->qlearn;
 }
 
-bandit_t *policy_bandit(policy_t *p)
+bandit_t *learn_policy_bandit(learn_policy_t *p)
 {
     return p->bandit;
+}
+
+static bool is_linucb(const learn_policy_t *p)
+{
+    return p->bandit != NULL && bandit_kind(p->bandit) == BANDIT_LINUCB;
+}
+
+/* The table behind Q-learning and Thompson; NULL for LinUCB. */
+static const learn_table_t *policy_table(const learn_policy_t *p)
+{
+    if (p->qlearn != NULL) {
+        return qlearn_table(p->qlearn);
+    }
+    return is_linucb(p) ? NULL : bandit_table(p->bandit);
+}
+
+int learn_policy_entry_key(const learn_policy_t *p, const state_t *s, uint16_t action, char *out, size_t cap)
+{
+    const learn_action_t *a = learn_action_get(action);
+    if (p == NULL || s == NULL || a == NULL) {
+        return -EINVAL;
+    }
+    int n = is_linucb(p) ? snprintf(out, cap, "linucb|%s", a->name)
+                         : snprintf(out, cap, "%s|%s", s->key, a->name);
+    return n < 0 || (size_t)n >= cap ? -EINVAL : 0;
+}
+
+int learn_policy_export(learn_policy_t *p, const state_t *s, uint16_t action, learn_policy_entry_t *out)
+{
+    const learn_action_t *a = learn_action_get(action);
+    if (p == NULL || s == NULL || a == NULL || out == NULL) {
+        return -EINVAL;
+    }
+    learn_policy_entry_t e;
+    memset(&e, 0, sizeof(e));
+    memcpy(e.state_key, s->key, sizeof(e.state_key));
+    e.action_name = a->name;
+    const learn_table_t *t = policy_table(p);
+    if (t != NULL) {
+        e.value = learn_table_value(t, s->key, action);
+        e.visits = learn_table_visits(t, s->key, action);
+    } else {
+        double Ainv[BANDIT_DIM * BANDIT_DIM], x[BANDIT_DIM];
+        int rc = bandit_linucb_model(p->bandit, action, e.A, Ainv, e.b, &e.n);
+        if (rc < 0) {
+            return rc;
+        }
+        e.has_model = true;
+        /* The model's point estimate in this state, theta . x with theta = A^-1 b. */
+        state_features(s, x);
+        for (size_t i = 0; i < BANDIT_DIM; i++) {
+            double theta_i = 0.0;
+            for (size_t j = 0; j < BANDIT_DIM; j++) {
+                theta_i += Ainv[i * BANDIT_DIM + j] * e.b[j];
+            }
+            e.value += theta_i * x[i];
+        }
+        e.visits = e.n;
+    }
+    *out = e;
+    return 0;
+}
+
+int learn_policy_import(learn_policy_t *p, const learn_policy_entry_t *e)
+{
+    if (p == NULL || e == NULL || e->action_name == NULL) {
+        return -EINVAL;
+    }
+    if (p->qlearn != NULL) {
+        return qlearn_load(p->qlearn, e->state_key, e->action_name, e->value, e->visits);
+    }
+    if (!is_linucb(p)) {
+        return bandit_load(p->bandit, e->state_key, e->action_name, e->value, e->visits);
+    }
+    uint16_t id;
+    if (!e->has_model) {
+        return -EINVAL;
+    }
+    if (learn_action_find(e->action_name, &id) != 0) {
+        return -ENOENT;
+    }
+    return bandit_linucb_load(p->bandit, id, e->A, e->b, e->n);
+}
+
+size_t learn_policy_table_size(const learn_policy_t *p)
+{
+    const learn_table_t *t = policy_table(p);
+    return t != NULL ? learn_table_state_count(t) : 0;
+}
+
+double learn_policy_epsilon(const learn_policy_t *p)
+{
+    return p->qlearn != NULL ? qlearn_epsilon(p->qlearn) : 0.0;
+}
+
+uint64_t learn_policy_decisions(const learn_policy_t *p)
+{
+    return p->qlearn != NULL ? qlearn_decisions(p->qlearn) : 0;
+}
+
+void learn_policy_set_epsilon(learn_policy_t *p, double epsilon)
+{
+    if (p->qlearn != NULL) {
+        qlearn_set_epsilon(p->qlearn, epsilon);
+    }
 }

@@ -4,13 +4,13 @@
 #include <math.h>
 #include <stddef.h>
 
-void reward_config_default(reward_config_t *cfg)
+void learn_reward_config_default(learn_reward_config_t *cfg)
 {
     cfg->penalty_factor = 0.2;
     cfg->min_improvement = 0.05;
 }
 
-const char *reward_config_check(const reward_config_t *cfg)
+const char *learn_reward_config_check(const learn_reward_config_t *cfg)
 {
     if (!(cfg->penalty_factor >= 0.0) || !isfinite(cfg->penalty_factor)) {
         return "penalty_factor must be a finite number >= 0";
@@ -21,21 +21,21 @@ const char *reward_config_check(const reward_config_t *cfg)
     return NULL;
 }
 
-bool reward_is_success(const reward_config_t *cfg, double improvement)
+bool learn_reward_is_success(const learn_reward_config_t *cfg, double improvement)
 {
-    reward_config_t def;
+    learn_reward_config_t def;
     if (cfg == NULL) {
-        reward_config_default(&def);
+        learn_reward_config_default(&def);
         cfg = &def;
     }
     return improvement >= cfg->min_improvement;
 }
 
-double reward_compute(const reward_config_t *cfg, double improvement, double risk)
+double learn_reward_compute(const learn_reward_config_t *cfg, double improvement, double risk)
 {
-    reward_config_t def;
+    learn_reward_config_t def;
     if (cfg == NULL) {
-        reward_config_default(&def);
+        learn_reward_config_default(&def);
         cfg = &def;
     }
     double term = improvement >= cfg->min_improvement ? improvement : fmin(improvement, 0.0);

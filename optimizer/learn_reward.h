@@ -22,18 +22,18 @@
 typedef struct {
     double penalty_factor;  /* >= 0, default 0.2 */
     double min_improvement; /* MIN_IMPROVEMENT_THRESHOLD, >= 0, default 0.05 */
-} reward_config_t;
+} learn_reward_config_t;
 
 /* Fills `cfg` with the defaults. */
-void reward_config_default(reward_config_t *cfg);
+void learn_reward_config_default(learn_reward_config_t *cfg);
 
 /* NULL when `cfg` is valid, otherwise a sentence naming the bad field. */
-const char *reward_config_check(const reward_config_t *cfg);
+const char *learn_reward_config_check(const learn_reward_config_t *cfg);
 
 /* The reward of an experiment (formula above). `cfg` NULL means defaults. */
-double reward_compute(const reward_config_t *cfg, double improvement, double risk);
+double learn_reward_compute(const learn_reward_config_t *cfg, double improvement, double risk);
 
 /* True when the improvement reaches the minimum (the seed's success). */
-bool reward_is_success(const reward_config_t *cfg, double improvement);
+bool learn_reward_is_success(const learn_reward_config_t *cfg, double improvement);
 
 #endif

@@ -16,7 +16,7 @@ static uint64_t rotl(uint64_t x, int k)
     return (x << k) | (x >> (64 - k));
 }
 
-void rng_seed(rng_t *rng, uint64_t seed)
+void learn_rng_seed(learn_rng_t *rng, uint64_t seed)
 {
     uint64_t x = seed;
     for (int i = 0; i < 4; i++) {
@@ -24,7 +24,7 @@ void rng_seed(rng_t *rng, uint64_t seed)
     }
 }
 
-uint64_t rng_next(rng_t *rng)
+uint64_t learn_rng_next(learn_rng_t *rng)
 {
     uint64_t *s = rng->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
@@ -38,12 +38,12 @@ uint64_t rng_next(rng_t *rng)
     return result;
 }
 
-double rng_uniform(rng_t *rng)
+double learn_rng_uniform(learn_rng_t *rng)
 {
-    return (double)(rng_next(rng) >> 11) * 0x1.0p-53;
+    return (double)(learn_rng_next(rng) >> 11) * 0x1.0p-53;
 }
 
-uint64_t rng_below(rng_t *rng, uint64_t n)
+uint64_t learn_rng_below(learn_rng_t *rng, uint64_t n)
 {
     if (n == 0) {
         return 0;
@@ -51,19 +51,19 @@ uint64_t rng_below(rng_t *rng, uint64_t n)
     /* Reject the first (2^64 mod n) values so every residue is equally likely. */
     uint64_t threshold = (0 - n) % n;
     for (;;) {
-        uint64_t r = rng_next(rng);
+        uint64_t r = learn_rng_next(rng);
         if (r >= threshold) {
             return r % n;
         }
     }
 }
 
-double rng_gaussian(rng_t *rng)
+double learn_rng_gaussian(learn_rng_t *rng)
 {
     double u, v, s;
     do {
-        u = 2.0 * rng_uniform(rng) - 1.0;
-        v = 2.0 * rng_uniform(rng) - 1.0;
+        u = 2.0 * learn_rng_uniform(rng) - 1.0;
+        v = 2.0 * learn_rng_uniform(rng) - 1.0;
         s = u * u + v * v;
     } while (s >= 1.0 || s == 0.0);
     return u * sqrt(-2.0 * log(s) / s);

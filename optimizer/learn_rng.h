@@ -10,24 +10,24 @@
 
 #include <stdint.h>
 
-typedef struct rng_s {
+typedef struct learn_rng_s {
     uint64_t s[4];
-} rng_t;
+} learn_rng_t;
 
 /* Seeds `rng` from one 64-bit value (any value, 0 included). */
-void rng_seed(rng_t *rng, uint64_t seed);
+void learn_rng_seed(learn_rng_t *rng, uint64_t seed);
 
 /* Returns the next 64 uniformly distributed bits. */
-uint64_t rng_next(rng_t *rng);
+uint64_t learn_rng_next(learn_rng_t *rng);
 
 /* Returns a uniform double in [0, 1) with 53 bits of precision. */
-double rng_uniform(rng_t *rng);
+double learn_rng_uniform(learn_rng_t *rng);
 
 /* Returns a uniform integer in [0, n), without modulo bias. n must be > 0;
  * n == 0 returns 0. */
-uint64_t rng_below(rng_t *rng, uint64_t n);
+uint64_t learn_rng_below(learn_rng_t *rng, uint64_t n);
 
 /* Returns a standard normal draw (Marsaglia's polar method). */
-double rng_gaussian(rng_t *rng);
+double learn_rng_gaussian(learn_rng_t *rng);
 
 #endif

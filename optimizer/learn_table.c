@@ -2,16 +2,18 @@
  * See learn_table.h. */
 #include "learn_table.h"
 
+#include "fnv.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(ACTION_COUNT <= 64, "table_row_t.known is a 64-bit mask");
+_Static_assert(ACTION_COUNT <= 64, "learn_table_row_t.known is a 64-bit mask");
 
-struct table_s {
+struct learn_table_s {
     double initial;
-    table_row_t *rows; /* dense, insertion order */
+    learn_table_row_t *rows; /* dense, insertion order */
     size_t nrows, rows_cap;
     uint32_t *slots; /* 0 = empty, else row index + 1; power-of-two size */
     size_t nslots;
@@ -19,17 +21,12 @@ struct table_s {
 
 static uint64_t hash_key(const char *key)
 {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return fnv1a64_str(FNV1A64_INIT, key);
 }
 
-table_t *table_create(double initial_value)
+learn_table_t *learn_table_create(double initial_value)
 {
-    table_t *t = calloc(1, sizeof(*t));
+    learn_table_t *t = calloc(1, sizeof(*t));
     if (t == NULL) {
         return NULL;
     }
@@ -43,7 +40,7 @@ table_t *table_create(double initial_value)
     return t;
 }
 
-void table_destroy(table_t *t)
+void learn_table_destroy(learn_table_t *t)
 {
     if (t == NULL) {
         return;
@@ -54,12 +51,12 @@ void table_destroy(table_t *t)
 }
 
 /* The slot holding `key`, or the empty slot where it would go. */
-static size_t probe(const table_t *t, const char *key, uint64_t h)
+static size_t probe(const learn_table_t *t, const char *key, uint64_t h)
 {
     size_t mask = t->nslots - 1;
     size_t i = (size_t)h & mask;
     while (t->slots[i] != 0) {
-        const table_row_t *r = &t->rows[t->slots[i] - 1];
+        const learn_table_row_t *r = &t->rows[t->slots[i] - 1];
         if (r->hash == h && strcmp(r->key, key) == 0) {
             break;
         }
@@ -68,13 +65,13 @@ static size_t probe(const table_t *t, const char *key, uint64_t h)
     return i;
 }
 
-const table_row_t *table_find(const table_t *t, const char *key)
+const learn_table_row_t *learn_table_find(const learn_table_t *t, const char *key)
 {
     size_t i = probe(t, key, hash_key(key));
     return t->slots[i] ? &t->rows[t->slots[i] - 1] : NULL;
 }
 
-static int grow_slots(table_t *t)
+static int grow_slots(learn_table_t *t)
 {
     size_t n = t->nslots * 2;
     uint32_t *slots = calloc(n, sizeof(*slots));
@@ -94,7 +91,7 @@ static int grow_slots(table_t *t)
     return 0;
 }
 
-table_row_t *table_upsert(table_t *t, const char *key)
+learn_table_row_t *learn_table_upsert(learn_table_t *t, const char *key)
 {
     if (key == NULL || strnlen(key, STATE_KEY_MAX) >= STATE_KEY_MAX) {
         return NULL;
@@ -113,14 +110,14 @@ table_row_t *table_upsert(table_t *t, const char *key)
     }
     if (t->nrows == t->rows_cap) {
         size_t cap = t->rows_cap ? t->rows_cap * 2 : 16;
-        table_row_t *rows = realloc(t->rows, cap * sizeof(*rows));
+        learn_table_row_t *rows = realloc(t->rows, cap * sizeof(*rows));
         if (rows == NULL) {
             return NULL;
         }
         t->rows = rows;
         t->rows_cap = cap;
     }
-    table_row_t *r = &t->rows[t->nrows];
+    learn_table_row_t *r = &t->rows[t->nrows];
     memset(r, 0, sizeof(*r));
     memcpy(r->key, key, strlen(key) + 1);
     r->hash = h;
@@ -131,19 +128,19 @@ table_row_t *table_upsert(table_t *t, const char *key)
     return r;
 }
 
-double table_value(const table_t *t, const char *key, uint16_t action)
+double learn_table_value(const learn_table_t *t, const char *key, uint16_t action)
 {
-    const table_row_t *r = table_find(t, key);
+    const learn_table_row_t *r = learn_table_find(t, key);
     return r != NULL && action < ACTION_COUNT ? r->value[action] : t->initial;
 }
 
-uint64_t table_visits(const table_t *t, const char *key, uint16_t action)
+uint64_t learn_table_visits(const learn_table_t *t, const char *key, uint16_t action)
 {
-    const table_row_t *r = table_find(t, key);
+    const learn_table_row_t *r = learn_table_find(t, key);
     return r != NULL && action < ACTION_COUNT ? r->visits[action] : 0;
 }
 
-int table_set(table_t *t, const char *key, uint16_t action, double value, uint64_t visits)
+int learn_table_set(learn_table_t *t, const char *key, uint16_t action, double value, uint64_t visits)
 {
     if (action >= ACTION_COUNT || key == NULL || key[0] == '\0') {
         return -EINVAL;
@@ -151,7 +148,7 @@ int table_set(table_t *t, const char *key, uint16_t action, double value, uint64
     if (strnlen(key, STATE_KEY_MAX) >= STATE_KEY_MAX) {
         return -EINVAL;
     }
-    table_row_t *r = table_upsert(t, key);
+    learn_table_row_t *r = learn_table_upsert(t, key);
     if (r == NULL) {
         return -ENOMEM;
     }
@@ -161,24 +158,25 @@ int table_set(table_t *t, const char *key, uint16_t action, double value, uint64
     return 0;
 }
 
-int table_load(table_t *t, const char *state_key, const char *action_name, double value, uint64_t visits)
+int learn_table_load(learn_table_t *t, const char *state_key, const char *action_name, double value,
+                     uint64_t visits)
 {
     uint16_t id;
     if (!isfinite(value)) {
         return -EINVAL;
     }
-    if (action_find(action_name, &id) < 0) {
+    if (learn_action_find(action_name, &id) < 0) {
         return -ENOENT;
     }
-    return table_set(t, state_key, id, value, visits);
+    return learn_table_set(t, state_key, id, value, visits);
 }
 
-size_t table_state_count(const table_t *t)
+size_t learn_table_state_count(const learn_table_t *t)
 {
     return t->nrows;
 }
 
-size_t table_entry_count(const table_t *t)
+size_t learn_table_entry_count(const learn_table_t *t)
 {
     size_t n = 0;
     for (size_t r = 0; r < t->nrows; r++) {
@@ -187,24 +185,24 @@ size_t table_entry_count(const table_t *t)
     return n;
 }
 
-void table_iter_init(table_iter_t *it, const table_t *t)
+void learn_table_iter_init(learn_table_iter_t *it, const learn_table_t *t)
 {
     it->table = t;
     it->row = 0;
     it->action = 0;
 }
 
-bool table_iter_next(table_iter_t *it, table_entry_t *out)
+bool learn_table_iter_next(learn_table_iter_t *it, learn_table_entry_t *out)
 {
-    const table_t *t = it->table;
+    const learn_table_t *t = it->table;
     while (it->row < t->nrows) {
-        const table_row_t *r = &t->rows[it->row];
+        const learn_table_row_t *r = &t->rows[it->row];
         while (it->action < ACTION_COUNT) {
             unsigned a = it->action++;
             if (r->known & (1ULL << a)) {
                 out->state_key = r->key;
                 out->action = (uint16_t)a;
-                out->action_name = action_get((uint16_t)a)->name;
+                out->action_name = learn_action_get((uint16_t)a)->name;
                 out->value = r->value[a];
                 out->visits = r->visits[a];
                 return true;

@@ -29,21 +29,21 @@
 typedef struct learner_s learner_t;
 
 /* Creates the learner; `seed` seeds its random generator. NULL on a bad config. */
-learner_t *learner_create(const policy_config_t *cfg, uint64_t seed, metrics_t *metrics);
+learner_t *learner_create(const learn_policy_config_t *cfg, uint64_t seed, metrics_t *metrics);
 void learner_destroy(learner_t *l);
 
 /* BLOCKING. Loads the latest revision of every table entry and the policy
- * state. Returns 0 or a STORE_E* code. */
+ * state. Returns 0 or a HIVE_E* code. */
 int learner_restore(learner_t *l, store_t *s);
 
 /* Chooses an action for `s` (the decision records its propensity). BLOCKING:
  * saves the policy state. Returns 0 or a negative code. */
-int learner_decide(learner_t *l, store_t *store, const state_t *s, decision_t *out);
+int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decision_t *out);
 
 /* BLOCKING. Counts the reward of `action` in `s`, produced by experiment
  * `experiment_id`, exactly once across replays and replicas. *out_counted
- * tells whether this call counted it. Returns 0, STORE_EUNAVAILABLE or
- * STORE_ECONFLICT (another replica moved the entry: retry). */
+ * tells whether this call counted it. Returns 0, HIVE_EUNAVAILABLE,
+ * HIVE_ECONFLICT (another replica moved the entry: retry) or HIVE_EINVAL. */
 int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t action, double reward,
                   const char *experiment_id, bool *out_counted);
 
@@ -54,5 +54,19 @@ double learner_reward(learner_t *l, uint16_t action, double improvement);
 double learner_epsilon(learner_t *l);
 size_t learner_table_size(learner_t *l);
 const char *learner_policy_name(learner_t *l);
+
+/* The q_table document format (pure, no I/O): the entry `e` of a policy
+ * counted from `reward` of experiment `result_id`, as stored; free with
+ * bson_destroy. NULL when out of memory. */
+bson_t *learner_entry_to_bson(const learn_policy_entry_t *e, double reward, const char *result_id);
+
+/* Reads a q_table document back into `out`. Returns 0, or -1 when it names
+ * no state or action (a LinUCB document without a valid model reads with
+ * has_model false). */
+int learner_entry_from_bson(const bson_t *doc, learn_policy_entry_t *out);
+
+/* True when the policy state is due to be saved after `decisions` decisions:
+ * every 32nd, from the first, so a restart loses at most 32 decay steps. */
+bool learner_save_due(uint64_t decisions);
 
 #endif

@@ -368,10 +368,10 @@ int main(int argc, char **argv)
         .metrics = app.metrics,
     });
     /* 7b. The learner (restored from MongoDB) and the hypothesis engine. */
-    policy_config_t pcfg;
-    policy_kind_t kind = POLICY_QLEARNING;
-    policy_kind_parse(cfg.policy, &kind);
-    policy_config_default(&pcfg, kind);
+    learn_policy_config_t pcfg;
+    learn_policy_kind_t kind = POLICY_QLEARNING;
+    learn_policy_kind_parse(cfg.policy, &kind);
+    learn_policy_config_default(&pcfg, kind);
     pcfg.qlearn.learning_rate = cfg.learning_rate;
     pcfg.qlearn.discount_factor = cfg.discount_factor;
     pcfg.qlearn.epsilon_start = cfg.exploration_rate;
@@ -381,7 +381,7 @@ int main(int argc, char **argv)
     pcfg.reward.min_improvement = cfg.min_improvement;
     pcfg.bandit.alpha = cfg.linucb_alpha;
     pcfg.max_weight_adjustment = cfg.max_weight_adjustment;
-    const char *bad = policy_config_check(&pcfg);
+    const char *bad = learn_policy_config_check(&pcfg);
     if (bad) {
         fprintf(stderr, "optimizer: invalid configuration: %s\n", bad);
         goto out;

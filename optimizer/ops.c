@@ -7,13 +7,16 @@
  * delivery report. A call that fails validation still answers through the
  * worker queue, so a callback never runs inside the call that asked for it.
  *
- * Messages of OPS_EINVALID start with the field they are about ("priority:
+ * Messages of HIVE_EINVAL start with the field they are about ("priority:
  * must be one of ..."), so an API can name the field without parsing more.
  */
 #include "ops.h"
 
 #include "log.h"
+#include "offload.h"
+#include "records.h"
 #include "state.h"
+#include "timeutil.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -22,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #define OPS_ID_MAX 64 /* longer ids cannot exist: answered "not found" without asking */
 #define OPS_DESCRIPTION_MAX 1024
@@ -42,7 +44,6 @@ static const char *const op_names[] = {"get", "list", "statistics", "trigger", "
 
 /* One call in flight. */
 typedef struct {
-    uv_work_t work;
     ops_t *o;
     op_kind_t kind;
     union {
@@ -124,13 +125,6 @@ size_t ops_pending(const ops_t *o)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void fail(job_t *j, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(job_t *j, int status, const char *fmt, ...)
 {
@@ -179,11 +173,11 @@ static bool copy_text(job_t *j, const char *field, char *dst, size_t cap, const 
     src = src ? src : "";
     size_t len = strlen(src);
     if (len >= cap) {
-        fail(j, OPS_EINVALID, "%s: at most %zu bytes", field, cap - 1);
+        fail(j, HIVE_EINVAL, "%s: at most %zu bytes", field, cap - 1);
         return false;
     }
     if (!text_ok(src)) {
-        fail(j, OPS_EINVALID, "%s: must be UTF-8 text without control characters", field);
+        fail(j, HIVE_EINVAL, "%s: must be UTF-8 text without control characters", field);
         return false;
     }
     memcpy(dst, src, len + 1);
@@ -205,15 +199,15 @@ static const char *outcome_name(int status)
     switch (status) {
     case 0:
         return "ok";
-    case OPS_ENOTFOUND:
+    case HIVE_ENOTFOUND:
         return "not_found";
-    case OPS_ECONFLICT:
+    case HIVE_ECONFLICT:
         return "conflict";
-    case OPS_EINVALID:
+    case HIVE_EINVAL:
         return "invalid";
-    case OPS_EKAFKA:
+    case HIVE_EDELIVERY:
         return "kafka_error";
-    case STORE_EUNAVAILABLE:
+    case HIVE_EUNAVAILABLE:
         return "unavailable";
     default:
         return "error";
@@ -253,86 +247,66 @@ static void finish(job_t *j)
 
 /* ---- records ----------------------------------------------------------- */
 
-/* Encodes `v` for the job's topic into j->record, or fails the job. */
-static void encode(job_t *j, avro_value_t *v, int filled)
+/* The outcome of a records_* call: on failure the job fails with it. */
+static void encoded(job_t *j, int rc, const char *reason)
 {
-    char err[200];
-    if (filled != 0) {
-        fail(j, STORE_EINVALID, "cannot fill the %s record", op_names[j->kind]);
-        return;
-    }
-    int rc = avro_codec_encode(j->o->conf.codec, j->topic, v, &j->record, &j->record_len, err, sizeof(err));
-    if (rc == AVRO_CODEC_EUNAVAIL) {
-        fail(j, STORE_EUNAVAILABLE, "schema registry unavailable: %s", err);
-    } else if (rc != 0) {
-        fail(j, STORE_EINVALID, "cannot encode the record: %s", err);
+    if (rc != 0) {
+        fail(j, rc, "%s", reason);
     }
 }
 
 static void build_insight(job_t *j)
 {
-    avro_value_t v, labels, elem;
-    if (avro_codec_new_value(j->o->conf.codec, "Insight", &v) != 0) {
-        fail(j, STORE_EINVALID, "cannot build an Insight");
-        return;
-    }
-    int rc =
-        avro_set_string(&v, "insight_id", j->insight_id) || avro_set_string(&v, "source", "api") ||
-        avro_set_enum_name(&v, "type", "DEGRADATION") || avro_set_enum_name(&v, "priority", j->priority) ||
-        avro_set_string(&v, "component", j->component) || avro_set_string(&v, "metric", j->metric) ||
-        avro_set_double(&v, "current_value", j->current_value) ||
-        avro_set_double(&v, "baseline_value", j->baseline_value) ||
-        avro_set_string(&v, "description", j->description) || avro_set_long(&v, "timestamp", wall_ms()) ||
-        avro_value_get_by_name(&v, "labels", &labels, NULL) ||
-        avro_value_add(&labels, "problem", &elem, NULL, NULL) || avro_value_set_string(&elem, j->problem);
-    encode(j, &v, rc);
-    avro_value_decref(&v);
+    char reason[256];
+    static const char *const keys[] = {"problem"};
+    const char *const values[] = {j->problem};
+    const records_insight_t ins = {
+        .insight_id = j->insight_id,
+        .source = "api",
+        .type = "DEGRADATION",
+        .priority = j->priority,
+        .component = j->component,
+        .metric = j->metric,
+        .current_value = j->current_value,
+        .baseline_value = j->baseline_value,
+        .description = j->description,
+        .timestamp_ms = timeutil_wall_ms(),
+        .label_keys = keys,
+        .label_values = values,
+        .nlabels = 1,
+    };
+    encoded(
+        j,
+        records_insight(j->o->conf.codec, j->topic, &ins, &j->record, &j->record_len, reason, sizeof(reason)),
+        reason);
 }
 
 static void build_approval_response(job_t *j)
 {
-    avro_value_t v;
-    if (avro_codec_new_value(j->o->conf.codec, "ApprovalResponse", &v) != 0) {
-        fail(j, STORE_EINVALID, "cannot build an ApprovalResponse");
-        return;
-    }
-    int rc = avro_set_string(&v, "optimization_id", j->h.id) ||
-             avro_set_enum_name(&v, "decision", j->approve ? "APPROVED" : "REJECTED") ||
-             avro_set_string(&v, "approver", "api") || avro_set_string(&v, "reason", j->reason) ||
-             avro_set_long(&v, "responded_at", wall_ms());
-    encode(j, &v, rc);
-    avro_value_decref(&v);
+    char reason[256];
+    encoded(j,
+            records_approval_response(j->o->conf.codec, j->topic, j->h.id, j->approve, j->reason,
+                                      timeutil_wall_ms(), &j->record, &j->record_len, reason, sizeof(reason)),
+            reason);
 }
 
 static void build_rollback_command(job_t *j)
 {
-    avro_value_t v;
-    char command_id[64];
-    if (avro_codec_new_value(j->o->conf.codec, "OptimizationCommand", &v) != 0) {
-        fail(j, STORE_EINVALID, "cannot build an OptimizationCommand");
-        return;
-    }
-    snprintf(command_id, sizeof(command_id), "cmd-rollback-%s", j->h.id);
-    const char *reason = j->reason[0] ? j->reason : "rollback requested by an operator";
-    int rc = avro_set_string(&v, "command_id", command_id) || avro_set_enum_name(&v, "command", "ROLLBACK") ||
-             avro_set_string(&v, "optimization_id", j->h.id) ||
-             avro_set_enum_name(&v, "optimization_type", j->h.type) ||
-             avro_set_string(&v, "target", j->key) ||
-             (j->h.experiment_id[0] ? avro_set_string(&v, "experiment_id", j->h.experiment_id)
-                                    : avro_set_null(&v, "experiment_id")) ||
-             avro_set_string(&v, "reason", reason) || avro_set_long(&v, "issued_at", wall_ms());
-    encode(j, &v, rc);
-    avro_value_decref(&v);
+    char reason[256];
+    encoded(j,
+            records_rollback(j->o->conf.codec, j->topic, &j->h, j->reason, timeutil_wall_ms(), &j->record,
+                             &j->record_len, reason, sizeof(reason)),
+            reason);
 }
 
 /* ---- the worker ---------------------------------------------------------- */
 
 static void store_failed(job_t *j, int rc, const char *what)
 {
-    if (rc == STORE_ENOTFOUND) {
-        fail(j, OPS_ENOTFOUND, "no optimization %s", j->id);
+    if (rc == HIVE_ENOTFOUND) {
+        fail(j, HIVE_ENOTFOUND, "no optimization %s", j->id);
     } else {
-        fail(j, rc, "%s failed: %s (%s)", what, store_strerror(rc), store_last_error());
+        fail(j, rc, "%s failed: %s (%s)", what, hive_strerror(rc), store_last_error());
     }
 }
 
@@ -340,7 +314,7 @@ static void store_failed(job_t *j, int rc, const char *what)
 static bool read_hypothesis(job_t *j)
 {
     if (j->id_too_long) {
-        fail(j, OPS_ENOTFOUND, "no optimization with that id");
+        fail(j, HIVE_ENOTFOUND, "no optimization with that id");
         return false;
     }
     int rc = repo_hyp_get(j->o->conf.store, j->id, &j->h);
@@ -351,9 +325,9 @@ static bool read_hypothesis(job_t *j)
     return true;
 }
 
-static void work(uv_work_t *w)
+static void work(void *arg)
 {
-    job_t *j = w->data;
+    job_t *j = arg;
     store_t *s = j->o->conf.store;
     if (j->status != 0) {
         return; /* refused on the loop thread; answered from after_work */
@@ -389,7 +363,7 @@ static void work(uv_work_t *w)
             break;
         }
         if (j->h.status != HYP_AWAITING_APPROVAL) {
-            fail(j, OPS_ECONFLICT, "optimization %s is %s; only an AWAITING_APPROVAL one can be %s", j->h.id,
+            fail(j, HIVE_ECONFLICT, "optimization %s is %s; only an AWAITING_APPROVAL one can be %s", j->h.id,
                  hyp_status_name(j->h.status), j->approve ? "approved" : "rejected");
             break;
         }
@@ -402,7 +376,7 @@ static void work(uv_work_t *w)
         }
         bool conflict = false;
         if (!(hyp_request_rollback(&j->h, &conflict) & HYP_EMIT_ROLLBACK) || conflict) {
-            fail(j, OPS_ECONFLICT, "optimization %s is %s; only an APPLIED one can be rolled back", j->h.id,
+            fail(j, HIVE_ECONFLICT, "optimization %s is %s; only an APPLIED one can be rolled back", j->h.id,
                  hyp_status_name(j->h.status));
             break;
         }
@@ -419,18 +393,18 @@ static void delivered(void *arg, rd_kafka_resp_err_t err)
 {
     job_t *j = arg;
     if (err) {
-        fail(j, OPS_EKAFKA, "the %s record was not delivered to %s: %s", op_names[j->kind], j->topic,
+        fail(j, HIVE_EDELIVERY, "the %s record was not delivered to %s: %s", op_names[j->kind], j->topic,
              rd_kafka_err2str(err));
     }
     finish(j);
 }
 
-static void after_work(uv_work_t *w, int status)
+static void after_work(void *arg, int status)
 {
-    job_t *j = w->data;
+    job_t *j = arg;
     ops_t *o = j->o;
     if (status != 0 && j->status == 0) {
-        fail(j, STORE_EUNAVAILABLE, "the call was cancelled");
+        fail(j, HIVE_EUNAVAILABLE, "the call was cancelled");
     }
     if (j->status == 0 && j->kind == OP_STATS && o->conf.learner_figures) {
         o->conf.learner_figures(o->conf.learner_ctx, &j->stats.epsilon, &j->stats.q_table_size);
@@ -440,14 +414,14 @@ static void after_work(uv_work_t *w, int status)
         return;
     }
     if (!o->conf.producer) {
-        fail(j, OPS_EKAFKA, "no Kafka producer configured");
+        fail(j, HIVE_EDELIVERY, "no Kafka producer configured");
         finish(j);
         return;
     }
     rd_kafka_resp_err_t err = kafka_producer_send(o->conf.producer, j->topic, j->key, strlen(j->key),
                                                   j->record, j->record_len, NULL, delivered, j);
     if (err) {
-        fail(j, OPS_EKAFKA, "cannot queue the %s record for %s: %s", op_names[j->kind], j->topic,
+        fail(j, HIVE_EDELIVERY, "cannot queue the %s record for %s: %s", op_names[j->kind], j->topic,
              rd_kafka_err2str(err));
         finish(j);
     }
@@ -464,14 +438,13 @@ static job_t *job_new(ops_t *o, op_kind_t kind, void *arg)
     j->o = o;
     j->kind = kind;
     j->arg = arg;
-    j->work.data = j;
     return j;
 }
 
 /* Queues the job; on failure frees it and returns the error (no callback). */
 static int job_start(job_t *j)
 {
-    int rc = uv_queue_work(j->o->conf.loop, &j->work, work, after_work);
+    int rc = offload_run(j->o->conf.loop, work, after_work, j);
     if (rc != 0) {
         free(j);
         return rc;
@@ -483,11 +456,11 @@ static int job_start(job_t *j)
 int ops_get(ops_t *o, const char *id, ops_hyp_cb cb, void *arg)
 {
     if (!o || !cb) {
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     }
     job_t *j = job_new(o, OP_GET, arg);
     if (!j) {
-        return STORE_ENOMEM;
+        return HIVE_ENOMEM;
     }
     j->cb.hyp = cb;
     copy_id(j, id);
@@ -497,11 +470,11 @@ int ops_get(ops_t *o, const char *id, ops_hyp_cb cb, void *arg)
 int ops_list(ops_t *o, const repo_filter_t *f, ops_list_cb cb, void *arg)
 {
     if (!o || !cb) {
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     }
     job_t *j = job_new(o, OP_LIST, arg);
     if (!j) {
-        return STORE_ENOMEM;
+        return HIVE_ENOMEM;
     }
     j->cb.list = cb;
     if (f) {
@@ -510,7 +483,7 @@ int ops_list(ops_t *o, const repo_filter_t *f, ops_list_cb cb, void *arg)
             copy_text(j, "component", j->component, sizeof(j->component), f->component) &&
             copy_text(j, "status", j->status_name, sizeof(j->status_name), f->status) && j->status_name[0] &&
             hyp_status_parse(j->status_name, &st) != 0) {
-            fail(j, OPS_EINVALID, "status: unknown status \"%s\"", j->status_name);
+            fail(j, HIVE_EINVAL, "status: unknown status \"%s\"", j->status_name);
         }
         j->limit = f->limit;
         j->offset = f->offset;
@@ -521,33 +494,14 @@ int ops_list(ops_t *o, const repo_filter_t *f, ops_list_cb cb, void *arg)
 int ops_statistics(ops_t *o, ops_stats_cb cb, void *arg)
 {
     if (!o || !cb) {
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     }
     job_t *j = job_new(o, OP_STATS, arg);
     if (!j) {
-        return STORE_ENOMEM;
+        return HIVE_ENOMEM;
     }
     j->cb.stats = cb;
     return job_start(j);
-}
-
-/* The metric an insight about `problem` names when the caller gives none. */
-static const char *default_metric(problem_kind_t p)
-{
-    switch (p) {
-    case PROBLEM_LATENCY:
-        return "latency_p95_ms";
-    case PROBLEM_ERROR_RATE:
-        return "error_rate";
-    case PROBLEM_SLO_COMPLIANCE:
-        return "slo_compliance";
-    case PROBLEM_AVAILABILITY:
-        return "availability";
-    case PROBLEM_CONSENSUS_ACCURACY:
-        return "consensus_accuracy";
-    default:
-        return "other";
-    }
 }
 
 /* "api-" + 16 random hex digits. */
@@ -556,29 +510,29 @@ static void new_insight_id(char out[64])
     static uint64_t counter;
     uint64_t r = 0;
     if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
-        r = (uint64_t)wall_ms() * 0x9e3779b97f4a7c15ULL ^ ++counter;
+        r = (uint64_t)timeutil_wall_ms() * 0x9e3779b97f4a7c15ULL ^ ++counter;
     }
     snprintf(out, 64, "api-%016llx", (unsigned long long)r);
 }
 
-/* Checks `t`; on failure the job carries OPS_EINVALID naming the field. */
+/* Checks `t`; on failure the job carries HIVE_EINVAL naming the field. */
 static void validate_trigger(job_t *j, const ops_trigger_t *t)
 {
     problem_kind_t problem;
     priority_t priority;
     if (!t->component || !*t->component) {
-        fail(j, OPS_EINVALID, "component: required, a non-empty string");
+        fail(j, HIVE_EINVAL, "component: required, a non-empty string");
         return;
     }
     if (strlen(t->component) >= STATE_COMPONENT_MAX || strchr(t->component, '|') || !text_ok(t->component) ||
         strpbrk(t->component, "\t\r\n")) {
-        fail(j, OPS_EINVALID, "component: at most %d bytes of text, without '|' or control characters",
+        fail(j, HIVE_EINVAL, "component: at most %d bytes of text, without '|' or control characters",
              STATE_COMPONENT_MAX - 1);
         return;
     }
     strcpy(j->component, t->component);
     if (!t->problem || state_problem_parse(t->problem, &problem) != 0) {
-        fail(j, OPS_EINVALID,
+        fail(j, HIVE_EINVAL,
              "problem: required, one of LATENCY, ERROR_RATE, SLO_COMPLIANCE, AVAILABILITY, "
              "CONSENSUS_ACCURACY, "
              "OTHER");
@@ -589,21 +543,23 @@ static void validate_trigger(job_t *j, const ops_trigger_t *t)
         return;
     }
     if (!j->metric[0]) {
-        snprintf(j->metric, sizeof(j->metric), "%s", default_metric(problem));
+        const char *metric =
+            state_problem_metric(problem); /* the problem's own, when the caller names none */
+        snprintf(j->metric, sizeof(j->metric), "%s", metric ? metric : "other");
     }
     if (!isfinite(t->current_value)) {
-        fail(j, OPS_EINVALID, "current_value: required, a finite number");
+        fail(j, HIVE_EINVAL, "current_value: required, a finite number");
         return;
     }
     if (!isfinite(t->baseline_value)) {
-        fail(j, OPS_EINVALID, "baseline_value: required, a finite number");
+        fail(j, HIVE_EINVAL, "baseline_value: required, a finite number");
         return;
     }
     j->current_value = t->current_value;
     j->baseline_value = t->baseline_value;
     const char *prio = t->priority && *t->priority ? t->priority : "HIGH";
     if (state_priority_parse(prio, &priority) != 0) {
-        fail(j, OPS_EINVALID, "priority: one of LOW, MEDIUM, HIGH, CRITICAL");
+        fail(j, HIVE_EINVAL, "priority: one of LOW, MEDIUM, HIGH, CRITICAL");
         return;
     }
     snprintf(j->priority, sizeof(j->priority), "%s", prio);
@@ -613,11 +569,11 @@ static void validate_trigger(job_t *j, const ops_trigger_t *t)
 int ops_trigger(ops_t *o, const ops_trigger_t *t, ops_trigger_cb cb, void *arg)
 {
     if (!o || !cb || !t) {
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     }
     job_t *j = job_new(o, OP_TRIGGER, arg);
     if (!j) {
-        return STORE_ENOMEM;
+        return HIVE_ENOMEM;
     }
     j->cb.trigger = cb;
     j->topic = o->conf.insights_topic;
@@ -631,11 +587,11 @@ int ops_trigger(ops_t *o, const ops_trigger_t *t, ops_trigger_cb cb, void *arg)
 int ops_decide(ops_t *o, const char *id, bool approve, const char *reason, ops_hyp_cb cb, void *arg)
 {
     if (!o || !cb) {
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     }
     job_t *j = job_new(o, OP_DECIDE, arg);
     if (!j) {
-        return STORE_ENOMEM;
+        return HIVE_ENOMEM;
     }
     j->cb.hyp = cb;
     j->approve = approve;
@@ -648,11 +604,11 @@ int ops_decide(ops_t *o, const char *id, bool approve, const char *reason, ops_h
 int ops_rollback(ops_t *o, const char *id, const char *reason, ops_hyp_cb cb, void *arg)
 {
     if (!o || !cb) {
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     }
     job_t *j = job_new(o, OP_ROLLBACK, arg);
     if (!j) {
-        return STORE_ENOMEM;
+        return HIVE_ENOMEM;
     }
     j->cb.hyp = cb;
     j->topic = o->conf.commands_topic;

@@ -18,17 +18,21 @@
 #include <uv.h>
 
 #include "avro_codec.h"
+#include "hive_err.h"
 #include "hypothesis.h"
 #include "kafka.h"
 #include "metrics.h"
 #include "repo.h"
 #include "store.h"
 
-/* Outcomes besides 0 and the STORE_E* codes. */
-#define OPS_ENOTFOUND STORE_ENOTFOUND /* no such optimization */
-#define OPS_ECONFLICT (-100)          /* the status does not allow it (rollback of a non-APPLIED one) */
-#define OPS_EINVALID (-101)           /* a bad argument, named in the message */
-#define OPS_EKAFKA (-102)             /* the record could not be delivered */
+/* Outcomes (hive_err.h), answered through the callbacks:
+ *   0                  done
+ *   HIVE_ENOTFOUND     no such optimization
+ *   HIVE_ECONFLICT     its status does not allow it (rollback of a non-APPLIED one)
+ *   HIVE_EINVAL        a bad argument, named at the start of the message ("priority: ...")
+ *   HIVE_EDELIVERY     the record could not be delivered to Kafka
+ *   HIVE_EUNAVAILABLE  MongoDB or the Schema Registry could not be reached
+ * hive_status.h maps them to HTTP and gRPC statuses. */
 
 typedef struct ops_s ops_t;
 
@@ -76,13 +80,14 @@ typedef struct {
 int ops_get(ops_t *o, const char *id, ops_hyp_cb cb, void *arg);
 int ops_list(ops_t *o, const repo_filter_t *f, ops_list_cb cb, void *arg);
 int ops_statistics(ops_t *o, ops_stats_cb cb, void *arg);
-/* Validates `t` (OPS_EINVALID with a message naming the field, answered through
+/* Validates `t` (HIVE_EINVAL with a message naming the field, answered through
  * the callback) and publishes the Insight. The optimization id is the one the
  * optimizer will give the hypothesis if the insight is not debounced. */
 int ops_trigger(ops_t *o, const ops_trigger_t *t, ops_trigger_cb cb, void *arg);
-/* Approve or reject an AWAITING_APPROVAL hypothesis (OPS_ECONFLICT otherwise). */
+
+/* Approve or reject an AWAITING_APPROVAL hypothesis (HIVE_ECONFLICT otherwise). */
 int ops_decide(ops_t *o, const char *id, bool approve, const char *reason, ops_hyp_cb cb, void *arg);
-/* Roll back an APPLIED hypothesis (OPS_ECONFLICT otherwise). */
+/* Roll back an APPLIED hypothesis (HIVE_ECONFLICT otherwise). */
 int ops_rollback(ops_t *o, const char *id, const char *reason, ops_hyp_cb cb, void *arg);
 
 #endif

@@ -11,7 +11,7 @@ struct qlearn_s {
     qlearn_config_t cfg;
     double epsilon;
     uint64_t decisions;
-    table_t *table;
+    learn_table_t *table;
 };
 
 void qlearn_config_default(qlearn_config_t *cfg)
@@ -58,7 +58,7 @@ qlearn_t *qlearn_create(const qlearn_config_t *cfg)
     }
     q->cfg = *cfg;
     q->epsilon = cfg->epsilon_start;
-    q->table = table_create(cfg->initial_q);
+    q->table = learn_table_create(cfg->initial_q);
     if (q->table == NULL) {
         free(q);
         return NULL;
@@ -71,7 +71,7 @@ void qlearn_destroy(qlearn_t *q)
     if (q == NULL) {
         return;
     }
-    table_destroy(q->table);
+    learn_table_destroy(q->table);
     free(q);
 }
 
@@ -96,7 +96,7 @@ static int actions_valid(const uint16_t *actions, size_t n)
 static double load_q(const qlearn_t *q, const state_t *s, const uint16_t *actions, size_t n, double *qv,
                      size_t *out_ties)
 {
-    const table_row_t *row = table_find(q->table, s->key);
+    const learn_table_row_t *row = learn_table_find(q->table, s->key);
     double best = -INFINITY;
     size_t ties = 0;
     for (size_t i = 0; i < n; i++) {
@@ -128,8 +128,8 @@ int qlearn_probabilities(const qlearn_t *q, const state_t *s, const uint16_t *ac
     return 0;
 }
 
-int qlearn_choose(qlearn_t *q, const state_t *s, const uint16_t *actions, size_t n, rng_t *rng,
-                  decision_t *out)
+int qlearn_choose(qlearn_t *q, const state_t *s, const uint16_t *actions, size_t n, learn_rng_t *rng,
+                  learn_decision_t *out)
 {
     if (q == NULL || s == NULL || rng == NULL || out == NULL || !actions_valid(actions, n)) {
         return -EINVAL;
@@ -140,12 +140,12 @@ int qlearn_choose(qlearn_t *q, const state_t *s, const uint16_t *actions, size_t
     double eps = q->epsilon;
 
     size_t pick;
-    bool explored = rng_uniform(rng) < eps;
+    bool explored = learn_rng_uniform(rng) < eps;
     if (explored) {
-        pick = (size_t)rng_below(rng, n);
+        pick = (size_t)learn_rng_below(rng, n);
     } else {
         /* The k-th of the greedy actions, in list order. */
-        size_t k = (size_t)rng_below(rng, ties);
+        size_t k = (size_t)learn_rng_below(rng, ties);
         for (pick = 0; pick < n; pick++) {
             if (qv[pick] == best && k-- == 0) {
                 break;
@@ -153,9 +153,9 @@ int qlearn_choose(qlearn_t *q, const state_t *s, const uint16_t *actions, size_t
         }
     }
 
-    const action_t *a = action_get(actions[pick]);
-    uint64_t visits = table_visits(q->table, s->key, a->id);
-    decision_t d = {
+    const learn_action_t *a = learn_action_get(actions[pick]);
+    uint64_t visits = learn_table_visits(q->table, s->key, a->id);
+    learn_decision_t d = {
         .action = a->id,
         .action_name = a->name,
         .propensity = eps / (double)n + (qv[pick] == best ? (1.0 - eps) / (double)ties : 0.0),
@@ -191,7 +191,7 @@ int qlearn_update(qlearn_t *q, const state_t *s, uint16_t action, double reward,
         size_t ties;
         target += q->cfg.discount_factor * load_q(q, next, next_actions, next_n, qv, &ties);
     }
-    table_row_t *row = table_upsert(q->table, s->key);
+    learn_table_row_t *row = learn_table_upsert(q->table, s->key);
     if (row == NULL) {
         return -ENOMEM;
     }
@@ -206,12 +206,12 @@ int qlearn_update(qlearn_t *q, const state_t *s, uint16_t action, double reward,
 
 double qlearn_q(const qlearn_t *q, const state_t *s, uint16_t action)
 {
-    return table_value(q->table, s->key, action);
+    return learn_table_value(q->table, s->key, action);
 }
 
 uint64_t qlearn_visits(const qlearn_t *q, const state_t *s, uint16_t action)
 {
-    return table_visits(q->table, s->key, action);
+    return learn_table_visits(q->table, s->key, action);
 }
 
 double qlearn_epsilon(const qlearn_t *q)
@@ -232,12 +232,12 @@ uint64_t qlearn_decisions(const qlearn_t *q)
     return q->decisions;
 }
 
-const table_t *qlearn_table(const qlearn_t *q)
+const learn_table_t *qlearn_table(const qlearn_t *q)
 {
     return q->table;
 }
 
 int qlearn_load(qlearn_t *q, const char *state_key, const char *action_name, double value, uint64_t visits)
 {
-    return table_load(q->table, state_key, action_name, value, visits);
+    return learn_table_load(q->table, state_key, action_name, value, visits);
 }

@@ -27,7 +27,7 @@
  * that does observe the state the action led to may pass it as `next`.
  *
  * The module allocates its table: create/destroy. Randomness comes from the
- * caller's rng_t. No I/O, no clock, no globals.
+ * caller's learn_rng_t. No I/O, no clock, no globals.
  */
 #ifndef HIVE_QLEARN_H
 #define HIVE_QLEARN_H
@@ -71,8 +71,8 @@ void qlearn_destroy(qlearn_t *q);
  * the propensity (1-eps)/|G| + eps/n for the |G| greedy actions, eps/n for the
  * others, the Q value, the visits and confidence 1 - 1/sqrt(1 + visits). Then
  * decays epsilon. Returns 0, or -EINVAL (out untouched, epsilon unchanged). */
-int qlearn_choose(qlearn_t *q, const state_t *s, const uint16_t *actions, size_t n, rng_t *rng,
-                  decision_t *out);
+int qlearn_choose(qlearn_t *q, const state_t *s, const uint16_t *actions, size_t n, learn_rng_t *rng,
+                  learn_decision_t *out);
 
 /* Writes into out_probs[i] the probability that the next qlearn_choose picks
  * actions[i], with the current epsilon. Returns 0 or -EINVAL. */
@@ -99,9 +99,9 @@ void qlearn_set_epsilon(qlearn_t *q, double epsilon);
 uint64_t qlearn_decisions(const qlearn_t *q);
 
 /* The Q-table, for iteration (persistence, the q_table_size gauge). Borrowed. */
-const table_t *qlearn_table(const qlearn_t *q);
+const learn_table_t *qlearn_table(const qlearn_t *q);
 
-/* Restores one persisted entry, see table_load. */
+/* Restores one persisted entry, see learn_table_load. */
 int qlearn_load(qlearn_t *q, const char *state_key, const char *action_name, double value, uint64_t visits);
 
 #endif

@@ -1,5 +1,9 @@
 #include "repo.h"
 
+#include "bdoc.h"
+#include "hive_err.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,53 +36,35 @@ static bson_t *hyp_to_bson(const hypothesis_t *h)
     return d;
 }
 
-static void get_str(const bson_t *d, const char *key, char *dst, size_t cap)
-{
-    bson_iter_t it;
-    dst[0] = '\0';
-    if (bson_iter_init_find(&it, d, key) && BSON_ITER_HOLDS_UTF8(&it)) {
-        snprintf(dst, cap, "%s", bson_iter_utf8(&it, NULL));
-    }
-}
-#define GET_STR(d, key, field) get_str((d), (key), (field), sizeof(field))
-
-static double get_num(const bson_t *d, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, d, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_double(&it) : 0.0;
-}
-
 static int hyp_from_bson(const bson_t *d, hypothesis_t *h)
 {
     memset(h, 0, sizeof(*h));
     char status[32];
-    GET_STR(d, "_id", h->id);
-    GET_STR(d, "status", status);
+    BDOC_COPY_STR(d, "_id", h->id);
+    BDOC_COPY_STR(d, "status", status);
     if (!h->id[0] || hyp_status_parse(status, &h->status) != 0) {
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     }
-    GET_STR(d, "insight_id", h->insight_id);
-    GET_STR(d, "component", h->component);
-    GET_STR(d, "problem", h->problem);
-    GET_STR(d, "state_key", h->state_key);
-    GET_STR(d, "action", h->action);
-    GET_STR(d, "type", h->type);
-    GET_STR(d, "policy", h->policy);
-    GET_STR(d, "experiment_id", h->experiment_id);
-    GET_STR(d, "reason", h->reason);
-    GET_STR(d, "rationale", h->rationale);
-    h->q_value = get_num(d, "q_value");
-    h->confidence = get_num(d, "confidence");
-    h->risk = get_num(d, "risk");
-    h->expected_improvement = get_num(d, "expected_improvement");
-    h->propensity = get_num(d, "propensity");
-    h->improvement = get_num(d, "improvement");
-    h->reward = get_num(d, "reward");
-    h->created_at_ms = (int64_t)get_num(d, "created_at_ms");
-    h->updated_at_ms = (int64_t)get_num(d, "updated_at_ms");
-    bson_iter_t it;
-    h->has_result =
-        bson_iter_init_find(&it, d, "has_result") && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
+    BDOC_COPY_STR(d, "insight_id", h->insight_id);
+    BDOC_COPY_STR(d, "component", h->component);
+    BDOC_COPY_STR(d, "problem", h->problem);
+    BDOC_COPY_STR(d, "state_key", h->state_key);
+    BDOC_COPY_STR(d, "action", h->action);
+    BDOC_COPY_STR(d, "type", h->type);
+    BDOC_COPY_STR(d, "policy", h->policy);
+    BDOC_COPY_STR(d, "experiment_id", h->experiment_id);
+    BDOC_COPY_STR(d, "reason", h->reason);
+    BDOC_COPY_STR(d, "rationale", h->rationale);
+    h->q_value = bdoc_num(d, "q_value");
+    h->confidence = bdoc_num(d, "confidence");
+    h->risk = bdoc_num(d, "risk");
+    h->expected_improvement = bdoc_num(d, "expected_improvement");
+    h->propensity = bdoc_num(d, "propensity");
+    h->improvement = bdoc_num(d, "improvement");
+    h->reward = bdoc_num(d, "reward");
+    h->created_at_ms = (int64_t)bdoc_num(d, "created_at_ms");
+    h->updated_at_ms = (int64_t)bdoc_num(d, "updated_at_ms");
+    h->has_result = bdoc_bool(d, "has_result");
     return 0;
 }
 
@@ -120,7 +106,7 @@ static int collect_one(void *arg, const bson_t *doc)
         size_t cap = c->cap ? c->cap * 2 : 16;
         hypothesis_t *p = realloc(c->items, cap * sizeof(*p));
         if (!p) {
-            c->rc = STORE_ENOMEM;
+            c->rc = HIVE_ENOMEM;
             return 1;
         }
         c->items = p;
@@ -139,7 +125,7 @@ int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *
     int rc = store_find(s, REPO_OPTIMIZATIONS, filter, NULL, collect_one, &c);
     bson_destroy(filter);
     if (rc == 0) {
-        rc = c.rc ? c.rc : (c.n ? 0 : STORE_ENOTFOUND);
+        rc = c.rc ? c.rc : (c.n ? 0 : HIVE_ENOTFOUND);
     }
     if (rc == 0) {
         *out = c.items[0];
@@ -159,7 +145,7 @@ int repo_hyp_open_exists(store_t *s, const char *component, const char *problem,
     open_key(key, sizeof(key), component, problem);
     bson_t *doc = NULL;
     int rc = store_find_one(s, "open_hypotheses", key, &doc);
-    if (rc == STORE_ENOTFOUND) {
+    if (rc == HIVE_ENOTFOUND) {
         *out_open = false;
         return 0;
     }
@@ -167,11 +153,11 @@ int repo_hyp_open_exists(store_t *s, const char *component, const char *problem,
         return rc;
     }
     char id[24];
-    GET_STR(doc, "hypothesis_id", id);
+    BDOC_COPY_STR(doc, "hypothesis_id", id);
     bson_destroy(doc);
     hypothesis_t h;
     rc = repo_hyp_get(s, id, &h);
-    if (rc == STORE_ENOTFOUND) {
+    if (rc == HIVE_ENOTFOUND) {
         *out_open = false;
         return 0;
     }

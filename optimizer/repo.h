@@ -11,7 +11,7 @@
  *                  instead of querying the optimizations
  *
  * Every call is BLOCKING (mongo-c-driver): worker threads only. Returns 0 or
- * a negative STORE_E* code (store.h).
+ * a negative HIVE_E* code (hive_err.h).
  */
 #ifndef OPTIMIZER_REPO_H
 #define OPTIMIZER_REPO_H
@@ -27,7 +27,7 @@
 #define REPO_Q_TABLE "q_table"
 #define REPO_POLICY_STATE "policy_state"
 
-/* Reads one hypothesis. STORE_ENOTFOUND when there is none. */
+/* Reads one hypothesis. HIVE_ENOTFOUND when there is none. */
 int repo_hyp_get(store_t *s, const char *id, hypothesis_t *out);
 
 /* Writes a hypothesis (replace or insert by id). */

@@ -9,6 +9,7 @@
  */
 #include "rest.h"
 
+#include "hive_status.h"
 #include "log.h"
 
 #include <errno.h>
@@ -62,36 +63,19 @@ static void respond_built(http_req_t *req, int status, json_t *body)
     http_respond_json(req, status, body);
 }
 
-/* Maps an ops outcome to an HTTP error. OPS_EINVALID messages start with the
- * field they are about ("priority: ..."). */
+/* Answers an ops outcome with its HTTP status (hive_status.h). HIVE_EINVAL
+ * messages start with the field they are about ("priority: ..."). */
 static void respond_ops_error(http_req_t *req, int status, const char *message)
 {
     char field[48] = "";
-    int code;
-    switch (status) {
-    case OPS_EINVALID: {
+    int code = hive_status_http(status);
+    if (status == HIVE_EINVAL) {
         const char *colon = strchr(message, ':');
         size_t n = colon ? (size_t)(colon - message) : 0;
         if (n > 0 && n < sizeof(field)) {
             memcpy(field, message, n);
             field[n] = '\0';
         }
-        code = 400;
-        break;
-    }
-    case OPS_ENOTFOUND:
-        code = 404;
-        break;
-    case OPS_ECONFLICT:
-        code = 409;
-        break;
-    case OPS_EKAFKA:
-    case STORE_EUNAVAILABLE:
-        code = 503;
-        break;
-    default:
-        code = 500;
-        break;
     }
     if (code >= 500) {
         log_warn("operator request failed", "path", http_req_path(req), "error", message);
@@ -102,7 +86,7 @@ static void respond_ops_error(http_req_t *req, int status, const char *message)
 /* The call could not even be queued: answer now and drop the reference. */
 static void refuse(http_req_t *req, int rc)
 {
-    http_respond_error(req, rc == STORE_ENOMEM ? 503 : 500, NULL, "cannot start the operation");
+    http_respond_error(req, rc == HIVE_ENOMEM ? 503 : 500, NULL, "cannot start the operation");
     http_req_release(req);
 }
 

@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grpc_pb.h"
+#include "hive_err.h"
+#include "hive_status.h"
 #include "hypothesis.h"
 #include "learn_action.h"
 #include "log.h"
 #include "optimizer.pb-c.h"
-#include "store.h"
 
 typedef Neuralhive__Optimizer__V1__OptimizationInfo info_t;
 
@@ -35,52 +37,27 @@ typedef struct {
 
 /* ---- outcomes ------------------------------------------------------------ */
 
-/* The gRPC status for an ops outcome (0, OPS_E* or STORE_E*). */
-static int status_for(int outcome)
-{
-    switch (outcome) {
-    case 0:
-        return GRPC_STATUS_OK;
-    case OPS_ENOTFOUND:
-        return GRPC_STATUS_NOT_FOUND;
-    case OPS_EINVALID:
-        return GRPC_STATUS_INVALID_ARGUMENT;
-    case OPS_ECONFLICT:
-        return GRPC_STATUS_FAILED_PRECONDITION;
-    case STORE_ECONFLICT:
-        return GRPC_STATUS_ABORTED;
-    case STORE_EUNAVAILABLE:
-    case OPS_EKAFKA:
-        return GRPC_STATUS_UNAVAILABLE;
-    default:
-        return GRPC_STATUS_INTERNAL;
-    }
-}
-
 /* Finishes `call` with the status for `outcome` and ops's `message`, or a
  * message of our own when ops gave none. `id` (may be NULL) names the
  * optimization in that message. Failures the client cannot fix are logged. */
 static void finish_error(grpc_call_t *call, int outcome, const char *message, const char *id)
 {
-    int status = status_for(outcome);
+    int status = hive_status_grpc(outcome);
     char own[160];
     if (!message || !*message) {
         switch (outcome) {
-        case OPS_ENOTFOUND:
+        case HIVE_ENOTFOUND:
             snprintf(own, sizeof(own), "optimization %s not found", id && *id ? id : "(none)");
             break;
-        case OPS_ECONFLICT:
+        case HIVE_ECONFLICT:
             snprintf(own, sizeof(own), "the status of optimization %s does not allow it",
                      id && *id ? id : "(none)");
             break;
-        case OPS_EINVALID:
-            snprintf(own, sizeof(own), "invalid argument");
-            break;
-        case OPS_EKAFKA:
+        case HIVE_EDELIVERY:
             snprintf(own, sizeof(own), "the record could not be delivered to Kafka");
             break;
         default:
-            snprintf(own, sizeof(own), "%s", store_strerror(outcome));
+            snprintf(own, sizeof(own), "%s", hive_strerror(outcome));
             break;
         }
         message = own;
@@ -93,43 +70,6 @@ static void finish_error(grpc_call_t *call, int outcome, const char *message, co
 }
 
 /* ---- messages ------------------------------------------------------------ */
-
-/* Decodes the request as `desc`; on failure finishes the call INVALID_ARGUMENT
- * and returns NULL. Free with protobuf_c_message_free_unpacked(). */
-static ProtobufCMessage *decode(grpc_call_t *call, const ProtobufCMessageDescriptor *desc, const uint8_t *req,
-                                size_t len)
-{
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, req);
-    if (!m) {
-        grpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed request message");
-    }
-    return m;
-}
-
-/* Encodes `m` and queues it as one response message. Returns 0, or -1 when
- * the call is gone or memory ran out. */
-static int send_message(grpc_call_t *call, const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        return -1;
-    }
-    protobuf_c_message_pack(m, buf);
-    int rc = grpc_call_send(call, buf, len);
-    free(buf);
-    return rc;
-}
-
-/* Sends the single response of a unary call and finishes it OK. */
-static void reply(grpc_call_t *call, const ProtobufCMessage *m)
-{
-    if (send_message(call, m) != 0) {
-        grpc_call_finish(call, GRPC_STATUS_INTERNAL, "cannot send the response"); /* a no-op when gone */
-        return;
-    }
-    grpc_call_finish(call, GRPC_STATUS_OK, NULL);
-}
 
 /* Every field of `h` into `info`. The strings are borrowed from `h`. */
 static void info_from_hypothesis(info_t *info, const hypothesis_t *h)
@@ -197,7 +137,7 @@ static bool pending_take(pending_t *p, int outcome, const char *message, bool ha
         return true;
     }
     if (alive) {
-        finish_error(p->call, outcome ? outcome : STORE_ESERVER, message, p->key);
+        finish_error(p->call, outcome ? outcome : HIVE_ESERVER, message, p->key);
     }
     pending_free(p);
     return false;
@@ -228,15 +168,15 @@ static void on_triggered(void *arg, int status, const char *message, const char 
     Neuralhive__Optimizer__V1__TriggerOptimizationResponse out =
         NEURALHIVE__OPTIMIZER__V1__TRIGGER_OPTIMIZATION_RESPONSE__INIT;
     out.optimization = &info;
-    reply(p->call, &out.base);
+    grpc_pb_reply(p->call, &out.base);
     pending_free(p);
 }
 
 static void trigger(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     rpc_t *r = ctx;
-    Neuralhive__Optimizer__V1__TriggerOptimizationRequest *in =
-        (void *)decode(call, &neuralhive__optimizer__v1__trigger_optimization_request__descriptor, req, len);
+    Neuralhive__Optimizer__V1__TriggerOptimizationRequest *in = (void *)grpc_pb_decode(
+        call, &neuralhive__optimizer__v1__trigger_optimization_request__descriptor, req, len);
     if (!in) {
         return;
     }
@@ -267,7 +207,7 @@ static void reply_optimization(pending_t *p, const hypothesis_t *h, ProtobufCMes
     info_t info;
     info_from_hypothesis(&info, h);
     *slot = &info;
-    reply(p->call, out);
+    grpc_pb_reply(p->call, out);
     pending_free(p);
 }
 
@@ -284,7 +224,7 @@ static void on_got(void *arg, int status, const char *message, const hypothesis_
 static void get_status(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     rpc_t *r = ctx;
-    Neuralhive__Optimizer__V1__GetOptimizationStatusRequest *in = (void *)decode(
+    Neuralhive__Optimizer__V1__GetOptimizationStatusRequest *in = (void *)grpc_pb_decode(
         call, &neuralhive__optimizer__v1__get_optimization_status_request__descriptor, req, len);
     if (!in) {
         return;
@@ -316,8 +256,8 @@ static void on_rolled_back(void *arg, int status, const char *message, const hyp
 static void rollback(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     rpc_t *r = ctx;
-    Neuralhive__Optimizer__V1__RollbackOptimizationRequest *in =
-        (void *)decode(call, &neuralhive__optimizer__v1__rollback_optimization_request__descriptor, req, len);
+    Neuralhive__Optimizer__V1__RollbackOptimizationRequest *in = (void *)grpc_pb_decode(
+        call, &neuralhive__optimizer__v1__rollback_optimization_request__descriptor, req, len);
     if (!in) {
         return;
     }
@@ -350,7 +290,7 @@ static void on_listed(void *arg, int status, const char *message, const hypothes
     for (size_t i = 0; i < n; i++) {
         info_t info;
         info_from_hypothesis(&info, &items[i]);
-        if (send_message(p->call, &info.base) != 0) {
+        if (grpc_pb_send(p->call, &info.base) != 0) {
             grpc_call_finish(p->call, GRPC_STATUS_INTERNAL, "cannot send the response"); /* no-op when gone */
             pending_free(p);
             return;
@@ -363,7 +303,7 @@ static void on_listed(void *arg, int status, const char *message, const hypothes
 static bool known_type(const char *type)
 {
     for (action_type_t t = ACTION_NO_OP; t <= ACTION_POLICY_CHANGE; t++) {
-        if (strcmp(type, action_type_name(t)) == 0) {
+        if (strcmp(type, learn_action_type_name(t)) == 0) {
             return true;
         }
     }
@@ -404,8 +344,8 @@ static bool valid_filters(const list_request_t *in, char *why, size_t cap)
 static void list_optimizations(void *ctx, grpc_call_t *call, const uint8_t *req, size_t len)
 {
     rpc_t *r = ctx;
-    list_request_t *in =
-        (void *)decode(call, &neuralhive__optimizer__v1__list_optimizations_request__descriptor, req, len);
+    list_request_t *in = (void *)grpc_pb_decode(
+        call, &neuralhive__optimizer__v1__list_optimizations_request__descriptor, req, len);
     if (!in) {
         return;
     }
@@ -477,7 +417,7 @@ static void on_statistics(void *arg, int status, const char *message, const ops_
     out.rollbacks = (int64_t)rs->rollbacks;
     out.q_table_size = (int64_t)stats->q_table_size;
     out.epsilon = stats->epsilon;
-    reply(p->call, &out.base);
+    grpc_pb_reply(p->call, &out.base);
     pending_free(p);
 }
 
@@ -485,7 +425,7 @@ static void statistics(void *ctx, grpc_call_t *call, const uint8_t *req, size_t 
 {
     rpc_t *r = ctx;
     ProtobufCMessage *in =
-        decode(call, &neuralhive__optimizer__v1__get_statistics_request__descriptor, req, len);
+        grpc_pb_decode(call, &neuralhive__optimizer__v1__get_statistics_request__descriptor, req, len);
     if (!in) {
         return;
     }
@@ -507,7 +447,7 @@ static void health_check(void *ctx, grpc_call_t *call, const uint8_t *req, size_
 {
     rpc_t *r = ctx;
     Neuralhive__Optimizer__V1__HealthCheckRequest *in =
-        (void *)decode(call, &neuralhive__optimizer__v1__health_check_request__descriptor, req, len);
+        (void *)grpc_pb_decode(call, &neuralhive__optimizer__v1__health_check_request__descriptor, req, len);
     if (!in) {
         return;
     }
@@ -536,7 +476,7 @@ static void health_check(void *ctx, grpc_call_t *call, const uint8_t *req, size_
                          : NEURALHIVE__OPTIMIZER__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     out.n_checks = r->nchecks;
     out.checks = r->nchecks ? checks : NULL;
-    reply(call, &out.base);
+    grpc_pb_reply(call, &out.base);
     protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 

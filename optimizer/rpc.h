@@ -23,16 +23,15 @@
  *                          "optimizer" or the full service name; any other
  *                          is NOT_FOUND (as in grpc.health.v1).
  *
- * Status codes:
+ * Status codes (ops outcomes through hive_status_grpc, hive_status.h):
  *   INVALID_ARGUMENT     a request that does not decode, an empty
  *                        optimization_id, a bad filter, limit or offset, or
- *                        what ops rejects (OPS_EINVALID; the message names
+ *                        what ops rejects (HIVE_EINVAL; the message names
  *                        the field)
- *   NOT_FOUND            no such optimization (OPS_ENOTFOUND)
- *   FAILED_PRECONDITION  the status does not allow it (OPS_ECONFLICT)
- *   ABORTED              a concurrent write won (STORE_ECONFLICT); retry
- *   UNAVAILABLE          MongoDB unreachable (STORE_EUNAVAILABLE) or the
- *                        Kafka record not delivered (OPS_EKAFKA); retry
+ *   NOT_FOUND            no such optimization (HIVE_ENOTFOUND)
+ *   FAILED_PRECONDITION  the status does not allow it (HIVE_ECONFLICT)
+ *   UNAVAILABLE          MongoDB unreachable (HIVE_EUNAVAILABLE) or the
+ *                        Kafka record not delivered (HIVE_EDELIVERY); retry
  *   INTERNAL             anything else
  */
 #ifndef OPTIMIZER_RPC_H

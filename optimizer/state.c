@@ -152,3 +152,71 @@ int state_priority_parse(const char *name, priority_t *out)
     }
     return -EINVAL;
 }
+
+const char *state_problem_metric(problem_kind_t problem)
+{
+    static const char *const metrics[PROBLEM_COUNT] = {
+        "latency_p95_ms", "error_rate", "slo_compliance", "availability", "consensus_accuracy", NULL,
+    };
+    return (unsigned)problem < PROBLEM_COUNT ? metrics[problem] : NULL;
+}
+
+int state_problem_higher_is_better(problem_kind_t problem)
+{
+    return problem != PROBLEM_LATENCY && problem != PROBLEM_ERROR_RATE;
+}
+
+problem_kind_t state_problem_of_metric(const char *metric)
+{
+    if (metric == NULL) {
+        return PROBLEM_OTHER;
+    }
+    if (strstr(metric, "latency")) {
+        return PROBLEM_LATENCY;
+    }
+    if (strstr(metric, "error")) {
+        return PROBLEM_ERROR_RATE;
+    }
+    if (strstr(metric, "slo")) {
+        return PROBLEM_SLO_COMPLIANCE;
+    }
+    if (strstr(metric, "availability")) {
+        return PROBLEM_AVAILABILITY;
+    }
+    if (strstr(metric, "consensus") || strstr(metric, "accuracy")) {
+        return PROBLEM_CONSENSUS_ACCURACY;
+    }
+    return PROBLEM_OTHER;
+}
+
+int state_parse_key(const char *key, state_t *out)
+{
+    /* The component cannot hold '|', so the first '|' ends it. */
+    const char *bar = key ? strchr(key, '|') : NULL;
+    if (bar == NULL || bar == key || (size_t)(bar - key) >= STATE_COMPONENT_MAX) {
+        return -EINVAL;
+    }
+    char component[STATE_COMPONENT_MAX], problem[32];
+    memcpy(component, key, (size_t)(bar - key));
+    component[bar - key] = '\0';
+    const char *rest = bar + 1;
+    const char *bar2 = strchr(rest, '|');
+    if (bar2 == NULL || (size_t)(bar2 - rest) >= sizeof(problem)) {
+        return -EINVAL;
+    }
+    memcpy(problem, rest, (size_t)(bar2 - rest));
+    problem[bar2 - rest] = '\0';
+    unsigned sev = 0, load = 0;
+    int used = 0;
+    problem_kind_t kind;
+    if (state_problem_parse(problem, &kind) != 0 ||
+        sscanf(bar2, "|sev%u|load%u%n", &sev, &load, &used) != 2 || bar2[used] != '\0') {
+        return -EINVAL;
+    }
+    state_t s;
+    if (state_make(component, kind, sev, load, &s) != 0 || strcmp(s.key, key) != 0) {
+        return -EINVAL;
+    }
+    *out = s;
+    return 0;
+}

@@ -103,4 +103,20 @@ int state_problem_parse(const char *name, problem_kind_t *out);
 /* Parses "LOW" .. "CRITICAL". Returns 0 or -EINVAL. */
 int state_priority_parse(const char *name, priority_t *out);
 
+/* The problem <-> metric mapping, written once:
+ *   LATENCY latency_p95_ms (lower is better), ERROR_RATE error_rate (lower),
+ *   SLO_COMPLIANCE slo_compliance (higher), AVAILABILITY availability (higher),
+ *   CONSENSUS_ACCURACY consensus_accuracy (higher), OTHER none (NULL). */
+const char *state_problem_metric(problem_kind_t problem);
+/* True when the problem's metric improves upwards (OTHER: its improvement does). */
+int state_problem_higher_is_better(problem_kind_t problem);
+/* The problem a metric name points at, by the words it contains ("latency",
+ * "error", "slo", "availability", "consensus" or "accuracy"); OTHER for
+ * anything else or NULL. */
+problem_kind_t state_problem_of_metric(const char *metric);
+
+/* Parses a key written by state_make ("<component>|<PROBLEM>|sev<n>|load<n>")
+ * back into the state. Returns 0, or -EINVAL (out untouched). */
+int state_parse_key(const char *key, state_t *out);
+
 #endif

@@ -72,7 +72,7 @@ static void test_thompson_posterior(void **unused)
     EXPECT_NEAR(sd, 1.0 / sqrt(300.0), 1e-15);
     assert_int_equal(n, 2);
     /* The table holds (mean reward, n) and reloads into the same posterior. */
-    EXPECT_NEAR(table_value(bandit_table(b), s.key, 21), 0.3, 1e-15);
+    EXPECT_NEAR(learn_table_value(bandit_table(b), s.key, 21), 0.3, 1e-15);
     bandit_t *r = make_bandit(BANDIT_THOMPSON, 64);
     assert_int_equal(bandit_load(r, s.key, "slo_latency_relax_10", 0.3, 2), 0);
     assert_int_equal(bandit_posterior(r, &s, 21, &mean, &sd, &n), 0);
@@ -92,12 +92,12 @@ static void test_thompson_propensities(void **unused)
     const uint16_t actions[] = {0, 21, 29};
     const double means[] = {0.1, 0.12, 0.0};
     for (int i = 0; i < 3; i++) {
-        const char *name = action_get(actions[i])->name;
+        const char *name = learn_action_get(actions[i])->name;
         assert_int_equal(bandit_load(est, s.key, name, means[i], 2), 0);
         assert_int_equal(bandit_load(run, s.key, name, means[i], 2), 0);
     }
-    rng_t rng;
-    rng_seed(&rng, 99);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 99);
     double p[3];
     assert_int_equal(bandit_probabilities(est, &s, actions, 3, &rng, p), 0);
     EXPECT_NEAR(p[0] + p[1] + p[2], 1.0, 1e-12);
@@ -109,7 +109,7 @@ static void test_thompson_propensities(void **unused)
     int count[3] = {0};
     double prop_sum[3] = {0};
     for (int i = 0; i < draws; i++) {
-        decision_t d;
+        learn_decision_t d;
         assert_int_equal(bandit_choose(run, &s, actions, 3, &rng, &d), 0);
         size_t j = index_of(actions, 3, d.action);
         count[j]++;
@@ -127,9 +127,9 @@ static void test_thompson_propensities(void **unused)
 }
 
 /* A stationary 3-action problem: rewards N(mu, 0.05^2), mu = 0.05, 0.10, 0.02. */
-static double draw_reward(rng_t *env, size_t arm, const double *mu)
+static double draw_reward(learn_rng_t *env, size_t arm, const double *mu)
 {
-    return mu[arm] + 0.05 * rng_gaussian(env);
+    return mu[arm] + 0.05 * learn_rng_gaussian(env);
 }
 
 static double late_best_share(bandit_kind_t kind, uint64_t seed, int steps)
@@ -138,12 +138,12 @@ static double late_best_share(bandit_kind_t kind, uint64_t seed, int steps)
     state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
     const uint16_t actions[] = {0, 21, 29};
     const double mu[] = {0.05, 0.10, 0.02};
-    rng_t rng, env;
-    rng_seed(&rng, seed);
-    rng_seed(&env, seed + 1000);
+    learn_rng_t rng, env;
+    learn_rng_seed(&rng, seed);
+    learn_rng_seed(&env, seed + 1000);
     int best = 0;
     for (int t = 0; t < steps; t++) {
-        decision_t d;
+        learn_decision_t d;
         assert_int_equal(bandit_choose(b, &s, actions, 3, &rng, &d), 0);
         size_t j = index_of(actions, 3, d.action);
         assert_int_equal(bandit_update(b, &s, d.action, draw_reward(&env, j, mu)), 0);
@@ -190,13 +190,13 @@ static void test_linucb_is_contextual(void **unused)
     state_t st[2] = {make_state("a", PROBLEM_LATENCY, 2, 1), make_state("b", PROBLEM_ERROR_RATE, 2, 1)};
     const uint16_t actions[] = {0, 29, 31};
     const double mu[2][3] = {{0.0, 0.10, 0.03}, {0.0, 0.02, 0.09}};
-    rng_t rng, env;
-    rng_seed(&rng, 3);
-    rng_seed(&env, 4);
+    learn_rng_t rng, env;
+    learn_rng_seed(&rng, 3);
+    learn_rng_seed(&env, 4);
     int best[2] = {0, 0};
     for (int t = 0; t < 4000; t++) {
-        int k = (int)rng_below(&env, 2);
-        decision_t d;
+        int k = (int)learn_rng_below(&env, 2);
+        learn_decision_t d;
         assert_int_equal(bandit_choose(b, &st[k], actions, 3, &rng, &d), 0);
         size_t j = index_of(actions, 3, d.action);
         assert_int_equal(bandit_update(b, &st[k], d.action, draw_reward(&env, j, mu[k])), 0);
@@ -264,13 +264,13 @@ static void test_sherman_morrison(void **unused)
     EXPECT_NEAR(bv[D - 1], 0.5, 0.0);
 
     /* Many updates over varied states: the Sherman-Morrison A^-1 equals the direct inverse. */
-    rng_t rng;
-    rng_seed(&rng, 77);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 77);
     for (int t = 0; t < 200; t++) {
-        state_t s = make_state("c", (problem_kind_t)rng_below(&rng, PROBLEM_COUNT),
-                               (unsigned)rng_below(&rng, STATE_SEVERITY_BUCKETS),
-                               (unsigned)rng_below(&rng, STATE_LOAD_BUCKETS));
-        assert_int_equal(bandit_update(b, &s, 21, rng_gaussian(&rng)), 0);
+        state_t s = make_state("c", (problem_kind_t)learn_rng_below(&rng, PROBLEM_COUNT),
+                               (unsigned)learn_rng_below(&rng, STATE_SEVERITY_BUCKETS),
+                               (unsigned)learn_rng_below(&rng, STATE_LOAD_BUCKETS));
+        assert_int_equal(bandit_update(b, &s, 21, learn_rng_gaussian(&rng)), 0);
     }
     assert_int_equal(bandit_linucb_model(b, 21, A, Ainv, bv, &n), 0);
     assert_int_equal(n, 201);
@@ -313,11 +313,11 @@ static void test_linucb_propensity(void **unused)
     bandit_t *b = make_bandit(BANDIT_LINUCB, 1);
     state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
     const uint16_t actions[] = {0, 21, 29, 31};
-    rng_t rng;
-    rng_seed(&rng, 8);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 8);
     int count[4] = {0};
     for (int i = 0; i < 8000; i++) {
-        decision_t d;
+        learn_decision_t d;
         assert_int_equal(bandit_choose(b, &s, actions, 4, &rng, &d), 0);
         EXPECT_NEAR(d.propensity, 0.25, 0.0);
         count[index_of(actions, 4, d.action)]++;
@@ -335,7 +335,7 @@ static void test_linucb_propensity(void **unused)
     assert_int_equal(bandit_probabilities(b, &s, actions, 4, NULL, p), 0);
     EXPECT_NEAR(p[0] + p[1] + p[2] + p[3], 1.0, 0.0);
     EXPECT_NEAR(p[2], 1.0, 0.0);
-    decision_t d;
+    learn_decision_t d;
     assert_int_equal(bandit_choose(b, &s, actions, 4, &rng, &d), 0);
     assert_int_equal(d.action, 29);
     EXPECT_NEAR(d.propensity, 1.0, 0.0);
@@ -365,14 +365,14 @@ static void test_ips_snips(void **unused)
 {
     (void)unused;
     state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
-    ope_record_t log[4] = {
+    learn_ope_record_t log[4] = {
         {.state = s, .action = 1, .propensity = 0.5, .reward = 1.0},  /* w = 1.6 */
         {.state = s, .action = 2, .propensity = 0.25, .reward = 0.5}, /* w = 0.4 */
         {.state = s, .action = 1, .propensity = 0.8, .reward = 0.2},  /* w = 1.0 */
         {.state = s, .action = 0, .propensity = 0.5, .reward = -0.4}, /* w = 0.2 */
     };
-    ope_result_t r;
-    assert_int_equal(ope_evaluate(log, 4, fixed_target, NULL, &r), 0);
+    learn_ope_result_t r;
+    assert_int_equal(learn_ope_evaluate(log, 4, fixed_target, NULL, &r), 0);
     /* sum w r = 1.6 + 0.2 + 0.2 - 0.08 = 1.92; sum w = 3.2; sum w^2 = 3.76. */
     assert_int_equal(r.n, 4);
     EXPECT_NEAR(r.ips, 0.48, 1e-15);
@@ -380,16 +380,16 @@ static void test_ips_snips(void **unused)
     EXPECT_NEAR(r.ess, 3.2 * 3.2 / 3.76, 1e-12);
     EXPECT_NEAR(r.max_weight, 1.6, 1e-15);
 
-    assert_int_equal(ope_evaluate(log, 4, null_target, NULL, &r), 0);
+    assert_int_equal(learn_ope_evaluate(log, 4, null_target, NULL, &r), 0);
     EXPECT_NEAR(r.ips, 0.0, 0.0);
     EXPECT_NEAR(r.snips, 0.0, 0.0);
     EXPECT_NEAR(r.ess, 0.0, 0.0);
 
     log[2].propensity = 0.0;
-    assert_int_equal(ope_evaluate(log, 4, fixed_target, NULL, &r), -EINVAL);
+    assert_int_equal(learn_ope_evaluate(log, 4, fixed_target, NULL, &r), -EINVAL);
     log[2].propensity = 1.2;
-    assert_int_equal(ope_evaluate(log, 4, fixed_target, NULL, &r), -EINVAL);
-    assert_int_equal(ope_evaluate(log, 0, fixed_target, NULL, &r), -EINVAL);
+    assert_int_equal(learn_ope_evaluate(log, 4, fixed_target, NULL, &r), -EINVAL);
+    assert_int_equal(learn_ope_evaluate(log, 0, fixed_target, NULL, &r), -EINVAL);
 }
 
 /* IPS on a log of a uniform random policy recovers a greedy policy's value. */
@@ -404,19 +404,19 @@ static void test_ips_is_unbiased(void **unused)
 {
     (void)unused;
     enum { N = 30000 };
-    static ope_record_t log[N];
+    static learn_ope_record_t log[N];
     state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
     const uint16_t actions[] = {0, 21, 29};
     const double mu[] = {0.0, 0.04, 0.09};
-    rng_t rng;
-    rng_seed(&rng, 12);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 12);
     for (int i = 0; i < N; i++) {
-        size_t j = (size_t)rng_below(&rng, 3);
-        log[i] = (ope_record_t){
+        size_t j = (size_t)learn_rng_below(&rng, 3);
+        log[i] = (learn_ope_record_t){
             .state = s, .action = actions[j], .propensity = 1.0 / 3.0, .reward = draw_reward(&rng, j, mu)};
     }
-    ope_result_t r;
-    assert_int_equal(ope_evaluate(log, N, greedy_target, NULL, &r), 0);
+    learn_ope_result_t r;
+    assert_int_equal(learn_ope_evaluate(log, N, greedy_target, NULL, &r), 0);
     EXPECT_NEAR(r.ips, 0.09, 0.01);
     EXPECT_NEAR(r.snips, 0.09, 0.005);
     EXPECT_NEAR(r.ess, N / 3.0, N * 0.02);
@@ -428,37 +428,37 @@ static void test_policy_bandits(void **unused)
     (void)unused;
     const char *names[] = {"thompson", "linucb"};
     for (int k = 0; k < 2; k++) {
-        policy_kind_t kind;
-        assert_int_equal(policy_kind_parse(names[k], &kind), 0);
-        policy_config_t cfg;
-        policy_config_default(&cfg, kind);
-        policy_t *p = policy_create(&cfg);
+        learn_policy_kind_t kind;
+        assert_int_equal(learn_policy_kind_parse(names[k], &kind), 0);
+        learn_policy_config_t cfg;
+        learn_policy_config_default(&cfg, kind);
+        learn_policy_t *p = learn_policy_create(&cfg);
         assert_non_null(p);
-        assert_null(policy_qlearn(p));
-        assert_non_null(policy_bandit(p));
+        assert_null(learn_policy_qlearn(p));
+        assert_non_null(learn_policy_bandit(p));
         state_t s = make_state("consensus-engine", PROBLEM_CONSENSUS_ACCURACY, 2, 0);
         uint16_t ids[ACTION_COUNT];
-        size_t n = policy_actions(p, &s, ids);
-        rng_t rng;
-        rng_seed(&rng, 21);
-        decision_t d;
-        assert_int_equal(policy_choose(p, &s, &rng, &d), 0);
+        size_t n = learn_policy_actions(p, &s, ids);
+        learn_rng_t rng;
+        learn_rng_seed(&rng, 21);
+        learn_decision_t d;
+        assert_int_equal(learn_policy_choose(p, &s, &rng, &d), 0);
         assert_int_equal(d.n_actions, n);
         EXPECT_NEAR(d.epsilon, 0.0, 0.0);
         if (!(d.propensity > 0.0 && d.propensity <= 1.0)) {
             fail_msg("%s: expected a propensity in (0, 1], got %g", names[k], d.propensity);
         }
-        EXPECT_NEAR(d.expected_improvement, action_get(d.action)->expected_improvement, 0.0);
-        double r = policy_reward(p, d.action, 0.2);
-        assert_int_equal(policy_update(p, &s, d.action, r), 0);
-        assert_int_equal(policy_choose(p, &s, &rng, &d), 0);
+        EXPECT_NEAR(d.expected_improvement, learn_action_get(d.action)->expected_improvement, 0.0);
+        double r = learn_policy_reward(p, d.action, 0.2);
+        assert_int_equal(learn_policy_update(p, &s, d.action, r), 0);
+        assert_int_equal(learn_policy_choose(p, &s, &rng, &d), 0);
         double probs[ACTION_COUNT], sum = 0.0;
-        assert_int_equal(policy_probabilities(p, &s, &rng, probs), 0);
+        assert_int_equal(learn_policy_probabilities(p, &s, &rng, probs), 0);
         for (size_t a = 0; a < ACTION_COUNT; a++) {
             sum += probs[a];
         }
         EXPECT_NEAR(sum, 1.0, 1e-12);
-        policy_destroy(p);
+        learn_policy_destroy(p);
     }
     bandit_config_t bad;
     bandit_config_default(&bad);

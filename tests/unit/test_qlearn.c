@@ -52,8 +52,8 @@ static void test_seed_defaults(void **unused)
     EXPECT_NEAR(cfg.discount_factor, 0.95, 0.0);
     EXPECT_NEAR(cfg.epsilon_start, 0.3, 0.0);
     EXPECT_NEAR(cfg.epsilon_min, 0.01, 0.0);
-    reward_config_t r;
-    reward_config_default(&r);
+    learn_reward_config_t r;
+    learn_reward_config_default(&r);
     EXPECT_NEAR(r.min_improvement, 0.05, 0.0);
     assert_null(qlearn_config_check(&cfg));
 
@@ -135,11 +135,11 @@ static void test_epsilon_decay_and_floor(void **unused)
     qlearn_t *q = make_learner(0.3, 0.01, 0.5);
     state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
     const uint16_t actions[] = {0, 21, 29};
-    rng_t rng;
-    rng_seed(&rng, 7);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 7);
     const double expected[] = {0.3, 0.15, 0.075, 0.0375, 0.01875, 0.01, 0.01, 0.01};
     for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {
-        decision_t d;
+        learn_decision_t d;
         assert_int_equal(qlearn_choose(q, &s, actions, 3, &rng, &d), 0);
         EXPECT_NEAR(d.epsilon, expected[i], 1e-15);
     }
@@ -154,7 +154,7 @@ static void test_epsilon_decay_and_floor(void **unused)
     /* The default schedule: 0.3 * 0.999^k, floored at 0.01. */
     q = make_learner(0.3, 0.01, 0.999);
     for (int k = 0; k < 5000; k++) {
-        decision_t d;
+        learn_decision_t d;
         assert_int_equal(qlearn_choose(q, &s, actions, 3, &rng, &d), 0);
         if (k == 1000) {
             EXPECT_NEAR(d.epsilon, 0.3 * pow(0.999, 1000), 1e-12);
@@ -174,10 +174,10 @@ static void test_greedy_picks_argmax(void **unused)
     assert_int_equal(qlearn_load(q, s.key, "heuristic_retry_budget_down", 0.3, 5), 0);
     assert_int_equal(qlearn_load(q, s.key, "noop", -0.05, 5), 0);
     const uint16_t actions[] = {0, 21, 32, 29};
-    rng_t rng;
-    rng_seed(&rng, 11);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 11);
     for (int i = 0; i < 200; i++) {
-        decision_t d;
+        learn_decision_t d;
         assert_int_equal(qlearn_choose(q, &s, actions, 4, &rng, &d), 0);
         assert_string_equal(d.action_name, "heuristic_retry_budget_down");
         EXPECT_NEAR(d.propensity, 1.0, 0.0);
@@ -207,12 +207,12 @@ static void test_propensities_match_frequencies(void **unused)
     EXPECT_NEAR(p[3], 0.075, 1e-15);
     EXPECT_NEAR(p[0] + p[1] + p[2] + p[3], 1.0, 1e-15);
 
-    rng_t rng;
-    rng_seed(&rng, 2024);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 2024);
     const int draws = 100000;
     int count[4] = {0};
     for (int i = 0; i < draws; i++) {
-        decision_t d;
+        learn_decision_t d;
         assert_int_equal(qlearn_choose(q, &s, actions, 4, &rng, &d), 0);
         size_t j = 0;
         while (actions[j] != d.action) {
@@ -232,19 +232,19 @@ static void test_reward_formula(void **unused)
 {
     (void)unused;
     /* Defaults: penalty 0.2, threshold 0.05. */
-    EXPECT_NEAR(reward_compute(NULL, 0.10, 0.3), 0.10 - 0.3 * 0.2, 1e-15);
-    EXPECT_NEAR(reward_compute(NULL, 0.05, 0.0), 0.05, 0.0);     /* at the threshold: counts */
-    EXPECT_NEAR(reward_compute(NULL, 0.0499, 0.0), 0.0, 0.0);    /* under: no improvement */
-    EXPECT_NEAR(reward_compute(NULL, 0.0499, 0.5), -0.1, 1e-15); /* ... but the risk still costs */
-    EXPECT_NEAR(reward_compute(NULL, -0.1, 0.5), -0.2, 1e-15);   /* regressions keep their sign */
-    assert_true(reward_is_success(NULL, 0.05));
-    assert_false(reward_is_success(NULL, 0.0499));
+    EXPECT_NEAR(learn_reward_compute(NULL, 0.10, 0.3), 0.10 - 0.3 * 0.2, 1e-15);
+    EXPECT_NEAR(learn_reward_compute(NULL, 0.05, 0.0), 0.05, 0.0);     /* at the threshold: counts */
+    EXPECT_NEAR(learn_reward_compute(NULL, 0.0499, 0.0), 0.0, 0.0);    /* under: no improvement */
+    EXPECT_NEAR(learn_reward_compute(NULL, 0.0499, 0.5), -0.1, 1e-15); /* ... but the risk still costs */
+    EXPECT_NEAR(learn_reward_compute(NULL, -0.1, 0.5), -0.2, 1e-15);   /* regressions keep their sign */
+    assert_true(learn_reward_is_success(NULL, 0.05));
+    assert_false(learn_reward_is_success(NULL, 0.0499));
 
-    reward_config_t cfg = {.penalty_factor = 1.0, .min_improvement = 0.1};
-    EXPECT_NEAR(reward_compute(&cfg, 0.2, 0.15), 0.05, 1e-15);
-    EXPECT_NEAR(reward_compute(&cfg, 0.08, 0.15), -0.15, 1e-15);
+    learn_reward_config_t cfg = {.penalty_factor = 1.0, .min_improvement = 0.1};
+    EXPECT_NEAR(learn_reward_compute(&cfg, 0.2, 0.15), 0.05, 1e-15);
+    EXPECT_NEAR(learn_reward_compute(&cfg, 0.08, 0.15), -0.15, 1e-15);
     cfg.penalty_factor = -1.0;
-    assert_non_null(strstr(reward_config_check(&cfg), "penalty_factor"));
+    assert_non_null(strstr(learn_reward_config_check(&cfg), "penalty_factor"));
 }
 
 typedef struct {
@@ -265,16 +265,16 @@ static void test_table_round_trip(void **unused)
     assert_int_equal(qlearn_update(q, &a, 21, 0.1, NULL, NULL, 0, NULL), 0);
     assert_int_equal(qlearn_update(q, &a, 35, -0.2, NULL, NULL, 0, NULL), 0);
     assert_int_equal(qlearn_update(q, &b, 5, 0.05, NULL, NULL, 0, NULL), 0);
-    const table_t *t = qlearn_table(q);
-    assert_int_equal(table_state_count(t), 2);
-    assert_int_equal(table_entry_count(t), 3);
+    const learn_table_t *t = qlearn_table(q);
+    assert_int_equal(learn_table_state_count(t), 2);
+    assert_int_equal(learn_table_entry_count(t), 3);
 
     saved_t saved[8];
     size_t n = 0;
-    table_iter_t it;
-    table_entry_t e;
-    table_iter_init(&it, t);
-    while (table_iter_next(&it, &e)) {
+    learn_table_iter_t it;
+    learn_table_entry_t e;
+    learn_table_iter_init(&it, t);
+    while (learn_table_iter_next(&it, &e)) {
         assert_true(n < 8);
         snprintf(saved[n].key, sizeof(saved[n].key), "%s", e.state_key);
         snprintf(saved[n].name, sizeof(saved[n].name), "%s", e.action_name);
@@ -301,7 +301,7 @@ static void test_table_round_trip(void **unused)
         assert_int_equal(qlearn_visits(r, &a, act), qlearn_visits(q, &a, act));
         assert_int_equal(qlearn_visits(r, &b, act), qlearn_visits(q, &b, act));
     }
-    assert_int_equal(table_entry_count(qlearn_table(r)), 3);
+    assert_int_equal(learn_table_entry_count(qlearn_table(r)), 3);
 
     /* A renamed or removed action is reported, not guessed. */
     assert_int_equal(qlearn_load(r, a.key, "slo_latency_relax_15", 0.1, 1), -ENOENT);
@@ -315,22 +315,22 @@ static void test_table_round_trip(void **unused)
 static void test_table_grows(void **unused)
 {
     (void)unused;
-    table_t *t = table_create(-1.0);
+    learn_table_t *t = learn_table_create(-1.0);
     assert_non_null(t);
     char key[STATE_KEY_MAX];
     for (int i = 0; i < 1000; i++) {
         snprintf(key, sizeof(key), "svc%d|LATENCY|sev1|load0", i);
-        assert_int_equal(table_set(t, key, (uint16_t)(i % ACTION_COUNT), (double)i, (uint64_t)i), 0);
+        assert_int_equal(learn_table_set(t, key, (uint16_t)(i % ACTION_COUNT), (double)i, (uint64_t)i), 0);
     }
-    assert_int_equal(table_state_count(t), 1000);
+    assert_int_equal(learn_table_state_count(t), 1000);
     for (int i = 0; i < 1000; i++) {
         snprintf(key, sizeof(key), "svc%d|LATENCY|sev1|load0", i);
-        EXPECT_NEAR(table_value(t, key, (uint16_t)(i % ACTION_COUNT)), (double)i, 0.0);
-        EXPECT_NEAR(table_value(t, key, (uint16_t)((i + 1) % ACTION_COUNT)), -1.0, 0.0);
+        EXPECT_NEAR(learn_table_value(t, key, (uint16_t)(i % ACTION_COUNT)), (double)i, 0.0);
+        EXPECT_NEAR(learn_table_value(t, key, (uint16_t)((i + 1) % ACTION_COUNT)), -1.0, 0.0);
     }
-    assert_null(table_find(t, "absent"));
-    table_destroy(t);
-    table_destroy(NULL);
+    assert_null(learn_table_find(t, "absent"));
+    learn_table_destroy(t);
+    learn_table_destroy(NULL);
 }
 
 static void test_choose_rejects_bad_action_sets(void **unused)
@@ -338,9 +338,9 @@ static void test_choose_rejects_bad_action_sets(void **unused)
     (void)unused;
     qlearn_t *q = make_learner(0.3, 0.01, 0.5);
     state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
-    rng_t rng;
-    rng_seed(&rng, 1);
-    decision_t d;
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 1);
+    learn_decision_t d;
     const uint16_t dup[] = {21, 21};
     const uint16_t bad[] = {ACTION_COUNT};
     assert_int_equal(qlearn_choose(q, &s, dup, 2, &rng, &d), -EINVAL);
@@ -355,66 +355,67 @@ static void test_choose_rejects_bad_action_sets(void **unused)
 static void test_policy_qlearning(void **unused)
 {
     (void)unused;
-    policy_kind_t kind;
-    assert_int_equal(policy_kind_parse("qlearning", &kind), 0);
+    learn_policy_kind_t kind;
+    assert_int_equal(learn_policy_kind_parse("qlearning", &kind), 0);
     assert_int_equal(kind, POLICY_QLEARNING);
-    assert_int_equal(policy_kind_parse("thompson", &kind), 0);
+    assert_int_equal(learn_policy_kind_parse("thompson", &kind), 0);
     assert_int_equal(kind, POLICY_THOMPSON);
-    assert_int_equal(policy_kind_parse("linucb", &kind), 0);
+    assert_int_equal(learn_policy_kind_parse("linucb", &kind), 0);
     assert_int_equal(kind, POLICY_LINUCB);
-    assert_int_equal(policy_kind_parse("sarsa", &kind), -EINVAL);
-    assert_string_equal(policy_kind_name(POLICY_LINUCB), "linucb");
+    assert_int_equal(learn_policy_kind_parse("sarsa", &kind), -EINVAL);
+    assert_string_equal(learn_policy_kind_name(POLICY_LINUCB), "linucb");
 
-    policy_config_t cfg;
-    policy_config_default(&cfg, POLICY_QLEARNING);
+    learn_policy_config_t cfg;
+    learn_policy_config_default(&cfg, POLICY_QLEARNING);
     cfg.qlearn.learning_rate = 0.5;
-    policy_t *p = policy_create(&cfg);
+    learn_policy_t *p = learn_policy_create(&cfg);
     assert_non_null(p);
-    assert_non_null(policy_qlearn(p));
-    assert_null(policy_bandit(p));
+    assert_non_null(learn_policy_qlearn(p));
+    assert_null(learn_policy_bandit(p));
 
     state_t s = make_state("orchestrator", PROBLEM_LATENCY, 2, 1);
     uint16_t ids[ACTION_COUNT];
-    size_t n = policy_actions(p, &s, ids);
-    rng_t rng;
-    rng_seed(&rng, 5);
-    decision_t d;
-    assert_int_equal(policy_choose(p, &s, &rng, &d), 0);
+    size_t n = learn_policy_actions(p, &s, ids);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 5);
+    learn_decision_t d;
+    assert_int_equal(learn_policy_choose(p, &s, &rng, &d), 0);
     assert_int_equal(d.n_actions, n);
     EXPECT_NEAR(d.epsilon, 0.3, 0.0);
     /* Nothing learned yet: all tied, propensity 1/n, the prior as expected improvement. */
     EXPECT_NEAR(d.propensity, 1.0 / (double)n, 1e-15);
-    EXPECT_NEAR(d.expected_improvement, action_get(d.action)->expected_improvement, 0.0);
-    EXPECT_NEAR(d.risk, action_get(d.action)->risk, 0.0);
+    EXPECT_NEAR(d.expected_improvement, learn_action_get(d.action)->expected_improvement, 0.0);
+    EXPECT_NEAR(d.risk, learn_action_get(d.action)->risk, 0.0);
     EXPECT_NEAR(d.confidence, 0.0, 0.0);
 
     /* A measured 12% improvement of slo_latency_relax_10 (risk 0.2):
      * reward 0.12 - 0.2 * 0.2 = 0.08; Q = 0.5 * 0.08 = 0.04. */
     uint16_t relax;
-    assert_int_equal(action_find("slo_latency_relax_10", &relax), 0);
-    double r = policy_reward(p, relax, 0.12);
+    assert_int_equal(learn_action_find("slo_latency_relax_10", &relax), 0);
+    double r = learn_policy_reward(p, relax, 0.12);
     EXPECT_NEAR(r, 0.08, 1e-15);
-    assert_int_equal(policy_update(p, &s, relax, r), 0);
-    EXPECT_NEAR(qlearn_q(policy_qlearn(p), &s, relax), 0.04, 1e-15);
+    assert_int_equal(learn_policy_update(p, &s, relax, r), 0);
+    EXPECT_NEAR(qlearn_q(learn_policy_qlearn(p), &s, relax), 0.04, 1e-15);
 
     double probs[ACTION_COUNT];
-    assert_int_equal(policy_probabilities(p, &s, &rng, probs), 0);
+    assert_int_equal(learn_policy_probabilities(p, &s, &rng, probs), 0);
     double sum = 0.0;
     for (size_t a = 0; a < ACTION_COUNT; a++) {
         sum += probs[a];
     }
     EXPECT_NEAR(sum, 1.0, 1e-12);
     uint16_t weight;
-    assert_int_equal(action_find("weight_safety_up_5", &weight), 0);
+    assert_int_equal(learn_action_find("weight_safety_up_5", &weight), 0);
     EXPECT_NEAR(probs[weight], 0.0, 0.0); /* not applicable to a latency problem */
-    EXPECT_NEAR(probs[relax], (1.0 - qlearn_epsilon(policy_qlearn(p))) + qlearn_epsilon(policy_qlearn(p)) / n,
+    EXPECT_NEAR(probs[relax],
+                (1.0 - qlearn_epsilon(learn_policy_qlearn(p))) + qlearn_epsilon(learn_policy_qlearn(p)) / n,
                 1e-12);
 
     /* Once observed, expected improvement = Q + risk * penalty = 0.04 + 0.04. */
-    qlearn_set_epsilon(policy_qlearn(p), 0.01);
+    qlearn_set_epsilon(learn_policy_qlearn(p), 0.01);
     int seen = 0;
     for (int i = 0; i < 50 && !seen; i++) {
-        assert_int_equal(policy_choose(p, &s, &rng, &d), 0);
+        assert_int_equal(learn_policy_choose(p, &s, &rng, &d), 0);
         if (d.action == relax) {
             seen = 1;
             EXPECT_NEAR(d.expected_improvement, 0.08, 1e-15);
@@ -424,10 +425,10 @@ static void test_policy_qlearning(void **unused)
     assert_true(seen);
 
     cfg.max_weight_adjustment = 0.5;
-    assert_non_null(strstr(policy_config_check(&cfg), "max_weight_adjustment"));
-    assert_null(policy_create(&cfg));
-    policy_destroy(p);
-    policy_destroy(NULL);
+    assert_non_null(strstr(learn_policy_config_check(&cfg), "max_weight_adjustment"));
+    assert_null(learn_policy_create(&cfg));
+    learn_policy_destroy(p);
+    learn_policy_destroy(NULL);
 }
 
 int main(void)

@@ -182,7 +182,7 @@ static void test_catalogue_is_consistent(void **unused)
     (void)unused;
     unsigned per_type[5] = {0};
     for (uint16_t i = 0; i < ACTION_COUNT; i++) {
-        const action_t *a = action_get(i);
+        const learn_action_t *a = learn_action_get(i);
         assert_non_null(a);
         assert_int_equal(a->id, i);
         for (const char *c = a->name; *c; c++) {
@@ -191,7 +191,7 @@ static void test_catalogue_is_consistent(void **unused)
             }
         }
         uint16_t id = ACTION_COUNT;
-        assert_int_equal(action_find(a->name, &id), 0);
+        assert_int_equal(learn_action_find(a->name, &id), 0);
         assert_int_equal(id, i);
         if (!(a->risk >= 0.0 && a->risk <= 1.0)) {
             fail_msg("%s: expected risk in [0, 1], got %g", a->name, a->risk);
@@ -205,29 +205,29 @@ static void test_catalogue_is_consistent(void **unused)
         }
         per_type[a->type]++;
     }
-    assert_null(action_get(ACTION_COUNT));
-    assert_int_equal(action_get(ACTION_NOOP_ID)->type, ACTION_NO_OP);
+    assert_null(learn_action_get(ACTION_COUNT));
+    assert_int_equal(learn_action_get(ACTION_NOOP_ID)->type, ACTION_NO_OP);
     assert_int_equal(per_type[ACTION_NO_OP], 1);
     assert_int_equal(per_type[ACTION_WEIGHT_RECALIBRATION], 20);
     assert_true(per_type[ACTION_SLO_ADJUSTMENT] > 0);
     assert_true(per_type[ACTION_HEURISTIC_UPDATE] > 0);
     assert_true(per_type[ACTION_POLICY_CHANGE] > 0);
     uint16_t id;
-    assert_int_equal(action_find("weight_safety_sideways", &id), -ENOENT);
+    assert_int_equal(learn_action_find("weight_safety_sideways", &id), -ENOENT);
     /* Lowering the safety weight is riskier than raising it. */
     uint16_t up, down;
-    assert_int_equal(action_find("weight_safety_up_10", &up), 0);
-    assert_int_equal(action_find("weight_safety_down_10", &down), 0);
-    if (!(action_get(down)->risk > 0.5 && action_get(up)->risk < action_get(down)->risk)) {
-        fail_msg("expected safety down (%g) > 0.5 and > safety up (%g)", action_get(down)->risk,
-                 action_get(up)->risk);
+    assert_int_equal(learn_action_find("weight_safety_up_10", &up), 0);
+    assert_int_equal(learn_action_find("weight_safety_down_10", &down), 0);
+    if (!(learn_action_get(down)->risk > 0.5 && learn_action_get(up)->risk < learn_action_get(down)->risk)) {
+        fail_msg("expected safety down (%g) > 0.5 and > safety up (%g)", learn_action_get(down)->risk,
+                 learn_action_get(up)->risk);
     }
 }
 
 static int contains(const uint16_t *ids, size_t n, const char *name)
 {
     uint16_t id;
-    if (action_find(name, &id) < 0) {
+    if (learn_action_find(name, &id) < 0) {
         fail_msg("no action named %s", name);
     }
     for (size_t i = 0; i < n; i++) {
@@ -242,7 +242,7 @@ static size_t count_type(const uint16_t *ids, size_t n, action_type_t type)
 {
     size_t c = 0;
     for (size_t i = 0; i < n; i++) {
-        c += action_get(ids[i])->type == type;
+        c += learn_action_get(ids[i])->type == type;
     }
     return c;
 }
@@ -255,7 +255,7 @@ static void test_applicable_actions(void **unused)
     size_t n;
 
     assert_int_equal(state_make("orchestrator", PROBLEM_LATENCY, 1, 0, &s), 0);
-    n = action_applicable(&s, 0.2, ids, ACTION_COUNT);
+    n = learn_action_applicable(&s, 0.2, ids, ACTION_COUNT);
     assert_int_equal(ids[0], ACTION_NOOP_ID);
     assert_int_equal(count_type(ids, n, ACTION_WEIGHT_RECALIBRATION), 0);
     assert_true(contains(ids, n, "slo_latency_relax_10"));
@@ -265,25 +265,25 @@ static void test_applicable_actions(void **unused)
     assert_true(contains(ids, n, "policy_load_shedding_off"));
 
     assert_int_equal(state_make("orchestrator", PROBLEM_LATENCY, 1, 2, &s), 0);
-    n = action_applicable(&s, 0.2, ids, ACTION_COUNT);
+    n = learn_action_applicable(&s, 0.2, ids, ACTION_COUNT);
     assert_true(contains(ids, n, "policy_load_shedding_on"));
     assert_false(contains(ids, n, "policy_load_shedding_off")); /* load2 */
 
     assert_int_equal(state_make("consensus-engine", PROBLEM_CONSENSUS_ACCURACY, 1, 0, &s), 0);
-    n = action_applicable(&s, 0.2, ids, ACTION_COUNT);
+    n = learn_action_applicable(&s, 0.2, ids, ACTION_COUNT);
     assert_int_equal(count_type(ids, n, ACTION_SLO_ADJUSTMENT), 0);
     assert_int_equal(count_type(ids, n, ACTION_WEIGHT_RECALIBRATION), 18); /* safety down needs sev2 */
     assert_false(contains(ids, n, "weight_safety_down_5"));
     assert_int_equal(state_make("consensus-engine", PROBLEM_CONSENSUS_ACCURACY, 2, 0, &s), 0);
-    n = action_applicable(&s, 0.2, ids, ACTION_COUNT);
+    n = learn_action_applicable(&s, 0.2, ids, ACTION_COUNT);
     assert_int_equal(count_type(ids, n, ACTION_WEIGHT_RECALIBRATION), 20);
     /* A smaller MAX_WEIGHT_ADJUSTMENT leaves the 0.10 moves out. */
-    n = action_applicable(&s, 0.05, ids, ACTION_COUNT);
+    n = learn_action_applicable(&s, 0.05, ids, ACTION_COUNT);
     assert_int_equal(count_type(ids, n, ACTION_WEIGHT_RECALIBRATION), 10);
     assert_false(contains(ids, n, "weight_technical_up_10"));
 
     assert_int_equal(state_make("analyst", PROBLEM_OTHER, 3, 2, &s), 0);
-    n = action_applicable(&s, 0.2, ids, ACTION_COUNT);
+    n = learn_action_applicable(&s, 0.2, ids, ACTION_COUNT);
     assert_int_equal(
         count_type(ids, n, ACTION_SLO_ADJUSTMENT) + count_type(ids, n, ACTION_WEIGHT_RECALIBRATION), 0);
     assert_int_equal(count_type(ids, n, ACTION_HEURISTIC_UPDATE), n - 1);
@@ -291,12 +291,12 @@ static void test_applicable_actions(void **unused)
     /* Every problem has NO_OP plus at least one real action; a small cap truncates. */
     for (int k = 0; k < PROBLEM_COUNT; k++) {
         assert_int_equal(state_make("c", (problem_kind_t)k, 0, 0, &s), 0);
-        n = action_applicable(&s, 0.2, ids, ACTION_COUNT);
+        n = learn_action_applicable(&s, 0.2, ids, ACTION_COUNT);
         if (n < 2) {
             fail_msg("%s: expected NO_OP and at least one action, got %zu", s.key, n);
         }
     }
-    assert_int_equal(action_applicable(&s, 0.2, ids, 1), 1);
+    assert_int_equal(learn_action_applicable(&s, 0.2, ids, 1), 1);
 }
 
 int main(void)

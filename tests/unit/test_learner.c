@@ -1,0 +1,188 @@
+/* learner: what the service keeps of a policy. An entry exported by any of
+ * the three policies, written as a q_table document and read back, restores
+ * the same knowledge in a fresh policy; keys, skips and the save cadence. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "learner.h"
+
+static void make_state(state_t *s)
+{
+    assert_int_equal(state_make("orchestrator", PROBLEM_LATENCY, 2, 1, s), 0);
+}
+
+static uint16_t action_id(const char *name)
+{
+    uint16_t id;
+    assert_int_equal(learn_action_find(name, &id), 0);
+    return id;
+}
+
+static learn_policy_t *new_policy(learn_policy_kind_t kind)
+{
+    learn_policy_config_t cfg;
+    learn_policy_config_default(&cfg, kind);
+    learn_policy_t *p = learn_policy_create(&cfg);
+    assert_non_null(p);
+    return p;
+}
+
+/* Teaches `p` two rewards of `a` in `s`, then moves the entry through a
+ * q_table document into a fresh policy of the same kind, and checks it holds
+ * the same entry. */
+static void roundtrip(learn_policy_kind_t kind)
+{
+    state_t s;
+    make_state(&s);
+    uint16_t a = action_id("slo_latency_relax_10");
+    learn_policy_t *p = new_policy(kind), *fresh = new_policy(kind);
+    assert_int_equal(learn_policy_update(p, &s, a, 0.12), 0);
+    assert_int_equal(learn_policy_update(p, &s, a, 0.08), 0);
+
+    learn_policy_entry_t out, back, again;
+    assert_int_equal(learn_policy_export(p, &s, a, &out), 0);
+    bson_t *doc = learner_entry_to_bson(&out, 0.08, "exp-1");
+    assert_non_null(doc);
+    assert_int_equal(learner_entry_from_bson(doc, &back), 0);
+    bson_destroy(doc);
+    assert_string_equal(back.state_key, s.key);
+    assert_string_equal(back.action_name, "slo_latency_relax_10");
+    assert_int_equal(back.has_model, kind == POLICY_LINUCB);
+
+    /* Before the import the fresh policy knows nothing of it. */
+    assert_int_equal(learn_policy_export(fresh, &s, a, &again), 0);
+    assert_int_equal(again.visits, 0);
+    assert_int_equal(learn_policy_import(fresh, &back), 0);
+    assert_int_equal(learn_policy_export(fresh, &s, a, &again), 0);
+    assert_true(again.visits == out.visits && out.visits == 2);
+    assert_true(fabs(again.value - out.value) < 1e-12);
+    assert_true(out.value != 0.0);
+    if (kind == POLICY_LINUCB) {
+        assert_int_equal(again.n, 2);
+        assert_memory_equal(again.A, out.A, sizeof(out.A));
+        assert_memory_equal(again.b, out.b, sizeof(out.b));
+    }
+    learn_policy_destroy(p);
+    learn_policy_destroy(fresh);
+}
+
+static void test_qlearning_entry_roundtrip(void **state)
+{
+    (void)state;
+    roundtrip(POLICY_QLEARNING);
+}
+
+static void test_thompson_entry_roundtrip(void **state)
+{
+    (void)state;
+    roundtrip(POLICY_THOMPSON);
+}
+
+static void test_linucb_entry_roundtrip(void **state)
+{
+    (void)state;
+    roundtrip(POLICY_LINUCB);
+}
+
+static void test_entry_keys(void **state)
+{
+    (void)state;
+    state_t s;
+    make_state(&s);
+    uint16_t a = action_id("slo_latency_relax_10");
+    char key[256];
+    learn_policy_t *q = new_policy(POLICY_QLEARNING), *lin = new_policy(POLICY_LINUCB);
+    assert_int_equal(learn_policy_entry_key(q, &s, a, key, sizeof(key)), 0);
+    assert_string_equal(key, "orchestrator|LATENCY|sev2|load1|slo_latency_relax_10");
+    /* LinUCB's model is shared by every state. */
+    assert_int_equal(learn_policy_entry_key(lin, &s, a, key, sizeof(key)), 0);
+    assert_string_equal(key, "linucb|slo_latency_relax_10");
+    assert_int_equal(learn_policy_entry_key(q, &s, 9999, key, sizeof(key)), -EINVAL);
+    assert_int_equal(learn_policy_entry_key(q, &s, a, key, 8), -EINVAL); /* does not fit */
+    learn_policy_destroy(q);
+    learn_policy_destroy(lin);
+}
+
+static void test_documents_a_policy_cannot_take_are_refused(void **state)
+{
+    (void)state;
+    learn_policy_entry_t e;
+    /* an action gone from the catalogue */
+    bson_t *gone = BCON_NEW("state_key", BCON_UTF8("a|LATENCY|sev0|load0"), "action",
+                            BCON_UTF8("retired_action"), "value", BCON_DOUBLE(0.5), "visits", BCON_INT64(3));
+    assert_int_equal(learner_entry_from_bson(gone, &e), -1);
+    bson_destroy(gone);
+    /* no state */
+    bson_t *nostate = BCON_NEW("action", BCON_UTF8("noop"));
+    assert_int_equal(learner_entry_from_bson(nostate, &e), -1);
+    bson_destroy(nostate);
+    /* a Q-learning document has no model: LinUCB skips it */
+    bson_t *plain = BCON_NEW("state_key", BCON_UTF8("a|LATENCY|sev0|load0"), "action", BCON_UTF8("noop"),
+                             "value", BCON_DOUBLE(0.5), "visits", BCON_INT64(3));
+    assert_int_equal(learner_entry_from_bson(plain, &e), 0);
+    assert_false(e.has_model);
+    assert_true(e.value == 0.5 && e.visits == 3);
+    learn_policy_t *lin = new_policy(POLICY_LINUCB);
+    assert_int_equal(learn_policy_import(lin, &e), -EINVAL);
+    learn_policy_destroy(lin);
+    bson_destroy(plain);
+}
+
+static void test_policy_state_saved_every_32nd_decision(void **state)
+{
+    (void)state;
+    assert_false(learner_save_due(0));
+    assert_true(learner_save_due(1));
+    assert_false(learner_save_due(2));
+    assert_false(learner_save_due(32));
+    assert_true(learner_save_due(33));
+    assert_true(learner_save_due(65));
+}
+
+static void test_learner_figures_follow_the_policy(void **state)
+{
+    (void)state;
+    metrics_t *m = metrics_create();
+    learn_policy_config_t cfg;
+    learn_policy_config_default(&cfg, POLICY_QLEARNING);
+    cfg.qlearn.epsilon_start = 0.25;
+    learner_t *q = learner_create(&cfg, 7, m);
+    assert_non_null(q);
+    assert_string_equal(learner_policy_name(q), "qlearning");
+    assert_true(learner_epsilon(q) == 0.25);
+    assert_int_equal(learner_table_size(q), 0);
+    learn_policy_config_default(&cfg, POLICY_THOMPSON);
+    learner_t *t = learner_create(&cfg, 7, m);
+    assert_non_null(t);
+    assert_string_equal(learner_policy_name(t), "thompson");
+    assert_true(learner_epsilon(t) == 0.0);
+    /* The reward of seed 000: improvement - risk * penalty. */
+    uint16_t a = action_id("slo_latency_relax_10");
+    assert_true(fabs(learner_reward(t, a, 0.2) - (0.2 - learn_action_get(a)->risk * 0.2)) < 1e-12);
+    cfg.max_weight_adjustment = 5; /* out of range */
+    assert_null(learner_create(&cfg, 7, m));
+    learner_destroy(q);
+    learner_destroy(t);
+    metrics_destroy(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_qlearning_entry_roundtrip),
+        cmocka_unit_test(test_thompson_entry_roundtrip),
+        cmocka_unit_test(test_linucb_entry_roundtrip),
+        cmocka_unit_test(test_entry_keys),
+        cmocka_unit_test(test_documents_a_policy_cannot_take_are_refused),
+        cmocka_unit_test(test_policy_state_saved_every_32nd_decision),
+        cmocka_unit_test(test_learner_figures_follow_the_policy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
