@@ -61,7 +61,10 @@ static void count_open(uv_handle_t *h, void *arg)
 static void on_deadline(uv_timer_t *t)
 {
     lifecycle_t *lc = t->data;
-    const char *stage = lc->current >= 0 && lc->current < lc->nstages ? lc->stages[lc->current].name : "?";
+    /* current < 0: every stage finished, but work queued on worker threads had not. */
+    const char *stage = lc->current >= 0 && lc->current < lc->nstages ? lc->stages[lc->current].name
+                        : lc->current < 0                             ? "work on worker threads"
+                                                                      : "?";
     char pending[512] = "";
     size_t off = 0;
     for (int i = lc->current - 1; i >= 0 && off < sizeof(pending); i--) {
@@ -146,7 +149,6 @@ static void run_next(lifecycle_t *lc)
     lc->current--;
     if (lc->current < 0) {
         log_info("shutdown complete");
-        close_own_handles(lc);
         /* Stop the loop even if a library keeps an idle handle referenced
          * (h2o's context does); finalizers close those, and uv_loop_close()
          * then proves nothing is left. */
@@ -209,6 +211,14 @@ static void close_any(uv_handle_t *h, void *arg)
 int lifecycle_run(lifecycle_t *lc)
 {
     uv_run(&lc->loop, UV_RUN_DEFAULT);
+    /* Every stage is done, but a module may still have work on a worker thread
+     * (uv_queue_work) whose completion callback will run on this loop: wait for
+     * it, within the same deadline, before anything is freed. Returning now
+     * would let that thread wake a loop that no longer exists. */
+    while (lc->stopping && !lc->timed_out && lc->loop.active_reqs.count > 0) {
+        uv_run(&lc->loop, UV_RUN_ONCE);
+    }
+    close_own_handles(lc);
     int rc = lc->timed_out ? LIFECYCLE_EXIT_DEADLINE : lc->exit_code;
     if (!lc->timed_out) {
         while (lc->nfinalizers > 0) {

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -201,6 +202,40 @@ static void test_deadline_exits_with_blocked_worker(void **state)
     assert_non_null(strstr(buf, "\"requests_in_flight\":\"1\""));
 }
 
+static bool slow_work_done;
+
+static void slow_work(uv_work_t *req)
+{
+    (void)req;
+    usleep(200 * 1000);
+}
+
+static void slow_work_after(uv_work_t *req, int status)
+{
+    (void)req;
+    (void)status;
+    slow_work_done = true;
+}
+
+/* Every stage finishes while work queued by a module still runs on a worker
+ * thread: run waits for its completion callback (within the deadline) and then
+ * closes the loop cleanly. */
+static void test_run_waits_for_worker_threads(void **state)
+{
+    (void)state;
+    lifecycle_t *lc = lifecycle_create(5000);
+    static uv_work_t work;
+    slow_work_done = false;
+    assert_int_equal(uv_queue_work(lifecycle_loop(lc), &work, slow_work, slow_work_after), 0);
+    uv_timer_t fatal;
+    uv_timer_init(lifecycle_loop(lc), &fatal);
+    fatal.data = lc;
+    uv_timer_start(&fatal, on_fatal, 5, 0);
+    assert_int_equal(lifecycle_run(lc), 4);
+    assert_true(slow_work_done);
+    lifecycle_destroy(lc);
+}
+
 /* lifecycle_stop's exit code comes back from run when shutdown is clean. */
 static void test_exit_code_propagates(void **state)
 {
@@ -222,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_forgotten_handle_fails_run),
         cmocka_unit_test(test_deadline_exits_with_blocked_worker),
         cmocka_unit_test(test_exit_code_propagates),
+        cmocka_unit_test(test_run_waits_for_worker_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
