@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define MAX_STAGES 32
 
@@ -29,6 +31,7 @@ struct lifecycle_s {
     int nfinalizers;
     int current; /* index of the running stage; -1 before shutdown */
     bool stopping, timed_out;
+    bool exit_on_deadline;
     int exit_code;
 };
 
@@ -39,12 +42,48 @@ static void on_signal(uv_signal_t *h, int signum)
     lifecycle_stop(lc, 0);
 }
 
+static void count_open(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) {
+        (*(unsigned *)arg)++;
+    }
+}
+
+/* The shutdown deadline passed: a stage is still waiting, typically for work
+ * blocked on a worker thread (a MongoDB call to a frozen server, a Kafka
+ * transaction to a frozen broker). Nothing can be freed safely while that work
+ * holds pointers into the service, and closing its handles behind the owners'
+ * backs makes their own teardown close them twice (libuv aborts). So the
+ * process ends here, at once: the log line says which stage did not finish and
+ * which were never run; the exit status says the shutdown was not clean. Kafka
+ * aborts the open transaction (or the next incarnation fences it) and the
+ * consumed offsets were not committed, so nothing is lost. */
 static void on_deadline(uv_timer_t *t)
 {
     lifecycle_t *lc = t->data;
-    const char *stage = lc->current >= 0 && lc->current < lc->nstages ? lc->stages[lc->current].name : "?";
-    log_error("shutdown deadline passed", "stage", stage);
+    /* current < 0: every stage finished, but work queued on worker threads had not. */
+    const char *stage = lc->current >= 0 && lc->current < lc->nstages ? lc->stages[lc->current].name
+                        : lc->current < 0                             ? "work on worker threads"
+                                                                      : "?";
+    char pending[512] = "";
+    size_t off = 0;
+    for (int i = lc->current - 1; i >= 0 && off < sizeof(pending); i--) {
+        int n = snprintf(pending + off, sizeof(pending) - off, "%s%s", off ? "," : "", lc->stages[i].name);
+        off += n > 0 ? (size_t)n : 0;
+    }
+    unsigned open = 0;
+    uv_walk(&lc->loop, count_open, &open);
+    char deadline[24], handles[24], work[24];
+    snprintf(deadline, sizeof(deadline), "%u", lc->deadline_ms);
+    snprintf(handles, sizeof(handles), "%u", open);
+    snprintf(work, sizeof(work), "%u", lc->loop.active_reqs.count);
+    log_error("shutdown deadline passed; exiting without finishing", "stage", stage, "stages_not_run",
+              pending, "deadline_ms", deadline, "open_handles", handles, "requests_in_flight", work);
     lc->timed_out = true;
+    if (lc->exit_on_deadline) {
+        fflush(NULL);
+        _exit(LIFECYCLE_EXIT_DEADLINE);
+    }
     uv_stop(&lc->loop);
 }
 
@@ -60,6 +99,7 @@ lifecycle_t *lifecycle_create(unsigned deadline_ms)
     }
     lc->deadline_ms = deadline_ms ? deadline_ms : 10000;
     lc->current = -1;
+    lc->exit_on_deadline = true;
     uv_signal_init(&lc->loop, &lc->sigterm);
     uv_signal_init(&lc->loop, &lc->sigint);
     uv_timer_init(&lc->loop, &lc->deadline);
@@ -109,7 +149,6 @@ static void run_next(lifecycle_t *lc)
     lc->current--;
     if (lc->current < 0) {
         log_info("shutdown complete");
-        close_own_handles(lc);
         /* Stop the loop even if a library keeps an idle handle referenced
          * (h2o's context does); finalizers close those, and uv_loop_close()
          * then proves nothing is left. */
@@ -145,6 +184,11 @@ void lifecycle_stop(lifecycle_t *lc, int exit_code)
     run_next(lc);
 }
 
+void lifecycle_set_exit_on_deadline(lifecycle_t *lc, bool exit_on_deadline)
+{
+    lc->exit_on_deadline = exit_on_deadline;
+}
+
 bool lifecycle_stopping(const lifecycle_t *lc)
 {
     return lc->stopping;
@@ -167,7 +211,15 @@ static void close_any(uv_handle_t *h, void *arg)
 int lifecycle_run(lifecycle_t *lc)
 {
     uv_run(&lc->loop, UV_RUN_DEFAULT);
-    int rc = lc->timed_out ? 1 : lc->exit_code;
+    /* Every stage is done, but a module may still have work on a worker thread
+     * (uv_queue_work) whose completion callback will run on this loop: wait for
+     * it, within the same deadline, before anything is freed. Returning now
+     * would let that thread wake a loop that no longer exists. */
+    while (lc->stopping && !lc->timed_out && lc->loop.active_reqs.count > 0) {
+        uv_run(&lc->loop, UV_RUN_ONCE);
+    }
+    close_own_handles(lc);
+    int rc = lc->timed_out ? LIFECYCLE_EXIT_DEADLINE : lc->exit_code;
     if (!lc->timed_out) {
         while (lc->nfinalizers > 0) {
             finalizer_t *f = &lc->finalizers[--lc->nfinalizers];
@@ -180,7 +232,7 @@ int lifecycle_run(lifecycle_t *lc)
     }
     if (uv_loop_close(&lc->loop) != 0) {
         uv_walk(&lc->loop, report_handle, NULL);
-        rc = 1;
+        rc = lc->timed_out ? rc : 1;
         /* Close what is left so the loop can be freed; this path already failed. */
         uv_walk(&lc->loop, close_any, NULL);
         uv_run(&lc->loop, UV_RUN_NOWAIT);

@@ -5,7 +5,10 @@
  * lifecycle_stop()) the stages run one after the other in REVERSE order. A stage
  * may finish asynchronously (drain in-flight work, flush, close its handles) and
  * calls lifecycle_stage_done() when it has. If the whole shutdown takes longer
- * than the deadline, the loop is stopped and lifecycle_run() reports failure.
+ * than the deadline, the process exits at once with LIFECYCLE_EXIT_DEADLINE and
+ * a log line naming the stage that did not finish: work may still be blocked on
+ * a worker thread, holding pointers into the service, so no destructor can run
+ * safely (see lifecycle_set_exit_on_deadline()).
  * After the last stage the loop is stopped, the finalizers run, and the loop
  * must then hold no handle: uv_loop_close() == 0.
  */
@@ -16,6 +19,10 @@
 #include <uv.h>
 
 typedef struct lifecycle_s lifecycle_t;
+
+/* The exit status of a shutdown that passed its deadline (sysexits' EX_TEMPFAIL:
+ * the shutdown did not finish; a restart recovers). */
+#define LIFECYCLE_EXIT_DEADLINE 75
 
 /* A shutdown stage. Runs on the loop thread; must eventually call
  * lifecycle_stage_done(lc) exactly once (it may do so before returning). */
@@ -48,12 +55,20 @@ void lifecycle_stage_done(lifecycle_t *lc);
  * fatal error caused it). Calling it again only raises the exit code. */
 void lifecycle_stop(lifecycle_t *lc, int exit_code);
 
+/* By default (true) a shutdown that passes its deadline logs the stage that did
+ * not finish and ends the process with _exit(LIFECYCLE_EXIT_DEADLINE), running
+ * no destructor and no atexit handler. With false, the loop is stopped instead
+ * and lifecycle_run() returns LIFECYCLE_EXIT_DEADLINE, leaving every handle as
+ * it is: for tests whose stages own nothing that a worker thread still uses. */
+void lifecycle_set_exit_on_deadline(lifecycle_t *lc, bool exit_on_deadline);
+
 /* True once shutdown has begun: intake should stop. */
 bool lifecycle_stopping(const lifecycle_t *lc);
 
 /* Runs the loop until shutdown completes. Returns the exit code given to
- * lifecycle_stop() (0 after a signal), or 1 when the deadline passed or the
- * loop still held handles (they are logged). */
+ * lifecycle_stop() (0 after a signal), 1 when the loop still held handles
+ * (they are logged), or LIFECYCLE_EXIT_DEADLINE when the deadline passed (only
+ * with lifecycle_set_exit_on_deadline(lc, false); otherwise it does not return). */
 int lifecycle_run(lifecycle_t *lc);
 
 /* Frees the lifecycle. The loop is closed by lifecycle_run(). Accepts NULL. */

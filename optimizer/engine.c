@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include "avro_validate.h"
 #include "hive_err.h"
 #include "hypothesis.h"
 #include "log.h"
@@ -142,7 +143,7 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
                                   size_t rl)
 {
     avro_value_t v;
-    if (avro_codec_decode(e->conf.codec, msg->payload, msg->len, "Insight", &v, reason, rl) != 0) {
+    if (avro_validate_decode(e->conf.codec, msg->payload, msg->len, "Insight", &v, reason, rl) != 0) {
         return KAFKA_BAD_INPUT;
     }
     engine_insight_t in;
@@ -284,7 +285,8 @@ static kafka_verdict_t on_approval(engine_t *e, const rd_kafka_message_t *msg, k
                                    size_t rl)
 {
     avro_value_t v;
-    if (avro_codec_decode(e->conf.codec, msg->payload, msg->len, "ApprovalResponse", &v, reason, rl) != 0) {
+    if (avro_validate_decode(e->conf.codec, msg->payload, msg->len, "ApprovalResponse", &v, reason, rl) !=
+        0) {
         return KAFKA_BAD_INPUT;
     }
     const char *id = NULL, *decision = NULL, *why = "";
@@ -313,7 +315,8 @@ static kafka_verdict_t on_result(engine_t *e, const rd_kafka_message_t *msg, kaf
                                  size_t rl)
 {
     avro_value_t v;
-    if (avro_codec_decode(e->conf.codec, msg->payload, msg->len, "ExperimentResult", &v, reason, rl) != 0) {
+    if (avro_validate_decode(e->conf.codec, msg->payload, msg->len, "ExperimentResult", &v, reason, rl) !=
+        0) {
         return KAFKA_BAD_INPUT;
     }
     const char *experiment_id = NULL, *id = NULL, *status = NULL, *decision = NULL, *why = "";
@@ -372,7 +375,8 @@ done:
 static kafka_verdict_t on_applied(engine_t *e, const rd_kafka_message_t *msg, char *reason, size_t rl)
 {
     avro_value_t v;
-    if (avro_codec_decode(e->conf.codec, msg->payload, msg->len, "OptimizationEvent", &v, reason, rl) != 0) {
+    if (avro_validate_decode(e->conf.codec, msg->payload, msg->len, "OptimizationEvent", &v, reason, rl) !=
+        0) {
         return KAFKA_BAD_INPUT;
     }
     const char *id = NULL, *type = NULL, *why = "";

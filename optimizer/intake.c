@@ -1,5 +1,6 @@
 #include "intake.h"
 
+#include "avro_validate.h"
 #include "hive_err.h"
 #include "log.h"
 #include "records.h"
@@ -119,8 +120,8 @@ kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka
     intake_t *in = ctx;
     double started = timeutil_mono_seconds();
     avro_value_t v;
-    if (avro_codec_decode(in->conf.codec, msg->payload, msg->len, "TelemetryAggregated", &v, reason,
-                          reasonlen) != 0) {
+    if (avro_validate_decode(in->conf.codec, msg->payload, msg->len, "TelemetryAggregated", &v, reason,
+                             reasonlen) != 0) {
         return KAFKA_BAD_INPUT;
     }
     telemetry_view_t t;
