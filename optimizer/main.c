@@ -390,7 +390,7 @@ int main(int argc, char **argv)
     int restored = app.learner ? learner_restore(app.learner, app.store) : -1;
     if (restored != 0) {
         log_error("cannot restore the learner from MongoDB", "error",
-                  restored < 0 && app.learner ? store_strerror(restored) : "bad policy");
+                  restored < 0 && app.learner ? hive_strerror(restored) : "bad policy");
         goto out;
     }
     app.engine = engine_create(&(engine_conf_t){

@@ -44,7 +44,7 @@ static int teardown(void **state)
     (void)state;
     int rc = store_drop_database(st);
     if (rc) {
-        fprintf(stderr, "drop database %s: %s (%s)\n", dbname, store_errname(rc), store_last_error());
+        fprintf(stderr, "drop database %s: %s (%s)\n", dbname, hive_errname(rc), store_last_error());
     }
     store_destroy(st);
     return rc ? -1 : 0;
@@ -56,7 +56,7 @@ static int teardown(void **state)
     do {                                                                                                     \
         int got_ = (call);                                                                                   \
         if (got_ != (want)) {                                                                                \
-            fail_msg("%s: expected %s, got %s (%s)", #call, store_errname(want), store_errname(got_),        \
+            fail_msg("%s: expected %s, got %s (%s)", #call, hive_errname(want), hive_errname(got_),          \
                      store_last_error());                                                                    \
         }                                                                                                    \
     } while (0)
@@ -137,9 +137,9 @@ static void test_find_one_missing(void **state)
 {
     (void)state;
     bson_t *got = NULL;
-    assert_store(store_find_one(st, "events", "no-such-id", &got), STORE_ENOTFOUND);
+    assert_store(store_find_one(st, "events", "no-such-id", &got), HIVE_ENOTFOUND);
     assert_null(got);
-    assert_store(store_find_latest(st, "weights", "no-such-key", &got, NULL), STORE_ENOTFOUND);
+    assert_store(store_find_latest(st, "weights", "no-such-key", &got, NULL), HIVE_ENOTFOUND);
 }
 
 static void test_cas_sequence(void **state)
@@ -149,13 +149,13 @@ static void test_cas_sequence(void **state)
     bson_t *doc = BCON_NEW("w", BCON_DOUBLE(0.1));
     assert_store(store_cas_revision(st, "weights", "consensus", 0, doc, &rev), 0);
     assert_int_equal(rev, 1);
-    assert_store(store_cas_revision(st, "weights", "consensus", 0, doc, &rev), STORE_ECONFLICT);
+    assert_store(store_cas_revision(st, "weights", "consensus", 0, doc, &rev), HIVE_ECONFLICT);
     assert_int_equal(rev, 1); /* untouched on failure */
     bson_t *doc2 = BCON_NEW("w", BCON_DOUBLE(0.2));
     assert_store(store_cas_revision(st, "weights", "consensus", 1, doc2, &rev), 0);
     assert_int_equal(rev, 2);
-    assert_store(store_cas_revision(st, "weights", "consensus", 1, doc, NULL), STORE_ECONFLICT); /* stale */
-    assert_store(store_cas_revision(st, "weights", "consensus", 5, doc, NULL), STORE_ECONFLICT); /* ahead */
+    assert_store(store_cas_revision(st, "weights", "consensus", 1, doc, NULL), HIVE_ECONFLICT); /* stale */
+    assert_store(store_cas_revision(st, "weights", "consensus", 5, doc, NULL), HIVE_ECONFLICT); /* ahead */
     bson_t *latest = NULL;
     int64_t latest_rev = 0;
     assert_store(store_find_latest(st, "weights", "consensus", &latest, &latest_rev), 0);
@@ -188,7 +188,7 @@ static void *race(void *arg)
 }
 
 /* Writers racing on the same expected revision: exactly one wins each round,
- * the rest get STORE_ECONFLICT, and the winner's document is the current one. */
+ * the rest get HIVE_ECONFLICT, and the winner's document is the current one. */
 static void test_cas_race_has_one_winner(void **state)
 {
     (void)state;
@@ -207,9 +207,9 @@ static void test_cas_race_has_one_winner(void **state)
             if (rs[i].rc == 0) {
                 winners++;
                 winner = i;
-            } else if (rs[i].rc != STORE_ECONFLICT) {
-                fail_msg("round %ld racer %d: expected OK or STORE_ECONFLICT, got %s", (long)round, i,
-                         store_errname(rs[i].rc));
+            } else if (rs[i].rc != HIVE_ECONFLICT) {
+                fail_msg("round %ld racer %d: expected OK or HIVE_ECONFLICT, got %s", (long)round, i,
+                         hive_errname(rs[i].rc));
             }
         }
         pthread_barrier_destroy(&barrier);
@@ -322,7 +322,7 @@ static void watch_until(store_t *s, const char *want_log, bool want_healthy, dou
     log_set_stream(c.log);
     assert_int_equal(uv_loop_init(&loop), 0);
     assert_int_equal(store_watch_start(s, &loop, 200, m), 0);
-    assert_int_equal(store_watch_start(s, &loop, 200, m), STORE_EINVALID); /* once */
+    assert_int_equal(store_watch_start(s, &loop, 200, m), HIVE_EINVAL); /* once */
     uv_timer_init(&loop, &c.poll);
     c.poll.data = &c;
     c.deadline = uv_now(&loop) + 8000;
@@ -355,7 +355,7 @@ static void test_watch_wrong_port_reports_unhealthy(void **state)
     store_t *bad =
         store_create("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500", dbname, err, sizeof(err));
     assert_non_null(bad);
-    assert_store(store_ping(bad), STORE_EUNAVAILABLE);
+    assert_store(store_ping(bad), HIVE_EUNAVAILABLE);
     watch_until(bad, "mongodb unreachable", false, 0);
     store_destroy(bad);
 }
