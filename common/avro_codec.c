@@ -3,7 +3,6 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,32 +47,6 @@ struct avro_codec_s {
     size_t nsubjects;
 };
 
-const char *avro_codec_strerror(int code)
-{
-    switch (code) {
-#define X(name, c, text)                                                                                     \
-    case c:                                                                                                  \
-        return text;
-        AVRO_CODEC_ERR_MAP(X)
-#undef X
-    }
-    return "unknown error";
-}
-
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* ------------------------------------------------------------------ caches */
 
 static const reader_t *find_reader(const avro_codec_t *c, const char *name)
@@ -115,12 +88,12 @@ avro_codec_t *avro_codec_create(registry_t *registry, char *err, size_t errlen)
 {
     avro_codec_t *c = calloc(1, sizeof(*c));
     if (!c) {
-        set_err(err, errlen, 0, "out of memory");
+        hive_err_set(err, errlen, 0, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&c->lock, NULL);
     if (!(c->readers = calloc(hive_schemas_count, sizeof(*c->readers))) || !(c->named = json_object())) {
-        set_err(err, errlen, 0, "out of memory");
+        hive_err_set(err, errlen, 0, "out of memory");
         goto fail;
     }
     c->registry = registry;
@@ -128,12 +101,12 @@ avro_codec_t *avro_codec_create(registry_t *registry, char *err, size_t errlen)
         const hive_schema_def_t *def = &hive_schemas[i];
         avro_schema_t schema = NULL;
         if (avro_schema_from_json_length(def->json, strlen(def->json), &schema)) {
-            set_err(err, errlen, 0, "schema %s (id %d) does not parse: %s", def->name, def->local_id,
-                    avro_strerror());
+            hive_err_set(err, errlen, 0, "schema %s (id %d) does not parse: %s", def->name, def->local_id,
+                         avro_strerror());
             goto fail;
         }
         if (avro_typeof(schema) != AVRO_RECORD || strcmp(avro_schema_name(schema), def->name) != 0) {
-            set_err(err, errlen, 0, "schema id %d is not the record %s", def->local_id, def->name);
+            hive_err_set(err, errlen, 0, "schema id %d is not the record %s", def->local_id, def->name);
             avro_schema_decref(schema);
             goto fail;
         }
@@ -141,7 +114,7 @@ avro_codec_t *avro_codec_create(registry_t *registry, char *err, size_t errlen)
          * registry's ids, so the local table would be wrong. */
         if (!registry && add_writer(c, def->local_id, schema)) {
             avro_schema_decref(schema);
-            set_err(err, errlen, 0, "out of memory");
+            hive_err_set(err, errlen, 0, "out of memory");
             goto fail;
         }
         if (!def->current) {
@@ -157,7 +130,7 @@ avro_codec_t *avro_codec_create(registry_t *registry, char *err, size_t errlen)
         json_t *j = json_loads(def->json, 0, NULL);
         if (!r->iface || !j) {
             json_decref(j);
-            set_err(err, errlen, 0, "schema %s: cannot build its value class", def->name);
+            hive_err_set(err, errlen, 0, "schema %s: cannot build its value class", def->name);
             goto fail;
         }
         avro_defaults_collect(c->named, j);
@@ -201,11 +174,11 @@ int avro_codec_new_value(avro_codec_t *c, const char *name, avro_value_t *out)
     const reader_t *r = c ? find_reader(c, name) : NULL;
     avro_value_t v;
     if (!r || !out || avro_generic_value_new(r->iface, &v)) {
-        return AVRO_CODEC_EINVAL;
+        return HIVE_EINVAL;
     }
     if (avro_defaults_fill(&v, c->named, NULL, 0)) {
         avro_value_decref(&v);
-        return AVRO_CODEC_EINVAL;
+        return HIVE_EINVAL;
     }
     *out = v;
     return 0;
@@ -214,7 +187,7 @@ int avro_codec_new_value(avro_codec_t *c, const char *name, avro_value_t *out)
 int avro_codec_apply_defaults(avro_codec_t *c, avro_value_t *record)
 {
     if (!c || !record || !record->iface || avro_defaults_fill(record, c->named, NULL, 0)) {
-        return AVRO_CODEC_EINVAL;
+        return HIVE_EINVAL;
     }
     return 0;
 }
@@ -224,17 +197,17 @@ int avro_codec_add_schema(avro_codec_t *c, int32_t id, const char *json, char *e
     avro_schema_t schema = NULL, have;
     int rc = 0;
     if (!c || !json) {
-        return set_err(err, errlen, AVRO_CODEC_EINVAL, "no schema");
+        return hive_err_set(err, errlen, HIVE_EINVAL, "no schema");
     }
     pthread_mutex_lock(&c->lock);
     if (avro_schema_from_json_length(json, strlen(json), &schema)) {
-        rc = set_err(err, errlen, AVRO_CODEC_EINVAL, "schema does not parse: %s", avro_strerror());
+        rc = hive_err_set(err, errlen, HIVE_EINVAL, "schema does not parse: %s", avro_strerror());
     } else if ((have = find_writer(c, id))) {
         if (!avro_schema_equal(have, schema)) {
-            rc = set_err(err, errlen, AVRO_CODEC_EINVAL, "schema id %d is taken by another schema", id);
+            rc = hive_err_set(err, errlen, HIVE_EINVAL, "schema id %d is taken by another schema", id);
         }
     } else if (add_writer(c, id, schema)) {
-        rc = set_err(err, errlen, AVRO_CODEC_EINVAL, "out of memory");
+        rc = hive_err_set(err, errlen, HIVE_ENOMEM, "out of memory");
     }
     pthread_mutex_unlock(&c->lock);
     if (schema) {
@@ -259,22 +232,21 @@ static int writer_schema(avro_codec_t *c, int32_t id, avro_schema_t *out, char *
         return 0;
     }
     if (!c->registry) {
-        return set_err(err, errlen, AVRO_CODEC_EBADMSG, "unknown schema id %d", id);
+        return hive_err_set(err, errlen, HIVE_EBADMSG, "unknown schema id %d", id);
     }
     int rc = registry_fetch(c->registry, id, &json, regerr, sizeof(regerr));
-    if (rc == REGISTRY_ENOTFOUND) {
-        return set_err(err, errlen, AVRO_CODEC_EBADMSG, "unknown schema id %d (%s)", id, regerr);
+    if (rc == HIVE_ENOTFOUND) {
+        return hive_err_set(err, errlen, HIVE_EBADMSG, "unknown schema id %d (%s)", id, regerr);
     }
     if (rc) {
-        return set_err(err, errlen, AVRO_CODEC_EUNAVAIL, "%s", regerr);
+        return hive_err_set(err, errlen, HIVE_EUNAVAILABLE, "%s", regerr);
     }
     pthread_mutex_lock(&c->lock);
     if ((*out = find_writer(c, id)) == NULL) {
         if (avro_schema_from_json_length(json, strlen(json), &schema)) {
-            rc =
-                set_err(err, errlen, AVRO_CODEC_EBADMSG, "schema id %d from the registry does not parse", id);
+            rc = hive_err_set(err, errlen, HIVE_EBADMSG, "schema id %d from the registry does not parse", id);
         } else if (add_writer(c, id, schema)) {
-            rc = set_err(err, errlen, AVRO_CODEC_EUNAVAIL, "out of memory");
+            rc = hive_err_set(err, errlen, HIVE_ENOMEM, "out of memory");
         } else {
             *out = schema;
         }
@@ -297,12 +269,12 @@ static int schema_id(avro_codec_t *c, const char *topic, const reader_t *r, int3
         return 0;
     }
     if (!topic) {
-        return set_err(err, errlen, AVRO_CODEC_EINVAL, "a topic is needed to register %s", r->name);
+        return hive_err_set(err, errlen, HIVE_EINVAL, "a topic is needed to register %s", r->name);
     }
     size_t n = strlen(topic) + sizeof("-value");
     char *subject = malloc(n);
     if (!subject) {
-        return set_err(err, errlen, AVRO_CODEC_EUNAVAIL, "out of memory");
+        return hive_err_set(err, errlen, HIVE_ENOMEM, "out of memory");
     }
     snprintf(subject, n, "%s-value", topic);
 
@@ -323,8 +295,7 @@ static int schema_id(avro_codec_t *c, const char *topic, const reader_t *r, int3
     int rc = registry_register(c->registry, subject, r->json, out, regerr, sizeof(regerr));
     if (rc) {
         free(subject);
-        return set_err(err, errlen, rc == REGISTRY_EUNAVAILABLE ? AVRO_CODEC_EUNAVAIL : AVRO_CODEC_EINVAL,
-                       "cannot register %s: %s", r->name, regerr);
+        return hive_err_set(err, errlen, rc, "cannot register %s: %s", r->name, regerr);
     }
     pthread_mutex_lock(&c->lock);
     subject_t *s = realloc(c->subjects, (c->nsubjects + 1) * sizeof(*s));
@@ -348,15 +319,15 @@ int avro_codec_encode(avro_codec_t *c, const char *topic, const avro_value_t *v,
 {
     char werr[256];
     if (!c || !v || !v->iface || !out || !out_len) {
-        return set_err(err, errlen, AVRO_CODEC_EINVAL, "invalid argument");
+        return hive_err_set(err, errlen, HIVE_EINVAL, "invalid argument");
     }
     avro_schema_t s = avro_value_get_schema(v);
     const reader_t *r = s && avro_typeof(s) == AVRO_RECORD ? find_reader(c, avro_schema_name(s)) : NULL;
     if (!r) {
-        return set_err(err, errlen, AVRO_CODEC_EINVAL, "the value is not one of the embedded records");
+        return hive_err_set(err, errlen, HIVE_EINVAL, "the value is not one of the embedded records");
     }
     if (r->schema != s && !avro_schema_equal(r->schema, s)) {
-        return set_err(err, errlen, AVRO_CODEC_EINVAL, "the value's schema is not the current %s", r->name);
+        return hive_err_set(err, errlen, HIVE_EINVAL, "the value's schema is not the current %s", r->name);
     }
     int32_t id;
     int rc = schema_id(c, topic, r, &id, err, errlen);
@@ -365,7 +336,7 @@ int avro_codec_encode(avro_codec_t *c, const char *topic, const avro_value_t *v,
     }
     avro_wire_buf_t b = {malloc(256), FRAME_HEADER, 256};
     if (!b.data) {
-        return set_err(err, errlen, AVRO_CODEC_EUNAVAIL, "out of memory");
+        return hive_err_set(err, errlen, HIVE_ENOMEM, "out of memory");
     }
     uint32_t uid = (uint32_t)id;
     b.data[0] = 0;
@@ -375,7 +346,7 @@ int avro_codec_encode(avro_codec_t *c, const char *topic, const avro_value_t *v,
     b.data[4] = (uint8_t)uid;
     if (avro_wire_write(&b, v, werr, sizeof(werr))) {
         free(b.data);
-        return set_err(err, errlen, AVRO_CODEC_EINVAL, "cannot encode %s: %s", r->name, werr);
+        return hive_err_set(err, errlen, HIVE_EINVAL, "cannot encode %s: %s", r->name, werr);
     }
     *out = b.data;
     *out_len = b.len;
@@ -393,35 +364,36 @@ int avro_codec_decode(avro_codec_t *c, const void *buf, size_t len, const char *
     int rc;
 
     if (!r || !out || (!buf && len)) {
-        return set_err(err, errlen, AVRO_CODEC_EINVAL, "unknown record type %s",
-                       expected ? expected : "(null)");
+        return hive_err_set(err, errlen, HIVE_EINVAL, "unknown record type %s",
+                            expected ? expected : "(null)");
     }
     if (len < FRAME_HEADER) {
-        return set_err(err, errlen, AVRO_CODEC_EBADMSG, "record too short: %zu bytes, the header alone is %d",
-                       len, FRAME_HEADER);
+        return hive_err_set(err, errlen, HIVE_EBADMSG, "record too short: %zu bytes, the header alone is %d",
+                            len, FRAME_HEADER);
     }
     if (p[0] != 0) {
-        return set_err(err, errlen, AVRO_CODEC_EBADMSG, "bad magic byte 0x%02x", p[0]);
+        return hive_err_set(err, errlen, HIVE_EBADMSG, "bad magic byte 0x%02x", p[0]);
     }
     int32_t id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
     if ((rc = writer_schema(c, id, &ws, err, errlen)) != 0) {
         return rc;
     }
     if (avro_typeof(ws) != AVRO_RECORD || strcmp(avro_schema_name(ws), expected) != 0) {
-        return set_err(err, errlen, AVRO_CODEC_EBADMSG, "expected %s, got %s (schema id %d)", expected,
-                       avro_typeof(ws) == AVRO_RECORD ? avro_schema_name(ws) : avro_schema_type_name(ws), id);
+        return hive_err_set(err, errlen, HIVE_EBADMSG, "expected %s, got %s (schema id %d)", expected,
+                            avro_typeof(ws) == AVRO_RECORD ? avro_schema_name(ws) : avro_schema_type_name(ws),
+                            id);
     }
     if (avro_generic_value_new(r->iface, &v)) {
-        return set_err(err, errlen, AVRO_CODEC_EUNAVAIL, "out of memory");
+        return hive_err_set(err, errlen, HIVE_ENOMEM, "out of memory");
     }
     if (avro_wire_read(p + FRAME_HEADER, len - FRAME_HEADER, ws, &v, c->named, &used, err, errlen)) {
         avro_value_decref(&v);
-        return AVRO_CODEC_EBADMSG;
+        return HIVE_EBADMSG;
     }
     if (used != len - FRAME_HEADER) {
         avro_value_decref(&v);
-        return set_err(err, errlen, AVRO_CODEC_EBADMSG, "%zu bytes of trailing garbage after the %s record",
-                       len - FRAME_HEADER - used, expected);
+        return hive_err_set(err, errlen, HIVE_EBADMSG, "%zu bytes of trailing garbage after the %s record",
+                            len - FRAME_HEADER - used, expected);
     }
     *out = v;
     return 0;
@@ -439,13 +411,13 @@ int avro_codec_hash(avro_value_t *v, const char *field, char out_hex[65])
     avro_wire_buf_t b = {NULL, 0, 0};
 
     if (!v || !out_hex || avro_get_field(v, field, &f) || avro_value_get_type(&f) != AVRO_STRING) {
-        return AVRO_CODEC_EINVAL;
+        return HIVE_EINVAL;
     }
     avro_value_get_string(&f, &s, &size);
     size_t len = size ? size - 1 : 0;
     char *saved = malloc(len + 1);
     if (!saved) {
-        return AVRO_CODEC_EINVAL;
+        return HIVE_ENOMEM;
     }
     memcpy(saved, s, len);
     saved[len] = '\0';
@@ -455,7 +427,7 @@ int avro_codec_hash(avro_value_t *v, const char *field, char out_hex[65])
     free(saved);
     if (rc || !EVP_Digest(b.data ? b.data : (uint8_t *)"", b.len, md, &mdlen, EVP_sha256(), NULL)) {
         free(b.data);
-        return AVRO_CODEC_EINVAL;
+        return HIVE_EINVAL;
     }
     free(b.data);
     for (unsigned int i = 0; i < mdlen && i < 32; i++) {

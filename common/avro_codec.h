@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "avro_fields.h"
+#include "hive_err.h"
 #include "registry.h"
 
 /* One schema embedded at build time (schemas/embed.py writes the table). */
@@ -35,19 +36,10 @@ typedef struct {
 extern const hive_schema_def_t hive_schemas[];
 extern const size_t hive_schemas_count;
 
-#define AVRO_CODEC_ERR_MAP(X)                                                                                \
-    X(EBADMSG, -1, "undecodable record")           /* the bytes are bad: send them to the DLQ */             \
-    X(EUNAVAIL, -2, "schema registry unavailable") /* transient: retry later, do not DLQ */                  \
-    X(EINVAL, -3, "invalid argument")              /* a programming error: unknown record name, bad value */
-
-typedef enum {
-#define X(name, code, text) AVRO_CODEC_##name = code,
-    AVRO_CODEC_ERR_MAP(X)
-#undef X
-} avro_codec_err_t;
-
-/* Returns the text of an AVRO_CODEC_E* code. */
-const char *avro_codec_strerror(int code);
+/* Errors are HIVE_E* codes (hive_err.h): HIVE_EBADMSG (the bytes are bad: send
+ * them to the DLQ), HIVE_EUNAVAILABLE (the schema registry could not be asked:
+ * retry later, do not DLQ), HIVE_ENOMEM, HIVE_EINVAL (a programming error:
+ * unknown record name, bad value). */
 
 typedef struct avro_codec_s avro_codec_t;
 
@@ -63,42 +55,43 @@ void avro_codec_destroy(avro_codec_t *c);
 /* Sets *out to a fresh value of the current schema of record `name`
  * ("TelemetryAggregated") with every field that has a default set to it (others are
  * zero, empty, or an unselected union). Free with avro_value_decref(out).
- * Returns 0 or AVRO_CODEC_EINVAL for an unknown name. */
+ * Returns 0 or HIVE_EINVAL for an unknown name. */
 int avro_codec_new_value(avro_codec_t *c, const char *name, avro_value_t *out);
 
 /* Sets the fields of `record` (of any embedded record type, e.g. an element just
  * appended to an array of SpecialistOpinion) to their defaults. Returns 0 or
- * AVRO_CODEC_EINVAL. */
+ * HIVE_EINVAL. */
 int avro_codec_apply_defaults(avro_codec_t *c, avro_value_t *record);
 
 /* Encodes `v` (a value from avro_codec_new_value or avro_codec_decode) for `topic`.
  * On success *out is a malloc'd buffer of *out_len bytes (free() it). With a
  * registry the schema is registered under "<topic>-value" the first time.
- * Returns 0; AVRO_CODEC_EINVAL if the value cannot be encoded (a union with no
- * branch selected, a string not UTF-8...); AVRO_CODEC_EUNAVAIL if the registry
- * could not be reached. `err` receives the reason. */
+ * Returns 0; HIVE_EINVAL if the value cannot be encoded (a union with no
+ * branch selected, a string not UTF-8...); HIVE_EUNAVAILABLE if the registry
+ * could not be reached, HIVE_EREJECTED if it refused the schema (incompatible),
+ * another registry code (registry.h), or HIVE_ENOMEM. `err` receives the reason. */
 int avro_codec_encode(avro_codec_t *c, const char *topic, const avro_value_t *v, void **out, size_t *out_len,
                       char *err, size_t errlen);
 
 /* Decodes one framed record that must be an `expected` record ("Insight"). The
  * writer schema is found by id (local table, or registry with cache) and resolved
  * to the current schema of `expected`. On success *out is a new value (free with
- * avro_value_decref). Returns 0; AVRO_CODEC_EBADMSG with a reason for a DLQ header
+ * avro_value_decref). Returns 0; HIVE_EBADMSG with a reason for a DLQ header
  * in `err` ("bad magic byte 0x7b", "unknown schema id 77", "truncated record (field
  * service)", "expected Insight, got TelemetryAggregated", "3 bytes of trailing
- * garbage"...); AVRO_CODEC_EUNAVAIL when the registry could not be asked (retry,
- * the record may be fine); AVRO_CODEC_EINVAL for an unknown `expected`. */
+ * garbage"...); HIVE_EUNAVAILABLE when the registry could not be asked (retry,
+ * the record may be fine); HIVE_EINVAL for an unknown `expected`. */
 int avro_codec_decode(avro_codec_t *c, const void *buf, size_t len, const char *expected, avro_value_t *out,
                       char *err, size_t errlen);
 
 /* Teaches the codec a writer schema under `id`, for records written with a schema
  * it does not embed (tests; tools reading old dumps). Returns 0, or
- * AVRO_CODEC_EINVAL if the JSON does not parse or the id is taken by another schema. */
+ * HIVE_EINVAL if the JSON does not parse or the id is taken by another schema. */
 int avro_codec_add_schema(avro_codec_t *c, int32_t id, const char *json, char *err, size_t errlen);
 
 /* Computes the SHA-256 (lowercase hex, NUL-terminated) of the canonical payload of
  * record `v`: its Avro binary encoding with the string field `field` set to "" (the
- * field is restored). This is OptimizationEvent.hash. Returns 0 or AVRO_CODEC_EINVAL. */
+ * field is restored). This is OptimizationEvent.hash. Returns 0 or HIVE_EINVAL. */
 int avro_codec_hash(avro_value_t *v, const char *field, char out_hex[65]);
 
 #endif

@@ -1,6 +1,9 @@
 /* hive_err: names, messages and retry class of the codes in hive_err.h. */
 #include "hive_err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 typedef struct {
     int code;
     bool transient;
@@ -39,4 +42,15 @@ bool hive_err_transient(int code)
 {
     const entry_t *e = find(code);
     return e && e->transient;
+}
+
+int hive_err_set(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

@@ -13,10 +13,11 @@
 #define HIVE_ERR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* X(name, value, transient, message) */
 #define HIVE_ERRNO_MAP(X)                                                                                    \
-    X(ENOMEM, -1, false, "out of memory")                                                                    \
+    X(ENOMEM, -1, true, "out of memory")                                                                     \
     X(EINVAL, -2, false, "invalid argument")                                                                 \
     X(ENOTFOUND, -3, false, "not found")                                                                     \
     X(ECONFLICT, -4, false, "conflict: it exists already, its revision moved or its state forbids it")       \
@@ -49,5 +50,12 @@ const char *hive_strerror(int code);
  * slow, failing or busy); false for success, for permanent failures and for
  * codes outside the table. */
 bool hive_err_transient(int code);
+
+/* Formats a message (printf-style) into `err` (`errlen` bytes, always
+ * NUL-terminated; nothing is written when err is NULL or errlen is 0) and
+ * returns `code`, so a failure reads `return hive_err_set(err, errlen,
+ * HIVE_EINVAL, "bad %s", what);`. */
+int hive_err_set(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -25,6 +25,8 @@ typedef struct httpc_req_s {
     char *body;
     char *resp;
     size_t resp_len, resp_cap;
+    bool too_big;                 /* the answer passed HTTPC_MAX_RESPONSE */
+    char errbuf[CURL_ERROR_SIZE]; /* libcurl's message for a failed transfer */
     httpc_done_fn cb;
     void *arg;
     struct httpc_req_s *prev, *next;
@@ -52,18 +54,26 @@ static void global_init(void)
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-const char *httpc_strerror(int status)
+int httpc_error_code(int curl_code)
 {
-    if (status == 0) {
-        return "ok";
+    switch ((CURLcode)curl_code) {
+    case CURLE_OK:
+        return 0;
+    case CURLE_OPERATION_TIMEDOUT:
+        return HIVE_ETIMEDOUT;
+    case CURLE_OUT_OF_MEMORY:
+        return HIVE_ENOMEM;
+    case CURLE_WRITE_ERROR: /* on_write refused: too large, or no memory */
+        return HIVE_ETOOBIG;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_UNKNOWN_OPTION:
+        return HIVE_EINVAL;
+    default: /* resolve, connect, send, receive, TLS handshake ...: the peer may come back */
+        return HIVE_EUNAVAILABLE;
     }
-    if (status == HTTPC_CANCELED) {
-        return "canceled";
-    }
-    if (status < 0 && status > -CURL_LAST) {
-        return curl_easy_strerror((CURLcode)-status);
-    }
-    return "unknown error";
 }
 
 size_t httpc_pending(const httpc_t *c)
@@ -160,6 +170,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
     httpc_req_t *q = userp;
     size_t n = size * nmemb;
     if (n > HTTPC_MAX_RESPONSE - q->resp_len) {
+        q->too_big = true;
         return 0; /* too large: curl fails with CURLE_WRITE_ERROR */
     }
     if (q->resp_len + n + 1 > q->resp_cap) {
@@ -206,7 +217,9 @@ static void process_done(httpc_t *c)
         if (rc == CURLE_OK) {
             q->cb(q->arg, 0, code, q->resp ? q->resp : "", q->resp_len);
         } else {
-            q->cb(q->arg, -(int)rc, code, "", 0);
+            int status = rc == CURLE_WRITE_ERROR && !q->too_big ? HIVE_ENOMEM : httpc_error_code(rc);
+            const char *why = q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc);
+            q->cb(q->arg, status, code, why, strlen(why));
         }
         req_free(q);
     }
@@ -340,22 +353,22 @@ int httpc_request(httpc_t *c, const char *method, const char *url, const char *c
                   size_t len, long timeout_ms, httpc_done_fn cb, void *arg)
 {
     if (!c || c->closing || !method || !url || !cb || (!body && len > 0)) {
-        return -1;
+        return HIVE_EINVAL;
     }
     bool is_get = strcmp(method, "GET") == 0, is_head = strcmp(method, "HEAD") == 0;
     if ((is_get || is_head) && len > 0) {
-        return -1;
+        return HIVE_EINVAL;
     }
     httpc_req_t *q = calloc(1, sizeof(*q));
     if (!q) {
-        return -CURLE_OUT_OF_MEMORY;
+        return HIVE_ENOMEM;
     }
     q->c = c;
     q->cb = cb;
     q->arg = arg;
     if (!(q->easy = curl_easy_init())) {
         req_free(q);
-        return -CURLE_OUT_OF_MEMORY;
+        return HIVE_ENOMEM;
     }
 
     CURLcode rc = CURLE_OK;
@@ -367,6 +380,7 @@ int httpc_request(httpc_t *c, const char *method, const char *url, const char *c
     } while (0)
     SET(CURLOPT_URL, url);
     SET(CURLOPT_PRIVATE, (void *)q);
+    SET(CURLOPT_ERRORBUFFER, q->errbuf);
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_USERAGENT, "hive/" HIVE_VERSION);
@@ -406,11 +420,11 @@ int httpc_request(httpc_t *c, const char *method, const char *url, const char *c
 #undef SET
     if (rc != CURLE_OK) {
         req_free(q);
-        return -(int)rc;
+        return httpc_error_code(rc);
     }
     if (curl_multi_add_handle(c->multi, q->easy) != CURLM_OK) {
         req_free(q);
-        return -CURLE_FAILED_INIT;
+        return HIVE_ENOMEM;
     }
     q->next = c->reqs;
     if (c->reqs) {
@@ -458,7 +472,8 @@ void httpc_close(httpc_t *c, void (*done)(void *arg), void *arg)
         httpc_req_t *q = c->reqs;
         curl_multi_remove_handle(c->multi, q->easy);
         req_unlink(q);
-        q->cb(q->arg, HTTPC_CANCELED, 0, "", 0);
+        const char *msg = hive_strerror(HIVE_ECANCELED);
+        q->cb(q->arg, HIVE_ECANCELED, 0, msg, strlen(msg));
         req_free(q);
     }
     c->depth--;

@@ -15,37 +15,6 @@ static const char release_script[] = "if redis.call('get',KEYS[1])==ARGV[1] then
 static const char extend_script[] = "if redis.call('get',KEYS[1])==ARGV[1] then "
                                     "return redis.call('pexpire',KEYS[1],ARGV[2]) else return 0 end";
 
-typedef struct {
-    int code;
-    const char *name, *msg;
-} errinfo_t;
-
-static const errinfo_t errtab[] = {
-#define X(name, code, msg) {code, "LOCK_" #name, msg},
-    LOCK_ERRNO_MAP(X)
-#undef X
-};
-
-const char *lock_errname(int code)
-{
-    for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++) {
-        if (errtab[i].code == code) {
-            return errtab[i].name;
-        }
-    }
-    return redis_errname(code);
-}
-
-const char *lock_strerror(int code)
-{
-    for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++) {
-        if (errtab[i].code == code) {
-            return errtab[i].msg;
-        }
-    }
-    return redis_strerror(code);
-}
-
 int lock_token_generate(char out[LOCK_TOKEN_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
@@ -54,7 +23,7 @@ int lock_token_generate(char out[LOCK_TOKEN_LEN + 1])
     while (got < sizeof(raw)) {
         ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
         if (n <= 0) {
-            return -1;
+            return HIVE_EUNAVAILABLE;
         }
         got += (size_t)n;
     }
@@ -74,10 +43,10 @@ static bool valid_name(const char *name)
 int lock_init(lock_t *l, const char *name)
 {
     if (!l || !valid_name(name)) {
-        return REDIS_EINVAL;
+        return HIVE_EINVAL;
     }
     snprintf(l->name, sizeof(l->name), "%s", name);
-    return lock_token_generate(l->token) == 0 ? 0 : REDIS_EINVAL;
+    return lock_token_generate(l->token);
 }
 
 /* ---------------------------------------------------------------- commands */
@@ -90,7 +59,7 @@ static bool valid_lock(const lock_t *l)
 int lock_cmd_acquire(lock_cmd_t *c, const lock_t *l, unsigned ttl_ms)
 {
     if (!valid_lock(l) || ttl_ms == 0) {
-        return REDIS_EINVAL;
+        return HIVE_EINVAL;
     }
     snprintf(c->key, sizeof(c->key), "lock:%s", l->name);
     snprintf(c->num, sizeof(c->num), "%u", ttl_ms);
@@ -107,7 +76,7 @@ int lock_cmd_acquire(lock_cmd_t *c, const lock_t *l, unsigned ttl_ms)
 int lock_cmd_extend(lock_cmd_t *c, const lock_t *l, unsigned ttl_ms)
 {
     if (!valid_lock(l) || ttl_ms == 0) {
-        return REDIS_EINVAL;
+        return HIVE_EINVAL;
     }
     snprintf(c->key, sizeof(c->key), "lock:%s", l->name);
     snprintf(c->num, sizeof(c->num), "%u", ttl_ms);
@@ -124,7 +93,7 @@ int lock_cmd_extend(lock_cmd_t *c, const lock_t *l, unsigned ttl_ms)
 int lock_cmd_release(lock_cmd_t *c, const lock_t *l)
 {
     if (!valid_lock(l)) {
-        return REDIS_EINVAL;
+        return HIVE_EINVAL;
     }
     snprintf(c->key, sizeof(c->key), "lock:%s", l->name);
     c->argc = 5;
@@ -139,7 +108,7 @@ int lock_cmd_release(lock_cmd_t *c, const lock_t *l)
 int lock_cmd_fence(lock_cmd_t *c, const char *name)
 {
     if (!valid_name(name)) {
-        return REDIS_EINVAL;
+        return HIVE_EINVAL;
     }
     snprintf(c->key, sizeof(c->key), "fence:%s", name);
     c->argc = 2;
@@ -170,21 +139,21 @@ static void on_reply(void *arg, int status, const redisReply *reply)
         switch (op->kind) {
         case OP_ACQUIRE:
             if (reply->type == REDIS_REPLY_NIL) {
-                status = LOCK_EBUSY;
+                status = HIVE_EBUSY;
             } else if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "OK") != 0) {
-                status = REDIS_EPROTO;
+                status = HIVE_EPROTO;
             }
             break;
         case OP_GUARDED:
             if (reply->type != REDIS_REPLY_INTEGER) {
-                status = REDIS_EPROTO;
+                status = HIVE_EPROTO;
             } else if (reply->integer != 1) {
-                status = LOCK_ENOTHELD;
+                status = HIVE_ENOTHELD;
             }
             break;
         case OP_FENCE:
             if (reply->type != REDIS_REPLY_INTEGER) {
-                status = REDIS_EPROTO;
+                status = HIVE_EPROTO;
             } else {
                 token = reply->integer;
             }
@@ -203,7 +172,7 @@ static int send_cmd(redis_t *r, lock_cmd_t *c, op_kind_t kind, lock_cb cb, lock_
 {
     op_t *op = malloc(sizeof(*op));
     if (!op) {
-        return REDIS_ENOMEM;
+        return HIVE_ENOMEM;
     }
     *op = (op_t){.kind = kind, .cb = cb, .fence_cb = fence_cb, .arg = arg};
     int rc = redis_command(r, on_reply, op, c->argc, c->argv, NULL);
@@ -217,7 +186,7 @@ int lock_acquire(redis_t *r, const lock_t *l, unsigned ttl_ms, lock_cb cb, void 
 {
     lock_cmd_t c;
     if (!cb) {
-        return REDIS_EINVAL;
+        return HIVE_EINVAL;
     }
     int rc = lock_cmd_acquire(&c, l, ttl_ms);
     return rc ? rc : send_cmd(r, &c, OP_ACQUIRE, cb, NULL, arg);
@@ -227,7 +196,7 @@ int lock_extend(redis_t *r, const lock_t *l, unsigned ttl_ms, lock_cb cb, void *
 {
     lock_cmd_t c;
     if (!cb) {
-        return REDIS_EINVAL;
+        return HIVE_EINVAL;
     }
     int rc = lock_cmd_extend(&c, l, ttl_ms);
     return rc ? rc : send_cmd(r, &c, OP_GUARDED, cb, NULL, arg);
@@ -237,7 +206,7 @@ int lock_release(redis_t *r, const lock_t *l, lock_cb cb, void *arg)
 {
     lock_cmd_t c;
     if (!cb) {
-        return REDIS_EINVAL;
+        return HIVE_EINVAL;
     }
     int rc = lock_cmd_release(&c, l);
     return rc ? rc : send_cmd(r, &c, OP_GUARDED, cb, NULL, arg);
@@ -247,7 +216,7 @@ int lock_fence(redis_t *r, const char *name, lock_fence_cb cb, void *arg)
 {
     lock_cmd_t c;
     if (!cb) {
-        return REDIS_EINVAL;
+        return HIVE_EINVAL;
     }
     int rc = lock_cmd_fence(&c, name);
     return rc ? rc : send_cmd(r, &c, OP_FENCE, NULL, cb, arg);

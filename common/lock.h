@@ -11,6 +11,10 @@
  *
  * All calls run on the loop thread. A call that returns an error never calls
  * its callback; a call that returns 0 calls it exactly once.
+ *
+ * Errors are HIVE_E* codes (hive_err.h): the lock's own outcomes are
+ * HIVE_EBUSY (held by another owner) and HIVE_ENOTHELD (our token is no
+ * longer there); the others come from redis.h.
  */
 #ifndef HIVE_LOCK_H
 #define HIVE_LOCK_H
@@ -23,21 +27,6 @@
 #define LOCK_TOKEN_LEN 32 /* hex digits: 128 bits */
 #define LOCK_NAME_MAX 128 /* bytes, NUL included */
 
-/* Lock outcomes beyond the REDIS_E* codes, which callbacks also receive. */
-#define LOCK_ERRNO_MAP(X)                                                                                    \
-    X(EBUSY, -100, "the lock is held by another owner")                                                      \
-    X(ENOTHELD, -101, "the lock is not held with this token (expired or taken over)")
-
-typedef enum {
-#define X(name, code, msg) LOCK_##name = (code),
-    LOCK_ERRNO_MAP(X)
-#undef X
-} lock_errno_t;
-
-/* Name and description of a LOCK_E* or REDIS_E* code. */
-const char *lock_errname(int code);
-const char *lock_strerror(int code);
-
 /* One owner's claim on a named lock: the name and this owner's token. */
 typedef struct {
     char name[LOCK_NAME_MAX];
@@ -45,16 +34,16 @@ typedef struct {
 } lock_t;
 
 /* Fills `out` with LOCK_TOKEN_LEN random lower-case hex digits and a NUL,
- * from getrandom(2). Returns 0, or -1 when the kernel gives no randomness. */
+ * from getrandom(2). Returns 0, or HIVE_EUNAVAILABLE when the kernel gives no randomness. */
 int lock_token_generate(char out[LOCK_TOKEN_LEN + 1]);
 
 /* Sets up `l` for `name` (1 to LOCK_NAME_MAX - 1 bytes, copied) with a fresh
- * token. Returns 0 or REDIS_EINVAL. */
+ * token. Returns 0 or HIVE_EINVAL. */
 int lock_init(lock_t *l, const char *name);
 
-/* Outcome of lock_acquire / lock_extend / lock_release: 0, LOCK_EBUSY
- * (acquire: someone else holds it), LOCK_ENOTHELD (extend, release: our
- * token is no longer there) or a REDIS_E* code. */
+/* Outcome of lock_acquire / lock_extend / lock_release: 0, HIVE_EBUSY
+ * (acquire: someone else holds it), HIVE_ENOTHELD (extend, release: our
+ * token is no longer there) or another HIVE_E* code. */
 typedef void (*lock_cb)(void *arg, int status);
 
 /* Takes the lock for `ttl_ms` (> 0) if nobody holds it. */
@@ -64,11 +53,11 @@ int lock_acquire(redis_t *r, const lock_t *l, unsigned ttl_ms, lock_cb cb, void 
 int lock_extend(redis_t *r, const lock_t *l, unsigned ttl_ms, lock_cb cb, void *arg);
 
 /* Releases the lock if it still holds our token; another owner's lock is
- * left alone (LOCK_ENOTHELD). */
+ * left alone (HIVE_ENOTHELD). */
 int lock_release(redis_t *r, const lock_t *l, lock_cb cb, void *arg);
 
 /* Outcome of lock_fence: status 0 with the new token (> every token handed
- * out before for this name), or a REDIS_E* code with token 0. */
+ * out before for this name), or another HIVE_E* code with token 0. */
 typedef void (*lock_fence_cb)(void *arg, int status, int64_t token);
 
 /* Increments "fence:<name>" and hands the new value to `cb`. */

@@ -68,45 +68,6 @@ struct redis_s {
 static void start_connect(redis_t *r);
 static void schedule_retry(redis_t *r);
 
-/* ------------------------------------------------------------ error codes */
-
-typedef struct {
-    int code;
-    const char *name, *msg;
-} errinfo_t;
-
-static const errinfo_t errtab[] = {
-#define X(name, code, msg) {code, "REDIS_" #name, msg},
-    REDIS_ERRNO_MAP(X)
-#undef X
-};
-
-const char *redis_errname(int code)
-{
-    if (code == 0) {
-        return "OK";
-    }
-    for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++) {
-        if (errtab[i].code == code) {
-            return errtab[i].name;
-        }
-    }
-    return "REDIS_E?";
-}
-
-const char *redis_strerror(int code)
-{
-    if (code == 0) {
-        return "success";
-    }
-    for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++) {
-        if (errtab[i].code == code) {
-            return errtab[i].msg;
-        }
-    }
-    return "unknown redis error";
-}
-
 /* ----------------------------------------------------------------- backoff */
 
 unsigned redis_backoff_ms(unsigned attempt, unsigned min_ms, unsigned max_ms, uint32_t rnd)
@@ -449,14 +410,12 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!rep) {
         /* The connection is going away: say so before the callback runs, so
          * a caller that retries at once sees "not connected". */
-        status = r->state == ST_CLOSING ? REDIS_ECANCELED
-                 : r->timed_out         ? REDIS_ETIMEDOUT
-                                        : REDIS_EUNAVAILABLE;
+        status = r->state == ST_CLOSING ? HIVE_ECANCELED : r->timed_out ? HIVE_ETIMEDOUT : HIVE_EUNAVAILABLE;
         if (r->state != ST_CLOSING) {
             set_up(r, false);
         }
     } else if (rep->type == REDIS_REPLY_ERROR) {
-        status = REDIS_EREPLY;
+        status = HIVE_EREJECTED;
     }
     q->cb(q->arg, status, rep);
     free(q);
@@ -466,14 +425,14 @@ int redis_command(redis_t *r, redis_reply_cb cb, void *arg, int argc, const char
                   const size_t *argvlen)
 {
     if (!r || !cb || argc <= 0 || !argv) {
-        return REDIS_EINVAL;
+        return HIVE_EINVAL;
     }
     if (r->state != ST_CONNECTED || !r->up || !r->conn || !r->conn->ac) {
-        return REDIS_EUNAVAILABLE;
+        return HIVE_EUNAVAILABLE;
     }
     req_t *q = calloc(1, sizeof(*q));
     if (!q) {
-        return REDIS_ENOMEM;
+        return HIVE_ENOMEM;
     }
     q->r = r;
     q->cb = cb;
@@ -481,7 +440,7 @@ int redis_command(redis_t *r, redis_reply_cb cb, void *arg, int argc, const char
     q->sent_ms = uv_now(r->loop);
     if (redisAsyncCommandArgv(r->conn->ac, on_reply, q, argc, argv, argvlen) != REDIS_OK) {
         free(q);
-        return REDIS_EUNAVAILABLE;
+        return HIVE_EUNAVAILABLE;
     }
     q->prev = r->pending.prev;
     q->next = &r->pending;

@@ -5,12 +5,17 @@
  * connects at creation and, whenever the connection fails or drops,
  * reconnects with exponential backoff and jitter until redis_close(). A
  * command that Redis does not answer within the command timeout fails with
- * REDIS_ETIMEDOUT and the connection is dropped and re-established, because
+ * HIVE_ETIMEDOUT and the connection is dropped and re-established, because
  * the replies behind it would be stuck as well.
  *
  * Everything here runs on the loop thread. Redis holds locks and caches only
  * (DESIGN.md), so commands are not retried: a failed command is reported to
  * its callback and the caller decides.
+ *
+ * Errors are HIVE_E* codes (hive_err.h): HIVE_EUNAVAILABLE (not connected),
+ * HIVE_ETIMEDOUT, HIVE_EREJECTED (Redis answered with an error reply),
+ * HIVE_EPROTO (unexpected reply), HIVE_EINVAL, HIVE_ENOMEM, HIVE_ECANCELED
+ * (the client is closing).
  */
 #ifndef HIVE_REDIS_H
 #define HIVE_REDIS_H
@@ -21,28 +26,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "hive_err.h"
 #include "metrics.h"
-
-/* Error codes: 0 is success, each failure a distinct negative value. */
-#define REDIS_ERRNO_MAP(X)                                                                                   \
-    X(EUNAVAILABLE, -1, "not connected to Redis")                                                            \
-    X(ETIMEDOUT, -2, "Redis did not answer in time")                                                         \
-    X(EREPLY, -3, "Redis answered with an error")                                                            \
-    X(EPROTO, -4, "unexpected reply from Redis")                                                             \
-    X(EINVAL, -5, "invalid argument")                                                                        \
-    X(ENOMEM, -6, "out of memory")                                                                           \
-    X(ECANCELED, -7, "cancelled: the client is closing")
-
-typedef enum {
-#define X(name, code, msg) REDIS_##name = (code),
-    REDIS_ERRNO_MAP(X)
-#undef X
-} redis_errno_t;
-
-/* Returns the name of a code ("REDIS_ETIMEDOUT", "OK" for 0) or "REDIS_E?". */
-const char *redis_errname(int code);
-/* Returns a one-line description of a code. */
-const char *redis_strerror(int code);
 
 typedef struct redis_s redis_t;
 
@@ -65,20 +50,20 @@ redis_t *redis_create(uv_loop_t *loop, const redis_opts_t *opts);
 /* True while the connection is established (for /ready). */
 bool redis_connected(const redis_t *r);
 
-/* A command's outcome: status 0 with Redis's reply, REDIS_EREPLY with the
- * error reply (reply->str holds Redis's message), or another REDIS_E* code
+/* A command's outcome: status 0 with Redis's reply, HIVE_EREJECTED with the
+ * error reply (reply->str holds Redis's message), or another HIVE_E* code
  * with reply NULL. The reply is freed after the callback returns. */
 typedef void (*redis_reply_cb)(void *arg, int status, const redisReply *reply);
 
 /* Sends one command given as argc arguments (argvlen may be NULL for
  * NUL-terminated strings; the arguments are copied). Returns 0 and calls
- * cb(arg, ...) exactly once later, or returns REDIS_EUNAVAILABLE (not
- * connected), REDIS_EINVAL or REDIS_ENOMEM and never calls cb. */
+ * cb(arg, ...) exactly once later, or returns HIVE_EUNAVAILABLE (not
+ * connected), HIVE_EINVAL or HIVE_ENOMEM and never calls cb. */
 int redis_command(redis_t *r, redis_reply_cb cb, void *arg, int argc, const char **argv,
                   const size_t *argvlen);
 
 /* Closes the client: stops reconnecting, drops the connection (pending
- * commands complete with REDIS_ECANCELED), closes every uv handle, then calls
+ * commands complete with HIVE_ECANCELED), closes every uv handle, then calls
  * done(arg) on the loop and frees `r`. Finish your own in-flight commands
  * first if their outcome matters. `r` must not be used after this call;
  * `done` may be NULL. Accepts NULL (then done is called at once). */

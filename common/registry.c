@@ -3,7 +3,6 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,36 +53,11 @@ static void curl_init(void)
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-const char *registry_strerror(int code)
-{
-    switch (code) {
-#define X(name, c, text)                                                                                     \
-    case c:                                                                                                  \
-        return text;
-        REGISTRY_ERR_MAP(X)
-#undef X
-    }
-    return "unknown error";
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* "http://user:pw@host:8081/" -> "http://host:8081" */
@@ -110,7 +84,7 @@ registry_t *registry_create(const char *url, long timeout_ms, char *err, size_t 
     char *list = url ? strdup(url) : NULL;
     char *save = NULL;
     if (!r || !list) {
-        set_err(err, errlen, url ? "out of memory" : "no schema registry URL");
+        hive_err_set(err, errlen, 0, url ? "out of memory" : "no schema registry URL");
         goto fail;
     }
     pthread_mutex_init(&r->lock, NULL);
@@ -127,7 +101,7 @@ registry_t *registry_create(const char *url, long timeout_ms, char *err, size_t 
             continue;
         }
         if (strncmp(tok, "http://", 7) != 0 && strncmp(tok, "https://", 8) != 0) {
-            set_err(err, errlen, "schema registry URL \"%s\" is not http:// or https://", tok);
+            hive_err_set(err, errlen, 0, "schema registry URL \"%s\" is not http:// or https://", tok);
             goto fail;
         }
         char **urls = realloc(r->urls, (r->nurls + 1) * sizeof(*urls));
@@ -139,23 +113,23 @@ registry_t *registry_create(const char *url, long timeout_ms, char *err, size_t 
             r->display = display;
         }
         if (!urls || !display || !(r->urls[r->nurls] = strdup(tok))) {
-            set_err(err, errlen, "out of memory");
+            hive_err_set(err, errlen, 0, "out of memory");
             goto fail;
         }
         if (!(r->display[r->nurls++] = strip_userinfo(tok))) {
             free(r->urls[r->nurls - 1]);
             r->nurls--;
-            set_err(err, errlen, "out of memory");
+            hive_err_set(err, errlen, 0, "out of memory");
             goto fail;
         }
     }
     if (!r->nurls) {
-        set_err(err, errlen, "no schema registry URL in \"%s\"", url);
+        hive_err_set(err, errlen, 0, "no schema registry URL in \"%s\"", url);
         goto fail;
     }
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK) {
-        set_err(err, errlen, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+        hive_err_set(err, errlen, 0, "libcurl: %s", curl_easy_strerror(curl_init_rc));
         goto fail;
     }
     free(list);
@@ -217,7 +191,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 /* Sends the request to each base URL in turn until one answers. Returns 0 with the
  * HTTP status, the body (malloc'd, NUL-terminated, maybe empty) and the URL's name
- * for messages, or REGISTRY_EUNAVAILABLE when none answered. */
+ * for messages, or HIVE_EUNAVAILABLE when none answered. */
 static int request(registry_t *r, const char *path, const char *post, long *out_status, char **out_body,
                    const char **out_url, char *err, size_t errlen)
 {
@@ -257,18 +231,18 @@ static int request(registry_t *r, const char *path, const char *post, long *out_
             *out_body = body.data ? body.data : strdup("");
         } else {
             free(body.data);
-            set_err(err, errlen, "schema registry %s: %s", r->display[i],
-                    errbuf[0] ? errbuf : curl_easy_strerror(rc));
+            hive_err_set(err, errlen, 0, "schema registry %s: %s", r->display[i],
+                         errbuf[0] ? errbuf : curl_easy_strerror(rc));
         }
         curl_slist_free_all(headers);
         curl_easy_cleanup(c);
         free(url);
         if (rc == CURLE_OK) {
             *out_url = r->display[i];
-            return *out_body ? 0 : REGISTRY_EUNAVAILABLE;
+            return *out_body ? 0 : HIVE_EUNAVAILABLE;
         }
     }
-    return REGISTRY_EUNAVAILABLE;
+    return HIVE_EUNAVAILABLE;
 }
 
 /* Maps a non-200 status to a code, with the registry's message when it sent one. */
@@ -277,16 +251,16 @@ static int status_error(const char *url, long status, const char *body, const ch
 {
     json_t *j = json_loads(body, 0, NULL);
     const char *msg = json_string_value(json_object_get(j, "message"));
-    set_err(err, errlen, "schema registry %s: %s: HTTP %ld%s%s", url, what, status, msg ? ": " : "",
-            msg ? msg : "");
+    hive_err_set(err, errlen, 0, "schema registry %s: %s: HTTP %ld%s%s", url, what, status, msg ? ": " : "",
+                 msg ? msg : "");
     json_decref(j);
     if (status == 404) {
-        return REGISTRY_ENOTFOUND;
+        return HIVE_ENOTFOUND;
     }
     if (status == 401 || status == 403 || status == 408 || status == 429 || status >= 500) {
-        return REGISTRY_EUNAVAILABLE;
+        return HIVE_EUNAVAILABLE;
     }
-    return REGISTRY_EREJECTED;
+    return HIVE_EREJECTED;
 }
 
 /* Percent-encodes a path segment (RFC 3986 unreserved characters pass). */
@@ -346,7 +320,7 @@ static void cache_schema(registry_t *r, int32_t id, const char *schema)
 int registry_register(registry_t *r, const char *subject, const char *schema_json, int32_t *out_id, char *err,
                       size_t errlen)
 {
-    int rc = REGISTRY_EINVALID;
+    int rc = HIVE_ENOMEM;
     long status = 0;
     char *path = NULL, *esc = NULL, *post = NULL, *resp = NULL;
     const char *url = NULL;
@@ -367,7 +341,7 @@ int registry_register(registry_t *r, const char *subject, const char *schema_jso
     post = req ? json_dumps(req, JSON_COMPACT) : NULL;
     path = esc ? malloc(strlen(esc) + 32) : NULL;
     if (!post || !path) {
-        set_err(err, errlen, "out of memory (or schema text not UTF-8)");
+        hive_err_set(err, errlen, 0, "out of memory (or schema text not UTF-8)");
         goto out;
     }
     snprintf(path, strlen(esc) + 32, "/subjects/%s/versions", esc);
@@ -381,8 +355,8 @@ int registry_register(registry_t *r, const char *subject, const char *schema_jso
     j = json_loads(resp, 0, NULL);
     json_t *id = json_object_get(j, "id");
     if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) > INT32_MAX) {
-        set_err(err, errlen, "schema registry %s: no id in the answer to a registration", url);
-        rc = REGISTRY_EINVALID;
+        rc = hive_err_set(err, errlen, HIVE_EPROTO,
+                          "schema registry %s: no id in the answer to a registration", url);
         goto out;
     }
     *out_id = (int32_t)json_integer_value(id);
@@ -430,8 +404,7 @@ int registry_fetch(registry_t *r, int32_t id, char **out_json, char *err, size_t
         copy = strdup(hit);
         pthread_mutex_unlock(&r->lock);
         if (!copy) {
-            set_err(err, errlen, "out of memory");
-            return REGISTRY_EUNAVAILABLE;
+            return hive_err_set(err, errlen, HIVE_ENOMEM, "out of memory");
         }
         *out_json = copy;
         return 0;
@@ -440,8 +413,8 @@ int registry_fetch(registry_t *r, int32_t id, char **out_json, char *err, size_t
     for (size_t i = 0; i < MISS_SLOTS; i++) {
         if (r->misses[i].id == id && r->misses[i].until_ms > now) {
             pthread_mutex_unlock(&r->lock);
-            set_err(err, errlen, "schema id %d not found in the schema registry", id);
-            return REGISTRY_ENOTFOUND;
+            return hive_err_set(err, errlen, HIVE_ENOTFOUND, "schema id %d not found in the schema registry",
+                                id);
         }
     }
     pthread_mutex_unlock(&r->lock);
@@ -452,8 +425,8 @@ int registry_fetch(registry_t *r, int32_t id, char **out_json, char *err, size_t
     }
     if (status != 200) {
         rc = status_error(url, status, resp, "fetching a schema", err, errlen);
-        if (rc == REGISTRY_ENOTFOUND) {
-            set_err(err, errlen, "schema id %d not found in the schema registry", id);
+        if (rc == HIVE_ENOTFOUND) {
+            hive_err_set(err, errlen, 0, "schema id %d not found in the schema registry", id);
             pthread_mutex_lock(&r->lock);
             r->misses[r->next_miss++ % MISS_SLOTS] = (miss_t){id, now_ms() + MISS_TTL_MS};
             pthread_mutex_unlock(&r->lock);
@@ -464,18 +437,16 @@ int registry_fetch(registry_t *r, int32_t id, char **out_json, char *err, size_t
     const char *schema = json_string_value(json_object_get(j, "schema"));
     const char *type = json_string_value(json_object_get(j, "schemaType"));
     if (!schema) {
-        set_err(err, errlen, "schema registry %s: no schema in the answer for id %d", url, id);
-        rc = REGISTRY_EINVALID;
+        rc = hive_err_set(err, errlen, HIVE_EPROTO, "schema registry %s: no schema in the answer for id %d",
+                          url, id);
         goto out;
     }
     if (type && strcmp(type, "AVRO") != 0) {
-        set_err(err, errlen, "schema id %d is a %s schema, not Avro", id, type);
-        rc = REGISTRY_ENOTFOUND;
+        rc = hive_err_set(err, errlen, HIVE_ENOTFOUND, "schema id %d is a %s schema, not Avro", id, type);
         goto out;
     }
     if (!(copy = strdup(schema))) {
-        set_err(err, errlen, "out of memory");
-        rc = REGISTRY_EUNAVAILABLE;
+        rc = hive_err_set(err, errlen, HIVE_ENOMEM, "out of memory");
         goto out;
     }
     pthread_mutex_lock(&r->lock);

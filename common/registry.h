@@ -20,22 +20,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hive_err.h"
+
 typedef struct registry_s registry_t;
 
-#define REGISTRY_ERR_MAP(X)                                                                                  \
-    X(ENOTFOUND, -1, "not found")                /* 404: the id or subject does not exist */                 \
-    X(EUNAVAILABLE, -2, "registry unavailable")  /* network, 5xx, auth: retry later */                       \
-    X(EREJECTED, -3, "rejected by the registry") /* 409 incompatible, 422 invalid schema */                  \
-    X(EINVALID, -4, "invalid response")          /* not the JSON the API promises */
-
-typedef enum {
-#define X(name, code, text) REGISTRY_##name = code,
-    REGISTRY_ERR_MAP(X)
-#undef X
-} registry_err_t;
-
-/* Returns the text of a REGISTRY_E* code ("unknown error" for others). */
-const char *registry_strerror(int code);
+/* Errors are HIVE_E* codes (hive_err.h): HIVE_ENOTFOUND (404: the id or subject
+ * does not exist), HIVE_EUNAVAILABLE (network, 5xx, auth: retry later),
+ * HIVE_EREJECTED (409 incompatible, 422 invalid schema), HIVE_EPROTO (not the
+ * JSON the API promises), HIVE_ENOMEM. */
 
 /* Creates a client for `url`: one base URL or several separated by commas, tried in
  * order ("http://localhost:8081"; user:password@ in the URL for basic auth).
@@ -48,14 +40,14 @@ void registry_destroy(registry_t *r);
 
 /* Registers `schema_json` under `subject` (e.g. "telemetry.aggregated-value") and sets
  * *out_id to its id; the registry returns the existing id when the schema is already
- * registered. Cached per (subject, schema). Returns 0 or a REGISTRY_E* code with a
+ * registered. Cached per (subject, schema). Returns 0 or a HIVE_E* code with a
  * reason in `err`. */
 int registry_register(registry_t *r, const char *subject, const char *schema_json, int32_t *out_id, char *err,
                       size_t errlen);
 
 /* Fetches the schema with id `id`. On success *out_json is a malloc'd copy of the
- * schema text (free() it). Returns 0, REGISTRY_ENOTFOUND (no such id, or not an Avro
- * schema), or another REGISTRY_E* code, with a reason in `err`. */
+ * schema text (free() it). Returns 0, HIVE_ENOTFOUND (no such id, or not an Avro
+ * schema), or another HIVE_E* code, with a reason in `err`. */
 int registry_fetch(registry_t *r, int32_t id, char **out_json, char *err, size_t errlen);
 
 #endif

@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <mongoc/mongoc.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,43 +32,6 @@ struct store_s {
 
 /* ------------------------------------------------------------ error codes */
 
-typedef struct {
-    int code;
-    const char *name, *msg;
-} errinfo_t;
-
-static const errinfo_t errtab[] = {
-#define X(name, code, msg) {code, "STORE_" #name, msg},
-    STORE_ERRNO_MAP(X)
-#undef X
-};
-
-const char *store_errname(int code)
-{
-    if (code == 0) {
-        return "OK";
-    }
-    for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++) {
-        if (errtab[i].code == code) {
-            return errtab[i].name;
-        }
-    }
-    return "STORE_E?";
-}
-
-const char *store_strerror(int code)
-{
-    if (code == 0) {
-        return "success";
-    }
-    for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++) {
-        if (errtab[i].code == code) {
-            return errtab[i].msg;
-        }
-    }
-    return "unknown store error";
-}
-
 static _Thread_local char last_error[BSON_ERROR_BUFFER_SIZE];
 
 const char *store_last_error(void)
@@ -77,31 +41,12 @@ const char *store_last_error(void)
 
 static int fail(int code, const char *msg)
 {
-    snprintf(last_error, sizeof(last_error), "%s", msg ? msg : store_strerror(code));
-    return code;
+    return hive_err_set(last_error, sizeof(last_error), code, "%s", msg ? msg : hive_strerror(code));
 }
 
-/* Server error codes that mean "the server is not able to take this now":
- * network, shutdown, failover, timeouts. Retrying later may succeed. */
-static bool transient_server_code(uint32_t code)
+static bool in_list(uint32_t code, const uint32_t *codes, size_t n)
 {
-    static const uint32_t codes[] = {
-        6,     /* HostUnreachable */
-        7,     /* HostNotFound */
-        50,    /* MaxTimeMSExpired */
-        64,    /* WriteConcernFailed */
-        89,    /* NetworkTimeout */
-        91,    /* ShutdownInProgress */
-        189,   /* PrimarySteppedDown */
-        262,   /* ExceededTimeLimit */
-        9001,  /* SocketException */
-        10107, /* NotWritablePrimary */
-        11600, /* InterruptedAtShutdown */
-        11602, /* InterruptedDueToReplStateChange */
-        13435, /* NotPrimaryNoSecondaryOk */
-        13436, /* NotPrimaryOrSecondary */
-    };
-    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+    for (size_t i = 0; i < n; i++) {
         if (codes[i] == code) {
             return true;
         }
@@ -109,38 +54,128 @@ static bool transient_server_code(uint32_t code)
     return false;
 }
 
+#define IN(code, list) in_list((code), (list), sizeof(list) / sizeof((list)[0]))
+
+/* Server error codes that mean "the server cannot take this now": network,
+ * shutdown, failover. Retrying later may succeed. */
+static const uint32_t unavailable_codes[] = {
+    6,     /* HostUnreachable */
+    7,     /* HostNotFound */
+    64,    /* WriteConcernFailed */
+    91,    /* ShutdownInProgress */
+    189,   /* PrimarySteppedDown */
+    9001,  /* SocketException */
+    10107, /* NotWritablePrimary */
+    11600, /* InterruptedAtShutdown */
+    11602, /* InterruptedDueToReplStateChange */
+    13435, /* NotPrimaryNoSecondaryOk */
+    13436, /* NotPrimaryOrSecondary */
+};
+
+/* Server error codes that mean "out of time". */
+static const uint32_t timeout_codes[] = {
+    50,  /* MaxTimeMSExpired */
+    89,  /* NetworkTimeout */
+    262, /* ExceededTimeLimit */
+};
+
+/* Server error codes that refuse the document or request itself: the same
+ * write fails the same way however often it is retried. FerretDB answers 2
+ * (BadValue) for "infinity values are not allowed", for a key starting with
+ * '$' or holding a '.', and for other invalid values. */
+static const uint32_t rejected_codes[] = {
+    2,     /* BadValue */
+    9,     /* FailedToParse */
+    14,    /* TypeMismatch */
+    22,    /* InvalidBSON */
+    52,    /* DollarPrefixedFieldName */
+    55,    /* InvalidDBRef */
+    56,    /* EmptyFieldName */
+    57,    /* DottedFieldName */
+    66,    /* ImmutableField */
+    121,   /* DocumentValidationFailure */
+    10334, /* BSONObjectTooLarge */
+    16837, /* legacy: the update is not valid */
+    17280, /* KeyTooLong */
+    17419, /* the update would make the document too large */
+};
+
 int store_error_code(const bson_error_t *error)
 {
     switch (error->domain) {
     case MONGOC_ERROR_STREAM:
     case MONGOC_ERROR_SERVER_SELECTION:
     case MONGOC_ERROR_WRITE_CONCERN:
-        return STORE_EUNAVAILABLE;
+    case MONGOC_ERROR_CLIENT:
+        return HIVE_EUNAVAILABLE;
     case MONGOC_ERROR_BSON:
     case MONGOC_ERROR_COMMAND:
+        return HIVE_EREJECTED; /* the driver refuses the document before sending it: too large, bad keys */
     case MONGOC_ERROR_NAMESPACE:
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     case MONGOC_ERROR_SERVER:
     case MONGOC_ERROR_QUERY:
     case MONGOC_ERROR_COLLECTION:
-        if (error->code == MONGOC_ERROR_DUPLICATE_KEY) {
-            return STORE_ECONFLICT;
+        if (error->code == MONGOC_ERROR_DUPLICATE_KEY || error->code == 11001 || error->code == 12582) {
+            return HIVE_ECONFLICT;
         }
-        if (transient_server_code(error->code)) {
-            return STORE_EUNAVAILABLE;
+        if (IN(error->code, unavailable_codes)) {
+            return HIVE_EUNAVAILABLE;
         }
-        if (error->code == 2 || error->code == 9 || error->code == 14 || error->code == 73) {
-            return STORE_EINVALID; /* BadValue, FailedToParse, TypeMismatch, InvalidNamespace */
+        if (IN(error->code, timeout_codes)) {
+            return HIVE_ETIMEDOUT;
         }
-        return STORE_ESERVER;
+        if (IN(error->code, rejected_codes)) {
+            return HIVE_EREJECTED;
+        }
+        if (error->code == 73) {
+            return HIVE_EINVAL; /* InvalidNamespace */
+        }
+        return HIVE_ESERVER;
     default:
-        return STORE_ESERVER;
+        return HIVE_ESERVER;
     }
 }
 
 static int fail_bson(const bson_error_t *error)
 {
     return fail(store_error_code(error), error->message);
+}
+
+/* A NaN anywhere in a document: FerretDB 1.24 closes the connection on one
+ * instead of answering, which the driver reports as a network error. */
+static int check_iter(bson_iter_t *it, char *err, size_t errlen, int depth)
+{
+    while (bson_iter_next(it)) {
+        bson_iter_t child;
+        if (BSON_ITER_HOLDS_DOUBLE(it) && isnan(bson_iter_double(it))) {
+            return hive_err_set(err, errlen, HIVE_EREJECTED,
+                                "invalid value: { \"%s\": NaN } (NaN values are not allowed)",
+                                bson_iter_key(it));
+        }
+        if ((BSON_ITER_HOLDS_DOCUMENT(it) || BSON_ITER_HOLDS_ARRAY(it)) && depth < 100 &&
+            bson_iter_recurse(it, &child)) {
+            int rc = check_iter(&child, err, errlen, depth + 1);
+            if (rc) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int store_check_document(const bson_t *doc, char *err, size_t errlen)
+{
+    bson_iter_t it;
+    if (!doc || !bson_iter_init(&it, doc)) {
+        return 0;
+    }
+    return check_iter(&it, err, errlen, 0);
+}
+
+static int check_doc(const bson_t *doc)
+{
+    return store_check_document(doc, last_error, sizeof(last_error));
 }
 
 /* ------------------------------------------------------ process-wide state */
@@ -293,17 +328,17 @@ typedef struct {
 static int op_begin(op_t *op, store_t *s, const char *coll)
 {
     if (!s || !valid_coll(coll)) {
-        return fail(STORE_EINVALID, "invalid store or collection name");
+        return fail(HIVE_EINVAL, "invalid store or collection name");
     }
     op->s = s;
     op->client = mongoc_client_pool_pop(s->pool);
     if (!op->client) {
-        return fail(STORE_EUNAVAILABLE, "no client available in the pool");
+        return fail(HIVE_EUNAVAILABLE, "no client available in the pool");
     }
     op->coll = mongoc_client_get_collection(op->client, s->dbname, coll);
     if (!op->coll) {
         mongoc_client_pool_push(s->pool, op->client);
-        return fail(STORE_ENOMEM, NULL);
+        return fail(HIVE_ENOMEM, NULL);
     }
     return 0;
 }
@@ -342,7 +377,7 @@ static int keep_first(void *arg, const bson_t *doc)
 {
     bson_t **out = arg;
     *out = bson_copy(doc);
-    return *out ? 1 : STORE_ENOMEM;
+    return *out ? 1 : HIVE_ENOMEM;
 }
 
 /* Reads one document matching `filter` into *out_doc; ENOTFOUND if none. */
@@ -354,7 +389,7 @@ static int find_first(mongoc_collection_t *coll, const bson_t *filter, const bso
         return rc;
     }
     if (!doc) {
-        return fail(STORE_ENOTFOUND, NULL);
+        return fail(HIVE_ENOTFOUND, NULL);
     }
     *out_doc = doc;
     return 0;
@@ -373,7 +408,7 @@ static bool id_exists(mongoc_collection_t *coll, const char *id, int *out_rc)
     bson_destroy(doc);
     bson_destroy(&filter);
     bson_destroy(&opts);
-    *out_rc = rc == STORE_ENOTFOUND ? 0 : rc;
+    *out_rc = rc == HIVE_ENOTFOUND ? 0 : rc;
     return rc == 0;
 }
 
@@ -390,7 +425,10 @@ static void with_id(const char *id, const bson_t *doc, bson_t *out)
 int store_insert_once(store_t *s, const char *coll, const char *id, const bson_t *doc, bool *out_inserted)
 {
     if (!id || !id[0]) {
-        return fail(STORE_EINVALID, "empty _id");
+        return fail(HIVE_EINVAL, "empty _id");
+    }
+    if (check_doc(doc)) {
+        return HIVE_EREJECTED;
     }
     op_t op;
     int rc = op_begin(&op, s, coll);
@@ -405,7 +443,7 @@ int store_insert_once(store_t *s, const char *coll, const char *id, const bson_t
         rc = fail_bson(&error);
         /* A duplicate key is the replay we expect, unless a unique index on
          * another field refused a new _id: then it is a real conflict. */
-        if (rc == STORE_ECONFLICT) {
+        if (rc == HIVE_ECONFLICT) {
             int erc;
             if (id_exists(op.coll, id, &erc)) {
                 rc = 0;
@@ -422,36 +460,46 @@ int store_insert_once(store_t *s, const char *coll, const char *id, const bson_t
     return rc;
 }
 
-int store_upsert(store_t *s, const char *coll, const char *id, const bson_t *doc)
+/* Replaces or inserts one document by _id. Two upserts of a new _id can both
+ * decide to insert; the loser sees a duplicate key and its second try
+ * replaces (MongoDB documents the same retry for concurrent upserts). */
+static int upsert_one(mongoc_collection_t *coll, const char *id, const bson_t *doc)
 {
-    if (!id || !id[0]) {
-        return fail(STORE_EINVALID, "empty _id");
-    }
-    op_t op;
-    int rc = op_begin(&op, s, coll);
-    if (rc) {
-        return rc;
-    }
     bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, full;
     bson_error_t error;
+    int rc = 0;
     BSON_APPEND_UTF8(&filter, "_id", id);
     BSON_APPEND_BOOL(&opts, "upsert", true);
     with_id(id, doc, &full);
-    /* Two upserts of a new _id can both decide to insert; the loser sees a
-     * duplicate key and its second try replaces (MongoDB documents the same
-     * retry for concurrent upserts). */
     for (int attempt = 0; attempt < 2; attempt++) {
         rc = 0;
-        if (!mongoc_collection_replace_one(op.coll, &filter, &full, &opts, NULL, &error)) {
+        if (!mongoc_collection_replace_one(coll, &filter, &full, &opts, NULL, &error)) {
             rc = fail_bson(&error);
         }
-        if (rc != STORE_ECONFLICT) {
+        if (rc != HIVE_ECONFLICT) {
             break;
         }
     }
     bson_destroy(&full);
     bson_destroy(&opts);
     bson_destroy(&filter);
+    return rc;
+}
+
+int store_upsert(store_t *s, const char *coll, const char *id, const bson_t *doc)
+{
+    if (!id || !id[0]) {
+        return fail(HIVE_EINVAL, "empty _id");
+    }
+    if (check_doc(doc)) {
+        return HIVE_EREJECTED;
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    rc = upsert_one(op.coll, id, doc);
     op_end(&op);
     return rc;
 }
@@ -459,14 +507,14 @@ int store_upsert(store_t *s, const char *coll, const char *id, const bson_t *doc
 int store_revision_id(const char *key, int64_t revision, char *buf, size_t len)
 {
     int n = snprintf(buf, len, "%s@%" PRId64, key, revision);
-    return n < 0 || (size_t)n >= len ? STORE_EINVALID : 0;
+    return n < 0 || (size_t)n >= len ? HIVE_EINVAL : 0;
 }
 
 int store_cas_build(const char *key, int64_t revision, const bson_t *doc, bson_t *out)
 {
     char id[512];
     if (!key || !key[0] || revision < 1 || store_revision_id(key, revision, id, sizeof(id)) != 0) {
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     }
     BSON_APPEND_UTF8(out, "_id", id);
     BSON_APPEND_UTF8(out, "key", key);
@@ -488,12 +536,15 @@ int store_cas_revision(store_t *s, const char *coll, const char *key, int64_t ex
                        const bson_t *doc, int64_t *out_new_revision)
 {
     if (expected_revision < 0 || expected_revision == INT64_MAX) {
-        return fail(STORE_EINVALID, "expected revision out of range");
+        return fail(HIVE_EINVAL, "expected revision out of range");
+    }
+    if (check_doc(doc)) {
+        return HIVE_EREJECTED;
     }
     bson_t full = BSON_INITIALIZER;
     if (store_cas_build(key, expected_revision + 1, doc, &full) != 0) {
         bson_destroy(&full);
-        return fail(STORE_EINVALID, "empty or too long key");
+        return fail(HIVE_EINVAL, "empty or too long key");
     }
     op_t op;
     int rc = op_begin(&op, s, coll);
@@ -505,7 +556,7 @@ int store_cas_revision(store_t *s, const char *coll, const char *key, int64_t ex
         char prev[512];
         store_revision_id(key, expected_revision, prev, sizeof(prev));
         if (!id_exists(op.coll, prev, &rc) && rc == 0) {
-            rc = fail(STORE_ECONFLICT, "expected revision does not exist");
+            rc = fail(HIVE_ECONFLICT, "expected revision does not exist");
         }
     }
     bson_error_t error;
@@ -523,7 +574,7 @@ int store_cas_revision(store_t *s, const char *coll, const char *key, int64_t ex
 int store_find_latest(store_t *s, const char *coll, const char *key, bson_t **out_doc, int64_t *out_revision)
 {
     if (!key || !key[0]) {
-        return fail(STORE_EINVALID, "empty key");
+        return fail(HIVE_EINVAL, "empty key");
     }
     op_t op;
     int rc = op_begin(&op, s, coll);
@@ -547,7 +598,7 @@ int store_find_latest(store_t *s, const char *coll, const char *key, bson_t **ou
     bson_iter_t it;
     if (!bson_iter_init_find(&it, doc, "revision") || !BSON_ITER_HOLDS_NUMBER(&it)) {
         bson_destroy(doc);
-        return fail(STORE_ESERVER, "latest revision document has no numeric revision");
+        return fail(HIVE_EPROTO, "latest revision document has no numeric revision");
     }
     if (out_revision) {
         *out_revision = bson_iter_as_int64(&it);
@@ -563,7 +614,7 @@ int store_find_latest(store_t *s, const char *coll, const char *key, bson_t **ou
 int store_find_one(store_t *s, const char *coll, const char *id, bson_t **out_doc)
 {
     if (!id || !id[0] || !out_doc) {
-        return fail(STORE_EINVALID, "empty _id or no output");
+        return fail(HIVE_EINVAL, "empty _id or no output");
     }
     op_t op;
     int rc = op_begin(&op, s, coll);
@@ -584,7 +635,7 @@ int store_find(store_t *s, const char *coll, const bson_t *filter, const bson_t 
                int (*each)(void *arg, const bson_t *doc), void *arg)
 {
     if (!each) {
-        return fail(STORE_EINVALID, "no callback");
+        return fail(HIVE_EINVAL, "no callback");
     }
     op_t op;
     int rc = op_begin(&op, s, coll);
@@ -599,7 +650,7 @@ int store_find(store_t *s, const char *coll, const bson_t *filter, const bson_t 
 int store_create_index(store_t *s, const char *coll, const char *name, const bson_t *keys, bool unique)
 {
     if (!name || !name[0] || !keys || bson_empty(keys)) {
-        return fail(STORE_EINVALID, "index needs a name and keys");
+        return fail(HIVE_EINVAL, "index needs a name and keys");
     }
     op_t op;
     int rc = op_begin(&op, s, coll);
@@ -626,10 +677,404 @@ int store_create_index(store_t *s, const char *coll, const char *name, const bso
     return rc;
 }
 
+int store_index_name(const bson_t *keys, char *buf, size_t len)
+{
+    bson_iter_t it;
+    size_t used = 0;
+    if (!keys || !bson_iter_init(&it, keys) || len == 0) {
+        return HIVE_EINVAL;
+    }
+    buf[0] = '\0';
+    while (bson_iter_next(&it)) {
+        char dir[64];
+        if (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it)) {
+            snprintf(dir, sizeof(dir), "%" PRId64, bson_iter_as_int64(&it));
+        } else if (BSON_ITER_HOLDS_DOUBLE(&it)) {
+            snprintf(dir, sizeof(dir), "%g", bson_iter_double(&it));
+        } else if (BSON_ITER_HOLDS_UTF8(&it)) {
+            snprintf(dir, sizeof(dir), "%s", bson_iter_utf8(&it, NULL));
+        } else {
+            return HIVE_EINVAL;
+        }
+        int n = snprintf(buf + used, len - used, "%s%s_%s", used ? "_" : "", bson_iter_key(&it), dir);
+        if (n < 0 || (size_t)n >= len - used) {
+            return HIVE_EINVAL;
+        }
+        used += (size_t)n;
+    }
+    return used ? 0 : HIVE_EINVAL;
+}
+
+int store_ensure_indexes(store_t *s, const store_index_t *table, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bson_error_t error;
+        char name[128];
+        int rc;
+        bson_t *keys = table[i].keys ? bson_new_from_json((const uint8_t *)table[i].keys, -1, &error) : NULL;
+        if (!keys) {
+            return hive_err_set(
+                last_error, sizeof(last_error), HIVE_EINVAL, "index keys %s of %s do not parse: %s",
+                table[i].keys ? table[i].keys : "(null)", table[i].coll ? table[i].coll : "(null)",
+                table[i].keys ? error.message : "no keys");
+        }
+        rc = store_index_name(keys, name, sizeof(name));
+        if (rc == 0) {
+            rc = store_create_index(s, table[i].coll, name, keys, table[i].unique);
+        } else {
+            fail(rc, "index keys are not {field: direction, ...} or too long");
+        }
+        bson_destroy(keys);
+        if (rc) {
+            char why[sizeof(last_error)];
+            snprintf(why, sizeof(why), "%s", last_error);
+            return hive_err_set(last_error, sizeof(last_error), rc, "index %s on %s: %s", table[i].keys,
+                                table[i].coll ? table[i].coll : "(null)", why);
+        }
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------------- batches */
+
+static int find_ids(mongoc_collection_t *coll, const char *const *ids, size_t n, bool ids_only,
+                    int (*each)(void *arg, const bson_t *doc), void *arg);
+
+static void result_set(store_result_t *r, int status, const char *msg)
+{
+    r->status = hive_err_set(r->message, sizeof(r->message), status, "%s", msg ? msg : hive_strerror(status));
+}
+
+/* Clears out[0..n) and settles the documents that cannot be sent (no _id, a
+ * NaN). Returns how many are left to send. */
+static size_t batch_begin(const store_doc_t *docs, size_t n, store_result_t *out)
+{
+    size_t left = 0;
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        if (!docs[i].id || !docs[i].id[0]) {
+            result_set(&out[i], HIVE_EINVAL, "empty _id");
+        } else {
+            out[i].status = store_check_document(docs[i].doc, out[i].message, sizeof(out[i].message));
+        }
+        left += out[i].status == 0;
+    }
+    return left;
+}
+
+/* The reply's writeErrors array, if it has at least one element. */
+static bool write_errors(const bson_t *reply, bson_iter_t *out_array)
+{
+    bson_iter_t it, probe;
+    if (!bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, out_array)) {
+        return false;
+    }
+    probe = *out_array;
+    return bson_iter_next(&probe);
+}
+
+/* After a bulk execute failed: the code of a failure of the whole batch
+ * (connection, timeout, server selection, write concern), recorded in
+ * store_last_error(); 0 when the server answered with errors of single
+ * documents only. */
+static int batch_failure(const bson_error_t *error, const bson_t *reply)
+{
+    bson_iter_t arr;
+    int code = store_error_code(error);
+    if (hive_err_transient(code) || !write_errors(reply, &arr)) {
+        return fail(code, error->message);
+    }
+    return 0;
+}
+
+/* One element of writeErrors: the position of the document in the batch,
+ * the server's code and message. False when the element is not that. */
+static bool write_error_next(bson_iter_t *arr, uint32_t *out_index, uint32_t *out_code, const char **out_msg)
+{
+    bson_iter_t el, f;
+    while (bson_iter_next(arr)) {
+        if (!BSON_ITER_HOLDS_DOCUMENT(arr) || !bson_iter_recurse(arr, &el)) {
+            continue;
+        }
+        *out_index = UINT32_MAX;
+        *out_code = 0;
+        *out_msg = "refused by the server";
+        while (bson_iter_next(&el)) {
+            const char *k = bson_iter_key(&el);
+            if (strcmp(k, "index") == 0 && BSON_ITER_HOLDS_NUMBER(&el)) {
+                int64_t v = bson_iter_as_int64(&el);
+                *out_index = v >= 0 && v < UINT32_MAX ? (uint32_t)v : UINT32_MAX;
+            } else if (strcmp(k, "code") == 0 && BSON_ITER_HOLDS_NUMBER(&el)) {
+                *out_code = (uint32_t)bson_iter_as_int64(&el);
+            } else if (strcmp(k, "errmsg") == 0 && BSON_ITER_HOLDS_UTF8(&el)) {
+                f = el;
+                *out_msg = bson_iter_utf8(&f, NULL);
+            }
+        }
+        return true;
+    }
+    return false;
+}
+
+/* The HIVE_E* code of a server error code met in a reply. */
+static int server_code(uint32_t code)
+{
+    bson_error_t e = {.domain = MONGOC_ERROR_SERVER, .code = code};
+    return store_error_code(&e);
+}
+
+int store_bulk_upsert(store_t *s, const char *coll, const store_doc_t *docs, size_t n, store_result_t *out)
+{
+    if (n > 0 && (!docs || !out)) {
+        return fail(HIVE_EINVAL, "no documents or no results");
+    }
+    if (batch_begin(docs, n, out) == 0) {
+        return 0;
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    bson_t bopts = BSON_INITIALIZER, uopts = BSON_INITIALIZER, reply;
+    bson_error_t error;
+    size_t appended = 0;
+    BSON_APPEND_BOOL(&bopts, "ordered", false);
+    BSON_APPEND_BOOL(&uopts, "upsert", true);
+    mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(op.coll, &bopts);
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].status != 0) {
+            continue;
+        }
+        bson_t filter = BSON_INITIALIZER, full;
+        BSON_APPEND_UTF8(&filter, "_id", docs[i].id);
+        with_id(docs[i].id, docs[i].doc, &full);
+        if (mongoc_bulk_operation_replace_one_with_opts(bulk, &filter, &full, &uopts, &error)) {
+            appended++;
+        } else {
+            result_set(&out[i], store_error_code(&error), error.message);
+        }
+        bson_destroy(&full);
+        bson_destroy(&filter);
+    }
+    if (appended > 0 && !mongoc_bulk_operation_execute(bulk, &reply, &error)) {
+        rc = batch_failure(&error, &reply);
+        /* Some document was refused. FerretDB stops an unordered update batch
+         * at the first refused document and reports it at index 0, so the
+         * reply cannot say which: replay the batch one document at a time
+         * (idempotent), which gives each its own answer. */
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            if (out[i].status != 0) {
+                continue;
+            }
+            int one = upsert_one(op.coll, docs[i].id, docs[i].doc);
+            if (hive_err_transient(one)) {
+                rc = one;
+            } else if (one != 0) {
+                result_set(&out[i], one, last_error);
+            }
+        }
+        bson_destroy(&reply);
+    } else if (appended > 0) {
+        bson_destroy(&reply);
+    }
+    mongoc_bulk_operation_destroy(bulk);
+    bson_destroy(&uopts);
+    bson_destroy(&bopts);
+    op_end(&op);
+    return rc;
+}
+
+/* The items of a batch that met a duplicate key, sorted by _id, so that a
+ * returned _id finds its items. */
+typedef struct {
+    const char *id;
+    store_result_t *r;
+} dup_t;
+
+typedef struct {
+    dup_t *v;
+    size_t n;
+} dups_t;
+
+static int cmp_dup(const void *a, const void *b)
+{
+    return strcmp(((const dup_t *)a)->id, ((const dup_t *)b)->id);
+}
+
+/* `each` of the existence check: the document exists, so its items were
+ * replays, not conflicts. */
+static int mark_existing(void *arg, const bson_t *doc)
+{
+    dups_t *d = arg;
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&it)) {
+        return 0;
+    }
+    dup_t key = {bson_iter_utf8(&it, NULL), NULL};
+    dup_t *hit = bsearch(&key, d->v, d->n, sizeof(dup_t), cmp_dup);
+    if (!hit) {
+        return 0;
+    }
+    while (hit > d->v && strcmp(hit[-1].id, key.id) == 0) {
+        hit--; /* a batch may name one _id twice */
+    }
+    for (; hit < d->v + d->n && strcmp(hit->id, key.id) == 0; hit++) {
+        hit->r->status = 0;
+        hit->r->message[0] = '\0';
+    }
+    return 0;
+}
+
+int store_bulk_insert_once(store_t *s, const char *coll, const store_doc_t *docs, size_t n,
+                           store_result_t *out)
+{
+    if (n > 0 && (!docs || !out)) {
+        return fail(HIVE_EINVAL, "no documents or no results");
+    }
+    size_t left = batch_begin(docs, n, out);
+    if (left == 0) {
+        return 0;
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    size_t *pos = malloc(left * sizeof(*pos)); /* position in the bulk -> item */
+    if (!pos) {
+        op_end(&op);
+        return fail(HIVE_ENOMEM, NULL);
+    }
+    bson_t bopts = BSON_INITIALIZER, reply = BSON_INITIALIZER;
+    bson_error_t error;
+    size_t appended = 0, dups = 0;
+    BSON_APPEND_BOOL(&bopts, "ordered", false);
+    mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(op.coll, &bopts);
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].status != 0) {
+            continue;
+        }
+        bson_t full;
+        with_id(docs[i].id, docs[i].doc, &full);
+        if (mongoc_bulk_operation_insert_with_opts(bulk, &full, NULL, &error)) {
+            pos[appended++] = i;
+            out[i].inserted = true;
+        } else {
+            result_set(&out[i], store_error_code(&error), error.message);
+        }
+        bson_destroy(&full);
+    }
+    bson_destroy(&reply);
+    if (appended > 0 && !mongoc_bulk_operation_execute(bulk, &reply, &error)) {
+        bson_iter_t arr;
+        rc = batch_failure(&error, &reply);
+        if (rc == 0 && write_errors(&reply, &arr)) {
+            uint32_t index, code;
+            const char *msg;
+            while (rc == 0 && write_error_next(&arr, &index, &code, &msg)) {
+                if (index >= appended) {
+                    rc = fail(HIVE_EPROTO, "a write error names no document of the batch");
+                    break;
+                }
+                store_result_t *r = &out[pos[index]];
+                int status = server_code(code);
+                r->inserted = false;
+                if (hive_err_transient(status)) {
+                    rc = fail(status, msg);
+                } else {
+                    result_set(r, status, msg);
+                    dups += status == HIVE_ECONFLICT;
+                }
+            }
+        }
+        bson_destroy(&reply);
+    } else if (appended > 0) {
+        bson_destroy(&reply);
+    }
+    mongoc_bulk_operation_destroy(bulk);
+    bson_destroy(&bopts);
+    free(pos);
+
+    /* A duplicate key is the replay we expect, unless a unique index on
+     * another field refused a new _id: one read of those _ids tells. */
+    if (rc == 0 && dups > 0) {
+        dups_t d = {malloc(dups * sizeof(dup_t)), 0};
+        const char **ids = malloc(dups * sizeof(*ids));
+        if (!d.v || !ids) {
+            rc = fail(HIVE_ENOMEM, NULL);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                if (out[i].status == HIVE_ECONFLICT) {
+                    ids[d.n] = docs[i].id;
+                    d.v[d.n++] = (dup_t){docs[i].id, &out[i]};
+                }
+            }
+            qsort(d.v, d.n, sizeof(dup_t), cmp_dup);
+            rc = find_ids(op.coll, ids, d.n, true, mark_existing, &d);
+        }
+        free(ids);
+        free(d.v);
+    }
+    op_end(&op);
+    return rc;
+}
+
+/* Runs {_id: {$in: ids}} (only _id when `ids_only`) and hands each document to `each`. */
+static int find_ids(mongoc_collection_t *coll, const char *const *ids, size_t n, bool ids_only,
+                    int (*each)(void *arg, const bson_t *doc), void *arg)
+{
+    bson_t filter = BSON_INITIALIZER, cond, arr, opts = BSON_INITIALIZER, proj;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &cond);
+    BSON_APPEND_ARRAY_BEGIN(&cond, "$in", &arr);
+    for (size_t i = 0; i < n; i++) {
+        char buf[16];
+        const char *key;
+        bson_uint32_to_string((uint32_t)i, &key, buf, sizeof(buf));
+        bson_append_utf8(&arr, key, -1, ids[i], -1);
+    }
+    bson_append_array_end(&cond, &arr);
+    bson_append_document_end(&filter, &cond);
+    if (ids_only) {
+        BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+        BSON_APPEND_INT32(&proj, "_id", 1);
+        bson_append_document_end(&opts, &proj);
+    }
+    int rc = run_find(coll, &filter, &opts, each, arg);
+    bson_destroy(&opts);
+    bson_destroy(&filter);
+    return rc;
+}
+
+int store_find_ids(store_t *s, const char *coll, const char *const *ids, size_t n,
+                   int (*each)(void *arg, const bson_t *doc), void *arg)
+{
+    if (!each || (n > 0 && !ids) || n > UINT32_MAX) {
+        return fail(HIVE_EINVAL, "no callback or no ids");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!ids[i] || !ids[i][0]) {
+            return fail(HIVE_EINVAL, "empty _id");
+        }
+    }
+    if (n == 0) {
+        return 0;
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    rc = find_ids(op.coll, ids, n, false, each, arg);
+    op_end(&op);
+    return rc;
+}
+
 int store_drop_database(store_t *s)
 {
     if (!s) {
-        return fail(STORE_EINVALID, NULL);
+        return fail(HIVE_EINVAL, NULL);
     }
     bson_error_t error;
     int rc = 0;
@@ -646,7 +1091,7 @@ int store_drop_database(store_t *s)
 int store_ping(store_t *s)
 {
     if (!s) {
-        return fail(STORE_EINVALID, NULL);
+        return fail(HIVE_EINVAL, NULL);
     }
     bson_t cmd = BSON_INITIALIZER;
     bson_error_t error;
@@ -720,7 +1165,7 @@ static void on_tick(uv_timer_t *t)
 int store_watch_start(store_t *s, uv_loop_t *loop, unsigned interval_ms, metrics_t *m)
 {
     if (!s || !loop || interval_ms == 0 || s->watching) {
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     }
     s->loop = loop;
     s->up = m ? metrics_gauge(m, "mongodb_up", "1 when the last MongoDB ping succeeded, 0 otherwise", NULL)
@@ -729,7 +1174,7 @@ int store_watch_start(store_t *s, uv_loop_t *loop, unsigned interval_ms, metrics
         metric_set(s->up, 0.0);
     }
     if (uv_timer_init(loop, &s->timer) != 0) {
-        return STORE_EINVALID;
+        return HIVE_EINVAL;
     }
     s->timer.data = s;
     s->watching = true;

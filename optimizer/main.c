@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "redis.h"
+#include "repo.h"
 #include "rest.h"
 #include "rpc.h"
 #include "store.h"
@@ -387,10 +388,13 @@ int main(int argc, char **argv)
         goto out;
     }
     app.learner = learner_create(&pcfg, cfg.seed ? (uint64_t)cfg.seed : (uint64_t)uv_hrtime(), app.metrics);
+    if (store_ensure_indexes(app.store, repo_indexes, repo_indexes_count) != 0) {
+        log_warn("cannot create the MongoDB indexes; lookups will scan", "error", store_last_error());
+    }
     int restored = app.learner ? learner_restore(app.learner, app.store) : -1;
     if (restored != 0) {
         log_error("cannot restore the learner from MongoDB", "error",
-                  restored < 0 && app.learner ? store_strerror(restored) : "bad policy");
+                  restored < 0 && app.learner ? hive_strerror(restored) : "bad policy");
         goto out;
     }
     app.engine = engine_create(&(engine_conf_t){

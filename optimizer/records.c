@@ -21,7 +21,7 @@ static int finish(avro_codec_t *codec, const char *topic, avro_value_t *v, int f
         int enc = avro_codec_encode(codec, topic, v, out, out_len, err, sizeof(err));
         if (enc == 0) {
             rc = 0;
-        } else if (enc == AVRO_CODEC_EUNAVAIL) {
+        } else if (enc == HIVE_EUNAVAILABLE) {
             rc = HIVE_EUNAVAILABLE;
             snprintf(reason, rl, "schema registry unavailable: %s", err);
         } else {

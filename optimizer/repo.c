@@ -70,6 +70,13 @@ static int hyp_from_bson(const bson_t *d, hypothesis_t *h)
 
 /* ---- hypotheses ------------------------------------------------------------------ */
 
+const store_index_t repo_indexes[] = {
+    {REPO_OPTIMIZATIONS, "{\"experiment_id\": 1}", false},
+    {REPO_Q_TABLE, "{\"key\": 1, \"revision\": -1}", false},
+    {REPO_Q_TABLE, "{\"key\": 1, \"result_id\": 1}", false},
+};
+const size_t repo_indexes_count = sizeof(repo_indexes) / sizeof(repo_indexes[0]);
+
 int repo_hyp_get(store_t *s, const char *id, hypothesis_t *out)
 {
     bson_t *doc = NULL;

@@ -27,6 +27,12 @@
 #define REPO_Q_TABLE "q_table"
 #define REPO_POLICY_STATE "policy_state"
 
+/* The indexes the optimizer's queries need besides _id (store_ensure_indexes
+ * at start): hypotheses by experiment, q_table's latest revision of a key and
+ * its "counted already?" check. */
+extern const store_index_t repo_indexes[];
+extern const size_t repo_indexes_count;
+
 /* Reads one hypothesis. HIVE_ENOTFOUND when there is none. */
 int repo_hyp_get(store_t *s, const char *id, hypothesis_t *out);
 

@@ -5,7 +5,7 @@
  *   2. as a body: the first byte picks a record type (bit 7 set picks an older
  *      TelemetryAggregated writer schema, to fuzz schema resolution), the rest is
  *      framed with that type's id.
- * Decoding must return a value or AVRO_CODEC_EBADMSG with a reason. A value must
+ * Decoding must return a value or HIVE_EBADMSG with a reason. A value must
  * encode, and its encoding must survive another decode/encode unchanged.
  * Seeds: tests/fuzz/corpus/avro (valid records of every type, from fastavro). */
 #include <stddef.h>
@@ -61,7 +61,7 @@ static void check(const uint8_t *buf, size_t len, const char *name)
     char err[256] = "";
     int rc = avro_codec_decode(codec, buf, len, name, &v, err, sizeof(err));
     if (rc != 0) {
-        if (rc != AVRO_CODEC_EBADMSG || err[0] == '\0') {
+        if (rc != HIVE_EBADMSG || err[0] == '\0') {
             abort();
         }
         return;

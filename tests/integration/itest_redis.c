@@ -193,13 +193,13 @@ static void on_reply(void *arg, int status, const redisReply *reply)
         result_t res_ = {0};                                                                                 \
         int rc_ = call;                                                                                      \
         if (rc_ != 0) {                                                                                      \
-            fail_msg("%s: expected the call to start, got %s", #call, lock_errname(rc_));                    \
+            fail_msg("%s: expected the call to start, got %s", #call, hive_errname(rc_));                    \
         }                                                                                                    \
         if (!run_until((e), &res_.done, 3000)) {                                                             \
             fail_msg("%s: expected a callback within 3 s, got none", #call);                                 \
         }                                                                                                    \
         if (res_.status != (want)) {                                                                         \
-            fail_msg("%s: expected %s, got %s", #call, lock_errname(want), lock_errname(res_.status));       \
+            fail_msg("%s: expected %s, got %s", #call, hive_errname(want), hive_errname(res_.status));       \
         }                                                                                                    \
     } while (0)
 
@@ -222,13 +222,13 @@ static void test_lock_acquire_busy_release(void **state)
 
     expect_lock(&e, 0, lock_acquire(e.r, &a, 10000, on_lock, &res_));
     assert_string_equal(peek(key, seen, sizeof(seen)), a.token);
-    expect_lock(&e, LOCK_EBUSY, lock_acquire(e.r, &b, 10000, on_lock, &res_));
-    expect_lock(&e, LOCK_ENOTHELD, lock_release(e.r, &b, on_lock, &res_));
+    expect_lock(&e, HIVE_EBUSY, lock_acquire(e.r, &b, 10000, on_lock, &res_));
+    expect_lock(&e, HIVE_ENOTHELD, lock_release(e.r, &b, on_lock, &res_));
     assert_string_equal(peek(key, seen, sizeof(seen)), a.token); /* still a's */
     expect_lock(&e, 0, lock_release(e.r, &a, on_lock, &res_));
     assert_string_equal(peek(key, seen, sizeof(seen)), "");
     expect_lock(&e, 0, lock_acquire(e.r, &b, 10000, on_lock, &res_));
-    expect_lock(&e, LOCK_ENOTHELD, lock_release(e.r, &a, on_lock, &res_));
+    expect_lock(&e, HIVE_ENOTHELD, lock_release(e.r, &a, on_lock, &res_));
     expect_lock(&e, 0, lock_release(e.r, &b, on_lock, &res_));
     env_close(&e);
 }
@@ -247,11 +247,11 @@ static void test_lock_ttl_expiry_and_extend(void **state)
     lock_init(&b, name);
 
     expect_lock(&e, 0, lock_acquire(e.r, &a, 200, on_lock, &res_));
-    expect_lock(&e, LOCK_EBUSY, lock_acquire(e.r, &b, 200, on_lock, &res_));
+    expect_lock(&e, HIVE_EBUSY, lock_acquire(e.r, &b, 200, on_lock, &res_));
     sleep_ms(&e, 400);
     expect_lock(&e, 0, lock_acquire(e.r, &b, 300, on_lock, &res_));
-    expect_lock(&e, LOCK_ENOTHELD, lock_release(e.r, &a, on_lock, &res_));
-    expect_lock(&e, LOCK_ENOTHELD, lock_extend(e.r, &a, 5000, on_lock, &res_));
+    expect_lock(&e, HIVE_ENOTHELD, lock_release(e.r, &a, on_lock, &res_));
+    expect_lock(&e, HIVE_ENOTHELD, lock_extend(e.r, &a, 5000, on_lock, &res_));
     expect_lock(&e, 0, lock_extend(e.r, &b, 5000, on_lock, &res_));
     char key[128];
     snprintf(key, sizeof(key), "lock:%s", name);
@@ -263,7 +263,7 @@ static void test_lock_ttl_expiry_and_extend(void **state)
     }
     freeReplyObject(pttl);
     sleep_ms(&e, 500); /* past the original 300 ms */
-    expect_lock(&e, LOCK_EBUSY, lock_acquire(e.r, &a, 200, on_lock, &res_));
+    expect_lock(&e, HIVE_EBUSY, lock_acquire(e.r, &a, 200, on_lock, &res_));
     expect_lock(&e, 0, lock_release(e.r, &b, on_lock, &res_));
     env_close(&e);
 }
@@ -314,8 +314,8 @@ static void test_sync_failure_never_calls_back(void **state)
     lock_t l;
     lock_init(&l, "x");
     result_t res = {0};
-    assert_int_equal(lock_acquire(r, &l, 1000, on_lock, &res), REDIS_EUNAVAILABLE);
-    assert_int_equal(lock_fence(r, "x", on_fence, &res), REDIS_EUNAVAILABLE);
+    assert_int_equal(lock_acquire(r, &l, 1000, on_lock, &res), HIVE_EUNAVAILABLE);
+    assert_int_equal(lock_fence(r, "x", on_fence, &res), HIVE_EUNAVAILABLE);
     redis_close(r, NULL, NULL);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_false(res.done);
@@ -349,7 +349,7 @@ static void test_reconnects_after_kill(void **state)
     assert_float_equal(redis_up(&e), 0, 0);
     const char *ping[] = {"PING"};
     result_t refused = {0};
-    assert_int_equal(redis_command(e.r, on_reply, &refused, 1, ping, NULL), REDIS_EUNAVAILABLE);
+    assert_int_equal(redis_command(e.r, on_reply, &refused, 1, ping, NULL), HIVE_EUNAVAILABLE);
     if (!wait_connected(&e, 3000)) {
         fail_msg("expected a reconnection within 3 s, got none");
     }
@@ -380,8 +380,8 @@ static void test_command_timeout_reconnects(void **state)
     assert_int_equal(redis_command(e.r, on_reply, &behind, 1, ping, NULL), 0);
     assert_true(run_until(&e, &behind.done, 3000));
     assert_true(blocked.done);
-    assert_string_equal(redis_errname(blocked.status), "REDIS_ETIMEDOUT");
-    assert_string_equal(redis_errname(behind.status), "REDIS_ETIMEDOUT");
+    assert_string_equal(hive_errname(blocked.status), "HIVE_ETIMEDOUT");
+    assert_string_equal(hive_errname(behind.status), "HIVE_ETIMEDOUT");
     if (!wait_connected(&e, 3000)) {
         fail_msg("expected a reconnection within 3 s, got none");
     }
@@ -392,7 +392,7 @@ static void test_command_timeout_reconnects(void **state)
     env_close(&e);
 }
 
-/* Closing with a command in flight: it completes with REDIS_ECANCELED, then
+/* Closing with a command in flight: it completes with HIVE_ECANCELED, then
  * done is called and the loop has no handle left. */
 static void test_close_cancels_pending(void **state)
 {
@@ -407,7 +407,7 @@ static void test_close_cancels_pending(void **state)
     sleep_ms(&e, 50);
     env_close(&e);
     assert_true(blocked.done);
-    assert_string_equal(redis_errname(blocked.status), "REDIS_ECANCELED");
+    assert_string_equal(hive_errname(blocked.status), "HIVE_ECANCELED");
 }
 
 /* A host name is resolved off the loop and each of its addresses tried:
@@ -431,13 +431,13 @@ static void test_connects_by_name(void **state)
     env_close(&e);
 }
 
-/* An error reply reaches the caller as REDIS_EREPLY with Redis's message. */
+/* An error reply reaches the caller as HIVE_EREJECTED with Redis's message. */
 static void on_error_reply(void *arg, int status, const redisReply *reply)
 {
     result_t *res = arg;
     res->done = true;
     res->status = status;
-    res->token = status == REDIS_EREPLY && reply && strstr(reply->str, "unknown command") ? 1 : 0;
+    res->token = status == HIVE_EREJECTED && reply && strstr(reply->str, "unknown command") ? 1 : 0;
 }
 
 static void test_error_reply(void **state)
@@ -449,7 +449,7 @@ static void test_error_reply(void **state)
     result_t res = {0};
     assert_int_equal(redis_command(e.r, on_error_reply, &res, 1, argv, NULL), 0);
     assert_true(run_until(&e, &res.done, 3000));
-    assert_string_equal(redis_errname(res.status), "REDIS_EREPLY");
+    assert_string_equal(hive_errname(res.status), "HIVE_EREJECTED");
     assert_int_equal(res.token, 1);
     assert_true(redis_connected(e.r)); /* an error reply is not a broken connection */
     env_close(&e);

@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ static int teardown(void **state)
     (void)state;
     int rc = store_drop_database(st);
     if (rc) {
-        fprintf(stderr, "drop database %s: %s (%s)\n", dbname, store_errname(rc), store_last_error());
+        fprintf(stderr, "drop database %s: %s (%s)\n", dbname, hive_errname(rc), store_last_error());
     }
     store_destroy(st);
     return rc ? -1 : 0;
@@ -56,7 +57,7 @@ static int teardown(void **state)
     do {                                                                                                     \
         int got_ = (call);                                                                                   \
         if (got_ != (want)) {                                                                                \
-            fail_msg("%s: expected %s, got %s (%s)", #call, store_errname(want), store_errname(got_),        \
+            fail_msg("%s: expected %s, got %s (%s)", #call, hive_errname(want), hive_errname(got_),          \
                      store_last_error());                                                                    \
         }                                                                                                    \
     } while (0)
@@ -137,9 +138,9 @@ static void test_find_one_missing(void **state)
 {
     (void)state;
     bson_t *got = NULL;
-    assert_store(store_find_one(st, "events", "no-such-id", &got), STORE_ENOTFOUND);
+    assert_store(store_find_one(st, "events", "no-such-id", &got), HIVE_ENOTFOUND);
     assert_null(got);
-    assert_store(store_find_latest(st, "weights", "no-such-key", &got, NULL), STORE_ENOTFOUND);
+    assert_store(store_find_latest(st, "weights", "no-such-key", &got, NULL), HIVE_ENOTFOUND);
 }
 
 static void test_cas_sequence(void **state)
@@ -149,13 +150,13 @@ static void test_cas_sequence(void **state)
     bson_t *doc = BCON_NEW("w", BCON_DOUBLE(0.1));
     assert_store(store_cas_revision(st, "weights", "consensus", 0, doc, &rev), 0);
     assert_int_equal(rev, 1);
-    assert_store(store_cas_revision(st, "weights", "consensus", 0, doc, &rev), STORE_ECONFLICT);
+    assert_store(store_cas_revision(st, "weights", "consensus", 0, doc, &rev), HIVE_ECONFLICT);
     assert_int_equal(rev, 1); /* untouched on failure */
     bson_t *doc2 = BCON_NEW("w", BCON_DOUBLE(0.2));
     assert_store(store_cas_revision(st, "weights", "consensus", 1, doc2, &rev), 0);
     assert_int_equal(rev, 2);
-    assert_store(store_cas_revision(st, "weights", "consensus", 1, doc, NULL), STORE_ECONFLICT); /* stale */
-    assert_store(store_cas_revision(st, "weights", "consensus", 5, doc, NULL), STORE_ECONFLICT); /* ahead */
+    assert_store(store_cas_revision(st, "weights", "consensus", 1, doc, NULL), HIVE_ECONFLICT); /* stale */
+    assert_store(store_cas_revision(st, "weights", "consensus", 5, doc, NULL), HIVE_ECONFLICT); /* ahead */
     bson_t *latest = NULL;
     int64_t latest_rev = 0;
     assert_store(store_find_latest(st, "weights", "consensus", &latest, &latest_rev), 0);
@@ -188,7 +189,7 @@ static void *race(void *arg)
 }
 
 /* Writers racing on the same expected revision: exactly one wins each round,
- * the rest get STORE_ECONFLICT, and the winner's document is the current one. */
+ * the rest get HIVE_ECONFLICT, and the winner's document is the current one. */
 static void test_cas_race_has_one_winner(void **state)
 {
     (void)state;
@@ -207,9 +208,9 @@ static void test_cas_race_has_one_winner(void **state)
             if (rs[i].rc == 0) {
                 winners++;
                 winner = i;
-            } else if (rs[i].rc != STORE_ECONFLICT) {
-                fail_msg("round %ld racer %d: expected OK or STORE_ECONFLICT, got %s", (long)round, i,
-                         store_errname(rs[i].rc));
+            } else if (rs[i].rc != HIVE_ECONFLICT) {
+                fail_msg("round %ld racer %d: expected OK or HIVE_ECONFLICT, got %s", (long)round, i,
+                         hive_errname(rs[i].rc));
             }
         }
         pthread_barrier_destroy(&barrier);
@@ -322,7 +323,7 @@ static void watch_until(store_t *s, const char *want_log, bool want_healthy, dou
     log_set_stream(c.log);
     assert_int_equal(uv_loop_init(&loop), 0);
     assert_int_equal(store_watch_start(s, &loop, 200, m), 0);
-    assert_int_equal(store_watch_start(s, &loop, 200, m), STORE_EINVALID); /* once */
+    assert_int_equal(store_watch_start(s, &loop, 200, m), HIVE_EINVAL); /* once */
     uv_timer_init(&loop, &c.poll);
     c.poll.data = &c;
     c.deadline = uv_now(&loop) + 8000;
@@ -340,6 +341,207 @@ static void watch_until(store_t *s, const char *want_log, bool want_healthy, dou
     metrics_destroy(m);
 }
 
+/* FerretDB refuses an infinite double; the store says the document is
+ * rejected (permanent: dead-letter it), with the server's message, and the
+ * connection stays usable. A NaN is refused before it is sent. */
+static void test_infinity_is_rejected(void **state)
+{
+    (void)state;
+    bson_t *inf = BCON_NEW("latency_p95_ms", BCON_DOUBLE(INFINITY));
+    bson_t *nan = BCON_NEW("latency_p95_ms", BCON_DOUBLE(NAN));
+    bson_t *ok = BCON_NEW("latency_p95_ms", BCON_DOUBLE(12.5));
+    int rc = store_upsert(st, "hostile", "inf", inf);
+    assert_int_equal(rc, HIVE_EREJECTED);
+    assert_false(hive_err_transient(rc));
+    if (!strstr(store_last_error(), "infinity values are not allowed")) {
+        fail_msg("expected FerretDB's message about infinity, got \"%s\"", store_last_error());
+    }
+    assert_store(store_insert_once(st, "hostile", "inf", inf, NULL), HIVE_EREJECTED);
+    assert_store(store_upsert(st, "hostile", "nan", nan), HIVE_EREJECTED);
+    assert_non_null(strstr(store_last_error(), "NaN"));
+    assert_store(store_upsert(st, "hostile", "fine", ok), 0);
+    assert_int_equal(count("hostile", NULL), 1);
+    bson_destroy(inf);
+    bson_destroy(nan);
+    bson_destroy(ok);
+}
+
+#define NBULK 100
+
+typedef struct {
+    char ids[NBULK][16];
+    bson_t *docs[NBULK];
+    store_doc_t items[NBULK];
+    store_result_t out[NBULK];
+} batch_t;
+
+/* NBULK documents "b-<i>" with n = i + base; document `bad` (if < NBULK)
+ * holds +Inf instead. */
+static batch_t *batch_new(int base, int bad)
+{
+    batch_t *b = calloc(1, sizeof(*b));
+    assert_non_null(b);
+    for (int i = 0; i < NBULK; i++) {
+        snprintf(b->ids[i], sizeof(b->ids[i]), "b-%03d", i);
+        b->docs[i] = i == bad ? BCON_NEW("n", BCON_DOUBLE(INFINITY)) : BCON_NEW("n", BCON_INT32(i + base));
+        b->items[i] = (store_doc_t){b->ids[i], b->docs[i]};
+    }
+    return b;
+}
+
+static void batch_free(batch_t *b)
+{
+    for (int i = 0; i < NBULK; i++) {
+        bson_destroy(b->docs[i]);
+    }
+    free(b);
+}
+
+typedef struct {
+    int n;
+    int64_t sum;
+} tally_t;
+
+static int tally_each(void *arg, const bson_t *doc)
+{
+    tally_t *t = arg;
+    t->n++;
+    t->sum += int_field(doc, "n");
+    return 0;
+}
+
+/* One +Inf among 100 in an unordered bulk upsert: the 99 others are written,
+ * exactly the bad one is reported, with FerretDB's message. */
+static void test_bulk_upsert_one_bad_document(void **state)
+{
+    (void)state;
+    batch_t *b = batch_new(0, 37);
+    assert_store(store_bulk_upsert(st, "bulk_up", b->items, NBULK, b->out), 0);
+    for (int i = 0; i < NBULK; i++) {
+        if (i == 37) {
+            assert_int_equal(b->out[i].status, HIVE_EREJECTED);
+            if (!strstr(b->out[i].message, "infinity")) {
+                fail_msg("document 37: expected FerretDB's message, got \"%s\"", b->out[i].message);
+            }
+        } else if (b->out[i].status != 0) {
+            fail_msg("document %d: expected 0, got %s (%s)", i, hive_errname(b->out[i].status),
+                     b->out[i].message);
+        }
+    }
+    tally_t t = {0, 0};
+    assert_store(store_find(st, "bulk_up", NULL, NULL, tally_each, &t), 0);
+    assert_int_equal(t.n, NBULK - 1);
+    assert_int_equal(t.sum, NBULK * (NBULK - 1) / 2 - 37);
+    batch_free(b);
+
+    /* A clean batch replaces every document in one call. */
+    b = batch_new(1000, NBULK);
+    assert_store(store_bulk_upsert(st, "bulk_up", b->items, NBULK, b->out), 0);
+    for (int i = 0; i < NBULK; i++) {
+        assert_int_equal(b->out[i].status, 0);
+    }
+    t = (tally_t){0, 0};
+    assert_store(store_find(st, "bulk_up", NULL, NULL, tally_each, &t), 0);
+    assert_int_equal(t.n, NBULK);
+    assert_int_equal(t.sum, NBULK * 1000 + NBULK * (NBULK - 1) / 2);
+    batch_free(b);
+}
+
+/* Bulk insert-once: the first call writes the 99 good documents and reports
+ * them new; a replay (with other contents) writes nothing and reports none
+ * new; the bad document is rejected both times. */
+static void test_bulk_insert_once_replay(void **state)
+{
+    (void)state;
+    batch_t *b = batch_new(0, 5);
+    assert_store(store_bulk_insert_once(st, "bulk_once", b->items, NBULK, b->out), 0);
+    for (int i = 0; i < NBULK; i++) {
+        if (i == 5) {
+            assert_int_equal(b->out[i].status, HIVE_EREJECTED);
+            assert_false(b->out[i].inserted);
+            assert_non_null(strstr(b->out[i].message, "infinity"));
+        } else if (b->out[i].status != 0 || !b->out[i].inserted) {
+            fail_msg("document %d: expected new, got %s inserted=%d (%s)", i, hive_errname(b->out[i].status),
+                     b->out[i].inserted, b->out[i].message);
+        }
+    }
+    batch_free(b);
+
+    b = batch_new(1000, 5);
+    assert_store(store_bulk_insert_once(st, "bulk_once", b->items, NBULK, b->out), 0);
+    for (int i = 0; i < NBULK; i++) {
+        if (i == 5) {
+            assert_int_equal(b->out[i].status, HIVE_EREJECTED);
+        } else if (b->out[i].status != 0 || b->out[i].inserted) {
+            fail_msg("replayed document %d: expected existing, got %s inserted=%d (%s)", i,
+                     hive_errname(b->out[i].status), b->out[i].inserted, b->out[i].message);
+        }
+    }
+    tally_t t = {0, 0};
+    assert_store(store_find(st, "bulk_once", NULL, NULL, tally_each, &t), 0);
+    assert_int_equal(t.n, NBULK - 1);
+    assert_int_equal(t.sum, NBULK * (NBULK - 1) / 2 - 5); /* the first contents */
+    batch_free(b);
+}
+
+/* A unique index on another field refuses a new _id: that is a conflict,
+ * not a replay. */
+static void test_bulk_insert_once_conflict(void **state)
+{
+    (void)state;
+    bson_t *keys = BCON_NEW("email", BCON_INT32(1));
+    assert_store(store_create_index(st, "bulk_users", "email_1", keys, true), 0);
+    bson_t *a = BCON_NEW("email", "a@x");
+    bson_t *a2 = BCON_NEW("email", "a@x");
+    bson_t *c = BCON_NEW("email", "c@x");
+    store_doc_t items[] = {{"u1", a}, {"u2", a2}, {"u3", c}};
+    store_result_t out[3];
+    assert_store(store_bulk_insert_once(st, "bulk_users", items, 3, out), 0);
+    assert_int_equal(out[0].status, 0);
+    assert_true(out[0].inserted);
+    assert_int_equal(out[1].status, HIVE_ECONFLICT);
+    assert_false(out[1].inserted);
+    assert_int_equal(out[2].status, 0);
+    assert_true(out[2].inserted);
+    bson_destroy(keys);
+    bson_destroy(a);
+    bson_destroy(a2);
+    bson_destroy(c);
+}
+
+/* One $in read: every existing id once, missing ones skipped. */
+static void test_find_ids(void **state)
+{
+    (void)state;
+    batch_t *b = batch_new(0, NBULK);
+    assert_store(store_bulk_upsert(st, "bulk_read", b->items, NBULK, b->out), 0);
+    const char *ids[] = {"b-001", "b-050", "nope", "b-099", "b-001"};
+    tally_t t = {0, 0};
+    assert_store(store_find_ids(st, "bulk_read", ids, 5, tally_each, &t), 0);
+    assert_int_equal(t.n, 3);
+    assert_int_equal(t.sum, 1 + 50 + 99);
+    batch_free(b);
+}
+
+static const store_index_t test_indexes[] = {
+    {"idx_a", "{\"key\": 1, \"revision\": -1}", false},
+    {"idx_b", "{\"component\": 1, \"problem\": 1}", true},
+};
+
+/* store_ensure_indexes creates each index once; a second run is a no-op. */
+static void test_ensure_indexes(void **state)
+{
+    (void)state;
+    assert_store(store_ensure_indexes(st, test_indexes, 2), 0);
+    assert_store(store_ensure_indexes(st, test_indexes, 2), 0);
+    bson_t *d1 = BCON_NEW("component", "api", "problem", "LATENCY");
+    bson_t *d2 = BCON_NEW("component", "api", "problem", "LATENCY");
+    assert_store(store_upsert(st, "idx_b", "one", d1), 0);
+    assert_store(store_upsert(st, "idx_b", "two", d2), HIVE_ECONFLICT); /* the unique index holds */
+    bson_destroy(d1);
+    bson_destroy(d2);
+}
+
 static void test_watch_reports_healthy(void **state)
 {
     (void)state;
@@ -355,7 +557,7 @@ static void test_watch_wrong_port_reports_unhealthy(void **state)
     store_t *bad =
         store_create("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500", dbname, err, sizeof(err));
     assert_non_null(bad);
-    assert_store(store_ping(bad), STORE_EUNAVAILABLE);
+    assert_store(store_ping(bad), HIVE_EUNAVAILABLE);
     watch_until(bad, "mongodb unreachable", false, 0);
     store_destroy(bad);
 }
@@ -372,6 +574,12 @@ int main(void)
         cmocka_unit_test(test_cas_race_has_one_winner),
         cmocka_unit_test(test_find_filters_sorts_and_stops),
         cmocka_unit_test(test_create_index),
+        cmocka_unit_test(test_infinity_is_rejected),
+        cmocka_unit_test(test_bulk_upsert_one_bad_document),
+        cmocka_unit_test(test_bulk_insert_once_replay),
+        cmocka_unit_test(test_bulk_insert_once_conflict),
+        cmocka_unit_test(test_find_ids),
+        cmocka_unit_test(test_ensure_indexes),
         cmocka_unit_test(test_watch_reports_healthy),
         cmocka_unit_test(test_watch_wrong_port_reports_unhealthy),
     };

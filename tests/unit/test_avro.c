@@ -233,7 +233,7 @@ static void test_new_value_applies_defaults(void **state)
     assert_string_equal(s, "");
     avro_value_decref(&v);
 
-    assert_int_equal(avro_codec_new_value(codec, "NoSuchRecord", &v), AVRO_CODEC_EINVAL);
+    assert_int_equal(avro_codec_new_value(codec, "NoSuchRecord", &v), HIVE_EINVAL);
 }
 
 /* ------------------------------------------------------------------ round trips */
@@ -405,22 +405,20 @@ static void test_framing_errors_give_reasons(void **state)
     example("TelemetryAggregated", &v);
     encode_ok(&v, &buf, &len);
 
-    expect_error("{\"service\": \"x\"}", 16, "TelemetryAggregated", AVRO_CODEC_EBADMSG,
-                 "bad magic byte 0x7b");
-    expect_error("\0\0\0", 3, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "too short");
-    expect_error(NULL, 0, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "too short");
-    expect_error("\0\0\0\0\x4d\x02", 6, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "unknown schema id 77");
-    expect_error("\0\x7f\xff\xff\xf0\x02", 6, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "unknown schema id");
-    expect_error(buf, len, "Insight", AVRO_CODEC_EBADMSG, "expected Insight, got TelemetryAggregated");
-    expect_error(buf, len - 1, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "truncated record");
-    expect_error(buf, 5, "TelemetryAggregated", AVRO_CODEC_EBADMSG,
-                 "truncated record (field schema_version)");
-    expect_error(buf, len, "Nope", AVRO_CODEC_EINVAL, "unknown record type Nope");
+    expect_error("{\"service\": \"x\"}", 16, "TelemetryAggregated", HIVE_EBADMSG, "bad magic byte 0x7b");
+    expect_error("\0\0\0", 3, "TelemetryAggregated", HIVE_EBADMSG, "too short");
+    expect_error(NULL, 0, "TelemetryAggregated", HIVE_EBADMSG, "too short");
+    expect_error("\0\0\0\0\x4d\x02", 6, "TelemetryAggregated", HIVE_EBADMSG, "unknown schema id 77");
+    expect_error("\0\x7f\xff\xff\xf0\x02", 6, "TelemetryAggregated", HIVE_EBADMSG, "unknown schema id");
+    expect_error(buf, len, "Insight", HIVE_EBADMSG, "expected Insight, got TelemetryAggregated");
+    expect_error(buf, len - 1, "TelemetryAggregated", HIVE_EBADMSG, "truncated record");
+    expect_error(buf, 5, "TelemetryAggregated", HIVE_EBADMSG, "truncated record (field schema_version)");
+    expect_error(buf, len, "Nope", HIVE_EINVAL, "unknown record type Nope");
 
     uint8_t *longer = malloc(len + 3);
     memcpy(longer, buf, len);
     memcpy(longer + len, "xyz", 3);
-    expect_error(longer, len + 3, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "3 bytes of trailing garbage");
+    expect_error(longer, len + 3, "TelemetryAggregated", HIVE_EBADMSG, "3 bytes of trailing garbage");
     free(longer);
 
     /* Every strict prefix is refused, whatever the cut. */
@@ -428,7 +426,7 @@ static void test_framing_errors_give_reasons(void **state)
         char err[256];
         avro_value_t out;
         assert_int_equal(avro_codec_decode(codec, buf, n, "TelemetryAggregated", &out, err, sizeof(err)),
-                         AVRO_CODEC_EBADMSG);
+                         HIVE_EBADMSG);
     }
     free(buf);
     avro_value_decref(&v);
@@ -442,20 +440,20 @@ static void test_hostile_bodies(void **state)
     uint8_t m[64] = {0, 0, 0, 0x03, 0xe9, 0x02};
     /* service: length -1 (zigzag 0x01): libavro-c 1.11.1 writes before its buffer here. */
     m[6] = 0x01;
-    expect_error(m, 7, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "negative length -1 (field service)");
+    expect_error(m, 7, "TelemetryAggregated", HIVE_EBADMSG, "negative length -1 (field service)");
     /* service: length 2^62, far beyond the buffer. */
     memcpy(m + 6, "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 10);
-    expect_error(m, 16, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "");
+    expect_error(m, 16, "TelemetryAggregated", HIVE_EBADMSG, "");
     /* a varint that never ends */
     memset(m + 6, 0xff, 12);
-    expect_error(m, 18, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "varint");
+    expect_error(m, 18, "TelemetryAggregated", HIVE_EBADMSG, "varint");
     /* service: not UTF-8 */
     memcpy(m + 6, "\x04\xff\xfe", 3);
-    expect_error(m, 9, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "not valid UTF-8 (field service)");
+    expect_error(m, 9, "TelemetryAggregated", HIVE_EBADMSG, "not valid UTF-8 (field service)");
 
     /* Insight: schema_version, insight_id "", source "", type index 7 */
     uint8_t ins[16] = {0, 0, 0, 0x03, 0xea, 0x02, 0x00, 0x00, 0x0e};
-    expect_error(ins, 9, "Insight", AVRO_CODEC_EBADMSG, "enum index 7 out of range (3 symbols) (field type)");
+    expect_error(ins, 9, "Insight", HIVE_EBADMSG, "enum index 7 out of range (3 symbols) (field type)");
 
     /* TelemetryAggregated with variant's union branch 5 */
     avro_value_t v;
@@ -471,17 +469,17 @@ static void test_hostile_bodies(void **state)
     /* the body ends with variant=0 (null), experiment_id=0 (null), metrics=0 (end) */
     assert_memory_equal(buf + len - 3, "\x00\x00\x00", 3);
     buf[len - 3] = 0x0a;
-    expect_error(buf, len, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "union branch 5 out of range");
+    expect_error(buf, len, "TelemetryAggregated", HIVE_EBADMSG, "union branch 5 out of range");
     /* metrics: a block of 2^40 entries in 1 byte */
     buf[len - 3] = 0x00;
     buf[len - 1] = 0x80;
     uint8_t *big = malloc(len + 32);
     memcpy(big, buf, len);
     memcpy(big + len, "\x80\x80\x80\x80\x80\x40", 6);
-    expect_error(big, len + 6, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "truncated record (field metrics)");
+    expect_error(big, len + 6, "TelemetryAggregated", HIVE_EBADMSG, "truncated record (field metrics)");
     /* metrics: the same key twice */
     memcpy(big + len - 1, "\x04\x02k\0\0\0\0\0\0\0\0\x02k\0\0\0\0\0\0\0\0", 22);
-    expect_error(big, len + 21, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "duplicate map key");
+    expect_error(big, len + 21, "TelemetryAggregated", HIVE_EBADMSG, "duplicate map key");
     free(big);
     free(buf);
     avro_value_decref(&v);
@@ -524,7 +522,7 @@ static void test_mutated_records_never_crash(void **state)
             avro_value_t out;
             char err[256];
             int rc = avro_codec_decode(codec, m, mlen, RECORDS[i], &out, err, sizeof(err));
-            assert_true(rc == 0 || rc == AVRO_CODEC_EBADMSG);
+            assert_true(rc == 0 || rc == HIVE_EBADMSG);
             if (rc == 0) {
                 uint8_t *again;
                 size_t alen;
@@ -598,13 +596,12 @@ static void test_old_writer_schema_resolves_to_current(void **state)
     size_t len;
     uint8_t *buf = frame_with_libavro(&v, 900, &len);
 
-    expect_error(buf, len, "TelemetryAggregated", AVRO_CODEC_EBADMSG, "unknown schema id 900");
+    expect_error(buf, len, "TelemetryAggregated", HIVE_EBADMSG, "unknown schema id 900");
     if (avro_codec_add_schema(codec, 900, OLD_TELEMETRY, err, sizeof(err))) {
         fail_msg("add_schema: %s", err);
     }
     assert_int_equal(avro_codec_add_schema(codec, 900, OLD_TELEMETRY, err, sizeof(err)), 0);
-    assert_int_equal(avro_codec_add_schema(codec, 900, hive_schemas[0].json, err, sizeof(err)),
-                     AVRO_CODEC_EINVAL);
+    assert_int_equal(avro_codec_add_schema(codec, 900, hive_schemas[0].json, err, sizeof(err)), HIVE_EINVAL);
     if (avro_codec_decode(codec, buf, len, "TelemetryAggregated", &out, err, sizeof(err))) {
         fail_msg("decode: %s", err);
     }
@@ -647,7 +644,7 @@ static void test_incompatible_writers_are_refused(void **state)
                                      "\"name\":\"schema_version\",\"type\":"
                                      "\"int\"}]}";
     assert_int_equal(avro_codec_add_schema(codec, 901, no_service, err, sizeof(err)), 0);
-    expect_error("\0\0\0\x03\x85\x02", 6, "TelemetryAggregated", AVRO_CODEC_EBADMSG,
+    expect_error("\0\0\0\x03\x85\x02", 6, "TelemetryAggregated", HIVE_EBADMSG,
                  "field TelemetryAggregated.service is not in the writer's schema and has no default");
 
     /* An Insight writer whose priority enum has a symbol the reader lacks. */
@@ -655,16 +652,16 @@ static void test_incompatible_writers_are_refused(void **state)
                                           "\"priority\",\"type\":{\"type\":\"enum\","
                                           "\"name\":\"InsightPriority\",\"symbols\":[\"LOW\",\"URGENT\"]}}]}";
     assert_int_equal(avro_codec_add_schema(codec, 902, more_priorities, err, sizeof(err)), 0);
-    expect_error("\0\0\0\x03\x86\x02", 6, "Insight", AVRO_CODEC_EBADMSG, "unknown enum symbol URGENT");
+    expect_error("\0\0\0\x03\x86\x02", 6, "Insight", HIVE_EBADMSG, "unknown enum symbol URGENT");
 
     /* A writer whose `service` is a long. */
     static const char long_service[] =
         "{\"type\":\"record\",\"name\":\"TelemetryAggregated\",\"fields\":[{\"name\":\"service\",\"type\":"
         "\"long\"}]}";
     assert_int_equal(avro_codec_add_schema(codec, 903, long_service, err, sizeof(err)), 0);
-    expect_error("\0\0\0\x03\x87\x02", 6, "TelemetryAggregated", AVRO_CODEC_EBADMSG,
+    expect_error("\0\0\0\x03\x87\x02", 6, "TelemetryAggregated", HIVE_EBADMSG,
                  "writer type long cannot be read as string (field service)");
-    assert_int_equal(avro_codec_add_schema(codec, 904, "{not json", err, sizeof(err)), AVRO_CODEC_EINVAL);
+    assert_int_equal(avro_codec_add_schema(codec, 904, "{not json", err, sizeof(err)), HIVE_EINVAL);
 }
 
 /* ------------------------------------------------------------------ hash, threads */
@@ -704,7 +701,7 @@ static void test_hash_of_canonical_payload(void **state)
     assert_int_equal(avro_set_long(&v, "revision", 99), 0);
     assert_int_equal(avro_codec_hash(&v, "hash", h2), 0);
     assert_string_not_equal(h1, h2);
-    assert_int_equal(avro_codec_hash(&v, "revision", h2), AVRO_CODEC_EINVAL);
+    assert_int_equal(avro_codec_hash(&v, "revision", h2), HIVE_EINVAL);
     avro_value_decref(&v);
 }
 
@@ -730,7 +727,7 @@ static void *worker(void *arg)
             bad += !avro_value_equal(&a, &b);
             avro_value_decref(&b);
             /* and a failing decode, which must not disturb the others */
-            bad += avro_codec_decode(codec, buf, len - 1, name, &b, err, sizeof(err)) != AVRO_CODEC_EBADMSG;
+            bad += avro_codec_decode(codec, buf, len - 1, name, &b, err, sizeof(err)) != HIVE_EBADMSG;
         }
         free(buf);
         avro_value_decref(&a);
@@ -764,21 +761,21 @@ static void test_encode_refuses_bad_values(void **state)
     assert_int_equal(avro_codec_new_value(codec, "TelemetryAggregated", &tmp), 0);
     assert_int_equal(avro_generic_value_new(tmp.iface, &v), 0);
     avro_value_decref(&tmp);
-    assert_int_equal(avro_codec_encode(codec, "t", &v, &buf, &len, err, sizeof(err)), AVRO_CODEC_EINVAL);
+    assert_int_equal(avro_codec_encode(codec, "t", &v, &buf, &len, err, sizeof(err)), HIVE_EINVAL);
     assert_non_null(strstr(err, "union has no branch selected (field variant)"));
     assert_null(buf);
     avro_value_decref(&v);
     /* A string that is not UTF-8. */
     example("Insight", &v);
     assert_int_equal(avro_set_string(&v, "component", "\xff"), 0);
-    assert_int_equal(avro_codec_encode(codec, "t", &v, &buf, &len, err, sizeof(err)), AVRO_CODEC_EINVAL);
+    assert_int_equal(avro_codec_encode(codec, "t", &v, &buf, &len, err, sizeof(err)), HIVE_EINVAL);
     assert_non_null(strstr(err, "not valid UTF-8 (field component)"));
     avro_value_decref(&v);
     /* A value of a schema the codec does not embed. */
     avro_schema_t s = avro_schema_record("Other", NULL);
     avro_value_iface_t *iface = avro_generic_class_from_schema(s);
     avro_generic_value_new(iface, &v);
-    assert_int_equal(avro_codec_encode(codec, "t", &v, &buf, &len, err, sizeof(err)), AVRO_CODEC_EINVAL);
+    assert_int_equal(avro_codec_encode(codec, "t", &v, &buf, &len, err, sizeof(err)), HIVE_EINVAL);
     avro_value_decref(&v);
     avro_value_iface_decref(iface);
     avro_schema_decref(s);

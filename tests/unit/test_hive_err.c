@@ -48,8 +48,22 @@ static void test_transient_class(void **state)
     assert_true(hive_err_transient(HIVE_ETIMEDOUT));
     assert_false(hive_err_transient(HIVE_EREJECTED));
     assert_false(hive_err_transient(HIVE_EBADMSG));
+    assert_true(hive_err_transient(HIVE_ENOMEM)); /* a good record is not dead-lettered for want of memory */
     assert_false(hive_err_transient(0));
     assert_false(hive_err_transient(-9999));
+}
+
+static void test_err_set(void **state)
+{
+    (void)state;
+    char err[8];
+    assert_int_equal(hive_err_set(err, sizeof(err), HIVE_EINVAL, "bad %s", "key"), HIVE_EINVAL);
+    assert_string_equal(err, "bad key");
+    assert_int_equal(hive_err_set(err, sizeof(err), HIVE_ETOOBIG, "%s", "much too long"), HIVE_ETOOBIG);
+    assert_string_equal(err, "much to"); /* cut, NUL-terminated */
+    assert_int_equal(hive_err_set(NULL, 0, HIVE_ENOTFOUND, "x"), HIVE_ENOTFOUND);
+    assert_int_equal(hive_err_set(err, 0, 0, "y"), 0);
+    assert_string_equal(err, "much to"); /* errlen 0: untouched */
 }
 
 int main(void)
@@ -58,6 +72,7 @@ int main(void)
         cmocka_unit_test(test_codes_distinct_and_negative),
         cmocka_unit_test(test_names_and_messages),
         cmocka_unit_test(test_transient_class),
+        cmocka_unit_test(test_err_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

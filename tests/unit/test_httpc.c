@@ -247,9 +247,9 @@ static void test_timeout(void **state)
     close_when_done(f, 1);
     uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
     assert_int_equal(f->res[0].calls, 1);
-    assert_int_equal(f->res[0].status, -CURLE_OPERATION_TIMEDOUT);
-    assert_string_equal(f->res[0].body, "");
-    assert_non_null(strstr(httpc_strerror(f->res[0].status), "imeout"));
+    assert_int_equal(f->res[0].status, HIVE_ETIMEDOUT);
+    assert_true(hive_err_transient(f->res[0].status));
+    assert_non_null(strstr(f->res[0].body, "timed out")); /* libcurl's message, for logs */
     fixture_finish(f);
 }
 
@@ -275,9 +275,26 @@ static void test_connection_refused(void **state)
     close_when_done(f, 1);
     uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
     assert_int_equal(f->res[0].calls, 1);
-    assert_int_equal(f->res[0].status, -CURLE_COULDNT_CONNECT);
+    assert_int_equal(f->res[0].status, HIVE_EUNAVAILABLE);
+    assert_non_null(strstr(f->res[0].body, "onnect"));
     assert_int_equal(f->res[0].code, 0);
     fixture_finish(f);
+}
+
+/* How libcurl's results map into the error space. */
+static void test_error_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(httpc_error_code(CURLE_OK), 0);
+    assert_int_equal(httpc_error_code(CURLE_OPERATION_TIMEDOUT), HIVE_ETIMEDOUT);
+    assert_int_equal(httpc_error_code(CURLE_COULDNT_CONNECT), HIVE_EUNAVAILABLE);
+    assert_int_equal(httpc_error_code(CURLE_COULDNT_RESOLVE_HOST), HIVE_EUNAVAILABLE);
+    assert_int_equal(httpc_error_code(CURLE_RECV_ERROR), HIVE_EUNAVAILABLE);
+    assert_int_equal(httpc_error_code(CURLE_GOT_NOTHING), HIVE_EUNAVAILABLE);
+    assert_int_equal(httpc_error_code(CURLE_OUT_OF_MEMORY), HIVE_ENOMEM);
+    assert_int_equal(httpc_error_code(CURLE_WRITE_ERROR), HIVE_ETOOBIG);
+    assert_int_equal(httpc_error_code(CURLE_URL_MALFORMAT), HIVE_EINVAL);
+    assert_int_equal(httpc_error_code(CURLE_UNSUPPORTED_PROTOCOL), HIVE_EINVAL);
 }
 
 static void test_bad_arguments(void **state)
@@ -286,8 +303,10 @@ static void test_bad_arguments(void **state)
     fixture_t *f = fixture_start();
     /* Refused at once; the callback never runs. */
     assert_int_equal(
-        httpc_request(f->client, "GET", "http://127.0.0.1/", NULL, "x", 1, 0, on_done, &f->res[0]), -1);
-    assert_int_equal(httpc_request(f->client, "GET", NULL, NULL, NULL, 0, 0, on_done, &f->res[0]), -1);
+        httpc_request(f->client, "GET", "http://127.0.0.1/", NULL, "x", 1, 0, on_done, &f->res[0]),
+        HIVE_EINVAL);
+    assert_int_equal(httpc_request(f->client, "GET", NULL, NULL, NULL, 0, 0, on_done, &f->res[0]),
+                     HIVE_EINVAL);
     assert_true(
         httpc_request(f->client, "GET", "gopher://127.0.0.1/", NULL, NULL, 0, 0, on_done, &f->res[0]) <= 0);
     close_when_done(f, 0);
@@ -296,7 +315,7 @@ static void test_bad_arguments(void **state)
 }
 
 /* httpc_close with requests in flight: each callback runs once with
- * HTTPC_CANCELED, and every handle is closed. */
+ * HIVE_ECANCELED, and every handle is closed. */
 static void on_close_timer(uv_timer_t *t)
 {
     fixture_t *f = t->data;
@@ -318,9 +337,9 @@ static void test_close_in_flight(void **state)
     uv_timer_start(&f->timer, on_close_timer, 100, 0);
     uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
     assert_int_equal(f->res[0].calls, 1);
-    assert_int_equal(f->res[0].status, HTTPC_CANCELED);
-    assert_int_equal(f->res[1].status, HTTPC_CANCELED);
-    assert_string_equal(httpc_strerror(HTTPC_CANCELED), "canceled");
+    assert_int_equal(f->res[0].status, HIVE_ECANCELED);
+    assert_int_equal(f->res[1].status, HIVE_ECANCELED);
+    assert_string_equal(f->res[0].body, hive_strerror(HIVE_ECANCELED));
     fixture_finish(f);
 }
 
@@ -337,7 +356,8 @@ static void on_done_then_close(void *arg, int status, long code, const char *bod
         httpc_request(reentrant->client, "GET", url, NULL, NULL, 0, 0, on_done, &reentrant->res[2]), 0);
     shut_down(reentrant);
     assert_int_equal(
-        httpc_request(reentrant->client, "GET", url, NULL, NULL, 0, 0, on_done, &reentrant->res[3]), -1);
+        httpc_request(reentrant->client, "GET", url, NULL, NULL, 0, 0, on_done, &reentrant->res[3]),
+        HIVE_EINVAL);
 }
 
 static void test_close_from_callback(void **state)
@@ -351,8 +371,8 @@ static void test_close_from_callback(void **state)
                      0);
     uv_run(&f->loop, UV_RUN_DEFAULT); /* stopped once the server has closed */
     assert_int_equal(f->res[0].code, 200);
-    assert_int_equal(f->res[1].status, HTTPC_CANCELED);
-    assert_int_equal(f->res[2].status, HTTPC_CANCELED);
+    assert_int_equal(f->res[1].status, HIVE_ECANCELED);
+    assert_int_equal(f->res[2].status, HIVE_ECANCELED);
     assert_int_equal(f->res[3].calls, 0);
     fixture_finish(f);
 }
@@ -360,13 +380,10 @@ static void test_close_from_callback(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get_post),
-        cmocka_unit_test(test_many_concurrent),
-        cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_connection_refused),
-        cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_close_in_flight),
-        cmocka_unit_test(test_close_from_callback),
+        cmocka_unit_test(test_get_post),        cmocka_unit_test(test_many_concurrent),
+        cmocka_unit_test(test_timeout),         cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test(test_error_codes),     cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_close_in_flight), cmocka_unit_test(test_close_from_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Unit tests of common/redis: backoff, error names, and the client's life
+/* Unit tests of common/redis: backoff and the client's life
  * against a port where nothing listens (loopback only, no Redis needed). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,21 +12,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
-
-static void test_error_names(void **state)
-{
-    (void)state;
-    assert_string_equal(redis_errname(0), "OK");
-    assert_string_equal(redis_errname(REDIS_EUNAVAILABLE), "REDIS_EUNAVAILABLE");
-    assert_string_equal(redis_errname(REDIS_ETIMEDOUT), "REDIS_ETIMEDOUT");
-    assert_string_equal(redis_errname(REDIS_EREPLY), "REDIS_EREPLY");
-    assert_string_equal(redis_errname(REDIS_EPROTO), "REDIS_EPROTO");
-    assert_string_equal(redis_errname(REDIS_EINVAL), "REDIS_EINVAL");
-    assert_string_equal(redis_errname(REDIS_ENOMEM), "REDIS_ENOMEM");
-    assert_string_equal(redis_errname(REDIS_ECANCELED), "REDIS_ECANCELED");
-    assert_string_equal(redis_errname(-999), "REDIS_E?");
-    assert_string_equal(redis_strerror(REDIS_ETIMEDOUT), "Redis did not answer in time");
-}
 
 /* Every delay lies in [cap/2, cap], cap = min(max, min * 2^attempt), for the
  * extreme and some ordinary random values, including huge attempt counts. */
@@ -93,7 +78,7 @@ static void on_check(uv_timer_t *t)
     /* Retried a few times by now, never connected. */
     assert_false(redis_connected(c->r));
     const char *argv[] = {"PING"};
-    assert_int_equal(redis_command(c->r, on_reply, c, 1, argv, NULL), REDIS_EUNAVAILABLE);
+    assert_int_equal(redis_command(c->r, on_reply, c, 1, argv, NULL), HIVE_EUNAVAILABLE);
     redis_close(c->r, on_closed, c);
     uv_close((uv_handle_t *)t, NULL);
 }
@@ -145,7 +130,6 @@ int main(void)
 {
     log_init("test_redis", LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_names),
         cmocka_unit_test(test_backoff_bounds),
         cmocka_unit_test(test_unreachable_server_then_close),
         cmocka_unit_test(test_close_right_after_create),
