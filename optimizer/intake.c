@@ -124,20 +124,14 @@ static int encode_insight(intake_t *in, const telemetry_view_t *t, const degrada
     return rc ? -1 : 0;
 }
 
-kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
-                                 size_t reasonlen)
+kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
+                                 kafka_out_t *out, char *reason, size_t reasonlen)
 {
     intake_t *in = ctx;
     double started = now_seconds();
-    avro_value_t v;
-    if (avro_codec_decode(in->conf.codec, msg->payload, msg->len, "TelemetryAggregated", &v, reason,
-                          reasonlen) != 0) {
-        return KAFKA_BAD_INPUT;
-    }
     telemetry_view_t t;
     char service[256];
-    int rc = read_telemetry(&v, &t, service, sizeof(service), reason, reasonlen);
-    avro_value_decref(&v);
+    int rc = read_telemetry(value, &t, service, sizeof(service), reason, reasonlen);
     if (rc != 0) {
         return KAFKA_BAD_INPUT;
     }
