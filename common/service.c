@@ -21,7 +21,7 @@
  * common/avro_validate.c exists; NULL accepts every decoded record. */
 static const service_validate_fn service_record_validate = NULL;
 
-/* ---- Create, configure ----------------------------------------------------- */
+/* ---- Create ---------------------------------------------------------------- */
 
 service_t *service_create(const service_def_t *def, void *ctx, char *err, size_t errlen)
 {
@@ -465,7 +465,7 @@ void service_destroy(service_t *s)
     avro_codec_destroy(s->codec);
     registry_destroy(s->registry);
     store_destroy(s->store);
-    if (s->def->needs & SERVICE_STORE && s->started) {
+    if ((s->def->needs & SERVICE_STORE) && s->started) {
         store_global_cleanup();
     }
     metrics_destroy(s->metrics);
