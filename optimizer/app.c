@@ -121,8 +121,10 @@ int app_build(app_t *app, service_t *svc)
     return 0;
 }
 
-void app_free(app_t *app)
+void app_teardown(service_t *svc, void *ctx)
 {
+    (void)svc;
+    app_t *app = ctx;
     rpc_destroy(app->rpc);
     ops_destroy(app->ops);
     engine_destroy(app->engine);

@@ -43,7 +43,7 @@ typedef struct {
 
 /* Builds the intake, the learner (BLOCKING: restored from MongoDB, before the
  * loop runs), the engine and the ops over the clients of `svc`. Returns 0, or
- * -1 after saying why; app_free() then frees what was built. */
+ * -1 after saying why; app_teardown() then frees what was built. */
 int app_build(app_t *app, service_t *svc);
 
 /* A plain timer (service_timer_t): refreshes the seed's fleet-wide gauges
@@ -51,7 +51,8 @@ int app_build(app_t *app, service_t *svc);
  * experiments_active) from MongoDB, so every replica shows the same figures. */
 void app_refresh_gauges(void *app);
 
-/* Frees what app_build() built, in reverse; the loop must have closed. */
-void app_free(app_t *app);
+/* The service's teardown (service_def_t.teardown; `app` is the app_t): frees
+ * what app_build() built, in reverse, once the loop has closed. */
+void app_teardown(service_t *svc, void *app);
 
 #endif

@@ -9,6 +9,7 @@
  */
 #include "app.h"
 #include "log.h"
+#include "openapi_json.h" /* openapi_json[]: the REST API's OpenAPI document (meson.build) */
 #include "rest.h"
 #include "service.h"
 
@@ -117,15 +118,9 @@ static int grpc_setup(service_t *svc, void *ctx, grpc_server_t *grpc)
     return rpc_register(a->rpc, grpc);
 }
 
-static void teardown(service_t *svc, void *ctx)
-{
-    (void)svc;
-    app_free(ctx);
-}
-
 int main(int argc, char **argv)
 {
-    static const service_def_t def = {
+    const service_def_t def = {
         .name = "optimizer",
         .summary = "Optimizer agent of the Neural Hive-Mind. Turns degraded telemetry into insights, and "
                    "HIGH/CRITICAL insights into hypotheses chosen by a learning policy (Q-learning, Thompson "
@@ -140,9 +135,11 @@ int main(int argc, char **argv)
         .ninputs = SERVICE_N(inputs),
         .timers = timers,
         .ntimers = SERVICE_N(timers),
+        .openapi = (const char *)openapi_json,
+        .openapi_len = openapi_json_len,
         .setup = setup,
         .grpc_register = grpc_setup,
-        .teardown = teardown,
+        .teardown = app_teardown,
     };
     /* Config, logs, metrics, clients, setup, run until SIGTERM, drain, free. */
     return service_main(&def, &app, argc, argv);
