@@ -3,8 +3,9 @@
  * Start order is the order of the shutdown stages reversed: each client is
  * created and its stage registered at once, so that a failure half-way drains
  * exactly what exists. Registration order: store, Redis, producer, pipeline,
- * timers, gRPC, HTTP; the drain therefore runs HTTP, gRPC, timers, pipeline,
- * producer, Redis, store, and the finalizers after the loop has stopped.
+ * the wait for pending work, timers, gRPC, HTTP; the drain therefore runs
+ * HTTP, gRPC, timers, pending work, pipeline, producer, Redis, store, and the
+ * finalizers after the loop has stopped.
  */
 #include "service_internal.h"
 
@@ -81,6 +82,28 @@ static void stop_producer(lifecycle_t *lc, void *ctx)
 static void stop_pipeline(lifecycle_t *lc, void *ctx)
 {
     kafka_pipeline_stop(((service_t *)ctx)->pipeline, stage_done, lc);
+}
+
+static void on_pending_poll_closed(uv_handle_t *h)
+{
+    lifecycle_stage_done(((service_t *)h->data)->lc);
+}
+
+static void on_pending_poll(uv_timer_t *t)
+{
+    service_t *s = t->data;
+    if (s->def->pending(s->ctx) == 0) {
+        uv_close((uv_handle_t *)t, on_pending_poll_closed);
+    }
+}
+
+/* The APIs and timers are closed, but a job they started may still run on a
+ * worker; its answer must come back before its objects go. */
+static void wait_pending(lifecycle_t *lc, void *ctx)
+{
+    (void)lc;
+    service_t *s = ctx;
+    uv_timer_start(&s->pending_poll, on_pending_poll, 0, SERVICE_PENDING_POLL_MS);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -401,7 +424,17 @@ static int start_all(service_t *s)
             return -1;
         }
     }
-    if (((needs & SERVICE_PIPELINE) && start_pipeline(s, err, sizeof(err)) != 0) || start_timers(s) != 0) {
+    if ((needs & SERVICE_PIPELINE) && start_pipeline(s, err, sizeof(err)) != 0) {
+        return -1;
+    }
+    if (s->def->pending) {
+        uv_timer_init(service_loop(s), &s->pending_poll);
+        s->pending_poll.data = s;
+        if (lifecycle_add_stage(s->lc, "pending", wait_pending, s) != 0) {
+            return -1;
+        }
+    }
+    if (start_timers(s) != 0) {
         return -1;
     }
     if (needs & SERVICE_GRPC) {

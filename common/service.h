@@ -20,9 +20,9 @@
  *   5. setup(), then the declared routes, /openapi.json, the gRPC service,
  *      the pipeline and the timers start;
  *   6. run until SIGTERM, then drain within 10 s in this order: the APIs
- *      (HTTP, gRPC), the timers, the pipeline (finishes and commits its
- *      batch), the producer (flushes), Redis, the store's watcher, then the
- *      finalizers; uv_loop_close() == 0;
+ *      (HTTP, gRPC), the timers, the work they started (`pending`), the
+ *      pipeline (finishes and commits its batch), the producer (flushes),
+ *      Redis, the store's watcher, then the finalizers; uv_loop_close() == 0;
  *   7. teardown(), then every client freed in reverse.
  * A fatal Kafka error (fenced producer) stops the service with exit status 1.
  *
@@ -174,6 +174,10 @@ typedef struct {
     int (*setup)(service_t *svc, void *ctx);
     /* Registers the gRPC methods (SERVICE_GRPC). Returns 0 or non-zero. */
     int (*grpc_register)(service_t *svc, void *ctx, grpc_server_t *grpc);
+    /* Work the APIs or timers started that has not answered yet (a job on a
+     * worker thread, say). Once the APIs and timers are closed, the drain
+     * waits until this returns 0, then stops the pipeline. NULL: none. */
+    size_t (*pending)(void *ctx);
     /* After the loop has closed, before the clients are freed: free what
      * setup built. Called whenever setup was called, also if it failed. */
     void (*teardown)(service_t *svc, void *ctx);

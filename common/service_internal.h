@@ -8,7 +8,8 @@
 #define SERVICE_DRAIN_MS 10000      /* the whole shutdown, DESIGN.md */
 #define SERVICE_STORE_WATCH_MS 2000 /* MongoDB health ping */
 #define SERVICE_REGISTRY_TIMEOUT_MS 5000
-#define SERVICE_SHARED_MAX 14 /* shared keys at most */
+#define SERVICE_PENDING_POLL_MS 5 /* how often the drain looks at def->pending() */
+#define SERVICE_SHARED_MAX 14     /* shared keys at most */
 
 typedef struct {
     uv_timer_t handle;
@@ -35,6 +36,7 @@ struct service_s {
     avro_codec_t *codec;
     kafka_producer_t *producer;
     kafka_pipeline_t *pipeline;
+    uv_timer_t pending_poll; /* the drain's wait for def->pending() == 0 */
     service_timer_rt_t *timers;
     size_t timers_open;
     grpc_server_t *grpc;

@@ -121,6 +121,11 @@ int app_build(app_t *app, service_t *svc)
     return 0;
 }
 
+size_t app_pending(void *ctx)
+{
+    return ops_pending(((app_t *)ctx)->ops);
+}
+
 void app_teardown(service_t *svc, void *ctx)
 {
     (void)svc;

@@ -51,6 +51,10 @@ int app_build(app_t *app, service_t *svc);
  * experiments_active) from MongoDB, so every replica shows the same figures. */
 void app_refresh_gauges(void *app);
 
+/* The service's pending work (service_def_t.pending): operator calls still
+ * running on a worker. */
+size_t app_pending(void *app);
+
 /* The service's teardown (service_def_t.teardown; `app` is the app_t): frees
  * what app_build() built, in reverse, once the loop has closed. */
 void app_teardown(service_t *svc, void *app);

@@ -139,6 +139,7 @@ int main(int argc, char **argv)
         .openapi_len = openapi_json_len,
         .setup = setup,
         .grpc_register = grpc_setup,
+        .pending = app_pending,
         .teardown = app_teardown,
     };
     /* Config, logs, metrics, clients, setup, run until SIGTERM, drain, free. */

@@ -493,6 +493,86 @@ static void test_own_openapi(void **state)
     assert_contains(run.resp[0], doc);
 }
 
+/* Work an API started on a worker thread is answered before the drain goes
+ * on: the loop closes cleanly and teardown finds nothing in flight. */
+static atomic_int jobs, jobs_done, jobs_at_teardown = -1;
+static atomic_bool sigterm_sent;
+static uv_work_t job;
+static service_t *job_svc;
+
+static void job_work(uv_work_t *w)
+{
+    (void)w;
+    for (int i = 0; i < 1000 && !atomic_load(&sigterm_sent); i++) {
+        usleep(1000);
+    }
+    usleep(50000); /* still running while the APIs close */
+}
+
+static void job_after(uv_work_t *w, int status)
+{
+    (void)w, (void)status;
+    atomic_fetch_add(&jobs_done, 1);
+    atomic_fetch_sub(&jobs, 1);
+}
+
+static void handle_work(void *ctx, http_req_t *req)
+{
+    (void)ctx;
+    atomic_fetch_add(&jobs, 1);
+    uv_queue_work(service_loop(job_svc), &job, job_work, job_after);
+    http_respond_text(req, 202, "text/plain", "started", 7);
+}
+
+static size_t pending_jobs(void *ctx)
+{
+    (void)ctx;
+    return (size_t)atomic_load(&jobs);
+}
+
+static void teardown_jobs(service_t *svc, void *ctx)
+{
+    (void)svc, (void)ctx;
+    atomic_store(&jobs_at_teardown, atomic_load(&jobs));
+}
+
+static void client_work(void *arg)
+{
+    run_t *r = arg;
+    r->status[0] = http_get(r->port, "/work", r->resp[0], RESP_MAX);
+    kill(getpid(), SIGTERM);
+    atomic_store(&sigterm_sent, true);
+}
+
+static void test_drain_waits_for_pending_work(void **state)
+{
+    (void)state;
+    clear_env();
+    memset(&run, 0, sizeof(run));
+    setenv("HTTP_PORT", "0", 1);
+    setenv("LOG_LEVEL", "error", 1);
+    static const service_route_t routes[] = {{"GET", "/work", handle_work}};
+    service_def_t def = minimal_def();
+    def.routes = routes;
+    def.nroutes = SERVICE_N(routes);
+    def.pending = pending_jobs;
+    def.teardown = teardown_jobs;
+    char err[256] = "";
+    service_t *svc = service_create(&def, &run, err, sizeof(err));
+    assert_int_equal(service_configure(svc, err, sizeof(err)), 0);
+    assert_int_equal(service_start(svc), 0);
+    job_svc = svc;
+    uv_thread_t th;
+    assert_int_equal(uv_thread_create(&th, client_work, &run), 0);
+    assert_int_equal(service_run(svc), 0); /* no work left on the loop when it closed */
+    uv_thread_join(&th);
+    service_destroy(svc);
+    clear_env();
+    assert_int_equal(run.status[0], 202);
+    assert_int_equal(atomic_load(&jobs_done), 1);
+    assert_int_equal(atomic_load(&jobs_at_teardown), 0);
+}
+
 int main(void)
 {
     log_init("test_service", LOG_ERROR);
@@ -504,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_minimal_service_runs_and_drains),
         cmocka_unit_test(test_failed_setup_drains),
         cmocka_unit_test(test_own_openapi),
+        cmocka_unit_test(test_drain_waits_for_pending_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
