@@ -143,8 +143,8 @@ void config_fprint_help(FILE *out, const config_item_t *items, size_t n)
         char range[160];
         range_text(&items[i], range, sizeof(range));
         const char *def = !items[i].def ? "(required)" : *items[i].def ? items[i].def : "(empty)";
-        fprintf(out, "  %-32s %s\n  %-32s default %s; %s\n", items[i].name, items[i].doc ? items[i].doc : "", "",
-                def, range);
+        fprintf(out, "  %-32s %s\n  %-32s default %s; %s\n", items[i].name, items[i].doc ? items[i].doc : "",
+                "", def, range);
     }
 }
 

@@ -45,7 +45,7 @@ void engine_destroy(engine_t *e);
 /* Handles one record of any topic above (service_input_fn; `ctx` is the
  * engine): `value` is the record of `msg`, decoded by the runtime as the
  * topic's record (borrowed). */
-kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value, kafka_out_t *out,
-                                 char *reason, size_t reasonlen);
+kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
+                                 kafka_out_t *out, char *reason, size_t reasonlen);
 
 #endif

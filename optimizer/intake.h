@@ -34,7 +34,7 @@ void intake_destroy(intake_t *in);
  * KAFKA_OK after producing zero or one insight, KAFKA_BAD_INPUT with a reason
  * for a record whose fields do not validate, KAFKA_RETRY while MongoDB is
  * unavailable. */
-kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value, kafka_out_t *out,
-                                 char *reason, size_t reasonlen);
+kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
+                                 kafka_out_t *out, char *reason, size_t reasonlen);
 
 #endif
