@@ -303,6 +303,11 @@ static int start_pipeline(service_t *s, char *err, size_t errlen)
         .max_batch = (size_t)s->cfg.max_batch,
         .on_fatal = on_fatal,
     };
+    /* LATER, batch inputs: when an input has handle_batch, conf.transform_batch
+     * = a dispatch_batch() next to dispatch() (decode and validate each record,
+     * the bad ones to the DLQ alone, the rest to handle_batch). LATER,
+     * transactional timers: conf.timers_topic from a shared key, and after the
+     * create, kafka_pipeline_add_timer() for each timer with a tick. */
     s->pipeline = kafka_pipeline_create(service_loop(s), &conf, err, errlen);
     if (!s->pipeline) {
         log_error("cannot create the Kafka pipeline", "error", err);
@@ -311,6 +316,7 @@ static int start_pipeline(service_t *s, char *err, size_t errlen)
     return lifecycle_add_stage(s->lc, "kafka", stop_pipeline, s);
 }
 
+/* Plain timers (LATER: a timer with a tick is the pipeline's, not counted here). */
 static int start_timers(service_t *s)
 {
     s->timers = calloc(s->def->ntimers + 1, sizeof(*s->timers));
