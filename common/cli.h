@@ -6,6 +6,8 @@
 #ifndef HIVE_CLI_H
 #define HIVE_CLI_H
 
+#include <stdio.h>
+
 #include "config.h"
 
 typedef struct {
@@ -13,11 +15,16 @@ typedef struct {
     const char *summary; /* one paragraph: what the service does */
     const config_item_t *config;
     size_t nconfig;
+    const char *version; /* printed by --version; NULL: the suite's version (HIVE_VERSION) */
 } cli_spec_t;
 
 /* Handles argv. Returns -1 when the service should go on starting, or an exit
  * status (0 after --help/--version, 2 after an unknown argument) when main()
  * should return it at once. */
 int cli_handle(const cli_spec_t *spec, int argc, char **argv);
+
+/* Writes what --help prints (usage, summary, the config table with defaults
+ * and ranges) to `out`. */
+void cli_print_help(const cli_spec_t *spec, FILE *out);
 
 #endif

@@ -137,12 +137,18 @@ void config_free(const config_item_t *items, size_t n)
     }
 }
 
-void config_print_help(const config_item_t *items, size_t n)
+void config_fprint_help(FILE *out, const config_item_t *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char range[160];
         range_text(&items[i], range, sizeof(range));
-        printf("  %-28s %s\n  %-28s default %s; %s\n", items[i].name, items[i].doc ? items[i].doc : "", "",
-               items[i].def ? items[i].def : "(required)", range);
+        const char *def = !items[i].def ? "(required)" : *items[i].def ? items[i].def : "(empty)";
+        fprintf(out, "  %-32s %s\n  %-32s default %s; %s\n", items[i].name, items[i].doc ? items[i].doc : "",
+                "", def, range);
     }
+}
+
+void config_print_help(const config_item_t *items, size_t n)
+{
+    config_fprint_help(stdout, items, n);
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef enum {
     CONFIG_STRING, /* out: char ** (owned by the config, freed by config_free); empty
@@ -40,8 +41,11 @@ int config_load(const config_item_t *items, size_t n, char *err, size_t errlen);
 /* Frees the strings config_load() stored for these items and sets them NULL. */
 void config_free(const config_item_t *items, size_t n);
 
-/* Prints the table as "NAME (default X, range ...) doc" lines for --help. */
+/* Prints the table for --help to stdout: per item, "NAME  doc" and then
+ * "default X; <accepted range>". */
 void config_print_help(const config_item_t *items, size_t n);
+/* The same, to `out`. */
+void config_fprint_help(FILE *out, const config_item_t *items, size_t n);
 
 /* Parses one value as `it` would (exposed for tests and fuzzing). Writes the
  * result to it->out. Returns 0 or -1 with a message in `err`. */

@@ -1,6 +1,5 @@
 #include "engine.h"
 
-#include "avro_validate.h"
 #include "hive_err.h"
 #include "hypothesis.h"
 #include "log.h"
@@ -139,16 +138,10 @@ int engine_read_insight(avro_value_t *v, engine_insight_t *out, char *reason, si
     return 0;
 }
 
-static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
-                                  size_t rl)
+static kafka_verdict_t on_insight(engine_t *e, avro_value_t *v, kafka_out_t *out, char *reason, size_t rl)
 {
-    avro_value_t v;
-    if (avro_validate_decode(e->conf.codec, msg->payload, msg->len, "Insight", &v, reason, rl) != 0) {
-        return KAFKA_BAD_INPUT;
-    }
     engine_insight_t in;
-    if (engine_read_insight(&v, &in, reason, rl) != 0) {
-        avro_value_decref(&v);
+    if (engine_read_insight(v, &in, reason, rl) != 0) {
         return KAFKA_BAD_INPUT;
     }
     kafka_verdict_t verdict = KAFKA_OK;
@@ -243,7 +236,6 @@ static kafka_verdict_t on_insight(engine_t *e, const rd_kafka_message_t *msg, ka
              "insight_id", h.insight_id, "component", h.component, "action", h.action, "status",
              hyp_status_name(h.status));
 done:
-    avro_value_decref(&v);
     return verdict;
 }
 
@@ -281,22 +273,15 @@ static kafka_verdict_t settle(engine_t *e, hypothesis_t *h, unsigned effects, bo
     return carry_out(e, h, emits, out, reason, rl) == 0 ? KAFKA_OK : KAFKA_RETRY;
 }
 
-static kafka_verdict_t on_approval(engine_t *e, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
-                                   size_t rl)
+static kafka_verdict_t on_approval(engine_t *e, avro_value_t *v, kafka_out_t *out, char *reason, size_t rl)
 {
-    avro_value_t v;
-    if (avro_validate_decode(e->conf.codec, msg->payload, msg->len, "ApprovalResponse", &v, reason, rl) !=
-        0) {
-        return KAFKA_BAD_INPUT;
-    }
     const char *id = NULL, *decision = NULL, *why = "";
     size_t n;
-    if (avro_get_string(&v, "optimization_id", &id, &n) || avro_get_enum_name(&v, "decision", &decision)) {
+    if (avro_get_string(v, "optimization_id", &id, &n) || avro_get_enum_name(v, "decision", &decision)) {
         snprintf(reason, rl, "invalid ApprovalResponse: optimization_id or decision missing");
-        avro_value_decref(&v);
         return KAFKA_BAD_INPUT;
     }
-    avro_get_string(&v, "reason", &why, &n);
+    avro_get_string(v, "reason", &why, &n);
     hypothesis_t h;
     bool found;
     kafka_verdict_t verdict = load_hypothesis(e, id, NULL, &h, &found, reason, rl);
@@ -307,31 +292,23 @@ static kafka_verdict_t on_approval(engine_t *e, const rd_kafka_message_t *msg, k
         bool replay = approved && h.status == HYP_EXPERIMENTING;
         verdict = settle(e, &h, effects, h.status != before, replay, out, reason, rl);
     }
-    avro_value_decref(&v);
     return verdict;
 }
 
-static kafka_verdict_t on_result(engine_t *e, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
-                                 size_t rl)
+static kafka_verdict_t on_result(engine_t *e, avro_value_t *v, kafka_out_t *out, char *reason, size_t rl)
 {
-    avro_value_t v;
-    if (avro_validate_decode(e->conf.codec, msg->payload, msg->len, "ExperimentResult", &v, reason, rl) !=
-        0) {
-        return KAFKA_BAD_INPUT;
-    }
     const char *experiment_id = NULL, *id = NULL, *status = NULL, *decision = NULL, *why = "";
     size_t n;
     double improvement = 0;
-    if (avro_get_string(&v, "experiment_id", &experiment_id, &n) ||
-        avro_get_enum_name(&v, "status", &status) || avro_get_enum_name(&v, "decision", &decision) ||
-        avro_get_double(&v, "improvement", &improvement) || !isfinite(improvement)) {
+    if (avro_get_string(v, "experiment_id", &experiment_id, &n) || avro_get_enum_name(v, "status", &status) ||
+        avro_get_enum_name(v, "decision", &decision) || avro_get_double(v, "improvement", &improvement) ||
+        !isfinite(improvement)) {
         snprintf(reason, rl,
                  "invalid ExperimentResult: experiment_id, status, decision or improvement missing");
-        avro_value_decref(&v);
         return KAFKA_BAD_INPUT;
     }
-    avro_get_nullable_string(&v, "optimization_id", &id, &n);
-    avro_get_string(&v, "reason", &why, &n);
+    avro_get_nullable_string(v, "optimization_id", &id, &n);
+    avro_get_string(v, "reason", &why, &n);
     hypothesis_t h;
     bool found;
     kafka_verdict_t verdict = load_hypothesis(e, id, experiment_id, &h, &found, reason, rl);
@@ -368,25 +345,18 @@ static kafka_verdict_t on_result(engine_t *e, const rd_kafka_message_t *msg, kaf
     }
     verdict = settle(e, &h, effects, moved, replay, out, reason, rl);
 done:
-    avro_value_decref(&v);
     return verdict;
 }
 
-static kafka_verdict_t on_applied(engine_t *e, const rd_kafka_message_t *msg, char *reason, size_t rl)
+static kafka_verdict_t on_applied(engine_t *e, avro_value_t *v, char *reason, size_t rl)
 {
-    avro_value_t v;
-    if (avro_validate_decode(e->conf.codec, msg->payload, msg->len, "OptimizationEvent", &v, reason, rl) !=
-        0) {
-        return KAFKA_BAD_INPUT;
-    }
     const char *id = NULL, *type = NULL, *why = "";
     size_t n;
-    if (avro_get_string(&v, "optimization_id", &id, &n) || avro_get_enum_name(&v, "event_type", &type)) {
+    if (avro_get_string(v, "optimization_id", &id, &n) || avro_get_enum_name(v, "event_type", &type)) {
         snprintf(reason, rl, "invalid OptimizationEvent: optimization_id or event_type missing");
-        avro_value_decref(&v);
         return KAFKA_BAD_INPUT;
     }
-    avro_get_string(&v, "reason", &why, &n);
+    avro_get_string(v, "reason", &why, &n);
     hypothesis_t h;
     bool found;
     kafka_verdict_t verdict = load_hypothesis(e, id, NULL, &h, &found, reason, rl);
@@ -405,25 +375,24 @@ static kafka_verdict_t on_applied(engine_t *e, const rd_kafka_message_t *msg, ch
             }
         }
     }
-    avro_value_decref(&v);
     return verdict;
 }
 
-kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
-                                 size_t reasonlen)
+kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
+                                 kafka_out_t *out, char *reason, size_t reasonlen)
 {
     engine_t *e = ctx;
     double started = timeutil_mono_seconds();
     const char *topic = rd_kafka_topic_name(msg->rkt);
     kafka_verdict_t v;
     if (!strcmp(topic, e->conf.insights_topic)) {
-        v = on_insight(e, msg, out, reason, reasonlen);
+        v = on_insight(e, value, out, reason, reasonlen);
     } else if (!strcmp(topic, e->conf.approvals_responses_topic)) {
-        v = on_approval(e, msg, out, reason, reasonlen);
+        v = on_approval(e, value, out, reason, reasonlen);
     } else if (!strcmp(topic, e->conf.experiments_results_topic)) {
-        v = on_result(e, msg, out, reason, reasonlen);
+        v = on_result(e, value, out, reason, reasonlen);
     } else if (!strcmp(topic, e->conf.applied_topic)) {
-        v = on_applied(e, msg, reason, reasonlen);
+        v = on_applied(e, value, reason, reasonlen);
     } else {
         snprintf(reason, reasonlen, "no handler for topic %s", topic);
         v = KAFKA_BAD_INPUT;

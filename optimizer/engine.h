@@ -56,8 +56,10 @@ typedef struct {
  * malformed field in `reason` (the record is bad input). Pure. */
 int engine_read_insight(avro_value_t *v, engine_insight_t *out, char *reason, size_t reasonlen);
 
-/* The transform for every topic above (kafka_transform_fn); `ctx` is the engine. */
-kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
-                                 size_t reasonlen);
+/* Handles one record of any topic above (service_input_fn; `ctx` is the
+ * engine): `value` is the record of `msg`, decoded by the runtime as the
+ * topic's record (borrowed). */
+kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
+                                 kafka_out_t *out, char *reason, size_t reasonlen);
 
 #endif

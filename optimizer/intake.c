@@ -1,6 +1,5 @@
 #include "intake.h"
 
-#include "avro_validate.h"
 #include "hive_err.h"
 #include "log.h"
 #include "records.h"
@@ -114,20 +113,14 @@ static int encode_insight(intake_t *in, const telemetry_view_t *t, const degrada
     return records_insight(in->conf.codec, in->conf.insights_topic, &ins, out, out_len, reason, reasonlen);
 }
 
-kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
-                                 size_t reasonlen)
+kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
+                                 kafka_out_t *out, char *reason, size_t reasonlen)
 {
     intake_t *in = ctx;
     double started = timeutil_mono_seconds();
-    avro_value_t v;
-    if (avro_validate_decode(in->conf.codec, msg->payload, msg->len, "TelemetryAggregated", &v, reason,
-                             reasonlen) != 0) {
-        return KAFKA_BAD_INPUT;
-    }
     telemetry_view_t t;
     char service[256];
-    int rc = read_telemetry(&v, &t, service, sizeof(service), reason, reasonlen);
-    avro_value_decref(&v);
+    int rc = read_telemetry(value, &t, service, sizeof(service), reason, reasonlen);
     if (rc != 0) {
         return KAFKA_BAD_INPUT;
     }

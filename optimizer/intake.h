@@ -1,6 +1,6 @@
 /* intake: the optimizer's telemetry intake, the shell around degradation.c.
  *
- * One TelemetryAggregated record in: decode it, apply the degradation rule,
+ * One decoded TelemetryAggregated record in: apply the degradation rule,
  * store a degraded observation in MongoDB once (keyed by the insight id), and
  * add one synthetic Insight to the Kafka transaction that commits the record's
  * offset. Runs on the Kafka pipeline's worker thread, so blocking MongoDB calls
@@ -29,10 +29,12 @@ typedef struct {
 intake_t *intake_create(const intake_conf_t *conf);
 void intake_destroy(intake_t *in);
 
-/* The pipeline's transform (kafka_transform_fn): KAFKA_OK after producing zero
- * or one insight, KAFKA_BAD_INPUT with a reason for a record that does not
- * decode or validate, KAFKA_RETRY while MongoDB is unavailable. */
-kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
-                                 size_t reasonlen);
+/* Handles one TelemetryAggregated record, `value` (decoded by the runtime,
+ * borrowed), of message `msg` (service_input_fn; `ctx` is the intake):
+ * KAFKA_OK after producing zero or one insight, KAFKA_BAD_INPUT with a reason
+ * for a record whose fields do not validate, KAFKA_RETRY while MongoDB is
+ * unavailable. */
+kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
+                                 kafka_out_t *out, char *reason, size_t reasonlen);
 
 #endif
