@@ -9,6 +9,7 @@
  */
 #include "service_internal.h"
 
+#include "avro_validate.h"
 #include "cli.h"
 #include "log.h"
 #include "registry.h"
@@ -16,11 +17,6 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Validation of every decoded record before its handler (DESIGN.md: a record
- * that does not decode OR VALIDATE goes to the DLQ). Set to avro_validate once
- * common/avro_validate.c exists; NULL accepts every decoded record. */
-static const service_validate_fn service_record_validate = NULL;
 
 /* ---- Create ---------------------------------------------------------------- */
 
@@ -47,7 +43,7 @@ service_t *service_create(const service_def_t *def, void *ctx, char *err, size_t
     }
     s->def = def;
     s->ctx = ctx;
-    s->validate = service_record_validate;
+    s->validate = avro_validate; /* the declared ranges of every schema (avro_validate.h) */
     if (service_config_build(s, err, errlen) != 0) {
         service_destroy(s);
         return NULL;
