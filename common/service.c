@@ -118,7 +118,9 @@ static void stop_timers(lifecycle_t *lc, void *ctx)
         return;
     }
     for (size_t i = 0; i < s->def->ntimers; i++) {
-        uv_close((uv_handle_t *)&s->timers[i].handle, on_timer_closed);
+        if (s->def->timers[i].fn) {
+            uv_close((uv_handle_t *)&s->timers[i].handle, on_timer_closed);
+        }
     }
 }
 
@@ -177,33 +179,121 @@ static bool intake_flowing(void *svc)
     return p && !kafka_pipeline_paused(p);
 }
 
-/* The pipeline's transform, on its worker thread: find the input of the
- * record's topic, decode, validate, hand over. */
+/* The input of a record's topic, or NULL. */
+static const service_input_t *input_of(const service_t *s, const rd_kafka_message_t *msg)
+{
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    for (size_t i = 0; i < s->def->ninputs; i++) {
+        if (strcmp(s->topics[i], topic) == 0) {
+            return &s->def->inputs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Decodes a record as its input's record and validates it. KAFKA_OK with
+ * *out_value to decref, or the verdict (bad input with the reason, or a retry
+ * while the Schema Registry cannot be reached). */
+static kafka_verdict_t decode_input(service_t *s, const service_input_t *in, const rd_kafka_message_t *msg,
+                                    avro_value_t *out_value, char *reason, size_t reasonlen)
+{
+    if (!in) {
+        snprintf(reason, reasonlen, "no input for topic %s", rd_kafka_topic_name(msg->rkt));
+        return KAFKA_BAD_INPUT;
+    }
+    int rc = avro_codec_decode(s->codec, msg->payload, msg->len, in->record, out_value, reason, reasonlen);
+    if (rc != 0) {
+        return rc == HIVE_EUNAVAILABLE ? KAFKA_RETRY : KAFKA_BAD_INPUT;
+    }
+    if (s->validate && s->validate(s->codec, in->record, out_value, reason, reasonlen) != 0) {
+        avro_value_decref(out_value);
+        return KAFKA_BAD_INPUT;
+    }
+    return KAFKA_OK;
+}
+
+/* The pipeline's transform when every input handles records one at a time,
+ * on its worker thread: find the input, decode, validate, hand over. */
 static kafka_verdict_t dispatch(void *ctx, const rd_kafka_message_t *msg, kafka_out_t *out, char *reason,
                                 size_t reasonlen)
 {
     service_t *s = ctx;
-    const char *topic = rd_kafka_topic_name(msg->rkt);
-    const service_input_t *in = NULL;
-    for (size_t i = 0; i < s->def->ninputs && !in; i++) {
-        if (strcmp(s->topics[i], topic) == 0) {
-            in = &s->def->inputs[i];
+    const service_input_t *in = input_of(s, msg);
+    avro_value_t v;
+    kafka_verdict_t verdict = decode_input(s, in, msg, &v, reason, reasonlen);
+    if (verdict != KAFKA_OK) {
+        return verdict;
+    }
+    verdict = in->handle(s->ctx, msg, &v, out, reason, reasonlen);
+    avro_value_decref(&v);
+    return verdict;
+}
+
+/* The pipeline's batch transform when an input takes batches, on its worker
+ * thread. Each record is decoded and validated (a bad one is rejected alone);
+ * records of per-record inputs are handled in order as they come, and the
+ * valid records of each batch input go to its handler together, once. */
+static kafka_verdict_t dispatch_batch(void *ctx, kafka_in_t *kin)
+{
+    service_t *s = ctx;
+    size_t n = kafka_in_count(kin);
+    kafka_verdict_t verdict = KAFKA_OK;
+    avro_value_t *values = calloc(n ? n : 1, sizeof(*values));
+    service_record_t *recs = calloc(n ? n : 1, sizeof(*recs));
+    const service_input_t **owner = calloc(n ? n : 1, sizeof(*owner));
+    char reason[512];
+    if (!values || !recs || !owner) {
+        verdict = KAFKA_RETRY;
+        goto out;
+    }
+    for (size_t i = 0; i < n && verdict == KAFKA_OK; i++) {
+        const rd_kafka_message_t *msg = kafka_in_msg(kin, i);
+        const service_input_t *in = input_of(s, msg);
+        reason[0] = '\0';
+        kafka_verdict_t v = decode_input(s, in, msg, &values[i], reason, sizeof(reason));
+        if (v == KAFKA_BAD_INPUT) {
+            kafka_in_reject(kin, i, reason);
+            continue;
+        }
+        if (v != KAFKA_OK) {
+            verdict = v;
+            break;
+        }
+        owner[i] = in;
+        if (in->handle) {
+            reason[0] = '\0';
+            v = in->handle(s->ctx, msg, &values[i], kafka_in_out(kin, i), reason, sizeof(reason));
+            if (v == KAFKA_BAD_INPUT) {
+                kafka_in_reject(kin, i, reason[0] ? reason : "rejected by the handler");
+            } else if (v != KAFKA_OK) {
+                verdict = KAFKA_RETRY;
+            }
         }
     }
-    if (!in) {
-        snprintf(reason, reasonlen, "no input for topic %s", topic);
-        return KAFKA_BAD_INPUT;
+    for (size_t k = 0; k < s->def->ninputs && verdict == KAFKA_OK; k++) {
+        const service_input_t *in = &s->def->inputs[k];
+        if (!in->handle_batch) {
+            continue;
+        }
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (owner[i] == in) {
+                recs[m++] = (service_record_t){kafka_in_msg(kin, i), &values[i], kafka_in_out(kin, i), i};
+            }
+        }
+        if (m > 0 && in->handle_batch(s->ctx, kin, recs, m) != KAFKA_OK) {
+            verdict = KAFKA_RETRY;
+        }
     }
-    avro_value_t v;
-    int rc = avro_codec_decode(s->codec, msg->payload, msg->len, in->record, &v, reason, reasonlen);
-    if (rc != 0) {
-        return rc == HIVE_EUNAVAILABLE ? KAFKA_RETRY : KAFKA_BAD_INPUT;
+out:
+    for (size_t i = 0; owner && values && i < n; i++) {
+        if (owner[i]) {
+            avro_value_decref(&values[i]);
+        }
     }
-    kafka_verdict_t verdict = KAFKA_BAD_INPUT;
-    if (!s->validate || s->validate(s->codec, in->record, &v, reason, reasonlen) == 0) {
-        verdict = in->handle(s->ctx, msg, &v, out, reason, reasonlen);
-    }
-    avro_value_decref(&v);
+    free(owner);
+    free(recs);
+    free(values);
     return verdict;
 }
 
@@ -305,26 +395,39 @@ static int start_pipeline(service_t *s, char *err, size_t errlen)
         .service = s->def->name,
         .topics = s->topics,
         .ntopics = s->def->ninputs,
-        .transform = dispatch,
         .ctx = s,
         .metrics = s->metrics,
         .max_batch = (size_t)s->cfg.max_batch,
         .on_fatal = on_fatal,
     };
-    /* LATER, batch inputs: when an input has handle_batch, conf.transform_batch
-     * = a dispatch_batch() next to dispatch() (decode and validate each record,
-     * the bad ones to the DLQ alone, the rest to handle_batch). LATER,
-     * transactional timers: conf.timers_topic from a shared key, and after the
-     * create, kafka_pipeline_add_timer() for each timer with a tick. */
+    bool batches = false;
+    for (size_t i = 0; i < s->def->ninputs; i++) {
+        batches |= s->def->inputs[i].handle_batch != NULL;
+    }
+    /* Per-record inputs alone keep the per-record transform (and its time
+     * budget per transaction); a batch input needs the batch transform. */
+    if (batches) {
+        conf.transform_batch = dispatch_batch;
+    } else if (s->def->ninputs > 0) {
+        conf.transform = dispatch;
+    }
+    conf.timers_topic = s->cfg.timers_topic;
     s->pipeline = kafka_pipeline_create(service_loop(s), &conf, err, errlen);
     if (!s->pipeline) {
         log_error("cannot create the Kafka pipeline", "error", err);
         return -1;
     }
+    for (size_t i = 0; i < s->def->ntimers; i++) {
+        const service_timer_t *t = &s->def->timers[i];
+        if (t->tick && kafka_pipeline_add_timer(s->pipeline, t->name, t->interval_ms, t->tick, s->ctx) != 0) {
+            log_error("cannot add the transactional timer", "timer", t->name);
+            return -1;
+        }
+    }
     return lifecycle_add_stage(s->lc, "kafka", stop_pipeline, s);
 }
 
-/* Plain timers (LATER: a timer with a tick is the pipeline's, not counted here). */
+/* Plain timers on the loop (a timer with a tick is the pipeline's). */
 static int start_timers(service_t *s)
 {
     s->timers = calloc(s->def->ntimers + 1, sizeof(*s->timers));
@@ -332,6 +435,9 @@ static int start_timers(service_t *s)
         return -1;
     }
     for (size_t i = 0; i < s->def->ntimers; i++) {
+        if (!s->def->timers[i].fn) {
+            continue;
+        }
         uv_timer_init(service_loop(s), &s->timers[i].handle);
         s->timers[i].handle.data = &s->timers[i];
         s->timers[i].svc = s;
@@ -397,6 +503,9 @@ static int start_after_setup(service_t *s)
     }
     for (size_t i = 0; i < d->ntimers; i++) {
         const service_timer_t *t = &d->timers[i];
+        if (!t->fn) {
+            continue;
+        }
         uv_timer_start(&s->timers[i].handle, on_timer, t->first_ms ? t->first_ms : t->interval_ms,
                        t->interval_ms);
     }

@@ -32,6 +32,7 @@
  *   pipeline or producer KAFKA_BOOTSTRAP_SERVERS (127.0.0.1:9092)
  *   pipeline             KAFKA_CONSUMER_GROUP (<name>), KAFKA_TRANSACTIONAL_ID
  *                        (auto = <name>-<hostname>), KAFKA_MAX_BATCH (500)
+ *   transactional timers KAFKA_TIMERS_TOPIC (<name>.timers)
  *   store                MONGODB_URI (mongodb://127.0.0.1:27017),
  *                        MONGODB_DATABASE (<name>)
  *   redis                REDIS_HOST (127.0.0.1), REDIS_PORT (6379)
@@ -41,10 +42,10 @@
  * on MongoDB); everything else (setup, teardown, timers, routes, checks, the
  * gRPC service) runs on the loop thread.
  *
- * Extension points, additive: a transactional timer is a service_timer_t
- * whose `tick` (kafka_tick_fn) is set, handed to kafka_pipeline_add_timer();
- * a batch input is a service_input_t whose `handle_batch` is set, driving the
- * pipeline's transform_batch. Both are marked "LATER" below and in service.c.
+ * A transactional timer is a service_timer_t whose `tick` is set: its
+ * outputs are produced exactly once per slot (kafka_pipeline_add_timer). A
+ * batch input is a service_input_t whose `handle_batch` is set: it gets the
+ * valid records of one transaction together.
  */
 #ifndef HIVE_SERVICE_H
 #define HIVE_SERVICE_H
@@ -87,6 +88,25 @@ typedef enum {
 typedef kafka_verdict_t (*service_input_fn)(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
                                             kafka_out_t *out, char *reason, size_t reasonlen);
 
+/* One decoded record of a batch input. `value` is owned by the runtime (do
+ * not decref); `out` receives the record's outputs; `index` is its place in
+ * the transaction, for kafka_in_reject(). */
+typedef struct {
+    const rd_kafka_message_t *msg;
+    avro_value_t *value;
+    kafka_out_t *out;
+    size_t index;
+} service_record_t;
+
+/* Handles the `n` valid records of one input in one transaction, on the
+ * pipeline's WORKER thread (kafka_batch_fn's contract): a record that is bad
+ * on its own is rejected with kafka_in_reject(in, recs[i].index, reason) and
+ * goes to the DLQ alone; KAFKA_OK commits the others' outputs; KAFKA_RETRY
+ * aborts and replays the whole transaction, so side effects must be
+ * idempotent. Records that did not decode or validate never reach it. */
+typedef kafka_verdict_t (*service_batch_fn)(void *ctx, kafka_in_t *in, const service_record_t *recs,
+                                            size_t n);
+
 /* The validation every decoded record passes before its handler: 0 when
  * valid, else non-zero with a reason (NUL-terminated, at most `reasonlen`
  * bytes); the record then goes to the DLQ. avro_validate() has this type. */
@@ -105,9 +125,10 @@ typedef struct {
     service_input_fn handle;
     const char *doc; /* --help line of topic_var; NULL: "<record> input" */
     char **topic;    /* optional: receives the topic name (owned by the runtime) */
-    /* LATER: service_batch_fn handle_batch; when set (and `handle` NULL), the
-     * runtime sets kafka_pipeline_conf_t.transform_batch and hands the decoded
-     * records of one transaction together. */
+    /* Instead of `handle` (exactly one is set): all the valid records of this
+     * input in one transaction, in partition order, handed together so that
+     * the store work goes as one bulk operation (see service_batch_fn). */
+    service_batch_fn handle_batch;
 } service_input_t;
 
 /* A plain timer on the loop thread: fn(ctx) after `first_ms` (0: after
@@ -118,9 +139,13 @@ typedef struct {
     unsigned interval_ms;
     unsigned first_ms;
     void (*fn)(void *ctx);
-    /* LATER: kafka_tick_fn tick; when set (and `fn` NULL), the runtime calls
-     * kafka_pipeline_add_timer(pipeline, name, interval_ms, tick, ctx): the
-     * timer's outputs are produced exactly once, inside a transaction. */
+    /* Instead of `fn` (exactly one is set): a transactional timer of the
+     * pipeline (SERVICE_PIPELINE), kafka_pipeline_add_timer(): tick(ctx, slot,
+     * now_ms, out, ...) runs on the pipeline's worker and its outputs are
+     * produced exactly once per slot, across restarts and replicas. `name` keys
+     * its marker in KAFKA_TIMERS_TOPIC, so it must not change between releases;
+     * `first_ms` is ignored. */
+    kafka_tick_fn tick;
 } service_timer_t;
 
 /* A REST route; the handler gets the service's ctx. */
@@ -187,6 +212,7 @@ typedef struct {
 typedef struct {
     char *bootstrap_servers, *consumer_group, *transactional_id; /* transactional_id: "auto" resolved */
     char *registry_url, *mongodb_uri, *mongodb_database, *redis_host, *http_host, *log_level;
+    char *timers_topic; /* KAFKA_TIMERS_TOPIC, with transactional timers only */
     long max_batch, redis_port, http_port, grpc_port;
 } service_config_t;
 

@@ -33,6 +33,16 @@ static void add_shared_items(service_t *s)
                  "stable per replica (a restart fences its predecessor); auto = <service>-<hostname>");
         add_item(s, "KAFKA_MAX_BATCH", CONFIG_INT, "500", 1, 10000, NULL, &c->max_batch,
                  "records per transaction");
+        bool ticks = false;
+        for (size_t i = 0; i < d->ntimers; i++) {
+            ticks |= d->timers[i].tick != NULL;
+        }
+        if (ticks) {
+            snprintf(s->timers_topic_default, sizeof(s->timers_topic_default), "%s.timers", d->name);
+            add_item(s, "KAFKA_TIMERS_TOPIC", CONFIG_STRING, s->timers_topic_default, 0, 0, NULL,
+                     &c->timers_topic,
+                     "compacted topic of the transactional timers' markers (created when missing)");
+        }
     }
     add_item(s, "SCHEMA_REGISTRY_URL", CONFIG_STRING, "", 0, 0, NULL, &c->registry_url,
              "Confluent-compatible registry; empty uses schemas/avro/ids.json");
@@ -84,8 +94,9 @@ int service_config_build(service_t *s, char *err, size_t errlen)
     add_shared_items(s);
     for (size_t i = 0; i < d->ninputs; i++) {
         const service_input_t *in = &d->inputs[i];
-        if (!in->topic_var || !in->topic_default || !in->record || !in->handle) {
-            snprintf(err, errlen, "input %zu lacks its topic variable, default, record or handler", i);
+        if (!in->topic_var || !in->topic_default || !in->record || !in->handle == !in->handle_batch) {
+            snprintf(err, errlen,
+                     "input %zu lacks its topic variable, default, record or exactly one handler", i);
             return -1;
         }
         s->topic_slots[i] = in->topic ? in->topic : &s->own_topics[i];

@@ -42,6 +42,7 @@ struct service_s {
     grpc_server_t *grpc;
     http_server_t *http;
     service_validate_fn validate;
+    char timers_topic_default[128]; /* "<name>.timers" */
     bool configured, started, start_failed, setup_called;
 };
 

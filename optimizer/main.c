@@ -79,19 +79,19 @@ static kafka_verdict_t to_engine(void *ctx, const rd_kafka_message_t *m, avro_va
 
 static const service_input_t inputs[] = {
     {"KAFKA_TELEMETRY_TOPIC", "telemetry.aggregated", "TelemetryAggregated", to_intake,
-     "TelemetryAggregated input", &cfg.telemetry_topic},
+     "TelemetryAggregated input", &cfg.telemetry_topic, NULL},
     {"KAFKA_INSIGHTS_TOPIC", "insights.generated", "Insight", to_engine,
-     "Insight input; where synthetic insights go", &cfg.insights_topic},
+     "Insight input; where synthetic insights go", &cfg.insights_topic, NULL},
     {"KAFKA_APPROVALS_RESPONSES_TOPIC", "approvals.responses", "ApprovalResponse", to_engine,
-     "ApprovalResponse input", &cfg.approvals_responses_topic},
+     "ApprovalResponse input", &cfg.approvals_responses_topic, NULL},
     {"KAFKA_EXPERIMENTS_TOPIC", "experiments.results", "ExperimentResult", to_engine,
-     "ExperimentResult input", &cfg.experiments_results_topic},
+     "ExperimentResult input", &cfg.experiments_results_topic, NULL},
     {"KAFKA_OPTIMIZATION_TOPIC", "optimization.applied", "OptimizationEvent", to_engine,
-     "OptimizationEvent input (the appliers' confirmations)", &cfg.applied_topic},
+     "OptimizationEvent input (the appliers' confirmations)", &cfg.applied_topic, NULL},
 };
 
 /* 3. Timer: the seed's fleet-wide gauges, refreshed from MongoDB. */
-static const service_timer_t timers[] = {{"gauges", 15000, 1000, app_refresh_gauges}};
+static const service_timer_t timers[] = {{"gauges", 15000, 1000, app_refresh_gauges, NULL}};
 
 /* 4. Setup: the intake, learner, engine and ops; the REST routes over them. */
 static int setup(service_t *svc, void *ctx)

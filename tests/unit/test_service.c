@@ -38,8 +38,8 @@ static const config_item_t own_items[] = {
 };
 
 static const service_input_t probe_inputs[] = {
-    {"PROBE_TOPIC", "probe.in", "Insight", on_record, "Insight input", &probe_topic},
-    {"PROBE_OTHER_TOPIC", "probe.other", "TelemetryAggregated", on_record, NULL, NULL},
+    {"PROBE_TOPIC", "probe.in", "Insight", on_record, "Insight input", &probe_topic, NULL},
+    {"PROBE_OTHER_TOPIC", "probe.other", "TelemetryAggregated", on_record, NULL, NULL, NULL},
 };
 
 static const service_default_t group_default[] = {{"KAFKA_CONSUMER_GROUP", "probe-agents"}};
@@ -354,7 +354,7 @@ static void teardown(service_t *svc, void *ctx)
     atomic_fetch_add(&((run_t *)ctx)->teardowns, 1);
 }
 
-static const service_timer_t minimal_timers[] = {{"tick", 5, 1, on_tick}};
+static const service_timer_t minimal_timers[] = {{"tick", 5, 1, on_tick, NULL}};
 static const service_route_t minimal_routes[] = {{"GET", "/hello", handle_hello}};
 static const service_check_t minimal_checks[] = {{"probe", probe_ready}};
 
