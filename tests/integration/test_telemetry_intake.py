@@ -6,17 +6,17 @@ degradations, stores each observation in MongoDB and produces one Insight per
 degraded window inside a Kafka transaction; an independent read_committed
 consumer decodes what it produced.
 """
-import os
 import random
-import signal
 import subprocess
 import time
 
+import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
 import hive_avro
-from conftest import BOOTSTRAP, ROOT, producer, read_committed
+from conftest import BOOTSTRAP, producer, read_committed
+from private_ferretdb import PrivateFerretDB
 
 WINDOW_MS = 60_000
 
@@ -204,12 +204,20 @@ def metric_value(svc, name):
     return total
 
 
-def ferretdb_pid():
-    with open(os.path.join(ROOT, ".hive", "run", "ferretdb.pid")) as f:
-        return int(f.read().strip())
+@pytest.fixture
+def private_mongo(topics, optimizer):
+    """A private FerretDB the optimizer uses, so that killing it leaves the
+    shared stack alone."""
+    db = PrivateFerretDB(topics["tag"])
+    try:
+        db.start()
+        optimizer.env["MONGODB_URI"] = db.uri
+        yield db
+    finally:
+        db.close()
 
 
-def test_metrics_pass_promtool_and_ready_follows_mongodb(topics, optimizer):
+def test_metrics_pass_promtool_and_ready_follows_mongodb(topics, optimizer, private_mongo):
     optimizer.start()
     produce(topics["telemetry"], [telemetry(1, True)])
     assert len(read_committed(topics["insights"], expected=1, timeout=60)) == 1
@@ -221,7 +229,7 @@ def test_metrics_pass_promtool_and_ready_follows_mongodb(topics, optimizer):
     assert check.returncode == 0, f"promtool check metrics failed: {check.stdout!r} {check.stderr!r}"
 
     # Stop MongoDB: /ready turns false, records produced meanwhile wait.
-    os.kill(ferretdb_pid(), signal.SIGKILL)
+    private_mongo.kill()
     try:
         records = [telemetry(100 + i, True) for i in range(50)]
         produce(topics["telemetry"], records)
@@ -235,8 +243,7 @@ def test_metrics_pass_promtool_and_ready_follows_mongodb(topics, optimizer):
         assert body["checks"]["mongodb"]["ok"] is False, body
         assert metric_value(optimizer, "mongodb_up") == 0
     finally:
-        up = subprocess.run([os.path.join(ROOT, "hive"), "stack", "up"], capture_output=True)
-        assert up.returncode == 0, up.stdout.decode() + up.stderr.decode()
+        private_mongo.start()
     optimizer.wait_ready(True, timeout=90)
 
     msgs = read_committed(topics["insights"], expected=51, timeout=120)
