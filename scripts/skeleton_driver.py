@@ -219,14 +219,15 @@ def bench_insights(binary, n):
     pymongo.MongoClient(MONGODB_URI).drop_database(svc.env["MONGODB_DATABASE"])
     if done < n:
         print(f"bench: only {done} of {n} insights processed within 600 s")
-        return 1
+        return None
     print("optimizer hypothesis engine through real Kafka (insight -> decision -> hypothesis in MongoDB -> "
           "ExperimentRequest, exactly once):")
     print(f"  insights               {n}")
     print(f"  end_to_end_seconds     {t1 - t0:.3f}")
     print(f"  insights_per_second    {n / (t1 - t0):.0f}")
     print(f"  rss_peak_kib           {max(peak, hwm)}")
-    return 0
+    return {"insights": n, "seconds": round(t1 - t0, 3), "insights_per_second": round(n / (t1 - t0)),
+            "rss_peak_kib": max(peak, hwm)}
 
 
 def main():
@@ -238,7 +239,7 @@ def main():
     if a.mode == "demo":
         return demo(a.binary)
     if a.mode == "bench-insights":
-        return bench_insights(a.binary, a.records)
+        return 0 if bench_insights(a.binary, a.records) else 1
     return bench(a.binary, a.records)
 
 
