@@ -7,8 +7,8 @@ with initdb) on free ports under a temporary directory; the shared stack is not
 touched. At each size N (default 10^3, 10^4, 10^5 documents), on a fresh collection:
 
     fill        N documents as unordered insert_many of 500 (documents per second)
-    upsert      up to 1,000 documents as unordered bulk upserts of 500 keyed by _id,
-                half of them stored already (documents per second)
+    upsert      up to 1,000 new documents as unordered bulk upserts of 500 keyed by
+                _id (documents per second)
     find _id    find_one({_id}) of up to 500 random stored ids, one round trip each
     $in 500     up to 10 find({_id: {$in: 500 random stored ids}}) (documents per second)
     insert-if-absent  up to 1,000 documents in unordered insert_many of 500, half of
@@ -157,12 +157,12 @@ def measure(coll, n, rng):
         coll.insert_many(chunk, ordered=False)
     out["fill"] = n / (time.perf_counter() - t)
 
-    # Upserts: half on stored ids, half new, 500 per unordered bulk.
+    # Upserts of new ids, 500 per unordered bulk. (Upserts of stored ids are left
+    # out: FerretDB 1.24 stalls for minutes on one bulk of 50-100 of them, on
+    # either backend; see README, "The local MongoDB".)
     fresh = iter(range(n, 10 * n + 10**6))
     k = min(n, 1000)
-    work = [document(int(i[4:], 16)) for i in rng.sample(ids, k // 2)] + [document(next(fresh))
-                                                                         for _ in range(k - k // 2)]
-    rng.shuffle(work)
+    work = [document(next(fresh)) for _ in range(k)]
     t = time.perf_counter()
     for chunk in batches(work):
         coll.bulk_write([pymongo.UpdateOne({"_id": d["_id"]}, {"$set": d}, upsert=True) for d in chunk],
