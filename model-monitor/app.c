@@ -60,8 +60,9 @@ static void conf_of(app_t *app)
                                   .feedback_window_ms = c->feedback_window_days * DAY_MS, .th = c->th};
 }
 
-int app_build(app_t *app, service_t *svc)
+int app_setup(service_t *svc, void *ctx)
 {
+    app_t *app = ctx;
     char err[300];
     app->svc = svc;
     atomic_store(&app->mlflow_ok, true);
@@ -91,10 +92,31 @@ int app_build(app_t *app, service_t *svc)
     app->checks = metrics_counter(m, "model_monitor_checks_total", "Checks by verdict", "specialist,status");
     app->source_errors = metrics_counter(m, "model_monitor_source_errors_total",
                                          "Checks that could not reach a source (mlflow, feedback)", "source");
-    int rc = store_ensure_indexes(service_store(svc), indexes, sizeof(indexes) / sizeof(indexes[0]));
-    if (rc != 0) {
-        log_warn("cannot create the health_reports index; lookups will scan", "error", hive_strerror(rc));
+    drift_config_t dcfg;
+    drift_config_default(&dcfg);
+    dcfg.drift_threshold = app->cfg->dcfg.drift_threshold;
+    dcfg.ks_p_threshold = app->cfg->dcfg.ks_p_threshold;
+    dcfg.psi_threshold = app->cfg->dcfg.psi_threshold;
+    app->drift = drift_watch_create(&(drift_watch_conf_t){
+        .store = service_store(svc),
+        .codec = service_codec(svc),
+        .metrics = m,
+        .degraded_topic = app->cfg->degraded_topic,
+        .dcfg = dcfg,
+        .reference_rows = (size_t)app->cfg->reference_rows,
+        .window_rows = (size_t)app->cfg->window_rows,
+        .window_ms = (int64_t)(app->cfg->drift_window_min * 60000.0),
+    });
+    if (!app->drift) {
+        log_error("out of memory building the drift watch");
+        return -1;
     }
+    int rc = store_ensure_indexes(service_store(svc), indexes, sizeof(indexes) / sizeof(indexes[0]));
+    rc = rc ? rc : drift_watch_indexes(app->drift);
+    if (rc != 0) {
+        log_warn("cannot create the indexes; lookups will scan", "error", hive_strerror(rc));
+    }
+    log_info("model-monitor set up", "specialists", app->cfg->specialists, "mlflow", app->cfg->mlflow_uri);
     return 0;
 }
 
@@ -263,6 +285,22 @@ kafka_verdict_t app_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *o
     return KAFKA_OK;
 }
 
+kafka_verdict_t app_feature_batch(void *ctx, const rd_kafka_message_t *m, avro_value_t *v, kafka_out_t *out,
+                                  char *reason, size_t rl)
+{
+    (void)out;
+    return drift_watch_batch(((app_t *)ctx)->drift, m, v, reason, rl);
+}
+
+kafka_verdict_t app_drift_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason, size_t rl)
+{
+    app_t *app = ctx;
+    (void)now_ms;
+    /* the slot's start, as for the health check */
+    int64_t interval_ms = (int64_t)(app->cfg->drift_interval_min * 60000.0);
+    return drift_watch_tick(app->drift, slot, slot * interval_ms, out, reason, rl);
+}
+
 bool app_mlflow_ready(void *ctx)
 {
     return atomic_load(&((app_t *)ctx)->mlflow_ok);
@@ -278,35 +316,16 @@ bool app_feedback_ready(void *ctx)
 typedef struct {
     app_t *app;
     http_req_t *req;
-    char model[130];
+    char model[136];
     int64_t limit;
+    bool raw; /* answer the result itself, not {"reports": result} */
     json_t *result;
     int rc;
 } job_t;
 
-static json_t *doc_json(const bson_t *doc)
-{
-    size_t len = 0;
-    char *s = bson_as_relaxed_extended_json(doc, &len);
-    json_t *j = s ? json_loadb(s, len, 0, NULL) : NULL;
-    bson_free(s);
-    if (j) {
-        /* timestamps as milliseconds, the way the Avro records carry them */
-        json_t *ts = json_object_get(j, "timestamp");
-        if (json_is_object(ts)) {
-            json_t *d = json_object_get(ts, "$date");
-            json_object_set_new(j, "timestamp", json_is_integer(d) ? json_integer(json_integer_value(d))
-                                                                   : json_deep_copy(d));
-        }
-        json_object_set_new(j, "report_id", json_deep_copy(json_object_get(j, "_id")));
-        json_object_del(j, "_id");
-    }
-    return j;
-}
-
 static int each_report(void *arg, const bson_t *doc)
 {
-    json_t *j = doc_json(doc);
+    json_t *j = monitor_doc_json(doc);
     if (j) {
         json_array_append_new(arg, j);
     }
@@ -341,11 +360,21 @@ static void work_history(void *arg)
     j->rc = find_reports(service_store(j->app->svc), j->model, j->limit, j->result);
 }
 
+static void work_drift(void *arg)
+{
+    job_t *j = arg;
+    j->rc = drift_watch_latest(j->app->drift, j->model, &j->result);
+}
+
 static void after(void *arg, int status)
 {
     job_t *j = arg;
     if (http_req_alive(j->req)) {
-        if (status != 0 || j->rc != 0) {
+        if (status == 0 && j->rc == HIVE_ENOTFOUND) {
+            http_respond_error(j->req, 404, "model", "no drift report for this model yet");
+        } else if (status == 0 && j->rc == 0 && j->raw) {
+            http_respond_json(j->req, 200, json_incref(j->result));
+        } else if (status != 0 || j->rc != 0) {
             http_respond_error(j->req, 503, NULL, "the store is unavailable");
         } else {
             http_respond_json(j->req, 200, json_pack("{s:O}", "reports", j->result));
@@ -369,6 +398,24 @@ static void start_job(app_t *app, http_req_t *req, job_t *j, offload_work_fn wor
         http_req_release(req);
         free(j);
     }
+}
+
+/* Drift is reported for the models named in the FeatureBatches. */
+void app_get_drift(void *ctx, http_req_t *req)
+{
+    const char *model = http_req_param(req, "model");
+    if (!model || !*model || strlen(model) > 128) {
+        http_respond_error(req, 404, "model", "unknown model");
+        return;
+    }
+    job_t *j = calloc(1, sizeof(*j));
+    if (!j) {
+        http_respond_error(req, 503, NULL, "out of memory");
+        return;
+    }
+    snprintf(j->model, sizeof(j->model), "%s", model);
+    j->raw = true;
+    start_job(ctx, req, j, work_drift);
 }
 
 void app_get_health_all(void *ctx, http_req_t *req)
@@ -423,4 +470,6 @@ void app_teardown(service_t *svc, void *ctx)
     app_t *app = ctx;
     store_destroy(app->feedback);
     app->feedback = NULL;
+    drift_watch_destroy(app->drift);
+    app->drift = NULL;
 }

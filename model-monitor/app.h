@@ -5,6 +5,7 @@
 #ifndef MONITOR_APP_H
 #define MONITOR_APP_H
 
+#include "drift_watch.h"
 #include "monitor.h"
 #include "service.h"
 
@@ -20,6 +21,10 @@ typedef struct {
     char *specialists; /* "technical,safety,..." or "all" */
     long interval_s;   /* MONITOR_INTERVAL_SECONDS */
     health_thresholds_t th;
+    char *features_topic;
+    double drift_interval_min, drift_window_min;
+    long reference_rows, window_rows;
+    drift_config_t dcfg;
 } app_config_t;
 
 typedef struct {
@@ -27,6 +32,7 @@ typedef struct {
     service_t *svc;
     store_t *feedback; /* the Hive's database, not the service's */
     monitor_conf_t mconf;
+    drift_watch_t *drift;
     const char *specialists[5];
     size_t nspecialists;
     atomic_bool mlflow_ok, feedback_ok;
@@ -38,13 +44,20 @@ typedef struct {
  * name on stderr. */
 int app_parse_specialists(app_t *app);
 
-/* Builds the feedback store and the metrics, creates the indexes (setup). */
-int app_build(app_t *app, service_t *svc);
+/* service_def_t.setup: the feedback store, the drift watch, the gauges, the
+ * indexes. 0, or -1 after logging why. */
+int app_setup(service_t *svc, void *ctx);
 
 /* The transactional timer (kafka_tick_fn): checks every specialist. */
 kafka_verdict_t app_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason, size_t rl);
 
+/* The FeatureBatch handler and the drift timer (drift_watch.h). */
+kafka_verdict_t app_feature_batch(void *ctx, const rd_kafka_message_t *m, avro_value_t *v, kafka_out_t *out,
+                                  char *reason, size_t rl);
+kafka_verdict_t app_drift_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason, size_t rl);
+
 /* REST handlers (routes in main.c). */
+void app_get_drift(void *ctx, http_req_t *req);
 void app_get_health_all(void *ctx, http_req_t *req);
 void app_get_health_history(void *ctx, http_req_t *req);
 

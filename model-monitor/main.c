@@ -5,12 +5,13 @@
  * aligned to the clock): MLflow metrics + the Hive's human feedback -> the
  * verdict of health.c; a ModelHealthReport on models.health and, when a model
  * enters degradation, one ModelDegradation on models.degraded, exactly once
- * per slot; reports kept in health_reports. `model-monitor check ...` is the
- * seed's one-shot CLI (check.c). The decisions live in health.c and drift.c.
+ * per slot; reports kept in health_reports. A second timer compares the
+ * FeatureBatches of ml.features with each model's reference (drift_watch.c).
+ * `model-monitor check ...` is the seed's one-shot CLI (check.c). The
+ * decisions live in health.c and drift.c.
  */
 #include "app.h"
 #include "cli.h"
-#include "log.h"
 #include "openapi_json.h" /* openapi_json[]: the REST API's OpenAPI document (meson.build) */
 
 #include <string.h>
@@ -46,49 +47,63 @@ static const config_item_t config_items[] = {
     {"RECALL_THRESHOLD", CONFIG_DOUBLE, "0.70", 0, 1, NULL, &cfg.th.recall, "degraded below"},
     {"F1_THRESHOLD", CONFIG_DOUBLE, "0.72", 0, 1, NULL, &cfg.th.f1, "degraded below"},
     {"FEEDBACK_AVG_THRESHOLD", CONFIG_DOUBLE, "0.6", 0, 1, NULL, &cfg.th.feedback_avg, "degraded below"},
+    {"DRIFT_THRESHOLD", CONFIG_DOUBLE, "0.2", 0, 1, NULL, &cfg.dcfg.drift_threshold,
+     "a model drifts above this share of drifted features (seed 002)"},
+    {"DRIFT_CHECK_INTERVAL_MINUTES", CONFIG_DOUBLE, "60", 0.01, 10080, NULL, &cfg.drift_interval_min,
+     "one drift check per interval, aligned to the clock"},
+    {"DRIFT_WINDOW_MINUTES", CONFIG_DOUBLE, "60", 0.01, 43200, NULL, &cfg.drift_window_min,
+     "current data: the FeatureBatches of the last N minutes"},
+    {"DRIFT_REFERENCE_ROWS", CONFIG_INT, "1000", 10, 100000, NULL, &cfg.reference_rows,
+     "the first N rows of a model form its reference, taken once"},
+    {"DRIFT_WINDOW_ROWS", CONFIG_INT, "10000", 10, 100000, NULL, &cfg.window_rows,
+     "at most N rows of current data per feature, newest first"},
+    {"KS_P_VALUE_THRESHOLD", CONFIG_DOUBLE, "0.05", 0, 1, NULL, &cfg.dcfg.ks_p_threshold,
+     "KS drift below this p-value (references up to 1000 rows)"},
+    {"PSI_THRESHOLD", CONFIG_DOUBLE, "0.1", 0, 10, NULL, &cfg.dcfg.psi_threshold,
+     "PSI drift at or above this (references over 1000 rows)"},
     {"AGGREGATE_SCORE_THRESHOLD", CONFIG_DOUBLE, "0.65", 0, 1, NULL, &cfg.th.aggregate,
      "degraded below 0.7 x f1 + 0.3 x feedback_avg"},
 };
 
 static const service_default_t defaults[] = {{"MONGODB_DATABASE", "model_monitor"}};
 
-/* 2. The check: a transactional timer; its interval is set from the config. */
-static service_timer_t timers[] = {{"model-health", 21600000, 0, NULL, app_tick}};
+/* 2. The models' inputs, for drift. */
+static const service_input_t inputs[] = {
+    {"KAFKA_FEATURES_TOPIC", "ml.features", "FeatureBatch", app_feature_batch,
+     "FeatureBatch input (references and current data for drift)", &cfg.features_topic, NULL},
+};
 
-/* 3. REST over the stored reports; readiness of the two outside sources. */
+/* 3. The checks: transactional timers; their intervals are set from the config. */
+static service_timer_t timers[] = {
+    {"model-health", 21600000, 0, NULL, app_tick},
+    {"model-drift", 3600000, 0, NULL, app_drift_tick},
+};
+
+/* 4. REST over the stored reports; readiness of the two outside sources. */
 static const service_route_t routes[] = {
     {"GET", "/api/v1/models/health", app_get_health_all},
     {"GET", "/api/v1/models/{model}/health", app_get_health_history},
+    {"GET", "/api/v1/models/{model}/drift", app_get_drift},
 };
 static const service_check_t checks[] = {{"mlflow", app_mlflow_ready}, {"feedback_mongodb", app_feedback_ready}};
-
-/* 4. Setup: the feedback store, the gauges, the indexes. */
-static int setup(service_t *svc, void *ctx)
-{
-    if (app_build(ctx, svc) != 0) {
-        log_error("cannot set up model-monitor");
-        return -1;
-    }
-    log_info("model-monitor set up", "specialists", cfg.specialists, "mlflow", cfg.mlflow_uri);
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
     const service_def_t def = {
         .name = "model-monitor",
-        .summary = "Watches the five specialist models of the Neural Hive-Mind (seed 004): each "
-                   "MONITOR_INTERVAL_SECONDS, MLflow's precision/recall/F1 and 30 days of human feedback give "
-                   "aggregate = 0.7 f1 + 0.3 feedback_avg and a verdict (OK, DEGRADED, NO_FEEDBACK, NO_RUN); "
-                   "reports go to models.health, a new degradation to models.degraded. One-shot CLI: "
-                   "model-monitor check --specialist-type technical|...|all [--output-format text|json] "
-                   "[--export-metrics PUSHGATEWAY_URL]; exit 0 OK, 1 degraded, 3 no run or no feedback, "
-                   "4 a source unreachable.",
+        .summary = "Watches the five specialist models (seed 004): MLflow metrics and human feedback give "
+                   "aggregate = 0.7 f1 + 0.3 feedback_avg and a verdict (OK, DEGRADED, NO_FEEDBACK, NO_RUN) on "
+                   "models.health; ml.features is compared with a reference (KS, PSI) for drift; a new "
+                   "degradation goes to models.degraded. One-shot: model-monitor check --specialist-type "
+                   "technical|...|all [--output-format text|json] [--export-metrics PUSHGATEWAY_URL]; exit 0 "
+                   "OK, 1 degraded, 3 no run or no feedback, 4 a source unreachable.",
         .needs = SERVICE_STORE | SERVICE_PIPELINE,
         .config = config_items,
         .nconfig = SERVICE_N(config_items),
         .defaults = defaults,
         .ndefaults = SERVICE_N(defaults),
+        .inputs = inputs,
+        .ninputs = SERVICE_N(inputs),
         .timers = timers,
         .ntimers = SERVICE_N(timers),
         .routes = routes,
@@ -97,7 +112,7 @@ int main(int argc, char **argv)
         .nchecks = SERVICE_N(checks),
         .openapi = (const char *)openapi_json,
         .openapi_len = openapi_json_len,
-        .setup = setup,
+        .setup = app_setup,
         .pending = app_pending,
         .teardown = app_teardown,
     };
@@ -125,6 +140,7 @@ int main(int argc, char **argv)
     } else if (rc < 0) {
         /* The check's interval, known once the configuration is read. */
         timers[0].interval_ms = (unsigned)(cfg.interval_s * 1000);
+        timers[1].interval_ms = (unsigned)(cfg.drift_interval_min * 60000.0);
         service_start(svc); /* on failure, service_run drains what was started */
         rc = service_run(svc);
     }

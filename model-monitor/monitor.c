@@ -2,6 +2,7 @@
 #include "monitor.h"
 
 #include "hive_err.h"
+#include <bson/bson.h>
 #include <string.h>
 #include <time.h>
 
@@ -177,4 +178,24 @@ json_t *monitor_report_json(const monitor_report_t *r)
     }
     json_object_set_new(o, "reasons", reasons);
     return o;
+}
+
+json_t *monitor_doc_json(const bson_t *doc)
+{
+    size_t len = 0;
+    char *s = bson_as_relaxed_extended_json(doc, &len);
+    json_t *j = s ? json_loadb(s, len, 0, NULL) : NULL;
+    bson_free(s);
+    if (j) {
+        /* timestamps as milliseconds, the way the Avro records carry them */
+        json_t *ts = json_object_get(j, "timestamp");
+        if (json_is_object(ts)) {
+            json_t *d = json_object_get(ts, "$date");
+            json_object_set_new(j, "timestamp", json_is_integer(d) ? json_integer(json_integer_value(d))
+                                                                   : json_deep_copy(d));
+        }
+        json_object_set_new(j, "report_id", json_deep_copy(json_object_get(j, "_id")));
+        json_object_del(j, "_id");
+    }
+    return j;
 }

@@ -55,6 +55,10 @@ void monitor_report_print(const monitor_report_t *r, FILE *out);
 /* The report as a JSON object (new reference). */
 json_t *monitor_report_json(const monitor_report_t *r);
 
+/* A stored report as JSON (new reference; NULL when it cannot convert):
+ * dates as epoch milliseconds, _id as report_id. */
+json_t *monitor_doc_json(const bson_t *doc);
+
 /* The CLI's exit status of a report: 0 OK, 1 DEGRADED, 3 NO_RUN or
  * NO_FEEDBACK (not enough data to say), 4 a source unreachable. */
 int monitor_report_exit_code(const monitor_report_t *r);

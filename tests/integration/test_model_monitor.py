@@ -192,3 +192,86 @@ def test_service_reports_and_one_degradation_per_episode(world):
         code = svc.stop()
         pymongo.MongoClient(MONGODB_URI).drop_database(db)
     assert code == 0
+
+
+def test_drift_reported_once_and_exact(world):
+    import numpy as np
+    from scipy import stats
+    from conftest import producer
+
+    tag = uuid.uuid4().hex[:10]
+    features, health, degraded = f"ml.features.t{tag}", f"models.health.t{tag}", f"models.degraded.t{tag}"
+    create_topics([features, features + ".dlq", health, degraded], partitions=1)
+    db = "model_monitor_t" + tag
+    model = f"drift-model-{tag}"
+    env = _env(world, KAFKA_BOOTSTRAP_SERVERS=BOOTSTRAP, KAFKA_FEATURES_TOPIC=features, KAFKA_HEALTH_TOPIC=health,
+               KAFKA_DEGRADED_TOPIC=degraded, KAFKA_TIMERS_TOPIC=f"model-monitor.timers.t{tag}",
+               KAFKA_CONSUMER_GROUP="model-monitor-" + tag, KAFKA_TRANSACTIONAL_ID="model-monitor-" + tag,
+               MONGODB_URI=MONGODB_URI, MONGODB_DATABASE=db, HTTP_PORT=str(free_port()),
+               MONITOR_INTERVAL_SECONDS="86400", MONITOR_SPECIALISTS="legal",
+               DRIFT_CHECK_INTERVAL_MINUTES="0.05", DRIFT_WINDOW_MINUTES="1", DRIFT_REFERENCE_ROWS="300",
+               LOG_LEVEL="info")
+    rng = np.random.default_rng(7)
+    names = ["f_stable", "f_shift", "f_scale"]
+    ref = rng.normal(0, 1, size=(300, 3))
+    cur = np.column_stack([rng.normal(0, 1, 200), rng.normal(0.6, 1, 200), rng.normal(0, 3, 200)])
+
+    def batch(rows):
+        return hive_avro.encode("FeatureBatch", {
+            "model": model, "model_version": "3", "timestamp": int(time.time() * 1000),
+            "feature_names": names, "rows": [list(map(float, r)) for r in rows],
+            "predictions": [0.5] * len(rows), "latencies_ms": [12.0] * len(rows)})
+
+    svc = Service(BINARY, env, "model-monitor-drift-" + tag)
+    try:
+        svc.start()
+        p = producer()
+        for i in range(3):
+            p.produce(features, key=model, value=batch(ref[i * 100:(i + 1) * 100]))
+        # a batch whose rows do not match its feature names goes to the DLQ
+        p.produce(features, key=model, value=hive_avro.encode("FeatureBatch", {
+            "model": model, "model_version": "3", "timestamp": int(time.time() * 1000),
+            "feature_names": names, "rows": [[1.0, 2.0]]}))
+        for i in range(2):
+            p.produce(features, key=model, value=batch(cur[i * 100:(i + 1) * 100]))
+        p.flush(10)
+
+        # several drift checks pass; the episode gives one degradation
+        deadline = time.time() + 60
+        reports = []
+        while time.time() < deadline:
+            r = requests.get(svc.url(f"/api/v1/models/{model}/drift"), timeout=5)
+            if r.status_code == 200:
+                reports.append(r.json())
+                if len({x["slot"] for x in reports}) >= 3:
+                    break
+            time.sleep(1)
+        assert len({x["slot"] for x in reports}) >= 3, reports
+        degs = [hive_avro.decode("ModelDegradation", m.value()) for m in read_committed(degraded, 1, timeout=20)]
+        assert len(degs) == 1, degs
+        d = degs[0]
+        assert d["model"] == model and d["reason"] == "DRIFT" and d["model_version"] == "3"
+        assert sorted(d["drifted_features"]) == ["f_scale", "f_shift"]
+        assert d["metrics"]["drift_score"] == pytest.approx(2 / 3) and d["thresholds"]["drift_score"] == 0.2
+
+        last = reports[-1]
+        assert last["drifted"] is True and last["drift_score"] == pytest.approx(2 / 3)
+        by_name = {f["name"]: f for f in last["features"]}
+        for j, name in enumerate(names):
+            f = by_name[name]
+            want = stats.ks_2samp(ref[:, j], cur[:, j])
+            assert f["method"] == "ks" and f["reference_size"] == 300 and f["current_size"] == 200
+            assert f["ks_statistic"] == pytest.approx(want.statistic, abs=1e-12)
+            assert f["ks_p_value"] == pytest.approx(want.pvalue, rel=1e-9, abs=1e-300)
+            assert f["drifted"] == (want.pvalue < 0.05)
+        assert by_name["f_stable"]["drifted"] is False
+
+        dlq = read_committed(features + ".dlq", 1, timeout=20, settle=0.5)
+        assert len(dlq) == 1
+        metrics = requests.get(svc.url("/metrics"), timeout=5).text
+        assert f'model_drift_score{{model_name="{model}"}} 0.66666' in metrics
+        assert requests.get(svc.url("/api/v1/models/nothing-here/drift"), timeout=5).status_code == 404
+    finally:
+        code = svc.stop()
+        pymongo.MongoClient(MONGODB_URI).drop_database(db)
+    assert code == 0
