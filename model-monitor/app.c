@@ -1,8 +1,8 @@
 /* app: model-monitor's service. See app.h. */
 #include "app.h"
 
-#include "hive_err.h"
 #include "bdoc.h"
+#include "hive_err.h"
 #include "log.h"
 #include "offload.h"
 #include "records.h"
@@ -45,8 +45,10 @@ int app_parse_specialists(app_t *app)
         names += *p == ',';
     }
     if (app->nspecialists == 0 || names != app->nspecialists) {
-        fprintf(stderr, "model-monitor: invalid configuration: MONITOR_SPECIALISTS=%s (accepted: all, or a "
-                        "comma-separated list of technical, safety, business, ethical, legal)\n", list);
+        fprintf(stderr,
+                "model-monitor: invalid configuration: MONITOR_SPECIALISTS=%s (accepted: all, or a "
+                "comma-separated list of technical, safety, business, ethical, legal)\n",
+                list);
         return -1;
     }
     return 0;
@@ -55,9 +57,13 @@ int app_parse_specialists(app_t *app)
 static void conf_of(app_t *app)
 {
     const app_config_t *c = app->cfg;
-    app->mconf = (monitor_conf_t){.mlflow_uri = c->mlflow_uri, .name_suffix = c->mlflow_suffix, .mlflow_timeout_ms = c->mlflow_timeout_ms,
-                                  .feedback = app->feedback, .feedback_collection = c->feedback_collection,
-                                  .feedback_window_ms = c->feedback_window_days * DAY_MS, .th = c->th};
+    app->mconf = (monitor_conf_t){.mlflow_uri = c->mlflow_uri,
+                                  .name_suffix = c->mlflow_suffix,
+                                  .mlflow_timeout_ms = c->mlflow_timeout_ms,
+                                  .feedback = app->feedback,
+                                  .feedback_collection = c->feedback_collection,
+                                  .feedback_window_ms = c->feedback_window_days * DAY_MS,
+                                  .th = c->th};
 }
 
 int app_setup(service_t *svc, void *ctx)
@@ -79,11 +85,12 @@ int app_setup(service_t *svc, void *ctx)
     metrics_t *m = service_metrics(svc);
     app->score = metrics_gauge(m, "neural_hive_model_performance_score",
                                "Aggregate score 0.7 x f1 + 0.3 x feedback_avg (seed 004)", "specialist");
-    app->degraded = metrics_gauge(m, "neural_hive_model_degradation_detected", "1 if degraded, 0 if not",
-                                  "specialist");
-    app->precision = metrics_gauge(m, "neural_hive_mlflow_model_precision", "Precision of the model's run",
-                                   "specialist");
-    app->recall = metrics_gauge(m, "neural_hive_mlflow_model_recall", "Recall of the model's run", "specialist");
+    app->degraded =
+        metrics_gauge(m, "neural_hive_model_degradation_detected", "1 if degraded, 0 if not", "specialist");
+    app->precision =
+        metrics_gauge(m, "neural_hive_mlflow_model_precision", "Precision of the model's run", "specialist");
+    app->recall =
+        metrics_gauge(m, "neural_hive_mlflow_model_recall", "Recall of the model's run", "specialist");
     app->f1 = metrics_gauge(m, "neural_hive_mlflow_model_f1", "F1 score of the model's run", "specialist");
     app->status = metrics_gauge(m, "model_monitor_health_status",
                                 "Last verdict: 0 OK, 1 DEGRADED, 2 NO_FEEDBACK, 3 NO_RUN", "specialist");
@@ -266,7 +273,8 @@ static kafka_verdict_t tick_one(app_t *app, const char *sp, int64_t slot, int64_
         }
         log_warn("model degraded", "model", r.model, "degradation_id", did, "reason", r.verdict.reasons[0]);
     }
-    log_info("model checked", "model", r.model, "status", health_status_name(r.verdict.status), "report_id", id);
+    log_info("model checked", "model", r.model, "status", health_status_name(r.verdict.status), "report_id",
+             id);
     return KAFKA_OK;
 }
 
@@ -292,7 +300,8 @@ kafka_verdict_t app_feature_batch(void *ctx, const rd_kafka_message_t *m, avro_v
     return drift_watch_batch(((app_t *)ctx)->drift, m, v, reason, rl);
 }
 
-kafka_verdict_t app_drift_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason, size_t rl)
+kafka_verdict_t app_drift_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason,
+                               size_t rl)
 {
     app_t *app = ctx;
     (void)now_ms;

@@ -54,7 +54,8 @@ kafka_verdict_t app_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *o
 /* The FeatureBatch handler and the drift timer (drift_watch.h). */
 kafka_verdict_t app_feature_batch(void *ctx, const rd_kafka_message_t *m, avro_value_t *v, kafka_out_t *out,
                                   char *reason, size_t rl);
-kafka_verdict_t app_drift_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason, size_t rl);
+kafka_verdict_t app_drift_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason,
+                               size_t rl);
 
 /* REST handlers (routes in main.c). */
 void app_get_drift(void *ctx, http_req_t *req);

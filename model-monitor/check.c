@@ -16,9 +16,11 @@
 
 static int usage(const char *why)
 {
-    fprintf(stderr, "model-monitor check: %s\nusage: model-monitor check --specialist-type "
-                    "technical|safety|business|ethical|legal|all [--output-format text|json] "
-                    "[--export-metrics PUSHGATEWAY_URL]\n", why);
+    fprintf(stderr,
+            "model-monitor check: %s\nusage: model-monitor check --specialist-type "
+            "technical|safety|business|ethical|legal|all [--output-format text|json] "
+            "[--export-metrics PUSHGATEWAY_URL]\n",
+            why);
     return 2;
 }
 
@@ -30,12 +32,15 @@ static int push_metrics(const char *url, const monitor_report_t *r)
     const health_verdict_t *v = &r->verdict;
     char body[1024], target[512];
     size_t n = 0;
-    n += (size_t)snprintf(body + n, sizeof(body) - n, "# TYPE neural_hive_model_degradation_detected gauge\n"
-                                                      "neural_hive_model_degradation_detected %d\n",
+    n += (size_t)snprintf(body + n, sizeof(body) - n,
+                          "# TYPE neural_hive_model_degradation_detected gauge\n"
+                          "neural_hive_model_degradation_detected %d\n",
                           v->status == HEALTH_DEGRADED);
     if (v->has_aggregate) {
-        n += (size_t)snprintf(body + n, sizeof(body) - n, "# TYPE neural_hive_model_performance_score gauge\n"
-                                                          "neural_hive_model_performance_score %.17g\n", v->aggregate);
+        n += (size_t)snprintf(body + n, sizeof(body) - n,
+                              "# TYPE neural_hive_model_performance_score gauge\n"
+                              "neural_hive_model_performance_score %.17g\n",
+                              v->aggregate);
     }
     const struct {
         const char *name;
@@ -46,20 +51,20 @@ static int push_metrics(const char *url, const monitor_report_t *r)
              {"neural_hive_mlflow_model_f1", run->has_f1, run->f1}};
     for (size_t i = 0; i < 3; i++) {
         if (g[i].has) {
-            n += (size_t)snprintf(body + n, sizeof(body) - n, "# TYPE %s gauge\n%s %.17g\n", g[i].name, g[i].name,
-                                  g[i].v);
+            n += (size_t)snprintf(body + n, sizeof(body) - n, "# TYPE %s gauge\n%s %.17g\n", g[i].name,
+                                  g[i].name, g[i].v);
         }
     }
     size_t ulen = strlen(url);
     while (ulen > 0 && url[ulen - 1] == '/') {
         ulen--;
     }
-    snprintf(target, sizeof(target), "%.*s/metrics/job/model_performance_monitor/specialist/%s", (int)ulen, url,
-             r->specialist);
+    snprintf(target, sizeof(target), "%.*s/metrics/job/model_performance_monitor/specialist/%s", (int)ulen,
+             url, r->specialist);
     long code = 0;
     char err[200] = "";
-    int rc = httpc_sync_request("PUT", target, "text/plain; version=0.0.4", body, strlen(body), 10000, &code, NULL,
-                                NULL, err, sizeof(err));
+    int rc = httpc_sync_request("PUT", target, "text/plain; version=0.0.4", body, strlen(body), 10000, &code,
+                                NULL, NULL, err, sizeof(err));
     if (rc != 0 || code < 200 || code > 299) {
         fprintf(stderr, "model-monitor check: cannot push to %s: %s\n", target,
                 rc ? (err[0] ? err : hive_strerror(rc)) : "unexpected HTTP status");
@@ -80,8 +85,8 @@ int app_check_main(app_t *app, int argc, char **argv)
     const char *type = NULL, *format = "text", *push = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char **slot = strcmp(a, "--specialist-type") == 0 ? &type
-                            : strcmp(a, "--output-format") == 0 ? &format
+        const char **slot = strcmp(a, "--specialist-type") == 0  ? &type
+                            : strcmp(a, "--output-format") == 0  ? &format
                             : strcmp(a, "--export-metrics") == 0 ? &push
                                                                  : NULL;
         if (!slot || i + 1 >= argc) {

@@ -12,8 +12,11 @@
 
 void drift_config_default(drift_config_t *out)
 {
-    *out = (drift_config_t){.ks_p_threshold = 0.05, .psi_threshold = 0.1, .drift_threshold = 0.2,
-                            .ks_max_reference = 1000, .psi_bins = 10};
+    *out = (drift_config_t){.ks_p_threshold = 0.05,
+                            .psi_threshold = 0.1,
+                            .drift_threshold = 0.2,
+                            .ks_max_reference = 1000,
+                            .psi_bins = 10};
 }
 
 const char *drift_method_name(drift_method_t m)
@@ -54,7 +57,8 @@ static double prob_outside_square(size_t n, size_t h)
     for (long k = (long)(n / h); k >= 0; k--) {
         double p1 = 1.0;
         for (size_t j = 0; j < h; j++) {
-            p1 = ((double)n - (double)k * (double)h - (double)j) * p1 / ((double)n + (double)k * (double)h + (double)j + 1.0);
+            p1 = ((double)n - (double)k * (double)h - (double)j) * p1 /
+                 ((double)n + (double)k * (double)h + (double)j + 1.0);
         }
         p = p1 * (1.0 - p);
     }
@@ -237,8 +241,8 @@ int drift_psi(const double *ref, size_t nref, const double *cur, size_t ncur, un
     return 0;
 }
 
-int drift_feature_check(const drift_config_t *cfg, const double *ref, size_t nref, const double *cur, size_t ncur,
-                        drift_feature_t *out)
+int drift_feature_check(const drift_config_t *cfg, const double *ref, size_t nref, const double *cur,
+                        size_t ncur, drift_feature_t *out)
 {
     drift_ks_t ks;
     double psi;
@@ -249,7 +253,8 @@ int drift_feature_check(const drift_config_t *cfg, const double *ref, size_t nre
     if (rc != 0) {
         return rc;
     }
-    drift_feature_t f = {.ks_statistic = ks.statistic, .ks_p_value = ks.p_value, .psi = psi, .nref = nref, .ncur = ncur};
+    drift_feature_t f = {
+        .ks_statistic = ks.statistic, .ks_p_value = ks.p_value, .psi = psi, .nref = nref, .ncur = ncur};
     if (nref <= cfg->ks_max_reference) {
         f.method = DRIFT_KS;
         f.threshold = cfg->ks_p_threshold;

@@ -60,8 +60,8 @@ typedef struct {
 
 /* Both statistics of one feature and the verdict of `cfg`'s rule. Returns 0
  * or an error of drift_ks_2samp / drift_psi. */
-int drift_feature_check(const drift_config_t *cfg, const double *ref, size_t nref, const double *cur, size_t ncur,
-                        drift_feature_t *out);
+int drift_feature_check(const drift_config_t *cfg, const double *ref, size_t nref, const double *cur,
+                        size_t ncur, drift_feature_t *out);
 
 /* The share of drifted features among `n` (0 when n == 0). */
 double drift_score(const drift_feature_t *features, size_t n);

@@ -117,7 +117,8 @@ static void cols_to_bson(const cols_t *c, size_t rows, bson_t *d)
 static int cols_from_bson(cols_t *c, const bson_t *d, bool add_names, size_t limit)
 {
     bson_iter_t it, arr, item, vals;
-    if (!bson_iter_init_find(&it, d, "features") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr)) {
+    if (!bson_iter_init_find(&it, d, "features") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &arr)) {
         return HIVE_EINVAL;
     }
     while (bson_iter_next(&arr)) {
@@ -230,7 +231,8 @@ static int batch_cols(avro_value_t *v, cols_t *c, size_t *out_rows, char *reason
 static bool has_batch(const bson_t *ref, const char *id)
 {
     bson_iter_t it, arr;
-    if (bson_iter_init_find(&it, ref, "batches") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
+    if (bson_iter_init_find(&it, ref, "batches") && BSON_ITER_HOLDS_ARRAY(&it) &&
+        bson_iter_recurse(&it, &arr)) {
         while (bson_iter_next(&arr)) {
             const char *s = bson_iter_utf8(&arr, NULL);
             if (s && strcmp(s, id) == 0) {
@@ -273,7 +275,8 @@ static int grow_reference(drift_watch_t *w, const char *model, const char *versi
         char key[24];
         const char *k;
         bson_iter_t b, ba;
-        if (ref && bson_iter_init_find(&b, ref, "batches") && BSON_ITER_HOLDS_ARRAY(&b) && bson_iter_recurse(&b, &ba)) {
+        if (ref && bson_iter_init_find(&b, ref, "batches") && BSON_ITER_HOLDS_ARRAY(&b) &&
+            bson_iter_recurse(&b, &ba)) {
             while (bson_iter_next(&ba)) {
                 bson_uint32_to_string((uint32_t)n++, &k, key, sizeof(key));
                 bson_append_utf8(&arr, k, -1, bson_iter_utf8(&ba, NULL), -1);
@@ -298,8 +301,8 @@ kafka_verdict_t drift_watch_batch(drift_watch_t *w, const rd_kafka_message_t *ms
     const char *model = NULL, *version = NULL;
     int64_t ts = 0;
     size_t len = 0, nrows = 0;
-    if (avro_get_string(value, "model", &model, &len) || avro_get_string(value, "model_version", &version, &len) ||
-        avro_get_long(value, "timestamp", &ts)) {
+    if (avro_get_string(value, "model", &model, &len) ||
+        avro_get_string(value, "model_version", &version, &len) || avro_get_long(value, "timestamp", &ts)) {
         snprintf(reason, rl, "FeatureBatch without model, model_version or timestamp");
         return KAFKA_BAD_INPUT;
     }
@@ -310,7 +313,8 @@ kafka_verdict_t drift_watch_batch(drift_watch_t *w, const rd_kafka_message_t *ms
         return rc == HIVE_ENOMEM ? KAFKA_RETRY : KAFKA_BAD_INPUT;
     }
     char id[320];
-    snprintf(id, sizeof(id), "%s-%" PRId32 "-%" PRId64, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset);
+    snprintf(id, sizeof(id), "%s-%" PRId32 "-%" PRId64, rd_kafka_topic_name(msg->rkt), msg->partition,
+             msg->offset);
     bson_t *ref = NULL;
     rc = store_find_one(w->c.store, REFERENCES, model, &ref);
     bool complete = false;
@@ -496,8 +500,8 @@ static kafka_verdict_t check_model(drift_watch_t *w, const ref_t *r, int64_t slo
     return verdict;
 }
 
-kafka_verdict_t drift_watch_tick(drift_watch_t *w, int64_t slot, int64_t at_ms, kafka_out_t *out, char *reason,
-                                 size_t rl)
+kafka_verdict_t drift_watch_tick(drift_watch_t *w, int64_t slot, int64_t at_ms, kafka_out_t *out,
+                                 char *reason, size_t rl)
 {
     refs_t refs = {0};
     bson_t *filter = BCON_NEW("complete", BCON_BOOL(true));

@@ -49,8 +49,8 @@ kafka_verdict_t drift_watch_batch(drift_watch_t *w, const rd_kafka_message_t *ms
                                   char *reason, size_t rl);
 
 /* The drift check of slot `slot` at `at_ms` (the transactional timer). */
-kafka_verdict_t drift_watch_tick(drift_watch_t *w, int64_t slot, int64_t at_ms, kafka_out_t *out, char *reason,
-                                 size_t rl);
+kafka_verdict_t drift_watch_tick(drift_watch_t *w, int64_t slot, int64_t at_ms, kafka_out_t *out,
+                                 char *reason, size_t rl);
 
 /* The latest drift report of `model` as JSON (*out, new reference), or
  * HIVE_ENOTFOUND, or the store's error. */

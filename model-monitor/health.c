@@ -6,7 +6,8 @@
 
 void health_thresholds_default(health_thresholds_t *out)
 {
-    *out = (health_thresholds_t){.precision = 0.75, .recall = 0.70, .f1 = 0.72, .feedback_avg = 0.6, .aggregate = 0.65};
+    *out = (health_thresholds_t){
+        .precision = 0.75, .recall = 0.70, .f1 = 0.72, .feedback_avg = 0.6, .aggregate = 0.65};
 }
 
 int feedback_stats_add(feedback_stats_t *s, double rating)
@@ -83,7 +84,8 @@ void health_evaluate(const health_thresholds_t *th, const health_run_t *run, con
     double avg = 0;
     bool has_fb = fb && feedback_stats_avg(fb, &avg);
     bool degraded = false;
-    degraded |= below(out, found && run->has_precision, "precision", found ? run->precision : 0, th->precision);
+    degraded |=
+        below(out, found && run->has_precision, "precision", found ? run->precision : 0, th->precision);
     degraded |= below(out, found && run->has_recall, "recall", found ? run->recall : 0, th->recall);
     degraded |= below(out, found && run->has_f1, "f1_score", found ? run->f1 : 0, th->f1);
     degraded |= below(out, has_fb, "feedback_avg", avg, th->feedback_avg);

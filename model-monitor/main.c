@@ -85,18 +85,18 @@ static const service_route_t routes[] = {
     {"GET", "/api/v1/models/{model}/health", app_get_health_history},
     {"GET", "/api/v1/models/{model}/drift", app_get_drift},
 };
-static const service_check_t checks[] = {{"mlflow", app_mlflow_ready}, {"feedback_mongodb", app_feedback_ready}};
+static const service_check_t checks[] = {{"mlflow", app_mlflow_ready},
+                                         {"feedback_mongodb", app_feedback_ready}};
 
 int main(int argc, char **argv)
 {
     const service_def_t def = {
         .name = "model-monitor",
-        .summary = "Watches the five specialist models (seed 004): MLflow metrics and human feedback give "
-                   "aggregate = 0.7 f1 + 0.3 feedback_avg and a verdict (OK, DEGRADED, NO_FEEDBACK, NO_RUN) on "
-                   "models.health; ml.features is compared with a reference (KS, PSI) for drift; a new "
-                   "degradation goes to models.degraded. One-shot: model-monitor check --specialist-type "
-                   "technical|...|all [--output-format text|json] [--export-metrics PUSHGATEWAY_URL]; exit 0 "
-                   "OK, 1 degraded, 3 no run or no feedback, 4 a source unreachable.",
+        .summary =
+            "Watches the five specialist models (seed 004): MLflow metrics and human feedback give a verdict "
+            "(OK, DEGRADED, NO_FEEDBACK, NO_RUN) on models.health; ml.features is compared with a reference "
+            "(KS, PSI) for drift; a new degradation goes to models.degraded. One-shot: model-monitor check "
+            "--specialist-type technical|...|all [--output-format text|json] [--export-metrics URL].",
         .needs = SERVICE_STORE | SERVICE_PIPELINE,
         .config = config_items,
         .nconfig = SERVICE_N(config_items),

@@ -129,8 +129,8 @@ int mlflow_fetch(const char *tracking_uri, const char *experiment, const char *m
     json_t *j = NULL;
     snprintf(path, sizeof(path), "/api/2.0/mlflow/experiments/get-by-name?experiment_name=%s", experiment);
     int rc = call("GET", tracking_uri, path, NULL, timeout_ms, &j, err, errlen);
-    const char *exp_id = j ? json_string_value(json_object_get(json_object_get(j, "experiment"), "experiment_id"))
-                           : NULL;
+    const char *exp_id =
+        j ? json_string_value(json_object_get(json_object_get(j, "experiment"), "experiment_id")) : NULL;
     if (rc != 0 || !exp_id) {
         json_decref(j);
         if (rc == 0) {
@@ -138,9 +138,10 @@ int mlflow_fetch(const char *tracking_uri, const char *experiment, const char *m
         }
         return rc;
     }
-    snprintf(body, sizeof(body),
-             "{\"experiment_ids\":[\"%s\"],\"max_results\":100,\"order_by\":[\"attributes.start_time DESC\"]}",
-             exp_id);
+    snprintf(
+        body, sizeof(body),
+        "{\"experiment_ids\":[\"%s\"],\"max_results\":100,\"order_by\":[\"attributes.start_time DESC\"]}",
+        exp_id);
     json_decref(j);
     rc = production_run(tracking_uri, model, timeout_ms, res.run_id, sizeof(res.run_id), res.version,
                         sizeof(res.version), err, errlen);

@@ -16,10 +16,10 @@
 #include <stddef.h>
 
 typedef struct {
-    health_run_t run;    /* run.found false: no experiment or no run */
-    char run_id[64];     /* "" without a run */
-    char version[64];    /* the production version, "" when none */
-    bool production;     /* the run is the production version's */
+    health_run_t run; /* run.found false: no experiment or no run */
+    char run_id[64];  /* "" without a run */
+    char version[64]; /* the production version, "" when none */
+    bool production;  /* the run is the production version's */
 } mlflow_result_t;
 
 /* Reads the run of experiment `experiment` ("technical-specialist") preferring
@@ -28,8 +28,8 @@ typedef struct {
  * Returns 0 (also when there is no experiment or run: out->run.found false),
  * or HIVE_EUNAVAILABLE / HIVE_ETIMEDOUT when MLflow cannot be reached,
  * HIVE_EPROTO for an unexpected answer; `err` says why. */
-int mlflow_fetch(const char *tracking_uri, const char *experiment, const char *model, long timeout_ms, mlflow_result_t *out,
-                 char *err, size_t errlen);
+int mlflow_fetch(const char *tracking_uri, const char *experiment, const char *model, long timeout_ms,
+                 mlflow_result_t *out, char *err, size_t errlen);
 
 /* Pure: picks the run of `runs` (MLflow's runs/search "runs" array) whose id is
  * `prefer_run_id` (may be NULL or ""), else the first one, and fills `out`

@@ -38,18 +38,21 @@ int monitor_check(const monitor_conf_t *c, const char *specialist, int64_t now_m
     snprintf(r->specialist, sizeof(r->specialist), "%s", specialist);
     monitor_model_name(c, specialist, r->model, sizeof(r->model));
     char experiment[128];
-    snprintf(experiment, sizeof(experiment), "%s-specialist%s", specialist, c->name_suffix ? c->name_suffix : "");
+    snprintf(experiment, sizeof(experiment), "%s-specialist%s", specialist,
+             c->name_suffix ? c->name_suffix : "");
     r->at_ms = now_ms;
     char err[200] = "";
-    int rc = mlflow_fetch(c->mlflow_uri, experiment, r->model, c->mlflow_timeout_ms, &r->ml, err, sizeof(err));
+    int rc =
+        mlflow_fetch(c->mlflow_uri, experiment, r->model, c->mlflow_timeout_ms, &r->ml, err, sizeof(err));
     if (rc != 0) {
         snprintf(r->error, sizeof(r->error), "mlflow: %s (%s)", hive_strerror(rc), err);
         return r->rc = rc;
     }
-    rc = feedback_fetch(c->feedback, c->feedback_collection, specialist, now_ms - c->feedback_window_ms, now_ms + 1,
-                        &r->fb, NULL);
+    rc = feedback_fetch(c->feedback, c->feedback_collection, specialist, now_ms - c->feedback_window_ms,
+                        now_ms + 1, &r->fb, NULL);
     if (rc != 0) {
-        snprintf(r->error, sizeof(r->error), "feedback mongodb: %s (%s)", hive_strerror(rc), store_last_error());
+        snprintf(r->error, sizeof(r->error), "feedback mongodb: %s (%s)", hive_strerror(rc),
+                 store_last_error());
         return r->rc = rc;
     }
     health_evaluate(&c->th, &r->ml.run, &r->fb, &r->verdict);
@@ -118,7 +121,8 @@ void monitor_report_print(const monitor_report_t *r, FILE *out)
     fprintf(out, "\nRecomendações:\n");
     switch (v->status) {
     case HEALTH_OK:
-        fprintf(out, "  - Performance dentro dos thresholds esperados\n  - Continuar monitoramento regular\n");
+        fprintf(out,
+                "  - Performance dentro dos thresholds esperados\n  - Continuar monitoramento regular\n");
         break;
     case HEALTH_DEGRADED:
         for (size_t i = 0; i < v->nreasons; i++) {
@@ -147,7 +151,8 @@ json_t *monitor_report_json(const monitor_report_t *r)
 {
     char ts[40];
     iso8601(r->at_ms, ts, sizeof(ts));
-    json_t *o = json_pack("{s:s, s:s, s:s}", "specialist_type", r->specialist, "model", r->model, "timestamp", ts);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s}", "specialist_type", r->specialist, "model", r->model, "timestamp", ts);
     if (r->rc != 0) {
         json_object_set_new(o, "status", json_string("UNAVAILABLE"));
         json_object_set_new(o, "error", json_string(r->error));
@@ -191,8 +196,8 @@ json_t *monitor_doc_json(const bson_t *doc)
         json_t *ts = json_object_get(j, "timestamp");
         if (json_is_object(ts)) {
             json_t *d = json_object_get(ts, "$date");
-            json_object_set_new(j, "timestamp", json_is_integer(d) ? json_integer(json_integer_value(d))
-                                                                   : json_deep_copy(d));
+            json_object_set_new(j, "timestamp",
+                                json_is_integer(d) ? json_integer(json_integer_value(d)) : json_deep_copy(d));
         }
         json_object_set_new(j, "report_id", json_deep_copy(json_object_get(j, "_id")));
         json_object_del(j, "_id");

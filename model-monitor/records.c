@@ -40,11 +40,14 @@ int records_health(avro_codec_t *codec, const char *topic, const monitor_report_
     double avg = 0;
     bool has_avg = feedback_stats_avg(&r->fb, &avg);
     int rc = avro_set_string(&v, "report_id", report_id) || avro_set_string(&v, "model", r->model) ||
-             avro_set_string(&v, "model_version", r->ml.version) || avro_set_long(&v, "timestamp", r->at_ms) ||
+             avro_set_string(&v, "model_version", r->ml.version) ||
+             avro_set_long(&v, "timestamp", r->at_ms) ||
              set_opt(&v, "precision", run->has_precision, run->precision) ||
-             set_opt(&v, "recall", run->has_recall, run->recall) || set_opt(&v, "f1_score", run->has_f1, run->f1) ||
+             set_opt(&v, "recall", run->has_recall, run->recall) ||
+             set_opt(&v, "f1_score", run->has_f1, run->f1) ||
              set_opt(&v, "accuracy", run->has_accuracy, run->accuracy) ||
-             set_opt(&v, "feedback_avg", has_avg, avg) || avro_set_long(&v, "feedback_count", (int64_t)r->fb.count) ||
+             set_opt(&v, "feedback_avg", has_avg, avg) ||
+             avro_set_long(&v, "feedback_count", (int64_t)r->fb.count) ||
              set_opt(&v, "aggregate_score", h->has_aggregate, h->aggregate) ||
              avro_set_bool(&v, "degraded", h->status == HEALTH_DEGRADED) ||
              avro_set_string(&v, "status", health_status_name(h->status));
@@ -55,8 +58,8 @@ int records_health(avro_codec_t *codec, const char *topic, const monitor_report_
 }
 
 int records_degradation(avro_codec_t *codec, const char *topic, const monitor_report_t *r,
-                        const health_thresholds_t *th, const char *degradation_id, void **out, size_t *out_len,
-                        char *reason, size_t rl)
+                        const health_thresholds_t *th, const char *degradation_id, void **out,
+                        size_t *out_len, char *reason, size_t rl)
 {
     avro_value_t v;
     if (avro_codec_new_value(codec, "ModelDegradation", &v) != 0) {
@@ -72,9 +75,10 @@ int records_degradation(avro_codec_t *codec, const char *topic, const monitor_re
     }
     double avg = 0;
     bool has_avg = feedback_stats_avg(&r->fb, &avg);
-    int rc = avro_set_string(&v, "degradation_id", degradation_id) || avro_set_string(&v, "model", r->model) ||
-             avro_set_string(&v, "model_version", r->ml.version) || avro_set_enum_name(&v, "reason", "METRICS") ||
-             avro_set_string(&v, "details", details) || avro_set_long(&v, "detected_at", r->at_ms) ||
+    int rc = avro_set_string(&v, "degradation_id", degradation_id) ||
+             avro_set_string(&v, "model", r->model) || avro_set_string(&v, "model_version", r->ml.version) ||
+             avro_set_enum_name(&v, "reason", "METRICS") || avro_set_string(&v, "details", details) ||
+             avro_set_long(&v, "detected_at", r->at_ms) ||
              avro_set_map_double(&v, "thresholds", "precision", th->precision) ||
              avro_set_map_double(&v, "thresholds", "recall", th->recall) ||
              avro_set_map_double(&v, "thresholds", "f1_score", th->f1) ||
@@ -100,8 +104,8 @@ int records_degradation(avro_codec_t *codec, const char *topic, const monitor_re
 
 int records_drift(avro_codec_t *codec, const char *topic, const char *model, const char *model_version,
                   double score, double threshold, const char *const *names, const drift_feature_t *features,
-                  size_t n, int64_t at_ms, const char *degradation_id, void **out, size_t *out_len, char *reason,
-                  size_t rl)
+                  size_t n, int64_t at_ms, const char *degradation_id, void **out, size_t *out_len,
+                  char *reason, size_t rl)
 {
     avro_value_t v;
     if (avro_codec_new_value(codec, "ModelDegradation", &v) != 0) {
@@ -111,8 +115,9 @@ int records_drift(avro_codec_t *codec, const char *topic, const char *model, con
     char details[256];
     snprintf(details, sizeof(details), "drift_score %.4g > %.4g", score, threshold);
     int rc = avro_set_string(&v, "degradation_id", degradation_id) || avro_set_string(&v, "model", model) ||
-             avro_set_string(&v, "model_version", model_version) || avro_set_enum_name(&v, "reason", "DRIFT") ||
-             avro_set_string(&v, "details", details) || avro_set_long(&v, "detected_at", at_ms) ||
+             avro_set_string(&v, "model_version", model_version) ||
+             avro_set_enum_name(&v, "reason", "DRIFT") || avro_set_string(&v, "details", details) ||
+             avro_set_long(&v, "detected_at", at_ms) ||
              avro_set_map_double(&v, "metrics", "drift_score", score) ||
              avro_set_map_double(&v, "thresholds", "drift_score", threshold);
     for (size_t i = 0; rc == 0 && i < n; i++) {

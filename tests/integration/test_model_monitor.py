@@ -275,3 +275,41 @@ def test_drift_reported_once_and_exact(world):
         code = svc.stop()
         pymongo.MongoClient(MONGODB_URI).drop_database(db)
     assert code == 0
+
+
+def test_cli_export_metrics_push(world):
+    """--export-metrics PUTs the seed's gauges in the Prometheus text format to
+    <url>/metrics/job/model_performance_monitor/specialist/<name> (the
+    Pushgateway's API; a local HTTP server stands in for it here)."""
+    import http.server
+    import threading
+
+    got = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            got.append((self.path, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        rc, out, err = _check(world, "--specialist-type", "safety", "--export-metrics",
+                              f"http://127.0.0.1:{srv.server_port}/")
+    finally:
+        srv.shutdown()
+    assert rc == 1, out + err
+    assert len(got) == 1
+    path, body = got[0]
+    assert path == "/metrics/job/model_performance_monitor/specialist/safety"
+    lines = dict(l.split(" ", 1) for l in body.splitlines() if l and not l.startswith("#"))
+    assert lines["neural_hive_model_degradation_detected"] == "1"
+    assert float(lines["neural_hive_mlflow_model_f1"]) == 0.6
+    assert float(lines["neural_hive_model_performance_score"]) == pytest.approx(0.7 * 0.6 + 0.3 * 0.64)
+    assert "# TYPE neural_hive_mlflow_model_precision gauge" in body

@@ -29,17 +29,32 @@ typedef struct {
 
 static const vector_t vectors[] = {
     {{1, 50, 0, 1, 0}, {2, 50, 0.29999999999999999, 1, 0}, 0.38, 0.0013147736033165794, 3.8837776792798078},
-    {{3, 40, 0, 1, 0}, {4, 70, 0.10000000000000001, 1, 0}, 0.22857142857142856, 0.12002372260603318, 1.4161109648687296},
+    {{3, 40, 0, 1, 0},
+     {4, 70, 0.10000000000000001, 1, 0},
+     0.22857142857142856,
+     0.12002372260603318,
+     1.4161109648687296},
     {{5, 300, 0, 1, 2}, {6, 500, 0, 1, 0}, 0.316, 4.8747193682059943e-17, 0.64957887438300776},
-    {{7, 1000, 0, 1, 0}, {8, 800, 0.050000000000000003, 1, 0}, 0.063750000000000001, 0.051741991896145229, 0.057958681350888649},
+    {{7, 1000, 0, 1, 0},
+     {8, 800, 0.050000000000000003, 1, 0},
+     0.063750000000000001,
+     0.051741991896145229,
+     0.057958681350888649},
     {{9, 200, 0, 1, 1}, {10, 150, 1, 1, 1}, 0.18166666666666667, 0.0061781918421342993, 0.99943724162267167},
     {{11, 5, 0, 1, 0}, {12, 7, 0, 1, 0}, 0.25714285714285712, 0.95959595959595945, 3.6817721007822262},
-    {{13, 3000, 0, 1, 0}, {14, 2500, 0.02, 1, 0}, 0.035000000000000003, 0.069092202120037097, 0.017796821910976677},
+    {{13, 3000, 0, 1, 0},
+     {14, 2500, 0.02, 1, 0},
+     0.035000000000000003,
+     0.069092202120037097,
+     0.017796821910976677},
 };
 
 /* Above 10,000 values scipy uses kstwo.sf, this module Kolmogorov's limit. */
-static const vector_t asymptotic = {
-    {15, 12000, 0, 1, 0}, {16, 11000, 0.02, 1, 0}, 0.030833333333333268, 3.5663998810437137e-05, 0.013592602821033946};
+static const vector_t asymptotic = {{15, 12000, 0, 1, 0},
+                                    {16, 11000, 0.02, 1, 0},
+                                    0.030833333333333268,
+                                    3.5663998810437137e-05,
+                                    0.013592602821033946};
 
 static double *generate(const sample_t *s)
 {
@@ -49,7 +64,9 @@ static double *generate(const sample_t *s)
     for (size_t i = 0; i < s->n; i++) {
         st = st * 6364136223846793005ULL + 1442695040888963407ULL;
         double u = (double)(st >> 11) / (double)(1ULL << 53);
-        x[i] = s->kind == 0 ? u * s->scale + s->shift : s->kind == 1 ? floor(u * 10.0) + s->shift : u * u * s->scale + s->shift;
+        x[i] = s->kind == 0   ? u * s->scale + s->shift
+               : s->kind == 1 ? floor(u * 10.0) + s->shift
+                              : u * u * s->scale + s->shift;
     }
     return x;
 }
@@ -173,12 +190,9 @@ static void test_invalid_input(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ks_matches_scipy),
-        cmocka_unit_test(test_ks_asymptotic),
-        cmocka_unit_test(test_psi_matches_numpy),
-        cmocka_unit_test(test_identical_samples_do_not_drift),
-        cmocka_unit_test(test_verdict_and_score),
-        cmocka_unit_test(test_invalid_input),
+        cmocka_unit_test(test_ks_matches_scipy),  cmocka_unit_test(test_ks_asymptotic),
+        cmocka_unit_test(test_psi_matches_numpy), cmocka_unit_test(test_identical_samples_do_not_drift),
+        cmocka_unit_test(test_verdict_and_score), cmocka_unit_test(test_invalid_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

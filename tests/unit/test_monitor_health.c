@@ -19,8 +19,13 @@ static int setup(void **state)
 
 static health_run_t run_of(double p, double r, double f1)
 {
-    return (health_run_t){.found = true, .has_precision = true, .has_recall = true, .has_f1 = true,
-                          .precision = p, .recall = r, .f1 = f1};
+    return (health_run_t){.found = true,
+                          .has_precision = true,
+                          .has_recall = true,
+                          .has_f1 = true,
+                          .precision = p,
+                          .recall = r,
+                          .f1 = f1};
 }
 
 static feedback_stats_t feedback_of(const double *ratings, size_t n)
