@@ -531,7 +531,8 @@ static int look_at(runner_t *r, const bson_t *doc, int64_t slot, int64_t marker,
     }
     /* Stage the look: the state it leads to and the bytes it publishes. */
     bson_t upd = BSON_INITIALIZER, sd;
-    bson_copy_to_excluding_noinit(doc, &upd, "_id", "committed", "staged", "status", "analysis", "result", NULL);
+    bson_copy_to_excluding_noinit(doc, &upd, "_id", "committed", "staged", "status", "analysis", "result",
+                                  "traffic_fraction", NULL);
     repo_state_append(&upd, "committed", &st);
     BSON_APPEND_UTF8(&upd, "status", judge_phase_name(next.phase));
     BSON_APPEND_DOUBLE(&upd, "traffic_fraction", next.fraction);
