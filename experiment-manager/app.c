@@ -48,8 +48,9 @@ int app_build(app_t *a, service_t *svc)
     rc->judge.step_min_ms = (int64_t)((double)cfg->canary_step_min_s * 1000.0 * cfg->time_scale);
     rc->judge.bandit_floor = cfg->bandit_floor;
     if (app_parse_steps(cfg->canary_steps, &rc->judge) != 0) {
-        log_error("invalid configuration: CANARY_STEPS: increasing percentages ending at 100, e.g. 10,25,50,100",
-                  "value", cfg->canary_steps);
+        log_error(
+            "invalid configuration: CANARY_STEPS: increasing percentages ending at 100, e.g. 10,25,50,100",
+            "value", cfg->canary_steps);
         return -1;
     }
     if (cfg->interval_ms % APP_TICK_MS != 0) {
@@ -64,7 +65,8 @@ int app_build(app_t *a, service_t *svc)
         log_error("cannot build the runner");
         return -1;
     }
-    a->rest = (rest_t){.loop = service_loop(svc), .store = service_store(svc), .runner = a->runner, .conf = rc};
+    a->rest =
+        (rest_t){.loop = service_loop(svc), .store = service_store(svc), .runner = a->runner, .conf = rc};
     static const store_index_t indexes[] = {
         {"measurements", "{\"experiment_id\": 1}", false},
         {"intervals", "{\"experiment_id\": 1, \"slot\": 1}", false},

@@ -63,11 +63,26 @@ int judge_op_parse(const char *s, judge_op_t *out)
     return 0;
 }
 
-const char *judge_type_name(judge_type_t t) { return type_names[t]; }
-const char *judge_op_name(judge_op_t o) { return op_names[o]; }
-const char *judge_status_name(judge_status_t s) { return status_names[s]; }
-const char *judge_decision_name(judge_decision_t d) { return decision_names[d]; }
-const char *judge_phase_name(judge_phase_t p) { return phase_names[p]; }
+const char *judge_type_name(judge_type_t t)
+{
+    return type_names[t];
+}
+const char *judge_op_name(judge_op_t o)
+{
+    return op_names[o];
+}
+const char *judge_status_name(judge_status_t s)
+{
+    return status_names[s];
+}
+const char *judge_decision_name(judge_decision_t d)
+{
+    return decision_names[d];
+}
+const char *judge_phase_name(judge_phase_t p)
+{
+    return phase_names[p];
+}
 
 static bool is_improvement(const char *m)
 {
@@ -80,7 +95,8 @@ static bool lower_better(const char *m, judge_op_t op_hint, bool has_hint)
         (strlen(m) > 3 && strcmp(m + strlen(m) - 3, "_ms") == 0)) {
         return true;
     }
-    if (strcmp(m, "slo_compliance") == 0 || strcmp(m, "availability") == 0 || strncmp(m, "throughput", 10) == 0) {
+    if (strcmp(m, "slo_compliance") == 0 || strcmp(m, "availability") == 0 ||
+        strncmp(m, "throughput", 10) == 0) {
         return false;
     }
     return has_hint && (op_hint == JUDGE_LT || op_hint == JUDGE_LE);
@@ -158,8 +174,8 @@ static double normal(double (*u01)(void *), void *rng)
     return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
 }
 
-double judge_thompson(const stats_sample_t *base, const stats_sample_t *cand, bool lower_is_better, double floor,
-                      int draws, double (*u01)(void *rng), void *rng)
+double judge_thompson(const stats_sample_t *base, const stats_sample_t *cand, bool lower_is_better,
+                      double floor, int draws, double (*u01)(void *rng), void *rng)
 {
     double sb = sqrt(base->var / fmax(base->n, 1)), sc = sqrt(cand->var / fmax(cand->n, 1));
     int wins = 0;
@@ -188,8 +204,8 @@ static bool rel_change(const judge_obs_t *b, const judge_obs_t *k, const char *m
 }
 
 /* The fixed-horizon test and the always-valid p-value of the primary metric. */
-static void analyse(const judge_conf_t *c, const judge_def_t *def, const judge_state_t *st, const judge_obs_t *b,
-                    const judge_obs_t *k, judge_analysis_t *an)
+static void analyse(const judge_conf_t *c, const judge_def_t *def, const judge_state_t *st,
+                    const judge_obs_t *b, const judge_obs_t *k, judge_analysis_t *an)
 {
     memset(an, 0, sizeof(*an));
     snprintf(an->primary, sizeof(an->primary), "%s", judge_primary(def, &an->lower_is_better));
@@ -202,8 +218,9 @@ static void analyse(const judge_conf_t *c, const judge_def_t *def, const judge_s
         an->cand = (stats_sample_t){k->requests, k->requests > 0 ? k->errors / k->requests : 0, 0};
         an->base.var = an->base.mean * (1 - an->base.mean);
         an->cand.var = an->cand.mean * (1 - an->cand.mean);
-        an->tested = b->windows >= c->min_samples && k->windows >= c->min_samples &&
-                     stats_ztest_2prop(b->errors, b->requests, k->errors, k->requests, c->alpha, &an->test) == 0;
+        an->tested =
+            b->windows >= c->min_samples && k->windows >= c->min_samples &&
+            stats_ztest_2prop(b->errors, b->requests, k->errors, k->requests, c->alpha, &an->test) == 0;
         scale = fmax(an->base.mean, 1e-4);
     } else {
         const stats_sample_t *sb = metric_of(b, an->primary), *sk = metric_of(k, an->primary);
@@ -277,7 +294,8 @@ void judge_look(const judge_conf_t *c, const judge_def_t *def, judge_state_t *st
         out->assign = true;
         out->fraction = st->fraction;
         snprintf(out->rule, sizeof(out->rule), "setup");
-        snprintf(out->reason, sizeof(out->reason), "traffic split: %.0f%% on the candidate", 100 * st->fraction);
+        snprintf(out->reason, sizeof(out->reason), "traffic split: %.0f%% on the candidate",
+                 100 * st->fraction);
         analyse(c, def, st, b, k, &out->an);
         return;
     }
@@ -287,15 +305,16 @@ void judge_look(const judge_conf_t *c, const judge_def_t *def, judge_state_t *st
 
     if (aborted) {
         finish(st, out, JUDGE_ABORTED, JUDGE_REJECT, "operator");
-        snprintf(out->reason, sizeof(out->reason), "aborted by an operator; traffic returned to the baseline");
+        snprintf(out->reason, sizeof(out->reason),
+                 "aborted by an operator; traffic returned to the baseline");
         return;
     }
     for (size_t i = 0; i < def->nguardrails; i++) {
         const judge_criterion_t *g = &def->guardrails[i];
         double v;
         if (judge_value(k, g->metric, &v) && judge_holds(g->op, v, g->threshold)) {
-            snprintf(out->violations[out->nviolations++], sizeof(out->violations[0]), "%s %s %g (observed %.6g)",
-                     g->metric, judge_op_name(g->op), g->threshold, v);
+            snprintf(out->violations[out->nviolations++], sizeof(out->violations[0]),
+                     "%s %s %g (observed %.6g)", g->metric, judge_op_name(g->op), g->threshold, v);
         }
     }
     if (out->nviolations > 0) {
@@ -312,7 +331,8 @@ void judge_look(const judge_conf_t *c, const judge_def_t *def, judge_state_t *st
             if (c->fail_on_no_data) {
                 finish(st, out, JUDGE_FAILED, JUDGE_INCONCLUSIVE, "no_data");
                 snprintf(out->reason, sizeof(out->reason),
-                         "no data for %ld consecutive intervals; traffic returned to the baseline", st->empty);
+                         "no data for %ld consecutive intervals; traffic returned to the baseline",
+                         st->empty);
                 return;
             }
             st->phase = JUDGE_PAUSED;
@@ -329,7 +349,8 @@ void judge_look(const judge_conf_t *c, const judge_def_t *def, judge_state_t *st
         if (stats_srm(counts, fr, 2, &an->srm_p) == 0 && an->srm_p < c->srm_alpha) {
             finish(st, out, JUDGE_FAILED, JUDGE_INCONCLUSIVE, "srm");
             snprintf(out->reason, sizeof(out->reason),
-                     "sample ratio mismatch: %.0f/%.0f requests against a %.0f/%.0f split (p=%.3g); result invalid",
+                     "sample ratio mismatch: %.0f/%.0f requests against a %.0f/%.0f split (p=%.3g); result "
+                     "invalid",
                      b->requests, k->requests, 100 * fr[0], 100 * fr[1], an->srm_p);
             return;
         }
@@ -340,7 +361,8 @@ void judge_look(const judge_conf_t *c, const judge_def_t *def, judge_state_t *st
     bool better = an->improvement > 0;
     bool over = now_ms - st->started_ms >= def->duration_ms;
     if (significant && !better) {
-        finish(st, out, def->type == JUDGE_CANARY ? JUDGE_ABORTED : JUDGE_COMPLETED, JUDGE_REJECT, "sequential");
+        finish(st, out, def->type == JUDGE_CANARY ? JUDGE_ABORTED : JUDGE_COMPLETED, JUDGE_REJECT,
+               "sequential");
         snprintf(out->reason, sizeof(out->reason),
                  "the candidate is worse on %s by %.2f%% (always-valid p=%.3g < %g)%s", an->primary,
                  -100 * an->improvement, an->avp, c->alpha,
@@ -358,9 +380,10 @@ void judge_look(const judge_conf_t *c, const judge_def_t *def, judge_state_t *st
             finish(st, out, JUDGE_COMPLETED, JUDGE_ACCEPT, "canary");
             out->final_on_candidate = true;
             out->fraction = 1.0;
-            snprintf(out->reason, sizeof(out->reason),
-                     "canary passed every step; %s improved by %.2f%% (always-valid p=%.3g); promoted to 100%%",
-                     an->primary, 100 * an->improvement, an->avp);
+            snprintf(
+                out->reason, sizeof(out->reason),
+                "canary passed every step; %s improved by %.2f%% (always-valid p=%.3g); promoted to 100%%",
+                an->primary, 100 * an->improvement, an->avp);
             return;
         }
         if (step_done && !last && !over) {
@@ -377,15 +400,15 @@ void judge_look(const judge_conf_t *c, const judge_def_t *def, judge_state_t *st
     } else if (accept) {
         finish(st, out, JUDGE_COMPLETED, JUDGE_ACCEPT, "sequential");
         snprintf(out->reason, sizeof(out->reason),
-                 "%s improved by %.2f%% (always-valid p=%.3g < %g, fixed-horizon p=%.3g) and every criterion holds",
+                 "%s improved by %.2f%% (always-valid p=%.3g < %g, fixed-horizon p=%.3g) and every criterion "
+                 "holds",
                  an->primary, 100 * an->improvement, an->avp, c->alpha, an->test.p_value);
         return;
     }
     if (over) {
         finish(st, out, JUDGE_COMPLETED, JUDGE_INCONCLUSIVE, "duration");
         snprintf(out->reason, sizeof(out->reason), "duration over without a significant result on %s (%s%s)",
-                 an->primary, an->tested ? "always-valid p too high" : "too few samples",
-                 why[0] ? "; " : "");
+                 an->primary, an->tested ? "always-valid p too high" : "too few samples", why[0] ? "; " : "");
         if (why[0]) {
             strncat(out->reason, why, sizeof(out->reason) - strlen(out->reason) - 2);
             strcat(out->reason, ")");
@@ -393,14 +416,15 @@ void judge_look(const judge_conf_t *c, const judge_def_t *def, judge_state_t *st
         return;
     }
     if (def->type == JUDGE_BANDIT && an->base.n >= c->min_samples && an->cand.n >= c->min_samples && u01) {
-        double f = judge_thompson(&an->base, &an->cand, an->lower_is_better, c->bandit_floor, c->bandit_draws, u01,
-                                  rng);
+        double f = judge_thompson(&an->base, &an->cand, an->lower_is_better, c->bandit_floor, c->bandit_draws,
+                                  u01, rng);
         if (fabs(f - st->fraction) >= 0.01) {
             st->fraction = f;
             out->assign = true;
             out->fraction = f;
             snprintf(out->rule, sizeof(out->rule), "thompson");
-            snprintf(out->reason, sizeof(out->reason), "bandit re-allocated %.0f%% to the candidate", 100 * f);
+            snprintf(out->reason, sizeof(out->reason), "bandit re-allocated %.0f%% to the candidate",
+                     100 * f);
         }
     }
 }

@@ -54,23 +54,23 @@ typedef struct {
 
 /* The settings of the service (config keys in main.c). */
 typedef struct {
-    double alpha;          /* SIGNIFICANCE_LEVEL: 0.05 */
-    double tau;            /* MSPRT_EFFECT: mixture scale, relative to the baseline's mean */
-    double srm_alpha;      /* 0.001 */
-    long min_samples;      /* MIN_SAMPLE_SIZE: windows per variant before any test */
-    long max_empty;        /* NO_DATA_INTERVALS: looks without new data */
-    bool fail_on_no_data;  /* NO_DATA_ACTION=fail (else pause) */
-    int64_t step_min_ms;   /* CANARY_STEP_MIN_SECONDS */
+    double alpha;                  /* SIGNIFICANCE_LEVEL: 0.05 */
+    double tau;                    /* MSPRT_EFFECT: mixture scale, relative to the baseline's mean */
+    double srm_alpha;              /* 0.001 */
+    long min_samples;              /* MIN_SAMPLE_SIZE: windows per variant before any test */
+    long max_empty;                /* NO_DATA_INTERVALS: looks without new data */
+    bool fail_on_no_data;          /* NO_DATA_ACTION=fail (else pause) */
+    int64_t step_min_ms;           /* CANARY_STEP_MIN_SECONDS */
     double steps[JUDGE_MAX_STEPS]; /* CANARY_STEPS: 0.10 0.25 0.50 1.00 */
     size_t nsteps;
-    double bandit_floor;   /* BANDIT_FLOOR: least share per variant */
-    int bandit_draws;      /* posterior draws per re-allocation */
+    double bandit_floor; /* BANDIT_FLOOR: least share per variant */
+    int bandit_draws;    /* posterior draws per re-allocation */
 } judge_conf_t;
 
 /* The experiment as requested. */
 typedef struct {
     judge_type_t type;
-    double split;        /* traffic_split: the candidate's share (A/B, bandit start) */
+    double split; /* traffic_split: the candidate's share (A/B, bandit start) */
     int64_t duration_ms;
     judge_criterion_t criteria[JUDGE_MAX_CRITERIA];
     size_t ncriteria;
@@ -80,8 +80,8 @@ typedef struct {
 
 /* What was observed of one variant since the start. */
 typedef struct {
-    double windows;           /* records */
-    double requests, errors;  /* sums */
+    double windows;          /* records */
+    double requests, errors; /* sums */
     size_t nm;
     char names[JUDGE_MAX_METRICS][JUDGE_NAME];
     stats_sample_t m[JUDGE_MAX_METRICS]; /* per-window values of each metric */
@@ -90,7 +90,7 @@ typedef struct {
 /* The stored state between looks. */
 typedef struct {
     judge_phase_t phase;
-    bool started;        /* false until the first look (setup) */
+    bool started; /* false until the first look (setup) */
     int64_t started_ms;
     int64_t step_started_ms;
     size_t step;         /* canary step index */
@@ -118,17 +118,17 @@ typedef enum { JUDGE_ACCEPT, JUDGE_REJECT, JUDGE_INCONCLUSIVE } judge_decision_t
 
 /* What one look decided. */
 typedef struct {
-    bool assign;          /* publish a TrafficAssignment with `fraction` */
-    double fraction;      /* the candidate's share to publish */
-    bool finished;        /* publish an ExperimentResult */
+    bool assign;             /* publish a TrafficAssignment with `fraction` */
+    double fraction;         /* the candidate's share to publish */
+    bool finished;           /* publish an ExperimentResult */
     bool final_on_candidate; /* the last assignment keeps the candidate (promoted canary) */
     judge_status_t status;
     judge_decision_t decision;
-    char rule[32];        /* which rule decided: guardrail, sequential, duration, ... */
-    char reason[512];     /* one sentence */
+    char rule[32];    /* which rule decided: guardrail, sequential, duration, ... */
+    char reason[512]; /* one sentence */
     char violations[JUDGE_MAX_CRITERIA][160];
     size_t nviolations;
-    bool no_data;         /* this look saw nothing new */
+    bool no_data; /* this look saw nothing new */
     judge_analysis_t an;
 } judge_outcome_t;
 
@@ -163,8 +163,8 @@ double judge_canary_next(const judge_conf_t *c, size_t step, size_t *out_step);
  * is better, estimated by `draws` pairs of draws from normal posteriors on the
  * means (u01: the caller's uniform generator), mapped to a share in
  * [floor, 1 - floor]. */
-double judge_thompson(const stats_sample_t *base, const stats_sample_t *cand, bool lower_is_better, double floor,
-                      int draws, double (*u01)(void *rng), void *rng);
+double judge_thompson(const stats_sample_t *base, const stats_sample_t *cand, bool lower_is_better,
+                      double floor, int draws, double (*u01)(void *rng), void *rng);
 
 /* One look at `now_ms`. `st` is updated in place (the caller stores it).
  * `aborted` is an operator's abort. `u01`/`rng` are used by bandits only. */

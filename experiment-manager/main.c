@@ -64,36 +64,21 @@ static kafka_verdict_t to_telemetry(void *ctx, const rd_kafka_message_t *m, avro
 }
 
 static const service_input_t inputs[] = {
-    {"KAFKA_REQUESTS_TOPIC", "experiments.requests", "ExperimentRequest", to_request, "ExperimentRequest input",
-     &cfg.requests_topic, NULL},
+    {"KAFKA_REQUESTS_TOPIC", "experiments.requests", "ExperimentRequest", to_request,
+     "ExperimentRequest input", &cfg.requests_topic, NULL},
     {"KAFKA_TELEMETRY_TOPIC", "telemetry.aggregated", "TelemetryAggregated", to_telemetry,
-     "TelemetryAggregated input (records labelled with variant and experiment_id)", &cfg.telemetry_topic, NULL},
+     "TelemetryAggregated input (records labelled with variant and experiment_id)", &cfg.telemetry_topic,
+     NULL},
 };
 
 /* 3. The evaluation: a transactional timer, so each look publishes exactly once. */
 static const service_timer_t timers[] = {{RUNNER_TIMER, APP_TICK_MS, 0, NULL, app_tick}};
 
-/* 4. REST (seed 000); the routes get the REST context. */
-static void submit(void *ctx, http_req_t *r) { rest_submit(&((app_t *)ctx)->rest, r); }
-static void list(void *ctx, http_req_t *r) { rest_list(&((app_t *)ctx)->rest, r); }
-static void summary(void *ctx, http_req_t *r) { rest_summary(&((app_t *)ctx)->rest, r); }
-static void get(void *ctx, http_req_t *r) { rest_get(&((app_t *)ctx)->rest, r); }
-static void abort_one(void *ctx, http_req_t *r) { rest_abort(&((app_t *)ctx)->rest, r); }
-static void results(void *ctx, http_req_t *r) { rest_results(&((app_t *)ctx)->rest, r); }
-
-static const service_route_t routes[] = {
-    {"POST", "/api/v1/experiments/submit", submit},
-    {"GET", "/api/v1/experiments", list},
-    {"GET", "/api/v1/experiments/statistics/summary", summary},
-    {"GET", "/api/v1/experiments/{id}", get},
-    {"POST", "/api/v1/experiments/{id}/abort", abort_one},
-    {"GET", "/api/v1/experiments/{id}/results", results},
-};
-
-/* 5. Setup: the judge's configuration, the runner and the REST context. */
+/* 4. Setup: the judge's configuration, the runner, the REST routes (seed 000). */
 static int setup(service_t *svc, void *ctx)
 {
-    if (app_build(ctx, svc) != 0) {
+    app_t *a = ctx;
+    if (app_build(a, svc) != 0 || rest_register(service_http(svc), &a->rest) != 0) {
         log_error("cannot set up the experiment manager");
         return -1;
     }
@@ -105,11 +90,12 @@ int main(int argc, char **argv)
 {
     const service_def_t def = {
         .name = "experiment-manager",
-        .summary = "Experiment manager of the Neural Hive-Mind. Runs the experiments the optimizer and the "
-                   "retrainer request (A/B, canary 10->25->50->100, shadow, Thompson-sampling bandit): splits the "
-                   "traffic, watches guardrails every interval, decides with Welch's t-test, the two-proportion "
-                   "z-test and an always-valid sequential test, rolls back on a breach, and publishes each "
-                   "assignment and result exactly once, over Kafka.",
+        .summary =
+            "Experiment manager of the Neural Hive-Mind. Runs the experiments the optimizer and the "
+            "retrainer request (A/B, canary 10->25->50->100, shadow, Thompson-sampling bandit): splits the "
+            "traffic, watches guardrails every interval, decides with Welch's t-test, the two-proportion "
+            "z-test and an always-valid sequential test, rolls back on a breach, and publishes each "
+            "assignment and result exactly once, over Kafka.",
         .needs = SERVICE_STORE | SERVICE_PIPELINE,
         .config = config_items,
         .nconfig = SERVICE_N(config_items),
@@ -119,8 +105,6 @@ int main(int argc, char **argv)
         .ninputs = SERVICE_N(inputs),
         .timers = timers,
         .ntimers = SERVICE_N(timers),
-        .routes = routes,
-        .nroutes = SERVICE_N(routes),
         .openapi = (const char *)openapi_json,
         .openapi_len = openapi_json_len,
         .setup = setup,

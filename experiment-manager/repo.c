@@ -76,7 +76,8 @@ static size_t read_criteria(const bson_t *doc, const char *key, judge_criterion_
 {
     bson_iter_t it, child;
     size_t n = 0;
-    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &child)) {
+    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &child)) {
         return 0;
     }
     while (n < cap && bson_iter_next(&child)) {
@@ -198,8 +199,8 @@ int repo_create(store_t *s, const exp_t *e, int64_t now_ms, bool *out_inserted)
 }
 
 int repo_measure(store_t *s, const char *experiment_id, const char *variant, const char *service,
-                 int64_t window_start, int64_t window_end, int64_t requests, int64_t errors, const char *const *names,
-                 const double *values, size_t n)
+                 int64_t window_start, int64_t window_end, int64_t requests, int64_t errors,
+                 const char *const *names, const double *values, size_t n)
 {
     char id[512];
     snprintf(id, sizeof(id), "%s|%s|%s|%lld|%lld", experiment_id, variant, service, (long long)window_start,
@@ -275,7 +276,8 @@ int repo_observe(store_t *s, const char *experiment_id, const char *const *wante
 {
     memset(base, 0, sizeof(*base));
     memset(cand, 0, sizeof(*cand));
-    observe_t o = {.wanted = wanted, .nwanted = nwanted < JUDGE_MAX_METRICS ? nwanted : JUDGE_MAX_METRICS,
+    observe_t o = {.wanted = wanted,
+                   .nwanted = nwanted < JUDGE_MAX_METRICS ? nwanted : JUDGE_MAX_METRICS,
                    .obs = {base, cand}};
     bson_t filter = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&filter, "experiment_id", experiment_id);

@@ -58,8 +58,8 @@ int repo_create(store_t *s, const exp_t *e, int64_t now_ms, bool *out_inserted);
 /* Stores one telemetry window of a variant (idempotent). `metrics` names and
  * values, n of them. */
 int repo_measure(store_t *s, const char *experiment_id, const char *variant, const char *service,
-                 int64_t window_start, int64_t window_end, int64_t requests, int64_t errors, const char *const *names,
-                 const double *values, size_t n);
+                 int64_t window_start, int64_t window_end, int64_t requests, int64_t errors,
+                 const char *const *names, const double *values, size_t n);
 
 /* Aggregates the stored windows of an experiment into the two variants'
  * observations, for the metrics `wanted` (nwanted names). */

@@ -44,8 +44,8 @@ static int fail(char *field, size_t fl, char *msg, size_t ml, const char *f, con
     return HIVE_EINVAL;
 }
 
-static int name_field(json_t *body, const char *key, bool required, size_t max, char *dst, size_t cap, char *field,
-                      size_t fl, char *msg, size_t ml)
+static int name_field(json_t *body, const char *key, bool required, size_t max, char *dst, size_t cap,
+                      char *field, size_t fl, char *msg, size_t ml)
 {
     json_t *v = json_object_get(body, key);
     if (!v || json_is_null(v)) {
@@ -60,8 +60,8 @@ static int name_field(json_t *body, const char *key, bool required, size_t max, 
     return 0;
 }
 
-static int criteria_field(json_t *body, const char *key, judge_criterion_t *out, size_t *n, char *field, size_t fl,
-                          char *msg, size_t ml)
+static int criteria_field(json_t *body, const char *key, judge_criterion_t *out, size_t *n, char *field,
+                          size_t fl, char *msg, size_t ml)
 {
     json_t *arr = json_object_get(body, key);
     *n = 0;
@@ -93,12 +93,13 @@ static int criteria_field(json_t *body, const char *key, judge_criterion_t *out,
     return 0;
 }
 
-int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, exp_t *e, char *field, size_t fl,
-                      char *msg, size_t ml)
+int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, exp_t *e, char *field,
+                      size_t fl, char *msg, size_t ml)
 {
-    static const char *const allowed[] = {"experiment_id", "optimization_id", "requested_by", "experiment_type",
-                                          "target", "hypothesis", "parameters", "candidate_version", "traffic_split",
-                                          "duration_seconds", "success_criteria", "guardrails"};
+    static const char *const allowed[] = {
+        "experiment_id", "optimization_id",  "requested_by",     "experiment_type",
+        "target",        "hypothesis",       "parameters",       "candidate_version",
+        "traffic_split", "duration_seconds", "success_criteria", "guardrails"};
     memset(e, 0, sizeof(*e));
     if (!json_is_object(body)) {
         return fail(field, fl, msg, ml, "body", "a JSON object");
@@ -117,13 +118,13 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
     }
     int rc;
     if ((rc = name_field(body, "experiment_id", false, 128, e->id, sizeof(e->id), field, fl, msg, ml)) ||
-        (rc = name_field(body, "optimization_id", false, 128, e->optimization_id, sizeof(e->optimization_id), field,
+        (rc = name_field(body, "optimization_id", false, 128, e->optimization_id, sizeof(e->optimization_id),
+                         field, fl, msg, ml)) ||
+        (rc = name_field(body, "requested_by", false, 128, e->requested_by, sizeof(e->requested_by), field,
                          fl, msg, ml)) ||
-        (rc = name_field(body, "requested_by", false, 128, e->requested_by, sizeof(e->requested_by), field, fl,
-                         msg, ml)) ||
         (rc = name_field(body, "target", true, 128, e->target, sizeof(e->target), field, fl, msg, ml)) ||
-        (rc = name_field(body, "candidate_version", false, 64, e->candidate_version, sizeof(e->candidate_version),
-                         field, fl, msg, ml))) {
+        (rc = name_field(body, "candidate_version", false, 64, e->candidate_version,
+                         sizeof(e->candidate_version), field, fl, msg, ml))) {
         return rc;
     }
     json_t *type = json_object_get(body, "experiment_type");
@@ -137,7 +138,8 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
     snprintf(e->hypothesis, sizeof(e->hypothesis), "%s", hyp ? json_string_value(hyp) : "");
     json_t *split = json_object_get(body, "traffic_split");
     e->def.split = 0.1;
-    if (split && (!json_is_number(split) || !(json_number_value(split) > 0 && json_number_value(split) < 1))) {
+    if (split &&
+        (!json_is_number(split) || !(json_number_value(split) > 0 && json_number_value(split) < 1))) {
         return fail(field, fl, msg, ml, "traffic_split", "a number strictly between 0 and 1");
     }
     if (split) {
@@ -168,8 +170,10 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
             e->params[e->nparams++].value = json_number_value(val);
         }
     }
-    if ((rc = criteria_field(body, "success_criteria", e->def.criteria, &e->def.ncriteria, field, fl, msg, ml)) ||
-        (rc = criteria_field(body, "guardrails", e->def.guardrails, &e->def.nguardrails, field, fl, msg, ml))) {
+    if ((rc = criteria_field(body, "success_criteria", e->def.criteria, &e->def.ncriteria, field, fl, msg,
+                             ml)) ||
+        (rc = criteria_field(body, "guardrails", e->def.guardrails, &e->def.nguardrails, field, fl, msg,
+                             ml))) {
         return rc;
     }
     if (!e->requested_by[0]) {
@@ -288,8 +292,8 @@ static void work(void *arg)
         rc = repo_create(s, j->exp, timeutil_wall_ms(), &j->inserted);
         if (rc == 0) {
             j->http = j->inserted ? 201 : 200;
-            j->body = json_pack("{s:s, s:s, s:b}", "experiment_id", j->exp->id, "status", "RUNNING", "created",
-                                j->inserted);
+            j->body = json_pack("{s:s, s:s, s:b}", "experiment_id", j->exp->id, "status", "RUNNING",
+                                "created", j->inserted);
         }
         break;
     case JOB_LIST:
@@ -316,14 +320,14 @@ static void work(void *arg)
         bson_destroy(&opts);
         if (rc == 0 && j->kind == JOB_LIST) {
             j->http = 200;
-            j->body = json_pack("{s:o, s:I, s:I, s:I}", "items", l.items, "total", (json_int_t)l.total, "limit",
-                                (json_int_t)j->limit, "offset", (json_int_t)j->offset);
+            j->body = json_pack("{s:o, s:I, s:I, s:I}", "items", l.items, "total", (json_int_t)l.total,
+                                "limit", (json_int_t)j->limit, "offset", (json_int_t)j->offset);
             l.items = NULL;
         } else if (rc == 0) {
             j->http = 200;
             j->body = json_pack("{s:I, s:o, s:o, s:I, s:I, s:o}", "total", (json_int_t)l.total, "by_status",
-                                l.by_status, "by_type", l.by_type, "finished", (json_int_t)l.finished, "accepted",
-                                (json_int_t)l.accepted, "average_improvement",
+                                l.by_status, "by_type", l.by_type, "finished", (json_int_t)l.finished,
+                                "accepted", (json_int_t)l.accepted, "average_improvement",
                                 l.finished ? json_real(l.improvement_sum / (double)l.finished) : json_null());
             l.by_status = l.by_type = NULL;
         }
@@ -405,7 +409,8 @@ static void done(void *arg, int status)
     }
     if (status == 0 && j->kind == JOB_SUBMIT && j->inserted) {
         runner_count_submitted(j->rest->runner, j->exp->def.type);
-        log_info("experiment submitted", "experiment_id", j->exp->id, "type", judge_type_name(j->exp->def.type));
+        log_info("experiment submitted", "experiment_id", j->exp->id, "type",
+                 judge_type_name(j->exp->def.type));
     }
     json_decref(j->body);
     http_req_release(j->req);
@@ -459,8 +464,8 @@ void rest_submit(void *ctx, http_req_t *req)
         http_respond_error(req, 503, NULL, "out of memory");
         return;
     }
-    if (rest_parse_submit(rest->conf, body, timeutil_wall_ms(), j->exp, field, sizeof(field), msg, sizeof(msg)) !=
-        0) {
+    if (rest_parse_submit(rest->conf, body, timeutil_wall_ms(), j->exp, field, sizeof(field), msg,
+                          sizeof(msg)) != 0) {
         http_respond_error(req, 400, field, msg);
         free(j->exp);
         free(j);
@@ -496,12 +501,14 @@ static void list_or_summary(rest_t *rest, http_req_t *req, job_kind_t kind)
         http_respond_error(req, 400, "type", "type: one of AB_TEST, CANARY, SHADOW, BANDIT");
         return;
     }
-    if (status && strcmp(status, "RUNNING") != 0 && strcmp(status, "PAUSED") != 0 && strcmp(status, "DONE") != 0) {
+    if (status && strcmp(status, "RUNNING") != 0 && strcmp(status, "PAUSED") != 0 &&
+        strcmp(status, "DONE") != 0) {
         http_respond_error(req, 400, "status", "status: one of RUNNING, PAUSED, DONE");
         return;
     }
     size_t limit = LIMIT_DEFAULT, offset = 0;
-    if (!query_size(req, "limit", 1, LIMIT_MAX, &limit) || !query_size(req, "offset", 0, OFFSET_MAX, &offset)) {
+    if (!query_size(req, "limit", 1, LIMIT_MAX, &limit) ||
+        !query_size(req, "offset", 0, OFFSET_MAX, &offset)) {
         return;
     }
     job_t *j = new_job(req, kind);
@@ -553,4 +560,25 @@ void rest_abort(void *ctx, http_req_t *req)
 void rest_results(void *ctx, http_req_t *req)
 {
     by_id(ctx, req, JOB_RESULTS);
+}
+
+int rest_register(http_server_t *http, rest_t *rest)
+{
+    static const struct {
+        const char *method, *pattern;
+        http_handler_fn fn;
+    } routes[] = {
+        {"POST", "/api/v1/experiments/submit", rest_submit},
+        {"GET", "/api/v1/experiments", rest_list},
+        {"GET", "/api/v1/experiments/statistics/summary", rest_summary},
+        {"GET", "/api/v1/experiments/{id}", rest_get},
+        {"POST", "/api/v1/experiments/{id}/abort", rest_abort},
+        {"GET", "/api/v1/experiments/{id}/results", rest_results},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (http_route(http, routes[i].method, routes[i].pattern, routes[i].fn, rest) != 0) {
+            return -1;
+        }
+    }
+    return 0;
 }

@@ -25,7 +25,11 @@ typedef struct {
     size_t pending; /* jobs on workers */
 } rest_t;
 
-/* The routes, for service_def_t.routes (ctx: the rest_t). */
+/* Registers the routes above on `http` with `rest` as their context.
+ * Returns 0 or -1. */
+int rest_register(http_server_t *http, rest_t *rest);
+
+/* The routes (ctx: the rest_t). */
 void rest_submit(void *rest, http_req_t *req);
 void rest_list(void *rest, http_req_t *req);
 void rest_summary(void *rest, http_req_t *req);

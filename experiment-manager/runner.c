@@ -37,14 +37,17 @@ runner_t *runner_create(const runner_conf_t *conf, service_t *svc)
     metrics_t *m = service_metrics(svc);
     r->submitted = metrics_counter(m, "experiments_submitted_total", "Experiments submitted", "type");
     r->succeeded = metrics_counter(m, "experiments_succeeded_total", "Experiments accepted", NULL);
-    r->failed = metrics_counter(m, "experiments_failed_total", "Experiments rejected, aborted or failed", NULL);
+    r->failed =
+        metrics_counter(m, "experiments_failed_total", "Experiments rejected, aborted or failed", NULL);
     r->active = metrics_gauge(m, "experiments_active", "Experiments running (as of the last look)", NULL);
-    r->duration = metrics_histogram(m, "experiment_duration_seconds", "Duration of finished experiments", NULL,
-                                    duration_bounds, sizeof(duration_bounds) / sizeof(duration_bounds[0]));
+    r->duration =
+        metrics_histogram(m, "experiment_duration_seconds", "Duration of finished experiments", NULL,
+                          duration_bounds, sizeof(duration_bounds) / sizeof(duration_bounds[0]));
     r->guardrail = metrics_counter(m, "experiment_guardrail_violations_total", "Guardrail breaches by metric",
                                    "guardrail");
     r->srm = metrics_counter(m, "experiment_srm_detections_total", "Sample-ratio mismatches detected", NULL);
-    r->no_data = metrics_counter(m, "experiment_no_data_intervals_total", "Looks that found no new data", NULL);
+    r->no_data =
+        metrics_counter(m, "experiment_no_data_intervals_total", "Looks that found no new data", NULL);
     r->rollbacks = metrics_counter(m, "rollbacks_total", "Experiments rolled back to the baseline", "type");
     return r;
 }
@@ -78,11 +81,12 @@ static int read_criteria(avro_value_t *v, const char *field, judge_criterion_t *
     for (size_t i = 0; i < size; i++) {
         const char *metric = NULL, *op = NULL;
         size_t len;
-        if (avro_value_get_by_index(&arr, i, &item, NULL) != 0 || avro_get_string(&item, "metric", &metric, &len) ||
-            avro_get_enum_name(&item, "operator", &op) || avro_get_double(&item, "threshold", &out[i].threshold) ||
-            len >= JUDGE_NAME || judge_op_parse(op, &out[i].op) != 0 || !isfinite(out[i].threshold)) {
-            snprintf(reason, rl, "%s[%zu]: metric (at most %d characters), operator or threshold invalid", field, i,
-                     JUDGE_NAME - 1);
+        if (avro_value_get_by_index(&arr, i, &item, NULL) != 0 ||
+            avro_get_string(&item, "metric", &metric, &len) || avro_get_enum_name(&item, "operator", &op) ||
+            avro_get_double(&item, "threshold", &out[i].threshold) || len >= JUDGE_NAME ||
+            judge_op_parse(op, &out[i].op) != 0 || !isfinite(out[i].threshold)) {
+            snprintf(reason, rl, "%s[%zu]: metric (at most %d characters), operator or threshold invalid",
+                     field, i, JUDGE_NAME - 1);
             return HIVE_EINVAL;
         }
         snprintf(out[i].metric, JUDGE_NAME, "%s", metric);
@@ -109,9 +113,9 @@ int runner_exp_from_avro(const runner_conf_t *conf, avro_value_t *v, exp_t *e, c
     int64_t duration = 0;
     if (avro_get_string(v, "experiment_id", &id, &idl) || avro_get_string(v, "requested_by", &by, &byl) ||
         avro_get_enum_name(v, "experiment_type", &type) || avro_get_string(v, "target", &target, &tl) ||
-        avro_get_double(v, "traffic_split", &e->def.split) || avro_get_long(v, "duration_seconds", &duration) ||
-        avro_get_long(v, "requested_at", &e->requested_at_ms) ||
-        judge_type_parse(type, &e->def.type) != 0) {
+        avro_get_double(v, "traffic_split", &e->def.split) ||
+        avro_get_long(v, "duration_seconds", &duration) ||
+        avro_get_long(v, "requested_at", &e->requested_at_ms) || judge_type_parse(type, &e->def.type) != 0) {
         snprintf(reason, rl, "invalid ExperimentRequest: a required field is missing");
         return HIVE_EINVAL;
     }
@@ -202,8 +206,8 @@ kafka_verdict_t runner_telemetry(void *ctx, const rd_kafka_message_t *m, avro_va
         snprintf(reason, rl, "invalid TelemetryAggregated: a required field is missing");
         return KAFKA_BAD_INPUT;
     }
-    static const char *const fixed[] = {"error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-                                        "slo_compliance", "availability"};
+    static const char *const fixed[] = {"error_rate",     "latency_p50_ms", "latency_p95_ms",
+                                        "latency_p99_ms", "slo_compliance", "availability"};
     const char *names[JUDGE_MAX_METRICS + 6];
     double values[JUDGE_MAX_METRICS + 6];
     size_t n = 0;
@@ -217,8 +221,8 @@ kafka_verdict_t runner_telemetry(void *ctx, const rd_kafka_message_t *m, avro_va
     if (avro_value_get_by_name(v, "metrics", &map, NULL) == 0 && avro_value_get_size(&map, &size) == 0) {
         for (size_t i = 0; i < size && n < JUDGE_MAX_METRICS + 6; i++) {
             const char *key = NULL;
-            if (avro_value_get_by_index(&map, i, &val, &key) == 0 && avro_value_get_double(&val, &values[n]) == 0 &&
-                strchr(key, '.') == NULL && key[0] != '$') {
+            if (avro_value_get_by_index(&map, i, &val, &key) == 0 &&
+                avro_value_get_double(&val, &values[n]) == 0 && strchr(key, '.') == NULL && key[0] != '$') {
                 names[n++] = key;
             }
         }
@@ -243,8 +247,8 @@ static double u01(void *rng)
 }
 
 /* The TrafficAssignment of a look: the candidate at `f`, or the final one. */
-static int encode_assignment(runner_t *r, const exp_t *e, const judge_outcome_t *o, int64_t revision, int64_t now_ms,
-                             void **buf, size_t *len, char *reason, size_t rl)
+static int encode_assignment(runner_t *r, const exp_t *e, const judge_outcome_t *o, int64_t revision,
+                             int64_t now_ms, void **buf, size_t *len, char *reason, size_t rl)
 {
     avro_value_t v, item;
     if (avro_codec_new_value(r->codec, "TrafficAssignment", &v) != 0) {
@@ -266,7 +270,8 @@ static int encode_assignment(runner_t *r, const exp_t *e, const judge_outcome_t 
             continue;
         }
         bad = avro_append_item(&v, "variants", &item) || avro_codec_apply_defaults(r->codec, &item) ||
-              avro_set_string(&item, "variant", names[i]) || avro_set_double(&item, "traffic_fraction", share[i]);
+              avro_set_string(&item, "variant", names[i]) ||
+              avro_set_double(&item, "traffic_fraction", share[i]);
         if (!bad && i == 1) {
             for (size_t k = 0; k < e->nparams && !bad; k++) {
                 bad = avro_set_map_double(&item, "parameters", e->params[k].name, e->params[k].value);
@@ -280,7 +285,8 @@ static int encode_assignment(runner_t *r, const exp_t *e, const judge_outcome_t 
         }
     }
     char err[200] = "";
-    int rc = bad ? HIVE_EINVAL : avro_codec_encode(r->codec, r->conf.assignments_topic, &v, buf, len, err, sizeof(err));
+    int rc = bad ? HIVE_EINVAL
+                 : avro_codec_encode(r->codec, r->conf.assignments_topic, &v, buf, len, err, sizeof(err));
     if (rc != 0) {
         snprintf(reason, rl, "cannot encode the TrafficAssignment of %s: %s", e->id, err);
     }
@@ -292,7 +298,8 @@ static int add_variant(avro_codec_t *codec, avro_value_t *v, const char *name, c
 {
     avro_value_t item;
     int bad = avro_append_item(v, "variants", &item) || avro_codec_apply_defaults(codec, &item) ||
-              avro_set_string(&item, "variant", name) || avro_set_long(&item, "sample_count", (int64_t)ob->windows);
+              avro_set_string(&item, "variant", name) ||
+              avro_set_long(&item, "sample_count", (int64_t)ob->windows);
     double rate;
     if (!bad && judge_value(ob, "error_rate", &rate)) {
         bad = avro_set_map_double(&item, "metrics", "error_rate", rate);
@@ -327,7 +334,8 @@ static int encode_result(runner_t *r, const exp_t *e, const judge_state_t *st, c
         avro_set_enum_name(&v, "status", judge_status_name(o->status)) ||
         avro_set_enum_name(&v, "decision", judge_decision_name(o->decision)) ||
         add_variant(r->codec, &v, "baseline", b) || add_variant(r->codec, &v, "experimental", k) ||
-        avro_set_string(&v, "primary_metric", o->an.primary) || avro_set_double(&v, "improvement", o->an.improvement) ||
+        avro_set_string(&v, "primary_metric", o->an.primary) ||
+        avro_set_double(&v, "improvement", o->an.improvement) ||
         (o->an.tested ? avro_set_double(&v, "p_value", o->an.test.p_value) : avro_set_null(&v, "p_value")) ||
         avro_set_string(&v, "reason", why) || avro_set_long(&v, "started_at", st->started_ms) ||
         avro_set_long(&v, "ended_at", now_ms > st->started_ms ? now_ms : st->started_ms);
@@ -335,7 +343,8 @@ static int encode_result(runner_t *r, const exp_t *e, const judge_state_t *st, c
         bad = avro_append_string(&v, "guardrail_violations", o->violations[i]);
     }
     char err[200] = "";
-    int rc = bad ? HIVE_EINVAL : avro_codec_encode(r->codec, r->conf.results_topic, &v, buf, len, err, sizeof(err));
+    int rc = bad ? HIVE_EINVAL
+                 : avro_codec_encode(r->codec, r->conf.results_topic, &v, buf, len, err, sizeof(err));
     if (rc != 0) {
         snprintf(reason, rl, "cannot encode the ExperimentResult of %s: %s", e->id, err);
     }
@@ -468,8 +477,8 @@ static size_t wanted_metrics(const exp_t *e, const char **out)
 }
 
 /* One experiment at slot `slot`. */
-static int look_at(runner_t *r, const bson_t *doc, int64_t slot, int64_t marker, int64_t now_ms, unsigned *seq,
-                   kafka_out_t *out, char *reason, size_t rl)
+static int look_at(runner_t *r, const bson_t *doc, int64_t slot, int64_t marker, int64_t now_ms,
+                   unsigned *seq, kafka_out_t *out, char *reason, size_t rl)
 {
     exp_t *e = malloc(sizeof(*e));
     judge_obs_t *obs = malloc(2 * sizeof(*obs));
@@ -526,7 +535,8 @@ static int look_at(runner_t *r, const bson_t *doc, int64_t slot, int64_t marker,
             goto done;
         }
     }
-    if (o->finished && (rc = encode_result(r, e, &next, o, &obs[0], &obs[1], now_ms, &rbuf, &rlen, reason, rl))) {
+    if (o->finished &&
+        (rc = encode_result(r, e, &next, o, &obs[0], &obs[1], now_ms, &rbuf, &rlen, reason, rl))) {
         goto done;
     }
     /* Stage the look: the state it leads to and the bytes it publishes. */
@@ -581,7 +591,8 @@ static int look_at(runner_t *r, const bson_t *doc, int64_t slot, int64_t marker,
         snprintf(reason, rl, "staging experiment %s: %s", e->id, store_last_error());
         goto done;
     }
-    if ((abuf && kafka_out_add(out, r->conf.assignments_topic, e->target, strlen(e->target), abuf, alen, NULL)) ||
+    if ((abuf &&
+         kafka_out_add(out, r->conf.assignments_topic, e->target, strlen(e->target), abuf, alen, NULL)) ||
         (rbuf && kafka_out_add(out, r->conf.results_topic, e->id, strlen(e->id), rbuf, rlen, NULL))) {
         rc = HIVE_ENOMEM;
         goto done;
@@ -590,8 +601,8 @@ static int look_at(runner_t *r, const bson_t *doc, int64_t slot, int64_t marker,
         metric_add(r->no_data, 1);
     }
     if (o->finished) {
-        log_info("experiment finished", "experiment_id", e->id, "status", judge_status_name(o->status), "decision",
-                 judge_decision_name(o->decision), "reason", o->reason);
+        log_info("experiment finished", "experiment_id", e->id, "status", judge_status_name(o->status),
+                 "decision", judge_decision_name(o->decision), "reason", o->reason);
         metric_add(o->decision == JUDGE_ACCEPT ? r->succeeded : r->failed, 1);
         metric_observe(r->duration, (double)(now_ms - next.started_ms) / 1000.0);
         for (size_t i = 0; i < o->nviolations; i++) {
@@ -617,7 +628,8 @@ done:
     return rc;
 }
 
-kafka_verdict_t runner_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason, size_t rl)
+kafka_verdict_t runner_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason,
+                            size_t rl)
 {
     runner_t *r = ctx;
     int64_t marker = kafka_pipeline_timer_marker(r->pipeline, RUNNER_TIMER);

@@ -28,11 +28,11 @@ typedef struct {
 
 /* The outcome of a two-sample test of b against a. */
 typedef struct {
-    double statistic; /* t or z: positive when b's mean (rate) is above a's */
-    double df;        /* Welch's degrees of freedom; 0 for z */
-    double p_value;   /* two-sided */
-    double diff;      /* b - a */
-    double se;        /* standard error of diff */
+    double statistic;       /* t or z: positive when b's mean (rate) is above a's */
+    double df;              /* Welch's degrees of freedom; 0 for z */
+    double p_value;         /* two-sided */
+    double diff;            /* b - a */
+    double se;              /* standard error of diff */
     double ci_low, ci_high; /* confidence interval of diff at 1 - alpha */
 } stats_test_t;
 

@@ -58,18 +58,19 @@ static void test_welch_matches_scipy(void **state)
 static void test_welch_larger_samples(void **state)
 {
     (void)state;
-    const double a[] = {100.018452, 104.481183, 95.887932, 86.641122, 93.179938, 85.125302, 100.902154, 120.103229,
-                        92.616902,  90.692877,  107.347631, 105.353305, 101.581214, 86.042979, 99.561223, 110.429548,
-                        79.836782,  93.135764,  71.481659,  80.656934,  72.373974,  96.473633, 80.988303, 104.068965,
-                        102.351266, 97.196036,  62.248604,  91.919607,  99.272486,  101.699635, 77.047964, 92.833701,
-                        85.322214,  87.867441,  115.913479, 87.88698,   99.512174,  113.265848, 91.245994, 98.324471};
-    const double b[] = {94.761604,  93.594544,  61.373604,  93.903506, 125.970586, 53.321383,  113.484567,
-                        94.983851,  75.96324,   142.010414, 111.056493, 62.017777, 93.862906,  106.41724,
-                        87.280447,  109.072757, 90.337067,  108.681189, 127.963065, 75.108444, 97.078465,
+    const double a[] = {100.018452, 104.481183, 95.887932,  86.641122,  93.179938,  85.125302,  100.902154,
+                        120.103229, 92.616902,  90.692877,  107.347631, 105.353305, 101.581214, 86.042979,
+                        99.561223,  110.429548, 79.836782,  93.135764,  71.481659,  80.656934,  72.373974,
+                        96.473633,  80.988303,  104.068965, 102.351266, 97.196036,  62.248604,  91.919607,
+                        99.272486,  101.699635, 77.047964,  92.833701,  85.322214,  87.867441,  115.913479,
+                        87.88698,   99.512174,  113.265848, 91.245994,  98.324471};
+    const double b[] = {94.761604,  93.594544,  61.373604,  93.903506,  125.970586, 53.321383,  113.484567,
+                        94.983851,  75.96324,   142.010414, 111.056493, 62.017777,  93.862906,  106.41724,
+                        87.280447,  109.072757, 90.337067,  108.681189, 127.963065, 75.108444,  97.078465,
                         80.417311,  95.18171,   62.320137,  77.51746,   87.095101,  114.469097, 120.63055,
-                        58.911805,  72.133941,  108.172586, 42.189505,  80.420753,  89.567827, 123.425374,
-                        109.235098, 83.819664,  82.785603,  85.745115,  130.088235, 81.299376, 84.40799,
-                        100.814727, 88.980739,  87.067894,  64.148321,  91.711963,  80.910469, 121.153194,
+                        58.911805,  72.133941,  108.172586, 42.189505,  80.420753,  89.567827,  123.425374,
+                        109.235098, 83.819664,  82.785603,  85.745115,  130.088235, 81.299376,  84.40799,
+                        100.814727, 88.980739,  87.067894,  64.148321,  91.711963,  80.910469,  121.153194,
                         108.327213, 91.39641,   108.709526, 83.503261,  118.303159, 91.865011};
     stats_test_t t;
     welch(a, 40, b, 55, &t);
@@ -84,7 +85,7 @@ static void test_welch_undefined(void **state)
     (void)state;
     stats_test_t t = {.p_value = 42};
     stats_sample_t one = {1, 3, 0}, two = {2, 1, 0.5}, flat = {5, 2, 0}, flat2 = {5, 3, 0};
-    assert_int_equal(stats_welch(&one, &two, 0.05, &t), HIVE_EINVAL);   /* sample of 1 */
+    assert_int_equal(stats_welch(&one, &two, 0.05, &t), HIVE_EINVAL);    /* sample of 1 */
     assert_int_equal(stats_welch(&flat, &flat2, 0.05, &t), HIVE_EINVAL); /* zero variance on both */
     assert_true(t.p_value == 42);                                        /* untouched */
 }
@@ -143,9 +144,9 @@ static void test_msprt_is_monotone_and_conservative(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_welch_matches_scipy),     cmocka_unit_test(test_welch_larger_samples),
-        cmocka_unit_test(test_welch_undefined),         cmocka_unit_test(test_ztest_matches_reference),
-        cmocka_unit_test(test_quantiles_and_srm),       cmocka_unit_test(test_msprt_is_monotone_and_conservative),
+        cmocka_unit_test(test_welch_matches_scipy), cmocka_unit_test(test_welch_larger_samples),
+        cmocka_unit_test(test_welch_undefined),     cmocka_unit_test(test_ztest_matches_reference),
+        cmocka_unit_test(test_quantiles_and_srm),   cmocka_unit_test(test_msprt_is_monotone_and_conservative),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
