@@ -1063,6 +1063,16 @@ fail:
     return NULL;
 }
 
+int64_t kafka_pipeline_timer_marker(const kafka_pipeline_t *p, const char *name)
+{
+    for (size_t i = 0; p && name && i < p->timers.n; i++) {
+        if (strcmp(p->timers.v[i].name, name) == 0) {
+            return p->timers.v[i].marker;
+        }
+    }
+    return INT64_MIN;
+}
+
 int kafka_pipeline_add_timer(kafka_pipeline_t *p, const char *name, uint64_t interval_ms, kafka_tick_fn fn,
                              void *ctx)
 {
