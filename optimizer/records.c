@@ -144,7 +144,7 @@ int records_experiment_request(avro_codec_t *codec, const char *topic, const hyp
         avro_set_long(&v, "duration_seconds", x->duration_s) ||
         add_criterion(&v, "success_criteria", "relative_improvement", "GE", x->min_improvement) ||
         add_criterion(&v, "success_criteria", metric, op, 0.0) ||
-        add_criterion(&v, "guardrails", "error_rate", "LT", x->guardrail_error_rate) ||
+        add_criterion(&v, "guardrails", "error_rate", "GT", x->guardrail_error_rate) ||
         avro_set_long(&v, "requested_at", h->updated_at_ms);
     return finish(codec, topic, &v, filled, "ExperimentRequest", h->id, out, out_len, reason, rl);
 }

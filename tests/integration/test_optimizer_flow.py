@@ -65,7 +65,8 @@ def test_insight_experiment_result_q_update_apply(topics, greedy, mongo):
     assert req["target"] == "orchestrator"
     assert req["requested_by"] == "optimizer"
     assert req["success_criteria"] and req["guardrails"], "criteria and guardrails must be set"
-    assert any(g["metric"] == "error_rate" for g in req["guardrails"])
+    # A guardrail aborts when it holds: error_rate GT the limit (ExperimentRequest's doc).
+    assert any(g["metric"] == "error_rate" and g["operator"] == "GT" for g in req["guardrails"])
     hyp = wait_doc(db.optimizations, {"_id": req["optimization_id"]})
     assert hyp["status"] == "EXPERIMENTING"
     assert hyp["insight_id"] == ins["insight_id"]
