@@ -446,6 +446,7 @@ typedef struct {
     int64_t now_ms;
     char *reason;
     size_t rl;
+    const char *source;     /* what carried the command: "<topic>/<partition>/<offset>", "tick/<slot>" */
     const char *event_type; /* set on success: APPLIED, ROLLED_BACK, REJECTED, or NULL (re-emitted) */
     char refusal[32];
 } run_t;
@@ -574,7 +575,13 @@ static kafka_verdict_t run_locked(applier_t *a, run_t *r)
     bool is_apply = !strcmp(cmd->command, "APPLY");
     bson_t *doc = NULL;
     int rc = find_command(a, cmd->command_id, &doc);
-    if (rc == 0) {
+    if (rc == 0 && strcmp(bdoc_str(doc, "source") ? bdoc_str(doc, "source") : "", r->source) != 0) {
+        /* The same command again from another record: applied once already. */
+        log_warn("duplicate command ignored", "command_id", cmd->command_id, "source", r->source);
+        bson_destroy(doc);
+        return KAFKA_OK;
+    }
+    if (rc == 0) { /* this very record, after an aborted transaction */
         kafka_verdict_t v = reemit(a, r, doc);
         if (v == KAFKA_OK && is_apply) {
             rc = open_watch(a, doc, cmd->target, doc_long(doc, "revision"));
@@ -622,7 +629,8 @@ static kafka_verdict_t run_locked(applier_t *a, run_t *r)
         if (rc != 0) {
             return store_verdict(rc, "finding the revision to restore", r->reason, r->rl);
         }
-        snprintf(why, sizeof(why), "restored the values of revision %lld", (long long)src);
+        snprintf(why, sizeof(why), "%s; restored the values of revision %lld",
+                 cmd->reason && *cmd->reason ? cmd->reason : "rollback", (long long)src);
         prev_rev = rev;
     }
     /* The records, then the revision that carries them (the fence). */
@@ -640,6 +648,7 @@ static kafka_verdict_t run_locked(applier_t *a, run_t *r)
     params_append(&d, "values", &next);
     bson_append_utf8(&d, "command", -1, cmd->command, -1);
     bson_append_utf8(&d, "command_id", -1, cmd->command_id, -1);
+    bson_append_utf8(&d, "source", -1, r->source, -1);
     bson_append_utf8(&d, "optimization_id", -1, cmd->optimization_id, -1);
     bson_append_utf8(&d, "optimization_type", -1, cmd->optimization_type, -1);
     bson_append_utf8(&d, "adjustment_mode", -1, apply_mode_name(cmd->mode), -1);
@@ -680,8 +689,8 @@ static kafka_verdict_t run_locked(applier_t *a, run_t *r)
 }
 
 /* Steps 1-7 for one command: lock, run, release. */
-static kafka_verdict_t run_command(applier_t *a, const applier_cmd_t *cmd, kafka_out_t *out, char *reason,
-                                   size_t rl)
+static kafka_verdict_t run_command(applier_t *a, const applier_cmd_t *cmd, const char *source, kafka_out_t *out,
+                                   char *reason, size_t rl)
 {
     lock_t l;
     char name[LOCK_NAME_MAX];
@@ -698,7 +707,7 @@ static kafka_verdict_t run_command(applier_t *a, const applier_cmd_t *cmd, kafka
         snprintf(reason, rl, "lock %s not taken (%s): nothing applied, retrying", name, hive_strerror(rc));
         return KAFKA_RETRY; /* fail closed: the command comes again */
     }
-    run_t r = {.cmd = cmd, .out = out, .now_ms = timeutil_wall_ms(), .reason = reason, .rl = rl};
+    run_t r = {.cmd = cmd, .out = out, .now_ms = timeutil_wall_ms(), .reason = reason, .rl = rl, .source = source};
     kafka_verdict_t v = run_locked(a, &r);
     int rel = lock_sync_release(a->c.redis, &l);
     if (rel != 0 && v == KAFKA_OK) {
@@ -721,7 +730,6 @@ static kafka_verdict_t run_command(applier_t *a, const applier_cmd_t *cmd, kafka
 kafka_verdict_t applier_on_command(applier_t *a, const rd_kafka_message_t *msg, avro_value_t *value,
                                    kafka_out_t *out, char *reason, size_t reasonlen)
 {
-    (void)msg;
     applier_cmd_t cmd;
     int rc = read_command(value, &cmd, reason, reasonlen);
     if (rc < 0) {
@@ -741,7 +749,10 @@ kafka_verdict_t applier_on_command(applier_t *a, const rd_kafka_message_t *msg, 
         }
         return v;
     }
-    return run_command(a, &cmd, out, reason, reasonlen);
+    char source[300];
+    snprintf(source, sizeof(source), "%s/%d/%lld", msg && msg->rkt ? rd_kafka_topic_name(msg->rkt) : "-",
+             msg ? (int)msg->partition : -1, msg ? (long long)msg->offset : -1LL);
+    return run_command(a, &cmd, source, out, reason, reasonlen);
 }
 
 /* ---- telemetry and the impact watch ------------------------------------------------ */
@@ -908,8 +919,9 @@ static kafka_verdict_t decide_watch(applier_t *a, const bson_t *w, int64_t slot,
         snprintf(why, sizeof(why), "%s", bdoc_str(w, "why") ? bdoc_str(w, "why") : "impact watch");
     }
     cmd.reason = why;
-    cmd.has_rollback_to = false;
-    return run_command(a, &cmd, out, reason, rl);
+    char source[64];
+    snprintf(source, sizeof(source), "tick/%lld", (long long)slot);
+    return run_command(a, &cmd, source, out, reason, rl);
 }
 
 kafka_verdict_t applier_watch_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason,
