@@ -3,6 +3,7 @@
 #include "bdoc.h"
 #include "hive_err.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +63,11 @@ static void update_gauges(learner_t *l)
 
 bson_t *learner_entry_to_bson(const learn_policy_entry_t *e, double reward, const char *result_id)
 {
-    bson_t *doc = BCON_NEW("state_key", BCON_UTF8(e->state_key), "action", BCON_UTF8(e->action_name), "value",
-                           BCON_DOUBLE(e->value), "visits", BCON_INT64((int64_t)e->visits), "reward",
-                           BCON_DOUBLE(reward), "result_id", BCON_UTF8(result_id));
+    bson_t *doc =
+        BCON_NEW("state_key", BCON_UTF8(e->state_key), "action", BCON_UTF8(e->action_name), "value",
+                 BCON_DOUBLE(e->value), "visits", BCON_INT64((int64_t)e->visits), "reward",
+                 BCON_DOUBLE(reward), "result_id", BCON_UTF8(result_id), "improvement",
+                 BCON_DOUBLE(e->improvement), "improvement_n", BCON_INT64((int64_t)e->improvement_n));
     if (doc && e->has_model &&
         (!BSON_APPEND_UTF8(doc, "model", "linucb") ||
          bdoc_append_doubles(doc, "A", e->A, BANDIT_DIM * BANDIT_DIM) != 0 ||
@@ -92,6 +95,11 @@ int learner_entry_from_bson(const bson_t *doc, learn_policy_entry_t *out)
     out->has_model = bdoc_str(doc, "model") && bdoc_doubles(doc, "A", out->A, BANDIT_DIM * BANDIT_DIM) == 0 &&
                      bdoc_doubles(doc, "b", out->b, BANDIT_DIM) == 0;
     out->n = out->has_model ? (uint64_t)bdoc_num(doc, "n") : 0;
+    double improvement = bdoc_num(doc, "improvement"), improvement_n = bdoc_num(doc, "improvement_n");
+    if (isfinite(improvement) && improvement_n >= 1) {
+        out->improvement = improvement;
+        out->improvement_n = (uint64_t)improvement_n;
+    }
     return 0;
 }
 
@@ -165,17 +173,52 @@ int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decisio
     return rc;
 }
 
-int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t action, double reward,
-                  const char *experiment_id, bool *out_counted)
+int learner_apply(learner_t *l, const learner_result_t *r, const bson_t *latest,
+                  learn_policy_entry_t *out_before, learn_policy_entry_t *out_after)
+{
+    learn_policy_entry_t stored;
+    bool has_stored = latest && learner_entry_from_bson(latest, &stored) == 0;
+    pthread_mutex_lock(&l->mu);
+    int rc = learn_policy_export(l->policy, r->state, r->action, out_before);
+    /* Start from what MongoDB holds: the latest revision, or the prior when
+     * it holds none (a reward applied in memory by an earlier attempt whose
+     * save failed must not be applied again). */
+    if (rc == 0) {
+        rc = has_stored ? learn_policy_import(l->policy, &stored)
+                        : learn_policy_reset(l->policy, r->state, r->action);
+    }
+    if (rc == 0) {
+        rc = learn_policy_update_next(l->policy, r->state, r->action, r->reward, r->next);
+    }
+    if (rc == 0) {
+        rc = learn_policy_observe(l->policy, r->state, r->action, r->success, r->improvement);
+    }
+    if (rc == 0) {
+        rc = learn_policy_export(l->policy, r->state, r->action, out_after);
+    }
+    update_gauges(l);
+    pthread_mutex_unlock(&l->mu);
+    return rc == 0 ? 0 : HIVE_EINVAL;
+}
+
+void learner_restore_entry(learner_t *l, const learn_policy_entry_t *e)
+{
+    pthread_mutex_lock(&l->mu);
+    learn_policy_import(l->policy, e);
+    update_gauges(l);
+    pthread_mutex_unlock(&l->mu);
+}
+
+int learner_learn(learner_t *l, store_t *store, const learner_result_t *r, bool *out_counted)
 {
     *out_counted = false;
     char key[STATE_KEY_MAX + 80];
-    if (learn_policy_entry_key(l->policy, s, action, key, sizeof(key)) != 0) {
+    if (learn_policy_entry_key(l->policy, r->state, r->action, key, sizeof(key)) != 0) {
         return HIVE_EINVAL;
     }
 
     /* Counted already (a replay, or another replica)? */
-    bson_t *seen = BCON_NEW("key", BCON_UTF8(key), "result_id", BCON_UTF8(experiment_id));
+    bson_t *seen = BCON_NEW("key", BCON_UTF8(key), "result_id", BCON_UTF8(r->experiment_id));
     bson_t *one = BCON_NEW("limit", BCON_INT64(1));
     int found = 0;
     int rc = store_find(store, Q_TABLE, seen, one, count_one, &found);
@@ -192,39 +235,29 @@ int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t actio
     if (rc != 0 && rc != HIVE_ENOTFOUND) {
         return rc;
     }
-    learn_policy_entry_t e;
-    pthread_mutex_lock(&l->mu);
-    if (latest && learner_entry_from_bson(latest, &e) == 0) {
-        learn_policy_import(l->policy, &e);
-    }
-    rc = learn_policy_update(l->policy, s, action, reward);
-    if (rc == 0) {
-        rc = learn_policy_export(l->policy, s, action, &e);
-    }
-    update_gauges(l);
-    pthread_mutex_unlock(&l->mu);
+    learn_policy_entry_t before, after;
+    rc = learner_apply(l, r, latest, &before, &after);
     bson_destroy(latest);
     if (rc != 0) {
-        return HIVE_EINVAL;
+        return rc;
     }
-    bson_t *doc = learner_entry_to_bson(&e, reward, experiment_id);
-    if (!doc) {
-        return HIVE_ENOMEM;
-    }
-    rc = store_cas_revision(store, Q_TABLE, key, revision, doc, NULL);
+    bson_t *doc = learner_entry_to_bson(&after, r->reward, r->experiment_id);
+    rc = doc ? store_cas_revision(store, Q_TABLE, key, revision, doc, NULL) : HIVE_ENOMEM;
     bson_destroy(doc);
-    if (rc == 0) {
-        *out_counted = true;
-        metric_add(l->updates, 1);
-        metric_observe(l->rewards, reward);
+    if (rc != 0) {
+        learner_restore_entry(l, &before); /* the update is not saved: neither is it learned */
+        return rc;
     }
-    return rc;
+    *out_counted = true;
+    metric_add(l->updates, 1);
+    metric_observe(l->rewards, r->reward);
+    return 0;
 }
 
-double learner_reward(learner_t *l, uint16_t action, double improvement)
+double learner_reward(learner_t *l, uint16_t action, bool success, double improvement)
 {
     pthread_mutex_lock(&l->mu);
-    double r = learn_policy_reward(l->policy, action, improvement);
+    double r = learn_policy_reward(l->policy, action, success, improvement);
     pthread_mutex_unlock(&l->mu);
     return r;
 }

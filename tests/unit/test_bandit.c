@@ -449,7 +449,7 @@ static void test_policy_bandits(void **unused)
             fail_msg("%s: expected a propensity in (0, 1], got %g", names[k], d.propensity);
         }
         EXPECT_NEAR(d.expected_improvement, learn_action_get(d.action)->expected_improvement, 0.0);
-        double r = learn_policy_reward(p, d.action, 0.2);
+        double r = learn_policy_reward(p, d.action, true, 0.2);
         assert_int_equal(learn_policy_update(p, &s, d.action, r), 0);
         assert_int_equal(learn_policy_choose(p, &s, &rng, &d), 0);
         double probs[ACTION_COUNT], sum = 0.0;
