@@ -309,6 +309,36 @@ static kafka_verdict_t on_approval(engine_t *e, avro_value_t *v, kafka_out_t *ou
     return verdict;
 }
 
+/* How far before the experiment's end a degraded telemetry window still
+ * describes the component's state at the end. */
+#define NEXT_STATE_LOOKBACK_MS (15 * 60 * 1000)
+
+/* The state `component` was in when the experiment of result `v` ended: the
+ * latest degraded window the telemetry intake stored between
+ * max(started_at, ended_at - NEXT_STATE_LOOKBACK_MS) and ended_at. None:
+ * healthy again, a terminal transition (*out_has false). */
+static int next_state_of(engine_t *e, avro_value_t *v, const char *component, state_t *out, bool *out_has)
+{
+    *out_has = false;
+    int64_t started = 0, ended = 0;
+    if (avro_get_long(v, "started_at", &started) || avro_get_long(v, "ended_at", &ended) || ended < started) {
+        return 0;
+    }
+    int64_t from = ended - NEXT_STATE_LOOKBACK_MS > started ? ended - NEXT_STATE_LOOKBACK_MS : started;
+    repo_observation_t o;
+    bool found = false;
+    int rc = repo_last_observation(e->conf.store, component, from, ended, &o, &found);
+    if (rc != 0 || !found) {
+        return rc;
+    }
+    priority_t priority = PRIORITY_HIGH;
+    state_priority_parse(o.priority, &priority);
+    state_config_t scfg;
+    state_config_default(&scfg);
+    *out_has = state_from_observation(&scfg, component, o.metric, o.severity, priority, 0.0, out) == 0;
+    return 0;
+}
+
 static kafka_verdict_t on_result(engine_t *e, avro_value_t *v, kafka_out_t *out, char *reason, size_t rl)
 {
     const char *experiment_id = NULL, *id = NULL, *status = NULL, *decision = NULL, *why = "";
@@ -343,6 +373,14 @@ static kafka_verdict_t on_result(engine_t *e, avro_value_t *v, kafka_out_t *out,
     bool moved = h.status != before;
     bool replay = !moved && h.has_result && strcmp(h.experiment_id, experiment_id) == 0;
     if ((effects & HYP_LEARN) || replay) {
+        /* s': the component's state at the experiment's end, from its telemetry. */
+        state_t next_state;
+        bool has_next = false;
+        int rc = next_state_of(e, v, h.component, &next_state, &has_next);
+        if (rc != 0) {
+            verdict = store_verdict(rc, "reading the telemetry after the experiment", reason, rl);
+            goto done;
+        }
         /* Counted at most once per experiment, across replays and replicas. */
         bool counted = false;
         const learner_result_t r = {
@@ -351,10 +389,10 @@ static kafka_verdict_t on_result(engine_t *e, avro_value_t *v, kafka_out_t *out,
             .reward = h.reward,
             .success = success,
             .improvement = improvement,
-            .next = NULL,
+            .next = has_next ? &next_state : NULL,
             .experiment_id = experiment_id,
         };
-        int rc = learner_learn(e->conf.learner, e->conf.store, &r, &counted);
+        rc = learner_learn(e->conf.learner, e->conf.store, &r, &counted);
         if (rc != 0) {
             verdict = store_verdict(rc, "saving the learning update", reason, rl);
             goto done;

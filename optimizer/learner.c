@@ -224,8 +224,11 @@ int learner_learn(learner_t *l, store_t *store, const learner_result_t *r, bool 
     int rc = store_find(store, Q_TABLE, seen, one, count_one, &found);
     bson_destroy(seen);
     bson_destroy(one);
+    if (rc > 0 || rc == HIVE_ENOTFOUND) {
+        rc = 0; /* > 0: count_one stopped at the first document */
+    }
     if (rc != 0 || found) {
-        return rc == HIVE_ENOTFOUND ? 0 : rc;
+        return rc;
     }
 
     /* Start from the latest stored revision, not from this replica's memory. */

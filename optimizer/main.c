@@ -54,7 +54,7 @@ static const config_item_t config_items[] = {
      "share of traffic on the experimental variant"},
     {"GUARDRAIL_ERROR_RATE", CONFIG_DOUBLE, "0.05", 0.001, 1, NULL, &cfg.guardrail_error_rate,
      "experiments abort above this error rate"},
-    {"HYPOTHESIS_TIMEOUT_SECONDS", CONFIG_INT, "86400", 60, 2592000, NULL, &cfg.hypothesis_timeout_s,
+    {"HYPOTHESIS_TIMEOUT_SECONDS", CONFIG_INT, "86400", 10, 2592000, NULL, &cfg.hypothesis_timeout_s,
      "an approval or experiment result not in by then expires its hypothesis"},
     {"POLICY_SEED", CONFIG_INT, "0", 0, 2147483647, NULL, &cfg.seed,
      "seed of the policy's random generator; 0 = from the clock"},

@@ -80,6 +80,7 @@ const store_index_t repo_indexes[] = {
     {REPO_OPTIMIZATIONS, "{\"experiment_id\": 1}", false},
     {REPO_OPTIMIZATIONS, "{\"status\": 1, \"expires_at_ms\": 1}", false},
     {REPO_Q_TABLE, "{\"key\": 1, \"revision\": -1}", false},
+    {"telemetry_observations", "{\"service\": 1, \"window_end\": -1}", false},
     {REPO_Q_TABLE, "{\"key\": 1, \"result_id\": 1}", false},
 };
 const size_t repo_indexes_count = sizeof(repo_indexes) / sizeof(repo_indexes[0]);
@@ -298,5 +299,43 @@ int repo_hyp_list_expired(store_t *s, int64_t now_ms, size_t limit, hypothesis_t
     }
     *out = c.items;
     *out_n = c.n;
+    return 0;
+}
+
+static int observation_one(void *arg, const bson_t *doc)
+{
+    repo_observation_t *o = arg;
+    BDOC_COPY_STR(doc, "metric", o->metric);
+    BDOC_COPY_STR(doc, "priority", o->priority);
+    o->severity = bdoc_num(doc, "severity");
+    bson_iter_t it;
+    o->window_end_ms = bson_iter_init_find(&it, doc, "window_end") && BSON_ITER_HOLDS_DATE_TIME(&it)
+                           ? bson_iter_date_time(&it)
+                           : 0;
+    return 1; /* the latest is enough */
+}
+
+int repo_last_observation(store_t *s, const char *component, int64_t from_ms, int64_t to_ms,
+                          repo_observation_t *out, bool *out_found)
+{
+    bson_t *filter = BCON_NEW("service", BCON_UTF8(component), "window_end", "{", "$gte",
+                              BCON_DATE_TIME(from_ms), "$lte", BCON_DATE_TIME(to_ms), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "window_end", BCON_INT32(-1), "}", "limit", BCON_INT64(1));
+    repo_observation_t o;
+    memset(&o, 0, sizeof(o));
+    o.severity = NAN;
+    int rc = store_find(s, "telemetry_observations", filter, opts, observation_one, &o);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    if (rc == HIVE_ENOTFOUND || rc > 0) { /* > 0: observation_one stopped at the first */
+        rc = 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    *out_found = o.metric[0] != '\0';
+    if (*out_found) {
+        *out = o;
+    }
     return 0;
 }

@@ -79,6 +79,20 @@ typedef struct {
  * first. *out is an array of *out_n items to free(). */
 int repo_hyp_list_expired(store_t *s, int64_t now_ms, size_t limit, hypothesis_t **out, size_t *out_n);
 
+/* What the last degraded telemetry window of a component says. */
+typedef struct {
+    char metric[64];
+    double severity;
+    char priority[16];
+    int64_t window_end_ms;
+} repo_observation_t;
+
+/* The latest degraded window of `component` stored by the telemetry intake
+ * (telemetry_observations) that ended in [from_ms, to_ms]. *out_found false
+ * when there is none: the component was healthy then. */
+int repo_last_observation(store_t *s, const char *component, int64_t from_ms, int64_t to_ms,
+                          repo_observation_t *out, bool *out_found);
+
 /* Aggregates every hypothesis. */
 int repo_hyp_stats(store_t *s, repo_stats_t *out);
 
