@@ -152,8 +152,68 @@ int learner_restore(learner_t *l, store_t *s)
 
 /* ---- decide and learn ---------------------------------------------------- */
 
+/* ---- the shared table ---------------------------------------------------- */
+
+typedef struct {
+    learner_t *l;
+    char last[STATE_KEY_MAX + 80];
+} refresh_t;
+
+/* Documents come sorted by key, then newest revision first: the first of
+ * each key is its latest. */
+static int refresh_one(void *arg, const bson_t *doc)
+{
+    refresh_t *r = arg;
+    const char *key = bdoc_str(doc, "key");
+    if (!key || strcmp(key, r->last) == 0) {
+        return 0;
+    }
+    snprintf(r->last, sizeof(r->last), "%s", key);
+    learn_policy_entry_t e;
+    if (learner_entry_from_bson(doc, &e) == 0) {
+        pthread_mutex_lock(&r->l->mu);
+        learn_policy_import(r->l->policy, &e);
+        pthread_mutex_unlock(&r->l->mu);
+    }
+    return 0;
+}
+
+int learner_refresh(learner_t *l, store_t *store, const state_t *s)
+{
+    uint16_t actions[ACTION_COUNT];
+    bson_t filter = BSON_INITIALIZER, in, keys;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "key", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &keys);
+    pthread_mutex_lock(&l->mu);
+    size_t n = learn_policy_actions(l->policy, s, actions);
+    for (size_t i = 0; i < n; i++) {
+        char key[STATE_KEY_MAX + 80], idx[24];
+        if (learn_policy_entry_key(l->policy, s, actions[i], key, sizeof(key)) == 0) {
+            snprintf(idx, sizeof(idx), "%zu", i);
+            BSON_APPEND_UTF8(&keys, idx, key);
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    bson_append_array_end(&in, &keys);
+    bson_append_document_end(&filter, &in);
+    bson_t *opts = BCON_NEW("sort", "{", "key", BCON_INT32(1), "revision", BCON_INT32(-1), "}");
+    refresh_t r = {.l = l};
+    int rc = store_find(store, Q_TABLE, &filter, opts, refresh_one, &r);
+    bson_destroy(&filter);
+    bson_destroy(opts);
+    pthread_mutex_lock(&l->mu);
+    update_gauges(l);
+    pthread_mutex_unlock(&l->mu);
+    return rc == HIVE_ENOTFOUND ? 0 : rc;
+}
+
 int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decision_t *out)
 {
+    /* Another replica may have learned since: choose from the shared table. */
+    int refreshed = learner_refresh(l, store, s);
+    if (refreshed != 0) {
+        return refreshed;
+    }
     pthread_mutex_lock(&l->mu);
     int rc = learn_policy_choose(l->policy, s, &l->rng, out);
     double epsilon = learn_policy_epsilon(l->policy);
@@ -239,6 +299,13 @@ int learner_learn(learner_t *l, store_t *store, const learner_result_t *r, bool 
         return rc;
     }
     learn_policy_entry_t before, after;
+    if (r->next) {
+        rc = learner_refresh(l, store, r->next); /* max Q(s', .) from the shared table */
+        if (rc != 0) {
+            bson_destroy(latest);
+            return rc;
+        }
+    }
     rc = learner_apply(l, r, latest, &before, &after);
     bson_destroy(latest);
     if (rc != 0) {

@@ -36,8 +36,15 @@ void learner_destroy(learner_t *l);
  * state. Returns 0 or a HIVE_E* code. */
 int learner_restore(learner_t *l, store_t *s);
 
-/* Chooses an action for `s` (the decision records its propensity). BLOCKING:
- * saves the policy state. Returns 0 or a negative code. */
+/* BLOCKING. Loads from MongoDB the latest revision of every entry a
+ * decision in `s` reads (the applicable actions' entries; LinUCB: their
+ * models), in one query, so N replicas choose from one table. Returns 0 or a
+ * HIVE_E* code. */
+int learner_refresh(learner_t *l, store_t *store, const state_t *s);
+
+/* Chooses an action for `s` (the decision records its propensity) from the
+ * shared table (learner_refresh first). BLOCKING: reads the entries, saves
+ * the policy state. Returns 0 or a negative code. */
 int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decision_t *out);
 
 /* One experiment result, as the learner counts it. */

@@ -242,3 +242,54 @@ def test_rest_accepts_the_no_op_type_filter(topics, optimizer):
     assert r.json()["total"] == 0
     r = requests.get(optimizer.url("/api/v1/optimizations?type=NOPE"), timeout=5)
     assert r.status_code == 400 and "NO_OP" in r.text
+
+
+def test_a_result_learned_by_one_replica_steers_the_other(topics, learner, mongo):
+    """Item 4: two replicas over one MongoDB database. Replica A learns from a
+    result; replica B, started before that and never restarted, chooses from
+    what A saved."""
+    from conftest import Service, create_topics, free_port
+
+    tag = uuid.uuid4().hex[:10]
+    other = {k: f"{v}.b{tag}" for k, v in topics.items() if k not in ("tag", "dlq")}
+    create_topics(list(other.values()) + [other[k] + ".dlq" for k in
+                                          ("insights", "approvals_responses", "experiments_results", "applied")])
+    env = dict(learner.env)
+    env.update({
+        "KAFKA_TELEMETRY_TOPIC": other["telemetry"], "KAFKA_INSIGHTS_TOPIC": other["insights"],
+        "KAFKA_APPROVALS_REQUESTS_TOPIC": other["approvals_requests"],
+        "KAFKA_APPROVALS_RESPONSES_TOPIC": other["approvals_responses"],
+        "KAFKA_EXPERIMENT_REQUESTS_TOPIC": other["experiments_requests"],
+        "KAFKA_EXPERIMENTS_TOPIC": other["experiments_results"], "KAFKA_COMMANDS_TOPIC": other["commands"],
+        "KAFKA_OPTIMIZATION_TOPIC": other["applied"], "KAFKA_CONSUMER_GROUP": "optimizer-b" + tag,
+        "KAFKA_TRANSACTIONAL_ID": "optimizer-b" + tag, "HTTP_PORT": str(free_port()), "GRPC_PORT": str(free_port()),
+    })
+    replica_b = Service(learner.binary, env, "optimizer-b" + tag)
+    learner.start()
+    replica_b.start()
+    try:
+        db = mongo[learner.env["MONGODB_DATABASE"]]
+        # Replica A: an experiment in s succeeds; Q(s, a) > 0 is saved.
+        send(topics["insights"], "Insight", "orchestrator", insight("orchestrator"))
+        req = next_request(topics, [])
+        send(topics["experiments_results"], "ExperimentResult", req["experiment_id"], result(req))
+        hyp = wait_doc(db.optimizations, {"_id": req["optimization_id"]}, lambda d: d["status"] == "APPROVED")
+        saved = wait_doc(db.q_table, {"key": f'{hyp["state_key"]}|{hyp["action"]}'})
+        assert saved["value"] > 0
+        cmd = hive_avro.decode("OptimizationCommand",
+                               read_committed(topics["commands"], expected=1, timeout=60)[0].value())
+        send(topics["applied"], "OptimizationEvent", req["optimization_id"], event(req, cmd, "APPLIED"))
+        wait_doc(db.optimizations, {"_id": req["optimization_id"]}, lambda d: d["status"] == "APPLIED")
+        # Replica B, the same state: greedy, it must pick the action A
+        # learned, with A's value, although its own memory never saw it.
+        send(other["insights"], "Insight", "orchestrator", insight("orchestrator"))
+        got = read_committed(other["experiments_requests"], expected=1, timeout=60)
+        assert len(got) == 1
+        req_b = hive_avro.decode("ExperimentRequest", got[0].value())
+        hyp_b = wait_doc(db.optimizations, {"_id": req_b["optimization_id"]})
+        assert hyp_b["state_key"] == hyp["state_key"]
+        assert hyp_b["action"] == hyp["action"], "replica B must choose from what replica A learned"
+        assert hyp_b["q_value"] == pytest.approx(saved["value"], rel=1e-12)
+        assert hyp_b["expected_improvement"] == pytest.approx(0.12, rel=1e-9)
+    finally:
+        assert replica_b.stop() == 0
