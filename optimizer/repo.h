@@ -43,7 +43,8 @@ int repo_hyp_put(store_t *s, const hypothesis_t *h);
 int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *out);
 
 /* True in *out_open when `component` already has an open hypothesis (PROPOSED,
- * AWAITING_APPROVAL, EXPERIMENTING or APPROVED) for `problem`: the debounce. */
+ * AWAITING_APPROVAL, EXPERIMENTING or APPROVED, hyp_is_open) for `problem`:
+ * the debounce. */
 int repo_hyp_open_exists(store_t *s, const char *component, const char *problem, bool *out_open);
 
 /* Records `h` as the latest hypothesis for its component and problem. */
@@ -67,9 +68,30 @@ typedef struct {
         size_t n;
     } by_type[8];
     size_t with_result, succeeded, rollbacks;
-    double success_rate;        /* succeeded / with_result; 0 with no result */
-    double average_improvement; /* over hypotheses with a result */
+    size_t application_failures; /* FAILED: the applier refused or failed; counted as failures */
+    size_t expired;              /* EXPIRED: no answer in time */
+    double success_rate;         /* succeeded / with_result; 0 with no result */
+    double average_improvement;  /* over hypotheses with a result */
 } repo_stats_t;
+
+/* Lists at most `limit` (0 = 100) hypotheses AWAITING_APPROVAL or
+ * EXPERIMENTING whose expires_at has passed at `now_ms`, oldest deadline
+ * first. *out is an array of *out_n items to free(). */
+int repo_hyp_list_expired(store_t *s, int64_t now_ms, size_t limit, hypothesis_t **out, size_t *out_n);
+
+/* What the last degraded telemetry window of a component says. */
+typedef struct {
+    char metric[64];
+    double severity;
+    char priority[16];
+    int64_t window_end_ms;
+} repo_observation_t;
+
+/* The latest degraded window of `component` stored by the telemetry intake
+ * (telemetry_observations) that ended in [from_ms, to_ms]. *out_found false
+ * when there is none: the component was healthy then. */
+int repo_last_observation(store_t *s, const char *component, int64_t from_ms, int64_t to_ms,
+                          repo_observation_t *out, bool *out_found);
 
 /* Aggregates every hypothesis. */
 int repo_hyp_stats(store_t *s, repo_stats_t *out);

@@ -20,7 +20,7 @@ import hive_avro
 
 SERVICE = "/neuralhive.optimizer.v1.OptimizerAgent/"
 STATUSES = ["PROPOSED", "AWAITING_APPROVAL", "EXPERIMENTING", "APPROVED", "APPLIED", "REJECTED",
-            "ROLLED_BACK"]
+            "ROLLED_BACK", "FAILED", "EXPIRED"]
 
 
 @pytest.fixture
