@@ -170,6 +170,27 @@ static bool name_byte(unsigned char c, bool first)
     return !first && c != '\0' && strchr("._:/@+-", c) != NULL;
 }
 
+/* The index of the first byte of `s` that `pattern` refuses, or `len`. */
+static size_t pattern_violation(const char *s, size_t len, avro_pattern_t pattern)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool control = c < 0x20 || c == 0x7f;
+        if ((pattern == AVRO_PATTERN_NAME && !name_byte(c, i == 0)) ||
+            (control && (pattern == AVRO_PATTERN_LINE ||
+                         (pattern == AVRO_PATTERN_TEXT && c != '\t' && c != '\n' && c != '\r')))) {
+            return i;
+        }
+    }
+    return len;
+}
+
+bool avro_validate_matches(const char *s, size_t len, avro_pattern_t pattern)
+{
+    return !memchr(s, '\0', len) && utf8_invalid_at((const unsigned char *)s, len) == len &&
+           pattern_violation(s, len, pattern) == len;
+}
+
 static int check_string(walk_t *w, const char *s, size_t len, avro_pattern_t pattern, uint32_t min_len,
                         uint32_t max_len)
 {
@@ -188,17 +209,12 @@ static int check_string(walk_t *w, const char *s, size_t len, avro_pattern_t pat
     if (len < min_len) {
         return fail(w, "%zu bytes, shorter than the %" PRIu32 " required", len, min_len);
     }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool control = c < 0x20 || c == 0x7f;
-        if (pattern == AVRO_PATTERN_NAME && !name_byte(c, i == 0)) {
-            return fail(w, "%s is not a name ([A-Za-z0-9][A-Za-z0-9._:/@+-]*)",
-                        fmt_quoted(s, len, q, sizeof(q)));
-        }
-        if (control && (pattern == AVRO_PATTERN_LINE ||
-                        (pattern == AVRO_PATTERN_TEXT && c != '\t' && c != '\n' && c != '\r'))) {
-            return fail(w, "contains a control character (0x%02x) at byte %zu", c, i);
-        }
+    size_t i = pattern_violation(s, len, pattern);
+    if (i < len && pattern == AVRO_PATTERN_NAME) {
+        return fail(w, "%s is not a name ([A-Za-z0-9][A-Za-z0-9._:/@+-]*)", fmt_quoted(s, len, q, sizeof(q)));
+    }
+    if (i < len) {
+        return fail(w, "contains a control character (0x%02x) at byte %zu", (unsigned char)s[i], i);
     }
     return 0;
 }

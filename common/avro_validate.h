@@ -81,6 +81,11 @@ extern const size_t hive_record_rules_count;
  * or NULL if the schemas declare no such record. */
 const avro_record_rules_t *avro_validate_rules(const char *name);
 
+/* True when the `len` bytes of `s` are valid UTF-8 without a NUL byte and
+ * match `pattern`: the string rules of the schemas, for inputs that do not
+ * come as Avro (a REST body that becomes a record must pass the record's rules). */
+bool avro_validate_matches(const char *s, size_t len, avro_pattern_t pattern);
+
 /* Checks every field of record value `v` (of any depth) against the declared
  * rules. `record_name` is the record `v` must be ("Insight"); NULL accepts the
  * value's own record type. `c` may be NULL: the rules are the embedded ones.

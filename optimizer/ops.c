@@ -12,6 +12,8 @@
  */
 #include "ops.h"
 
+#include "avro_validate.h"
+
 #include "log.h"
 #include "offload.h"
 #include "records.h"
@@ -30,6 +32,7 @@
 #define OPS_DESCRIPTION_MAX 1024
 #define OPS_METRIC_MAX 128
 #define OPS_REASON_MAX 1024
+#define OPS_VALUE_MAX 1e15
 
 struct ops_s {
     ops_conf_t conf;
@@ -59,10 +62,10 @@ typedef struct {
     /* Arguments, copied on the loop thread. */
     char id[OPS_ID_MAX];
     bool id_too_long, approve;
-    char reason[OPS_REASON_MAX + 1];
+    char reason[4 * OPS_REASON_MAX + 1];
     char type[32], status_name[32], component[128];
     size_t limit, offset;
-    char problem[32], metric[OPS_METRIC_MAX + 1], priority[16], description[OPS_DESCRIPTION_MAX + 1];
+    char problem[32], metric[OPS_METRIC_MAX + 1], priority[16], description[4 * OPS_DESCRIPTION_MAX + 1];
     double current_value, baseline_value;
     int64_t now_ms;
 
@@ -141,49 +144,33 @@ static void fail(job_t *j, int status, const char *fmt, ...)
     va_end(ap);
 }
 
-/* True when `s` is well-formed UTF-8 without control characters: what an
- * Avro string and a log line can carry. */
-static bool text_ok(const char *s)
+/* Characters (code points) of UTF-8 text: what the OpenAPI document's
+ * maxLength counts. */
+static size_t chars_of(const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        size_t extra;
-        if (c < 0x80) {
-            extra = 0;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            extra = 1;
-        } else if ((c & 0xf0) == 0xe0) {
-            extra = 2;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            extra = 3;
-        } else {
-            return false; /* a continuation byte, an overlong lead or beyond U+10FFFF */
-        }
-        if (extra == 0 && (c < 0x20 || c == 0x7f) && c != '\t' && c != '\n' && c != '\r') {
-            return false;
-        }
-        p++;
-        for (size_t i = 0; i < extra; i++, p++) {
-            if ((*p & 0xc0) != 0x80) {
-                return false;
-            }
-        }
+    size_t n = 0;
+    for (; *s; s++) {
+        n += ((unsigned char)*s & 0xc0) != 0x80;
     }
-    return true;
+    return n;
 }
 
-/* Copies an optional text argument, failing with the field's name. */
-static bool copy_text(job_t *j, const char *field, char *dst, size_t cap, const char *src)
+/* Copies an optional text argument, failing with the field's name: at most
+ * `max_chars` characters (`dst` holds 4 bytes each) matching `pattern`, the
+ * rule of the record field it becomes (avro_validate.h). */
+static bool copy_text(job_t *j, const char *field, char *dst, size_t cap, size_t max_chars,
+                      avro_pattern_t pattern, const char *src)
 {
     src = src ? src : "";
     size_t len = strlen(src);
-    if (len >= cap) {
-        fail(j, HIVE_EINVAL, "%s: at most %zu bytes", field, cap - 1);
+    if (len >= cap || chars_of(src) > max_chars) {
+        fail(j, HIVE_EINVAL, "%s: at most %zu characters", field, max_chars);
         return false;
     }
-    if (!text_ok(src)) {
-        fail(j, HIVE_EINVAL, "%s: must be UTF-8 text without control characters", field);
+    if (!avro_validate_matches(src, len, pattern)) {
+        fail(j, HIVE_EINVAL, "%s: must be %s", field,
+             pattern == AVRO_PATTERN_NAME ? "a name ([A-Za-z0-9][A-Za-z0-9._:/@+-]*)"
+                                          : "UTF-8 text without control characters but tab and newlines");
         return false;
     }
     memcpy(dst, src, len + 1);
@@ -531,10 +518,12 @@ int ops_list(ops_t *o, const repo_filter_t *f, ops_list_cb cb, void *arg)
     j->cb.list = cb;
     if (f) {
         hyp_status_t st;
-        if (copy_text(j, "type", j->type, sizeof(j->type), f->type) &&
-            copy_text(j, "component", j->component, sizeof(j->component), f->component) &&
-            copy_text(j, "status", j->status_name, sizeof(j->status_name), f->status) && j->status_name[0] &&
-            hyp_status_parse(j->status_name, &st) != 0) {
+        if (copy_text(j, "type", j->type, sizeof(j->type), sizeof(j->type) - 1, AVRO_PATTERN_LINE, f->type) &&
+            copy_text(j, "component", j->component, sizeof(j->component), sizeof(j->component) - 1,
+                      AVRO_PATTERN_NAME, f->component) &&
+            copy_text(j, "status", j->status_name, sizeof(j->status_name), sizeof(j->status_name) - 1,
+                      AVRO_PATTERN_LINE, f->status) &&
+            j->status_name[0] && hyp_status_parse(j->status_name, &st) != 0) {
             fail(j, HIVE_EINVAL, "status: unknown status \"%s\"", j->status_name);
         }
         j->limit = f->limit;
@@ -590,9 +579,9 @@ static void validate_trigger(job_t *j, const ops_trigger_t *t)
         fail(j, HIVE_EINVAL, "component: required, a non-empty string");
         return;
     }
-    if (strlen(t->component) >= STATE_COMPONENT_MAX || strchr(t->component, '|') || !text_ok(t->component) ||
-        strpbrk(t->component, "\t\r\n")) {
-        fail(j, HIVE_EINVAL, "component: at most %d bytes of text, without '|' or control characters",
+    if (strlen(t->component) >= STATE_COMPONENT_MAX ||
+        !avro_validate_matches(t->component, strlen(t->component), AVRO_PATTERN_NAME)) {
+        fail(j, HIVE_EINVAL, "component: a name ([A-Za-z0-9][A-Za-z0-9._:/@+-]*) of at most %d characters",
              STATE_COMPONENT_MAX - 1);
         return;
     }
@@ -605,7 +594,7 @@ static void validate_trigger(job_t *j, const ops_trigger_t *t)
         return;
     }
     snprintf(j->problem, sizeof(j->problem), "%s", state_problem_name(problem));
-    if (!copy_text(j, "metric", j->metric, sizeof(j->metric), t->metric)) {
+    if (!copy_text(j, "metric", j->metric, sizeof(j->metric), OPS_METRIC_MAX, AVRO_PATTERN_NAME, t->metric)) {
         return;
     }
     if (!j->metric[0]) {
@@ -613,12 +602,13 @@ static void validate_trigger(job_t *j, const ops_trigger_t *t)
             state_problem_metric(problem); /* the problem's own, when the caller names none */
         snprintf(j->metric, sizeof(j->metric), "%s", metric ? metric : "other");
     }
-    if (!isfinite(t->current_value)) {
-        fail(j, HIVE_EINVAL, "current_value: required, a finite number");
+    /* The Insight's range for both (schemas/avro/Insight.avsc). */
+    if (!isfinite(t->current_value) || fabs(t->current_value) > OPS_VALUE_MAX) {
+        fail(j, HIVE_EINVAL, "current_value: required, a number in [-1e15, 1e15]");
         return;
     }
-    if (!isfinite(t->baseline_value)) {
-        fail(j, HIVE_EINVAL, "baseline_value: required, a finite number");
+    if (!isfinite(t->baseline_value) || fabs(t->baseline_value) > OPS_VALUE_MAX) {
+        fail(j, HIVE_EINVAL, "baseline_value: required, a number in [-1e15, 1e15]");
         return;
     }
     j->current_value = t->current_value;
@@ -629,7 +619,8 @@ static void validate_trigger(job_t *j, const ops_trigger_t *t)
         return;
     }
     snprintf(j->priority, sizeof(j->priority), "%s", prio);
-    copy_text(j, "description", j->description, sizeof(j->description), t->description);
+    copy_text(j, "description", j->description, sizeof(j->description), OPS_DESCRIPTION_MAX,
+              AVRO_PATTERN_TEXT, t->description);
 }
 
 int ops_trigger(ops_t *o, const ops_trigger_t *t, ops_trigger_cb cb, void *arg)
@@ -663,7 +654,7 @@ int ops_decide(ops_t *o, const char *id, bool approve, const char *reason, ops_h
     j->approve = approve;
     j->topic = o->conf.approvals_topic;
     copy_id(j, id);
-    copy_text(j, "reason", j->reason, sizeof(j->reason), reason);
+    copy_text(j, "reason", j->reason, sizeof(j->reason), OPS_REASON_MAX, AVRO_PATTERN_TEXT, reason);
     return job_start(j);
 }
 
@@ -679,6 +670,6 @@ int ops_rollback(ops_t *o, const char *id, const char *reason, ops_hyp_cb cb, vo
     j->cb.hyp = cb;
     j->topic = o->conf.commands_topic;
     copy_id(j, id);
-    copy_text(j, "reason", j->reason, sizeof(j->reason), reason);
+    copy_text(j, "reason", j->reason, sizeof(j->reason), OPS_REASON_MAX, AVRO_PATTERN_TEXT, reason);
     return job_start(j);
 }

@@ -110,6 +110,29 @@ static json_t *body_object(http_req_t *req)
     return body;
 }
 
+/* False after answering 400 naming the first member of `body` that is not in
+ * `allowed` (NULL-terminated): the OpenAPI document says additionalProperties
+ * is false, so an unknown field is an error, not something silently ignored. */
+static bool only_fields(http_req_t *req, json_t *body, const char *const *allowed)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value)
+    {
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], key) != 0) {
+            i++;
+        }
+        if (!allowed[i]) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "%.64s: unknown field", key);
+            http_respond_error(req, 400, key, msg);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Reads an optional string member; false after answering 400 for another type. */
 static bool opt_string(http_req_t *req, json_t *body, const char *field, const char **out)
 {
@@ -182,8 +205,10 @@ static void handle_trigger(void *ctx, http_req_t *req)
     if (!body) {
         return;
     }
-    if (!req_string(req, body, "component", &t.component) || !req_string(req, body, "problem", &t.problem) ||
-        !opt_string(req, body, "metric", &t.metric) ||
+    static const char *const fields[] = {"component",      "problem",  "metric",      "current_value",
+                                         "baseline_value", "priority", "description", NULL};
+    if (!only_fields(req, body, fields) || !req_string(req, body, "component", &t.component) ||
+        !req_string(req, body, "problem", &t.problem) || !opt_string(req, body, "metric", &t.metric) ||
         !req_number(req, body, "current_value", &t.current_value) ||
         !req_number(req, body, "baseline_value", &t.baseline_value) ||
         !opt_string(req, body, "priority", &t.priority) ||
@@ -254,13 +279,13 @@ static void handle_list(void *ctx, http_req_t *req)
                        .status = http_req_query(req, "status"),
                        .limit = LIST_LIMIT_DEFAULT};
     hyp_status_t st;
-    if (f.status && *f.status && hyp_status_parse(f.status, &st) != 0) {
+    if (f.status && hyp_status_parse(f.status, &st) != 0) {
         http_respond_error(req, 400, "status",
                            "status: one of PROPOSED, AWAITING_APPROVAL, EXPERIMENTING, APPROVED, APPLIED, "
                            "REJECTED, ROLLED_BACK, FAILED, EXPIRED");
         return;
     }
-    if (f.type && *f.type) {
+    if (f.type) {
         size_t i = 0;
         while (i < sizeof(optimization_types) / sizeof(optimization_types[0]) &&
                strcmp(f.type, optimization_types[i]) != 0) {
@@ -352,7 +377,8 @@ static bool change_reason(http_req_t *req, const char **out_reason)
         return true;
     }
     json_t *body = body_object(req);
-    return body && opt_string(req, body, "reason", out_reason);
+    static const char *const fields[] = {"reason", NULL};
+    return body && only_fields(req, body, fields) && opt_string(req, body, "reason", out_reason);
 }
 
 static void handle_rollback(void *ctx, http_req_t *req)

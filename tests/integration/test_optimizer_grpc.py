@@ -277,7 +277,7 @@ def test_get_statistics_counts_by_status_and_type(pb, stub, optimizations):
     # No decision was made (the hypotheses were seeded): an empty table, and epsilon
     # still at EXPLORATION_RATE's default.
     assert resp.q_table_size == 0
-    assert resp.epsilon == pytest.approx(0.3)
+    assert resp.epsilon == pytest.approx(0.1)
 
 
 def test_get_statistics_of_an_empty_database(pb, stub):
