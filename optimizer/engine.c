@@ -5,6 +5,7 @@
 #include "log.h"
 #include "records.h"
 #include "repo.h"
+#include "service.h"
 #include "timeutil.h"
 #include "verdict.h"
 
@@ -138,75 +139,118 @@ int engine_read_insight(avro_value_t *v, engine_insight_t *out, char *reason, si
     return 0;
 }
 
-static kafka_verdict_t on_insight(engine_t *e, avro_value_t *v, kafka_out_t *out, char *reason, size_t rl)
-{
+/* ---- insights in batches -------------------------------------------------------- */
+
+/* What happens to one insight of a batch. */
+typedef enum {
+    STEP_NONE,     /* filtered, rejected, or not reached */
+    STEP_REPLAY,   /* its hypothesis exists: emit its records again */
+    STEP_PROPOSE,  /* a new hypothesis */
+    STEP_SUPPRESS, /* debounced */
+} step_t;
+
+typedef struct {
     engine_insight_t in;
-    if (engine_read_insight(v, &in, reason, rl) != 0) {
-        return KAFKA_BAD_INPUT;
-    }
-    kafka_verdict_t verdict = KAFKA_OK;
-    const char *problem = state_problem_name(in.state.problem);
-    hypothesis_t h;
+    const char *problem;
     char hyp_id[24];
-    hyp_id_for_insight(in.insight_id, hyp_id);
-    if (in.state.priority < PRIORITY_HIGH) {
-        metric_add(e->filtered, 1);
-        goto done;
-    }
-    /* A replay: the hypothesis exists; emit its records again. */
-    int rc = repo_hyp_get(e->conf.store, hyp_id, &h);
-    if (rc == 0) {
-        rc = repo_hyp_mark_open(e->conf.store, &h); /* in case the crash came between the two writes */
-        if (rc != 0) {
-            verdict = store_verdict(rc, "marking the hypothesis open", reason, rl);
-        } else if (carry_out(e, &h, hyp_effects_of_status(&h), out, reason, rl) != 0) {
-            verdict = KAFKA_RETRY;
+    char key[200]; /* repo_open_key of component and problem */
+    bool candidate;
+    step_t step;
+    unsigned effects;
+    bool no_change, rejected;
+    hypothesis_t h;
+} islot_t;
+
+/* The component+problem keys met so far in the batch and whether each has
+ * an open hypothesis now: the debounce inside one batch. */
+typedef struct {
+    const char **keys;
+    bool *open;
+    size_t n;
+} open_table_t;
+
+static bool *open_slot(open_table_t *t, const char *key)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->keys[i], key) == 0) {
+            return &t->open[i];
         }
-        goto done;
     }
-    if (rc != HIVE_ENOTFOUND) {
-        verdict = store_verdict(rc, "reading the hypothesis", reason, rl);
-        goto done;
+    return NULL;
+}
+
+static void open_set(open_table_t *t, const char *key, bool open)
+{
+    bool *slot = open_slot(t, key);
+    if (!slot) {
+        t->keys[t->n] = key;
+        slot = &t->open[t->n++];
     }
-    bool open = false;
-    rc = repo_hyp_open_exists(e->conf.store, in.component, problem, &open);
+    *slot = open;
+}
+
+/* Reads the insights, drops those below HIGH, and looks their hypotheses up
+ * with one $in read. */
+static kafka_verdict_t batch_read(engine_t *e, kafka_in_t *kin, const service_record_t *recs, size_t n,
+                                  islot_t *sl, const char **ids, hypothesis_t *found_h, bool *found)
+{
+    char reason[512];
+    for (size_t i = 0; i < n; i++) {
+        reason[0] = '\0';
+        ids[i] = NULL;
+        if (engine_read_insight(recs[i].value, &sl[i].in, reason, sizeof(reason)) != 0) {
+            kafka_in_reject(kin, recs[i].index, reason);
+            sl[i].rejected = true;
+            continue;
+        }
+        if (sl[i].in.state.priority < PRIORITY_HIGH) {
+            metric_add(e->filtered, 1);
+            continue;
+        }
+        sl[i].candidate = true;
+        sl[i].problem = state_problem_name(sl[i].in.state.problem);
+        hyp_id_for_insight(sl[i].in.insight_id, sl[i].hyp_id);
+        repo_open_key(sl[i].key, sizeof(sl[i].key), sl[i].in.component, sl[i].problem);
+        ids[i] = sl[i].hyp_id;
+    }
+    int rc = repo_hyp_get_many(e->conf.store, ids, n, found_h, found);
     if (rc != 0) {
-        verdict = store_verdict(rc, "debounce lookup", reason, rl);
-        goto done;
+        log_warn("cannot read the hypotheses of a batch, retrying", "error", store_last_error());
+        return KAFKA_RETRY;
     }
-    if (open) {
-        metric_add(e->suppressed, 1, problem);
-        goto done;
-    }
+    return KAFKA_OK;
+}
+
+/* Proposes a hypothesis for insight `s` (the policy decides). KAFKA_OK,
+ * KAFKA_BAD_INPUT with a reason, or KAFKA_RETRY. */
+static kafka_verdict_t propose(engine_t *e, islot_t *s, char *reason, size_t rl)
+{
     state_config_t scfg;
     state_config_default(&scfg);
     state_t st;
     learn_decision_t d;
-    if (state_extract(&scfg, &in.state, &st) != 0) {
+    if (state_extract(&scfg, &s->in.state, &st) != 0) {
         snprintf(reason, rl, "invalid Insight: component name too long or values out of range");
-        verdict = KAFKA_BAD_INPUT;
-        goto done;
+        return KAFKA_BAD_INPUT;
     }
-    rc = learner_decide(e->conf.learner, e->conf.store, &st, &d);
+    int rc = learner_decide(e->conf.learner, e->conf.store, &st, &d);
     if (rc != 0) {
-        verdict = store_verdict(rc, "deciding", reason, rl);
-        goto done;
+        return store_verdict(rc, "deciding", reason, rl);
     }
     const learn_action_t *a = learn_action_get(d.action);
     if (!a) {
         snprintf(reason, rl, "the policy chose an unknown action %u", (unsigned)d.action);
-        verdict = KAFKA_RETRY;
-        goto done;
+        return KAFKA_RETRY;
     }
     hyp_proposal_t p = {
-        .insight_id = in.insight_id,
-        .component = in.component,
-        .problem = problem,
+        .insight_id = s->in.insight_id,
+        .component = s->in.component,
+        .problem = s->problem,
         .state_key = st.key,
         .action = a->name,
         .type = learn_action_type_name(a->type),
         .policy = learner_policy_name(e->conf.learner),
-        .description = in.description,
+        .description = s->in.description,
         .q_value = d.value,
         .confidence = d.confidence,
         .risk = d.risk,
@@ -214,29 +258,183 @@ static kafka_verdict_t on_insight(engine_t *e, avro_value_t *v, kafka_out_t *out
         .propensity = d.propensity,
         .no_change = a->type == ACTION_NO_OP,
     };
-    unsigned effects = hyp_propose(&h, &p, e->conf.risk_threshold, timeutil_wall_ms());
-    rc = repo_hyp_put(e->conf.store, &h);
-    if (rc == 0) {
-        rc = repo_hyp_mark_open(e->conf.store, &h);
+    s->effects = hyp_propose(&s->h, &p, e->conf.risk_threshold, timeutil_wall_ms());
+    s->no_change = p.no_change;
+    return KAFKA_OK;
+}
+
+/* Rejects the records whose document the store refused (res[j] of item
+ * which[j]); KAFKA_RETRY when a failure is not the record's fault. */
+static kafka_verdict_t refused(kafka_in_t *kin, const service_record_t *recs, islot_t *sl,
+                               const size_t *which, const store_result_t *res, size_t m, const char *what)
+{
+    char reason[512];
+    for (size_t j = 0; j < m; j++) {
+        if (res[j].status == 0) {
+            continue;
+        }
+        if (verdict_for_error(res[j].status, what, res[j].message, reason, sizeof(reason)) !=
+            KAFKA_BAD_INPUT) {
+            return KAFKA_RETRY;
+        }
+        kafka_in_reject(kin, recs[which[j]].index, reason);
+        sl[which[j]].rejected = true;
     }
+    return KAFKA_OK;
+}
+
+/* The insight path of one transaction: one $in read of the batch's
+ * hypotheses, one debounce read (engine.h), the decisions in record order,
+ * one bulk upsert of the new hypotheses, one of the open markers, then the
+ * records. */
+static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const service_record_t *recs, size_t n,
+                                      islot_t *sl, const char **ids, hypothesis_t *found_h, bool *found,
+                                      bool *store_open, const hypothesis_t **hs, size_t *which,
+                                      store_result_t *res, open_table_t *table)
+{
+    char reason[512];
+    kafka_verdict_t v = batch_read(e, kin, recs, n, sl, ids, found_h, found);
+    if (v != KAFKA_OK) {
+        return v;
+    }
+    /* The debounce of the insights without a hypothesis: one read. */
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = sl[i].candidate && !found[i] ? sl[i].key : NULL;
+        store_open[i] = false;
+    }
+    int rc = repo_hyp_open_many(e->conf.store, ids, n, store_open);
     if (rc != 0) {
-        verdict = store_verdict(rc, "storing the hypothesis", reason, rl);
-        goto done;
+        log_warn("debounce lookup failed, retrying the batch", "error", store_last_error());
+        return KAFKA_RETRY;
     }
-    if (carry_out(e, &h, effects, out, reason, rl) != 0) {
-        verdict = KAFKA_RETRY;
-        goto done;
+    /* The decisions, in record order, as one record at a time would make them. */
+    for (size_t i = 0; i < n; i++) {
+        islot_t *s = &sl[i];
+        if (!s->candidate) {
+            continue;
+        }
+        if (found[i]) {
+            s->h = found_h[i];
+            s->step = STEP_REPLAY;
+            s->effects = hyp_effects_of_status(&s->h);
+            open_set(table, s->key, repo_hyp_is_open(&s->h));
+            continue;
+        }
+        bool *open = open_slot(table, s->key);
+        if (open ? *open : store_open[i]) {
+            s->step = STEP_SUPPRESS;
+            metric_add(e->suppressed, 1, s->problem);
+            continue;
+        }
+        reason[0] = '\0';
+        v = propose(e, s, reason, sizeof(reason));
+        if (v == KAFKA_BAD_INPUT) {
+            kafka_in_reject(kin, recs[i].index, reason);
+            s->rejected = true;
+            continue;
+        }
+        if (v != KAFKA_OK) {
+            log_warn("cannot decide, retrying the batch", "error", reason);
+            return KAFKA_RETRY;
+        }
+        s->step = STEP_PROPOSE;
+        open_set(table, s->key, repo_hyp_is_open(&s->h));
     }
-    if (p.no_change) {
-        metric_add(e->noop, 1);
-    } else {
-        metric_add(e->generated, 1, h.type);
+    /* Store first, the hypotheses, then the markers: a crash between the two
+     * finds the hypotheses on the replay, which marks them again. */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sl[i].step == STEP_PROPOSE) {
+            hs[m] = &sl[i].h;
+            which[m++] = i;
+        }
     }
-    log_info(p.no_change ? "decided to change nothing" : "hypothesis proposed", "optimization_id", h.id,
-             "insight_id", h.insight_id, "component", h.component, "action", h.action, "status",
-             hyp_status_name(h.status));
-done:
-    return verdict;
+    rc = m ? repo_hyp_put_many(e->conf.store, hs, m, res) : 0;
+    if (rc != 0 || refused(kin, recs, sl, which, res, m, "storing the hypothesis") != KAFKA_OK) {
+        log_warn("cannot store the hypotheses, retrying the batch", "error", store_last_error());
+        return KAFKA_RETRY;
+    }
+    /* One marker per component and problem: the last hypothesis for it in
+     * record order, as the sequential writes would leave it. */
+    m = 0;
+    for (size_t i = n; i-- > 0;) {
+        bool later = false;
+        if (sl[i].rejected || (sl[i].step != STEP_PROPOSE && sl[i].step != STEP_REPLAY)) {
+            continue;
+        }
+        for (size_t j = 0; j < m && !later; j++) {
+            later = strcmp(sl[which[j]].key, sl[i].key) == 0;
+        }
+        if (!later) {
+            hs[m] = &sl[i].h;
+            which[m++] = i;
+        }
+    }
+    rc = m ? repo_hyp_mark_open_many(e->conf.store, hs, m, res) : 0;
+    if (rc != 0 || refused(kin, recs, sl, which, res, m, "marking the hypothesis open") != KAFKA_OK) {
+        log_warn("cannot mark the hypotheses open, retrying the batch", "error", store_last_error());
+        return KAFKA_RETRY;
+    }
+    /* The records, each on its own insight's outputs. */
+    for (size_t i = 0; i < n; i++) {
+        islot_t *s = &sl[i];
+        if (s->rejected || (s->step != STEP_PROPOSE && s->step != STEP_REPLAY)) {
+            continue;
+        }
+        if (carry_out(e, &s->h, s->effects, recs[i].out, reason, sizeof(reason)) != 0) {
+            log_warn("cannot emit the records of a hypothesis, retrying the batch", "error", reason);
+            return KAFKA_RETRY;
+        }
+        if (s->step != STEP_PROPOSE) {
+            continue;
+        }
+        if (s->no_change) {
+            metric_add(e->noop, 1);
+        } else {
+            metric_add(e->generated, 1, s->h.type);
+        }
+        log_info(s->no_change ? "decided to change nothing" : "hypothesis proposed", "optimization_id",
+                 s->h.id, "insight_id", s->h.insight_id, "component", s->h.component, "action", s->h.action,
+                 "status", hyp_status_name(s->h.status));
+    }
+    return KAFKA_OK;
+}
+
+kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_record_t *recs, size_t n)
+{
+    engine_t *e = ctx;
+    double started = timeutil_mono_seconds();
+    kafka_verdict_t v = KAFKA_RETRY;
+    size_t c = n ? n : 1;
+    islot_t *sl = calloc(c, sizeof(*sl));
+    const char **ids = calloc(c, sizeof(*ids));
+    hypothesis_t *found_h = calloc(c, sizeof(*found_h));
+    bool *found = calloc(c, sizeof(*found));
+    bool *store_open = calloc(c, sizeof(*store_open));
+    const hypothesis_t **hs = calloc(c, sizeof(*hs));
+    size_t *which = calloc(c, sizeof(*which));
+    store_result_t *res = calloc(c, sizeof(*res));
+    open_table_t table = {calloc(c, sizeof(char *)), calloc(c, sizeof(bool)), 0};
+    if (sl && ids && found_h && found && store_open && hs && which && res && table.keys && table.open) {
+        v = insights_batch(e, kin, recs, n, sl, ids, found_h, found, store_open, hs, which, res, &table);
+    }
+    if (v == KAFKA_OK) {
+        double per_record = n ? (timeutil_mono_seconds() - started) / (double)n : 0;
+        for (size_t i = 0; i < n; i++) {
+            metric_observe(e->duration, per_record);
+        }
+    }
+    free(table.open);
+    free(table.keys);
+    free(res);
+    free(which);
+    free(hs);
+    free(store_open);
+    free(found);
+    free(found_h);
+    free(ids);
+    free(sl);
+    return v;
 }
 
 /* ---- approvals, results, applications --------------------------------------------- */
@@ -385,9 +583,7 @@ kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, avro_
     double started = timeutil_mono_seconds();
     const char *topic = rd_kafka_topic_name(msg->rkt);
     kafka_verdict_t v;
-    if (!strcmp(topic, e->conf.insights_topic)) {
-        v = on_insight(e, value, out, reason, reasonlen);
-    } else if (!strcmp(topic, e->conf.approvals_responses_topic)) {
+    if (!strcmp(topic, e->conf.approvals_responses_topic)) {
         v = on_approval(e, value, out, reason, reasonlen);
     } else if (!strcmp(topic, e->conf.experiments_results_topic)) {
         v = on_result(e, value, out, reason, reasonlen);

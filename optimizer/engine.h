@@ -20,6 +20,7 @@
 #include "kafka.h"
 #include "learner.h"
 #include "metrics.h"
+#include "service.h"
 #include "state.h"
 #include "store.h"
 
@@ -56,10 +57,23 @@ typedef struct {
  * malformed field in `reason` (the record is bad input). Pure. */
 int engine_read_insight(avro_value_t *v, engine_insight_t *out, char *reason, size_t reasonlen);
 
-/* Handles one record of any topic above (service_input_fn; `ctx` is the
- * engine): `value` is the record of `msg`, decoded by the runtime as the
- * topic's record (borrowed). */
+/* Handles one approval, experiment result or application record
+ * (service_input_fn; `ctx` is the engine): `value` is the record of `msg`,
+ * decoded by the runtime as the topic's record (borrowed). Insights take the
+ * batch path, engine_insights_batch(). */
 kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
                                  kafka_out_t *out, char *reason, size_t reasonlen);
+
+/* Handles the Insight records of one transaction together (service_batch_fn;
+ * `ctx` is the engine), with the semantics of one record at a time: the
+ * hypotheses of the batch's insights are read with one $in query; the
+ * debounce of the others with one read of open_hypotheses (and one of the
+ * hypotheses the markers name); the policy decides in record order, and a
+ * second insight for a component and problem whose hypothesis the batch has
+ * just opened is suppressed; the new hypotheses go in one bulk upsert and
+ * their markers in another; then each insight's records. A bad record, or one
+ * whose document the store refuses, goes to the DLQ alone; a transient store
+ * failure returns KAFKA_RETRY for the batch; a replay emits the same records. */
+kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_record_t *recs, size_t n);
 
 #endif

@@ -141,17 +141,23 @@ int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *
     return rc;
 }
 
-static void open_key(char *buf, size_t len, const char *component, const char *problem)
+void repo_open_key(char *buf, size_t len, const char *component, const char *problem)
 {
     snprintf(buf, len, "%s|%s", component, problem);
+}
+
+bool repo_hyp_is_open(const hypothesis_t *h)
+{
+    return h->status == HYP_PROPOSED || h->status == HYP_AWAITING_APPROVAL ||
+           h->status == HYP_EXPERIMENTING || h->status == HYP_APPROVED;
 }
 
 int repo_hyp_open_exists(store_t *s, const char *component, const char *problem, bool *out_open)
 {
     char key[200];
-    open_key(key, sizeof(key), component, problem);
+    repo_open_key(key, sizeof(key), component, problem);
     bson_t *doc = NULL;
-    int rc = store_find_one(s, "open_hypotheses", key, &doc);
+    int rc = store_find_one(s, REPO_OPEN_HYPOTHESES, key, &doc);
     if (rc == HIVE_ENOTFOUND) {
         *out_open = false;
         return 0;
@@ -169,8 +175,7 @@ int repo_hyp_open_exists(store_t *s, const char *component, const char *problem,
         return 0;
     }
     if (rc == 0) {
-        *out_open = h.status == HYP_PROPOSED || h.status == HYP_AWAITING_APPROVAL ||
-                    h.status == HYP_EXPERIMENTING || h.status == HYP_APPROVED;
+        *out_open = repo_hyp_is_open(&h);
     }
     return rc;
 }
@@ -178,10 +183,170 @@ int repo_hyp_open_exists(store_t *s, const char *component, const char *problem,
 int repo_hyp_mark_open(store_t *s, const hypothesis_t *h)
 {
     char key[200];
-    open_key(key, sizeof(key), h->component, h->problem);
+    repo_open_key(key, sizeof(key), h->component, h->problem);
     bson_t *doc = BCON_NEW("hypothesis_id", BCON_UTF8(h->id));
-    int rc = store_upsert(s, "open_hypotheses", key, doc);
+    int rc = store_upsert(s, REPO_OPEN_HYPOTHESES, key, doc);
     bson_destroy(doc);
+    return rc;
+}
+
+/* ---- batches -------------------------------------------------------------------- */
+
+/* Where each document of a $in read goes: the slot of its _id among ids[]. */
+typedef struct {
+    const char *const *ids;
+    size_t n;
+    void *out;
+    bool *found;
+    int rc;
+} by_id_t;
+
+static size_t slot_of(const by_id_t *b, const char *id, size_t from)
+{
+    for (size_t i = from; i < b->n; i++) {
+        if (b->ids[i] && strcmp(b->ids[i], id) == 0) {
+            return i;
+        }
+    }
+    return b->n;
+}
+
+static int hyp_by_id(void *arg, const bson_t *doc)
+{
+    by_id_t *b = arg;
+    hypothesis_t h;
+    if (hyp_from_bson(doc, &h) != 0) {
+        return 0; /* unreadable: as if missing */
+    }
+    /* The same id may be asked for more than once: fill every slot. */
+    hypothesis_t *out = b->out;
+    for (size_t i = slot_of(b, h.id, 0); i < b->n; i = slot_of(b, h.id, i + 1)) {
+        out[i] = h;
+        b->found[i] = true;
+    }
+    return 0;
+}
+
+/* store_find_ids over the distinct non-NULL ids of ids[0..n). */
+static int find_distinct(store_t *s, const char *coll, const char *const *ids, size_t n,
+                         int (*each)(void *arg, const bson_t *doc), void *arg)
+{
+    const char **uniq = malloc((n ? n : 1) * sizeof(*uniq));
+    if (!uniq) {
+        return HIVE_ENOMEM;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool seen = !ids[i];
+        for (size_t j = 0; j < m && !seen; j++) {
+            seen = strcmp(uniq[j], ids[i]) == 0;
+        }
+        if (!seen) {
+            uniq[m++] = ids[i];
+        }
+    }
+    int rc = m ? store_find_ids(s, coll, uniq, m, each, arg) : 0;
+    free(uniq);
+    return rc;
+}
+
+int repo_hyp_get_many(store_t *s, const char *const *ids, size_t n, hypothesis_t *out, bool *out_found)
+{
+    for (size_t i = 0; i < n; i++) {
+        out_found[i] = false;
+    }
+    by_id_t b = {ids, n, out, out_found, 0};
+    return find_distinct(s, REPO_OPTIMIZATIONS, ids, n, hyp_by_id, &b);
+}
+
+typedef struct {
+    const char *const *keys;
+    size_t n;
+    char (*hyp_ids)[24];
+} marks_t;
+
+static int mark_by_key(void *arg, const bson_t *doc)
+{
+    marks_t *m = arg;
+    const char *key = bdoc_str(doc, "_id");
+    if (!key) {
+        return 0;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        if (m->keys[i] && strcmp(m->keys[i], key) == 0) {
+            BDOC_COPY_STR(doc, "hypothesis_id", m->hyp_ids[i]);
+        }
+    }
+    return 0;
+}
+
+int repo_hyp_open_many(store_t *s, const char *const *keys, size_t n, bool *out_open)
+{
+    int rc = HIVE_ENOMEM;
+    char(*hyp_ids)[24] = calloc(n ? n : 1, sizeof(*hyp_ids));
+    const char **ids = calloc(n ? n : 1, sizeof(*ids));
+    hypothesis_t *hs = calloc(n ? n : 1, sizeof(*hs));
+    bool *found = calloc(n ? n : 1, sizeof(*found));
+    if (!hyp_ids || !ids || !hs || !found) {
+        goto out;
+    }
+    /* The markers, then the hypotheses they name: two $in reads. */
+    marks_t m = {keys, n, hyp_ids};
+    rc = find_distinct(s, REPO_OPEN_HYPOTHESES, keys, n, mark_by_key, &m);
+    if (rc != 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = hyp_ids[i][0] ? hyp_ids[i] : NULL;
+    }
+    rc = repo_hyp_get_many(s, ids, n, hs, found);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        out_open[i] = found[i] && repo_hyp_is_open(&hs[i]);
+    }
+out:
+    free(found);
+    free(hs);
+    free(ids);
+    free(hyp_ids);
+    return rc;
+}
+
+int repo_hyp_put_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out)
+{
+    store_doc_t *docs = calloc(n ? n : 1, sizeof(*docs));
+    if (!docs) {
+        return HIVE_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        docs[i] = (store_doc_t){hs[i]->id, hyp_to_bson(hs[i])};
+    }
+    int rc = store_bulk_upsert(s, REPO_OPTIMIZATIONS, docs, n, out);
+    for (size_t i = 0; i < n; i++) {
+        bson_destroy((bson_t *)docs[i].doc);
+    }
+    free(docs);
+    return rc;
+}
+
+int repo_hyp_mark_open_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out)
+{
+    store_doc_t *docs = calloc(n ? n : 1, sizeof(*docs));
+    char(*keys)[200] = calloc(n ? n : 1, sizeof(*keys));
+    if (!docs || !keys) {
+        free(docs);
+        free(keys);
+        return HIVE_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        repo_open_key(keys[i], sizeof(keys[i]), hs[i]->component, hs[i]->problem);
+        docs[i] = (store_doc_t){keys[i], BCON_NEW("hypothesis_id", BCON_UTF8(hs[i]->id))};
+    }
+    int rc = store_bulk_upsert(s, REPO_OPEN_HYPOTHESES, docs, n, out);
+    for (size_t i = 0; i < n; i++) {
+        bson_destroy((bson_t *)docs[i].doc);
+    }
+    free(keys);
+    free(docs);
     return rc;
 }
 

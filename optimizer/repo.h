@@ -26,6 +26,7 @@
 #define REPO_OPTIMIZATIONS "optimizations"
 #define REPO_Q_TABLE "q_table"
 #define REPO_POLICY_STATE "policy_state"
+#define REPO_OPEN_HYPOTHESES "open_hypotheses"
 
 /* The indexes the optimizer's queries need besides _id (store_ensure_indexes
  * at start): hypotheses by experiment, q_table's latest revision of a key and
@@ -48,6 +49,35 @@ int repo_hyp_open_exists(store_t *s, const char *component, const char *problem,
 
 /* Records `h` as the latest hypothesis for its component and problem. */
 int repo_hyp_mark_open(store_t *s, const hypothesis_t *h);
+
+/* The _id of a component and problem in open_hypotheses: "<component>|<problem>". */
+void repo_open_key(char *buf, size_t len, const char *component, const char *problem);
+
+/* True when `h` is open (PROPOSED, AWAITING_APPROVAL, EXPERIMENTING or
+ * APPROVED): another insight for its component and problem is debounced. */
+bool repo_hyp_is_open(const hypothesis_t *h);
+
+/* ---- batches: one round trip per collection ----------------------------------
+ * The calls below read with one {_id: {$in: [...]}} query or write with one
+ * unordered bulk operation (store.h, "batches"), whatever n is. */
+
+/* Reads the hypotheses ids[0..n) (NULL entries are skipped; an id may appear
+ * more than once): out_found[i] tells whether out[i] holds hypothesis ids[i]. */
+int repo_hyp_get_many(store_t *s, const char *const *ids, size_t n, hypothesis_t *out, bool *out_found);
+
+/* The debounce of n open_hypotheses keys (repo_open_key; NULL entries are
+ * skipped): out_open[i] is true when keys[i] names an open hypothesis. Two
+ * $in reads: the markers, then the hypotheses they name. */
+int repo_hyp_open_many(store_t *s, const char *const *keys, size_t n, bool *out_open);
+
+/* Writes hs[0..n) (replace or insert by id) in one bulk upsert; out[i] is
+ * hs[i]'s own outcome (store_bulk_upsert). The ids should be distinct. */
+int repo_hyp_put_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out);
+
+/* Records each of hs[0..n) as the latest hypothesis of its component and
+ * problem, in one bulk upsert. The (component, problem) pairs should be
+ * distinct: the order of an unordered bulk is the server's. */
+int repo_hyp_mark_open_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out);
 
 typedef struct {
     const char *type, *component, *status; /* NULL or "" = any */
