@@ -141,52 +141,97 @@ int engine_read_insight(avro_value_t *v, engine_insight_t *out, char *reason, si
 
 /* ---- insights in batches -------------------------------------------------------- */
 
-/* What happens to one insight of a batch. */
-typedef enum {
-    STEP_NONE,     /* filtered, rejected, or not reached */
-    STEP_REPLAY,   /* its hypothesis exists: emit its records again */
-    STEP_PROPOSE,  /* a new hypothesis */
-    STEP_SUPPRESS, /* debounced */
-} step_t;
-
 typedef struct {
     engine_insight_t in;
     const char *problem;
     char hyp_id[24];
     char key[200]; /* repo_open_key of component and problem */
     bool candidate;
-    step_t step;
+    engine_step_t step;
     unsigned effects;
     bool no_change, rejected;
     hypothesis_t h;
 } islot_t;
 
-/* The component+problem keys met so far in the batch and whether each has
- * an open hypothesis now: the debounce inside one batch. */
-typedef struct {
-    const char **keys;
-    bool *open;
-    size_t n;
-} open_table_t;
-
-static bool *open_slot(open_table_t *t, const char *key)
+/* The open state of the component+problem keys met so far in a batch. */
+static bool *open_slot(const char **keys, bool *open, size_t *nkeys, const char *key, bool add)
 {
-    for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->keys[i], key) == 0) {
-            return &t->open[i];
+    for (size_t i = 0; i < *nkeys; i++) {
+        if (strcmp(keys[i], key) == 0) {
+            return &open[i];
         }
     }
-    return NULL;
+    if (!add) {
+        return NULL;
+    }
+    keys[*nkeys] = key;
+    return &open[(*nkeys)++];
 }
 
-static void open_set(open_table_t *t, const char *key, bool open)
+int engine_batch_plan(const engine_batch_item_t *items, size_t n, engine_propose_fn propose, void *arg,
+                      engine_step_t *out_steps)
 {
-    bool *slot = open_slot(t, key);
-    if (!slot) {
-        t->keys[t->n] = key;
-        slot = &t->open[t->n++];
+    const char **keys = calloc(n ? n : 1, sizeof(*keys));
+    bool *open = calloc(n ? n : 1, sizeof(*open));
+    size_t nkeys = 0;
+    int rc = 0;
+    if (!keys || !open) {
+        rc = HIVE_ENOMEM;
+        goto out;
     }
-    *slot = open;
+    for (size_t i = 0; i < n; i++) {
+        out_steps[i] = ENGINE_STEP_NONE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const engine_batch_item_t *it = &items[i];
+        if (!it->key) {
+            continue;
+        }
+        if (it->replay) {
+            out_steps[i] = ENGINE_STEP_REPLAY;
+            *open_slot(keys, open, &nkeys, it->key, true) = it->replay_open;
+            continue;
+        }
+        bool *slot = open_slot(keys, open, &nkeys, it->key, false);
+        if (slot ? *slot : it->store_open) {
+            out_steps[i] = ENGINE_STEP_SUPPRESS;
+            continue;
+        }
+        bool now_open = false;
+        rc = propose(arg, i, &now_open);
+        if (rc < 0) {
+            goto out;
+        }
+        if (rc > 0) {
+            rc = 0; /* the record is rejected: it leaves the key as it was */
+            continue;
+        }
+        out_steps[i] = ENGINE_STEP_PROPOSE;
+        *open_slot(keys, open, &nkeys, it->key, true) = now_open;
+    }
+out:
+    free(open);
+    free(keys);
+    return rc;
+}
+
+size_t engine_batch_marks(const engine_batch_item_t *items, const engine_step_t *steps, size_t n,
+                          size_t *out_idx)
+{
+    size_t m = 0;
+    for (size_t i = n; i-- > 0;) {
+        if (!items[i].key || (steps[i] != ENGINE_STEP_PROPOSE && steps[i] != ENGINE_STEP_REPLAY)) {
+            continue;
+        }
+        bool later = false;
+        for (size_t j = 0; j < m && !later; j++) {
+            later = strcmp(items[out_idx[j]].key, items[i].key) == 0;
+        }
+        if (!later) {
+            out_idx[m++] = i;
+        }
+    }
+    return m;
 }
 
 /* Reads the insights, drops those below HIGH, and looks their hypotheses up
@@ -263,6 +308,32 @@ static kafka_verdict_t propose(engine_t *e, islot_t *s, char *reason, size_t rl)
     return KAFKA_OK;
 }
 
+/* engine_batch_plan's proposer over the batch's slots. */
+typedef struct {
+    engine_t *e;
+    kafka_in_t *kin;
+    const service_record_t *recs;
+    islot_t *sl;
+    char reason[512];
+} proposer_t;
+
+static int propose_one(void *arg, size_t i, bool *out_open)
+{
+    proposer_t *p = arg;
+    p->reason[0] = '\0';
+    kafka_verdict_t v = propose(p->e, &p->sl[i], p->reason, sizeof(p->reason));
+    if (v == KAFKA_BAD_INPUT) {
+        kafka_in_reject(p->kin, p->recs[i].index, p->reason);
+        p->sl[i].rejected = true;
+        return 1;
+    }
+    if (v != KAFKA_OK) {
+        return HIVE_EUNAVAILABLE;
+    }
+    *out_open = repo_hyp_is_open(&p->sl[i].h);
+    return 0;
+}
+
 /* Rejects the records whose document the store refused (res[j] of item
  * which[j]); KAFKA_RETRY when a failure is not the record's fault. */
 static kafka_verdict_t refused(kafka_in_t *kin, const service_record_t *recs, islot_t *sl,
@@ -290,7 +361,7 @@ static kafka_verdict_t refused(kafka_in_t *kin, const service_record_t *recs, is
 static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const service_record_t *recs, size_t n,
                                       islot_t *sl, const char **ids, hypothesis_t *found_h, bool *found,
                                       bool *store_open, const hypothesis_t **hs, size_t *which,
-                                      store_result_t *res, open_table_t *table)
+                                      store_result_t *res, engine_batch_item_t *items, engine_step_t *steps)
 {
     char reason[512];
     kafka_verdict_t v = batch_read(e, kin, recs, n, sl, ids, found_h, found);
@@ -309,42 +380,31 @@ static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const servic
     }
     /* The decisions, in record order, as one record at a time would make them. */
     for (size_t i = 0; i < n; i++) {
-        islot_t *s = &sl[i];
-        if (!s->candidate) {
-            continue;
+        items[i] = (engine_batch_item_t){sl[i].candidate ? sl[i].key : NULL, found[i], false, store_open[i]};
+        if (sl[i].candidate && found[i]) {
+            sl[i].h = found_h[i];
+            sl[i].effects = hyp_effects_of_status(&sl[i].h);
+            items[i].replay_open = repo_hyp_is_open(&sl[i].h);
         }
-        if (found[i]) {
-            s->h = found_h[i];
-            s->step = STEP_REPLAY;
-            s->effects = hyp_effects_of_status(&s->h);
-            open_set(table, s->key, repo_hyp_is_open(&s->h));
-            continue;
+    }
+    proposer_t pr = {e, kin, recs, sl, ""};
+    rc = engine_batch_plan(items, n, propose_one, &pr, steps);
+    if (rc != 0) {
+        log_warn("cannot decide, retrying the batch", "error",
+                 rc == HIVE_ENOMEM ? "out of memory" : pr.reason);
+        return KAFKA_RETRY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sl[i].step = steps[i];
+        if (steps[i] == ENGINE_STEP_SUPPRESS) {
+            metric_add(e->suppressed, 1, sl[i].problem);
         }
-        bool *open = open_slot(table, s->key);
-        if (open ? *open : store_open[i]) {
-            s->step = STEP_SUPPRESS;
-            metric_add(e->suppressed, 1, s->problem);
-            continue;
-        }
-        reason[0] = '\0';
-        v = propose(e, s, reason, sizeof(reason));
-        if (v == KAFKA_BAD_INPUT) {
-            kafka_in_reject(kin, recs[i].index, reason);
-            s->rejected = true;
-            continue;
-        }
-        if (v != KAFKA_OK) {
-            log_warn("cannot decide, retrying the batch", "error", reason);
-            return KAFKA_RETRY;
-        }
-        s->step = STEP_PROPOSE;
-        open_set(table, s->key, repo_hyp_is_open(&s->h));
     }
     /* Store first, the hypotheses, then the markers: a crash between the two
      * finds the hypotheses on the replay, which marks them again. */
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (sl[i].step == STEP_PROPOSE) {
+        if (sl[i].step == ENGINE_STEP_PROPOSE) {
             hs[m] = &sl[i].h;
             which[m++] = i;
         }
@@ -356,19 +416,12 @@ static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const servic
     }
     /* One marker per component and problem: the last hypothesis for it in
      * record order, as the sequential writes would leave it. */
-    m = 0;
-    for (size_t i = n; i-- > 0;) {
-        bool later = false;
-        if (sl[i].rejected || (sl[i].step != STEP_PROPOSE && sl[i].step != STEP_REPLAY)) {
-            continue;
-        }
-        for (size_t j = 0; j < m && !later; j++) {
-            later = strcmp(sl[which[j]].key, sl[i].key) == 0;
-        }
-        if (!later) {
-            hs[m] = &sl[i].h;
-            which[m++] = i;
-        }
+    for (size_t i = 0; i < n; i++) {
+        steps[i] = sl[i].rejected ? ENGINE_STEP_NONE : sl[i].step;
+    }
+    m = engine_batch_marks(items, steps, n, which);
+    for (size_t j = 0; j < m; j++) {
+        hs[j] = &sl[which[j]].h;
     }
     rc = m ? repo_hyp_mark_open_many(e->conf.store, hs, m, res) : 0;
     if (rc != 0 || refused(kin, recs, sl, which, res, m, "marking the hypothesis open") != KAFKA_OK) {
@@ -378,14 +431,14 @@ static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const servic
     /* The records, each on its own insight's outputs. */
     for (size_t i = 0; i < n; i++) {
         islot_t *s = &sl[i];
-        if (s->rejected || (s->step != STEP_PROPOSE && s->step != STEP_REPLAY)) {
+        if (s->rejected || (s->step != ENGINE_STEP_PROPOSE && s->step != ENGINE_STEP_REPLAY)) {
             continue;
         }
         if (carry_out(e, &s->h, s->effects, recs[i].out, reason, sizeof(reason)) != 0) {
             log_warn("cannot emit the records of a hypothesis, retrying the batch", "error", reason);
             return KAFKA_RETRY;
         }
-        if (s->step != STEP_PROPOSE) {
+        if (s->step != ENGINE_STEP_PROPOSE) {
             continue;
         }
         if (s->no_change) {
@@ -414,9 +467,11 @@ kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_
     const hypothesis_t **hs = calloc(c, sizeof(*hs));
     size_t *which = calloc(c, sizeof(*which));
     store_result_t *res = calloc(c, sizeof(*res));
-    open_table_t table = {calloc(c, sizeof(char *)), calloc(c, sizeof(bool)), 0};
-    if (sl && ids && found_h && found && store_open && hs && which && res && table.keys && table.open) {
-        v = insights_batch(e, kin, recs, n, sl, ids, found_h, found, store_open, hs, which, res, &table);
+    engine_batch_item_t *items = calloc(c, sizeof(*items));
+    engine_step_t *steps = calloc(c, sizeof(*steps));
+    if (sl && ids && found_h && found && store_open && hs && which && res && items && steps) {
+        v = insights_batch(e, kin, recs, n, sl, ids, found_h, found, store_open, hs, which, res, items,
+                           steps);
     }
     if (v == KAFKA_OK) {
         double per_record = n ? (timeutil_mono_seconds() - started) / (double)n : 0;
@@ -424,8 +479,8 @@ kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_
             metric_observe(e->duration, per_record);
         }
     }
-    free(table.open);
-    free(table.keys);
+    free(steps);
+    free(items);
     free(res);
     free(which);
     free(hs);
