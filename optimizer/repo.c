@@ -156,7 +156,6 @@ typedef struct {
     size_t n;
     void *out;
     bool *found;
-    int rc;
 } by_id_t;
 
 static size_t slot_of(const by_id_t *b, const char *id, size_t from)
@@ -213,7 +212,7 @@ int repo_hyp_get_many(store_t *s, const char *const *ids, size_t n, hypothesis_t
     for (size_t i = 0; i < n; i++) {
         out_found[i] = false;
     }
-    by_id_t b = {ids, n, out, out_found, 0};
+    by_id_t b = {ids, n, out, out_found};
     return find_distinct(s, REPO_OPTIMIZATIONS, ids, n, hyp_by_id, &b);
 }
 
