@@ -215,10 +215,10 @@ out:
     return rc;
 }
 
-/* Reads the insights, drops those below HIGH, and looks their hypotheses up
- * with one $in read. */
+/* Reads the insights (a bad one is rejected alone), drops those below HIGH,
+ * and names the hypothesis each other one would make in ids[]. */
 static kafka_verdict_t batch_read(engine_t *e, kafka_in_t *kin, const service_record_t *recs, size_t n,
-                                  islot_t *sl, const char **ids, hypothesis_t *found_h, bool *found)
+                                  islot_t *sl, const char **ids)
 {
     char reason[512];
     for (size_t i = 0; i < n; i++) {
@@ -238,11 +238,6 @@ static kafka_verdict_t batch_read(engine_t *e, kafka_in_t *kin, const service_re
         hyp_id_for_insight(sl[i].in.insight_id, sl[i].hyp_id);
         snprintf(sl[i].key, sizeof(sl[i].key), "%s|%s", sl[i].in.component, sl[i].problem);
         ids[i] = sl[i].hyp_id;
-    }
-    int rc = repo_hyp_get_many(e->conf.store, ids, n, found_h, found);
-    if (rc != 0) {
-        log_warn("cannot read the hypotheses of a batch, retrying", "error", store_last_error());
-        return KAFKA_RETRY;
     }
     return KAFKA_OK;
 }
@@ -335,29 +330,29 @@ static kafka_verdict_t refused(kafka_in_t *kin, const service_record_t *recs, is
     return KAFKA_OK;
 }
 
-/* The insight path of one transaction: one $in read of the batch's
- * hypotheses, one debounce query, the decisions in record order, one bulk
- * insert of the new hypotheses, then the records. */
+/* The insight path of one transaction: one query for the batch's hypotheses
+ * and the debounce, the decisions in record order, one bulk insert of the
+ * new hypotheses, then the records. */
 static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const service_record_t *recs, size_t n,
                                       islot_t *sl, const char **ids, hypothesis_t *found_h, bool *found,
                                       bool *store_open, const hypothesis_t **hs, size_t *which,
                                       store_result_t *res, engine_batch_item_t *items, engine_step_t *steps)
 {
     char reason[512];
-    kafka_verdict_t v = batch_read(e, kin, recs, n, sl, ids, found_h, found);
+    kafka_verdict_t v = batch_read(e, kin, recs, n, sl, ids);
     if (v != KAFKA_OK) {
         return v;
     }
-    /* The debounce of the insights without a hypothesis: one query. */
-    const char **problems = ids + n;
+    /* The batch's hypotheses (replays) and the open hypotheses of its
+     * components and problems (the debounce), in one query. */
+    const char **components = ids + n, **problems = ids + 2 * n;
     for (size_t i = 0; i < n; i++) {
-        ids[i] = sl[i].candidate && !found[i] ? sl[i].in.component : NULL;
+        components[i] = sl[i].candidate ? sl[i].in.component : NULL;
         problems[i] = sl[i].problem;
-        store_open[i] = false;
     }
-    int rc = repo_hyp_open_many(e->conf.store, ids, problems, n, store_open);
+    int rc = repo_hyp_lookup_many(e->conf.store, ids, components, problems, n, found_h, found, store_open);
     if (rc != 0) {
-        log_warn("debounce lookup failed, retrying the batch", "error", store_last_error());
+        log_warn("cannot read the hypotheses of a batch, retrying", "error", store_last_error());
         return KAFKA_RETRY;
     }
     /* The decisions, in record order, as one record at a time would make them. */
@@ -428,7 +423,7 @@ kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_
     kafka_verdict_t v = KAFKA_RETRY;
     size_t c = n ? n : 1;
     islot_t *sl = calloc(c, sizeof(*sl));
-    const char **ids = calloc(2 * c, sizeof(*ids)); /* ids, then problems */
+    const char **ids = calloc(3 * c, sizeof(*ids)); /* ids, components, problems */
     hypothesis_t *found_h = calloc(c, sizeof(*found_h));
     bool *found = calloc(c, sizeof(*found));
     bool *store_open = calloc(c, sizeof(*store_open));

@@ -99,12 +99,12 @@ int engine_batch_plan(const engine_batch_item_t *items, size_t n, engine_propose
 
 /* Handles the Insight records of one transaction together (service_batch_fn;
  * `ctx` is the engine), with the semantics of one record at a time: the
- * hypotheses of the batch's insights are read with one $in query; the
- * debounce of the others is one query for the open hypotheses of their
- * components; the policy decides in record order (engine_batch_plan), and a
- * second insight for a component and problem whose hypothesis the batch has
- * just opened is suppressed; the new hypotheses go in one bulk insert-once;
- * then each insight's records. A bad record, or one
+ * hypotheses of the batch's insights (replays) and the open hypotheses of
+ * their components and problems (the debounce) are read in one query
+ * (repo_hyp_lookup_many); the policy decides in record order
+ * (engine_batch_plan), so a second insight for a component and problem whose
+ * hypothesis the batch has just opened is suppressed; the new hypotheses go
+ * in one bulk insert-once; then each insight's records. A bad record, or one
  * whose document the store refuses, goes to the DLQ alone; a transient store
  * failure returns KAFKA_RETRY for the batch; a replay emits the same records. */
 kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_record_t *recs, size_t n);

@@ -168,105 +168,75 @@ static size_t slot_of(const by_id_t *b, const char *id, size_t from)
     return b->n;
 }
 
-static int hyp_by_id(void *arg, const bson_t *doc)
+/* Appends {name: {$in: [values...]}} over the non-NULL values; returns how many. */
+static size_t append_in(bson_t *parent, const char *name, const char *const *values, size_t n)
 {
-    by_id_t *b = arg;
+    bson_t child, in;
+    char idx[16];
+    const char *key;
+    size_t m = 0;
+    BSON_APPEND_DOCUMENT_BEGIN(parent, name, &child);
+    BSON_APPEND_ARRAY_BEGIN(&child, "$in", &in);
+    for (size_t i = 0; i < n; i++) {
+        if (values[i]) {
+            bson_uint32_to_string((uint32_t)m++, &key, idx, sizeof(idx));
+            bson_append_utf8(&in, key, -1, values[i], -1);
+        }
+    }
+    bson_append_array_end(&child, &in);
+    bson_append_document_end(parent, &child);
+    return m;
+}
+
+typedef struct {
+    by_id_t by_id;
+    const char *const *components, *const *problems;
+    bool *open;
+} lookup_t;
+
+static int lookup_one(void *arg, const bson_t *doc)
+{
+    lookup_t *l = arg;
     hypothesis_t h;
     if (hyp_from_bson(doc, &h) != 0) {
         return 0; /* unreadable: as if missing */
     }
     /* The same id may be asked for more than once: fill every slot. */
-    hypothesis_t *out = b->out;
-    for (size_t i = slot_of(b, h.id, 0); i < b->n; i = slot_of(b, h.id, i + 1)) {
+    hypothesis_t *out = l->by_id.out;
+    for (size_t i = slot_of(&l->by_id, h.id, 0); i < l->by_id.n; i = slot_of(&l->by_id, h.id, i + 1)) {
         out[i] = h;
-        b->found[i] = true;
+        l->by_id.found[i] = true;
     }
-    return 0;
-}
-
-/* store_find_ids over the distinct non-NULL ids of ids[0..n). */
-static int find_distinct(store_t *s, const char *coll, const char *const *ids, size_t n,
-                         int (*each)(void *arg, const bson_t *doc), void *arg)
-{
-    const char **uniq = malloc((n ? n : 1) * sizeof(*uniq));
-    if (!uniq) {
-        return HIVE_ENOMEM;
-    }
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool seen = !ids[i];
-        for (size_t j = 0; j < m && !seen; j++) {
-            seen = strcmp(uniq[j], ids[i]) == 0;
-        }
-        if (!seen) {
-            uniq[m++] = ids[i];
-        }
-    }
-    int rc = m ? store_find_ids(s, coll, uniq, m, each, arg) : 0;
-    free(uniq);
-    return rc;
-}
-
-int repo_hyp_get_many(store_t *s, const char *const *ids, size_t n, hypothesis_t *out, bool *out_found)
-{
-    for (size_t i = 0; i < n; i++) {
-        out_found[i] = false;
-    }
-    by_id_t b = {ids, n, out, out_found};
-    return find_distinct(s, REPO_OPTIMIZATIONS, ids, n, hyp_by_id, &b);
-}
-
-typedef struct {
-    const char *const *components, *const *problems;
-    size_t n;
-    bool *open;
-} open_scan_t;
-
-static int open_one(void *arg, const bson_t *doc)
-{
-    open_scan_t *o = arg;
-    const char *component = bdoc_str(doc, "component"), *problem = bdoc_str(doc, "problem");
-    for (size_t i = 0; component && problem && i < o->n; i++) {
-        if (o->components[i] && !strcmp(o->components[i], component) && !strcmp(o->problems[i], problem)) {
-            o->open[i] = true;
+    for (size_t i = 0; repo_hyp_is_open(&h) && i < l->by_id.n; i++) {
+        if (l->components[i] && !strcmp(l->components[i], h.component) &&
+            !strcmp(l->problems[i], h.problem)) {
+            l->open[i] = true;
         }
     }
     return 0;
 }
 
-int repo_hyp_open_many(store_t *s, const char *const *components, const char *const *problems, size_t n,
-                       bool *out_open)
+int repo_hyp_lookup_many(store_t *s, const char *const *ids, const char *const *components,
+                         const char *const *problems, size_t n, hypothesis_t *out, bool *out_found,
+                         bool *out_open)
 {
-    bson_t filter = BSON_INITIALIZER, in, statuses, child;
-    char idx[16];
-    const char *key;
-    size_t m = 0;
+    static const char *const open[] = {"PROPOSED", "AWAITING_APPROVAL", "EXPERIMENTING", "APPROVED"};
     for (size_t i = 0; i < n; i++) {
-        out_open[i] = false;
+        out_found[i] = out_open[i] = false;
     }
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "component", &child);
-    BSON_APPEND_ARRAY_BEGIN(&child, "$in", &in);
-    for (size_t i = 0; i < n; i++) {
-        if (components[i]) {
-            bson_uint32_to_string((uint32_t)m++, &key, idx, sizeof(idx));
-            bson_append_utf8(&in, key, -1, components[i], -1);
-        }
-    }
-    bson_append_array_end(&child, &in);
-    bson_append_document_end(&filter, &child);
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "status", &child);
-    BSON_APPEND_ARRAY_BEGIN(&child, "$in", &statuses);
-    static const hyp_status_t open[] = {HYP_PROPOSED, HYP_AWAITING_APPROVAL, HYP_EXPERIMENTING, HYP_APPROVED};
-    for (size_t i = 0; i < sizeof(open) / sizeof(open[0]); i++) {
-        bson_uint32_to_string((uint32_t)i, &key, idx, sizeof(idx));
-        bson_append_utf8(&statuses, key, -1, hyp_status_name(open[i]), -1);
-    }
-    bson_append_array_end(&child, &statuses);
-    bson_append_document_end(&filter, &child);
-    bson_t *opts = BCON_NEW("projection", "{", "component", BCON_INT32(1), "problem", BCON_INT32(1), "}");
-    open_scan_t o = {components, problems, n, out_open};
-    int rc = m ? store_find(s, REPO_OPTIMIZATIONS, &filter, opts, open_one, &o) : 0;
-    bson_destroy(opts);
+    /* {$or: [{_id: {$in: ids}}, {component: {$in: components}, status: {$in: open}}]} */
+    bson_t filter = BSON_INITIALIZER, or, by_id, by_component;
+    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &by_id);
+    size_t m = append_in(&by_id, "_id", ids, n);
+    bson_append_document_end(& or, &by_id);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &by_component);
+    m += append_in(&by_component, "component", components, n);
+    append_in(&by_component, "status", open, sizeof(open) / sizeof(open[0]));
+    bson_append_document_end(& or, &by_component);
+    bson_append_array_end(&filter, & or);
+    lookup_t l = {{ids, n, out, out_found}, components, problems, out_open};
+    int rc = m ? store_find(s, REPO_OPTIMIZATIONS, &filter, NULL, lookup_one, &l) : 0;
     bson_destroy(&filter);
     return rc;
 }

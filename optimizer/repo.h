@@ -49,16 +49,15 @@ bool repo_hyp_is_open(const hypothesis_t *h);
  * The calls below read with one {_id: {$in: [...]}} query or write with one
  * unordered bulk operation (store.h, "batches"), whatever n is. */
 
-/* Reads the hypotheses ids[0..n) (NULL entries are skipped; an id may appear
- * more than once): out_found[i] tells whether out[i] holds hypothesis ids[i]. */
-int repo_hyp_get_many(store_t *s, const char *const *ids, size_t n, hypothesis_t *out, bool *out_found);
-
-/* The debounce of n insights: out_open[i] is true when components[i] has an
- * open hypothesis (repo_hyp_is_open) for problems[i] (entries with a NULL
- * component are skipped). One query: {component: {$in}, status: {$in: the
- * open statuses}}. */
-int repo_hyp_open_many(store_t *s, const char *const *components, const char *const *problems, size_t n,
-                       bool *out_open);
+/* What the insight path needs of n insights, in ONE query (a scan on a
+ * server that does not use the indexes costs the same for one id as for
+ * 500): out_found[i] tells whether out[i] holds hypothesis ids[i], and
+ * out_open[i] whether components[i] has an open hypothesis (repo_hyp_is_open)
+ * for problems[i]. NULL ids or components are skipped; an id may appear more
+ * than once. {$or: [{_id: {$in}}, {component: {$in}, status: {$in: open}}]}. */
+int repo_hyp_lookup_many(store_t *s, const char *const *ids, const char *const *components,
+                         const char *const *problems, size_t n, hypothesis_t *out, bool *out_found,
+                         bool *out_open);
 
 /* Inserts the new hypotheses hs[0..n) in one bulk insert-once; out[i] is
  * hs[i]'s own outcome (store_bulk_insert_once: a replay writes nothing and
