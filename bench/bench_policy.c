@@ -161,7 +161,9 @@ static int run_policy(learn_policy_kind_t kind, long decisions, int seeds, resul
             }
             double improvement =
                 d.action == ACTION_NOOP_ID ? 0.0 : env.mu[i][d.action] + NOISE_SD * learn_rng_gaussian(&erng);
-            learn_policy_update(p, s, d.action, learn_policy_reward(p, d.action, improvement));
+            double reward =
+                d.action == ACTION_NOOP_ID ? 0.0 : learn_policy_reward(p, d.action, true, improvement);
+            learn_policy_update(p, s, d.action, reward);
         }
         sum += regret;
         sum2 += regret * regret;

@@ -573,6 +573,27 @@ static bool topic_listed(rd_kafka_t *rk, const char *topic, int timeout_ms)
     return found;
 }
 
+int kafka_topic_ready(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return 0;
+    }
+    int ready = 0;
+    for (int i = 0; i < md->topic_cnt; i++) {
+        const struct rd_kafka_metadata_topic *t = &md->topics[i];
+        if (strcmp(t->topic, topic) != 0 || t->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            continue;
+        }
+        ready = t->partition_cnt;
+        for (int j = 0; j < t->partition_cnt; j++) {
+            ready = t->partitions[j].leader >= 0 ? ready : 0;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return ready;
+}
+
 int kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, const char *const *config,
                        int timeout_ms, char *err, size_t errlen)
 {

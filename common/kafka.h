@@ -209,6 +209,12 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
 int kafka_pipeline_add_timer(kafka_pipeline_t *p, const char *name, uint64_t interval_ms, kafka_tick_fn fn,
                              void *ctx);
 
+/* The last committed slot of timer `name` (its marker), or INT64_MIN when none
+ * is known or the name is unknown. Meant for a tick, on the worker: it is then
+ * the last slot committed before the running one, so a tick can tell whether
+ * what it staged outside Kafka in an earlier slot was committed with it. */
+int64_t kafka_pipeline_timer_marker(const kafka_pipeline_t *p, const char *name);
+
 /* Initialises the transactions on a worker (retrying while the broker is
  * unreachable), creates timers_topic when timers were added and it is missing,
  * then subscribes and starts consuming. Returns 0, or -1 when

@@ -325,6 +325,13 @@ int64_t kafka_timers_next_wake_ms(const kafka_timers_t *ts, int64_t now_ms);
 
 /* ---- Topics ------------------------------------------------------------------------ */
 
+/* Its number of partitions once `topic` is in `rk`'s metadata with every
+ * partition led, else 0. Asking
+ * through the consumer also fills its metadata cache, so a subscription made
+ * right after sees a topic just created instead of waiting for the next
+ * periodic refresh (minutes). Blocking, up to `timeout_ms`. */
+int kafka_topic_ready(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
 /* Creates `topic` with `partitions` partitions, the broker's replication
  * factor and the NULL-terminated key/value `config`, unless it exists
  * (blocking, up to `timeout_ms`: a worker thread only). Returns 0, or -1 with a

@@ -643,6 +643,26 @@ static void init_work(uv_work_t *w)
     for (int try = 0; try < INIT_TOPIC_TRIES && !atomic_load(&p->stop_flag); try++) {
         if (kafka_topic_ensure(p->producer, p->timers_topic, 1, compact, INIT_TRY_MS, err, sizeof(err)) ==
             0) {
+            /* Subscribe only once the consumer sees it led, or the timers
+             * partition would wait for the next metadata refresh. */
+            for (int wait = 0; wait < INIT_TOPIC_TRIES && !atomic_load(&p->stop_flag); wait++) {
+                int parts = kafka_topic_ready(p->consumer, p->timers_topic, INIT_TRY_MS);
+                if (parts == 1) {
+                    return;
+                }
+                if (parts > 1) {
+                    /* The owner of partition 0 runs the timers and writes its
+                     * markers there: more partitions would split them. */
+                    snprintf(
+                        p->init_why, sizeof(p->init_why),
+                        "timers topic %s has %d partitions; it must have exactly 1 (cleanup.policy=compact)",
+                        p->timers_topic, parts);
+                    p->init_failed = true;
+                    return;
+                }
+                usleep(200 * 1000);
+            }
+            log_warn("kafka timers topic not led yet; subscribing anyway", "topic", p->timers_topic);
             return;
         }
         log_warn("kafka timers topic not created, retrying", "topic", p->timers_topic, "error", err);
@@ -1061,6 +1081,16 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
 fail:
     kafka_pipeline_destroy(p);
     return NULL;
+}
+
+int64_t kafka_pipeline_timer_marker(const kafka_pipeline_t *p, const char *name)
+{
+    for (size_t i = 0; p && name && i < p->timers.n; i++) {
+        if (strcmp(p->timers.v[i].name, name) == 0) {
+            return p->timers.v[i].marker;
+        }
+    }
+    return INT64_MIN;
 }
 
 int kafka_pipeline_add_timer(kafka_pipeline_t *p, const char *name, uint64_t interval_ms, kafka_tick_fn fn,

@@ -824,25 +824,24 @@ static int server_code(uint32_t code)
     return store_error_code(&e);
 }
 
-int store_bulk_upsert(store_t *s, const char *coll, const store_doc_t *docs, size_t n, store_result_t *out)
+/* The update statements of one command. FerretDB 1.24 leaves the query of
+ * each statement that matched a document open (its backend connection held)
+ * until the command ends; once the backend's pool is used up (100
+ * connections on SQLite, 50 on PostgreSQL) the command waits for a
+ * connection for ever, and so does every later command on that database. So
+ * a bulk upsert goes to the server UPSERT_CHUNK statements at a time. */
+#define UPSERT_CHUNK 8
+
+/* One unordered bulk of replace-or-insert by _id for docs[0..n), n <= UPSERT_CHUNK. */
+static int bulk_upsert_chunk(op_t *o, const store_doc_t *docs, size_t n, store_result_t *out)
 {
-    if (n > 0 && (!docs || !out)) {
-        return fail(HIVE_EINVAL, "no documents or no results");
-    }
-    if (batch_begin(docs, n, out) == 0) {
-        return 0;
-    }
-    op_t op;
-    int rc = op_begin(&op, s, coll);
-    if (rc) {
-        return rc;
-    }
+    int rc = 0;
     bson_t bopts = BSON_INITIALIZER, uopts = BSON_INITIALIZER, reply;
     bson_error_t error;
     size_t appended = 0;
     BSON_APPEND_BOOL(&bopts, "ordered", false);
     BSON_APPEND_BOOL(&uopts, "upsert", true);
-    mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(op.coll, &bopts);
+    mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(o->coll, &bopts);
     for (size_t i = 0; i < n; i++) {
         if (out[i].status != 0) {
             continue;
@@ -868,7 +867,7 @@ int store_bulk_upsert(store_t *s, const char *coll, const store_doc_t *docs, siz
             if (out[i].status != 0) {
                 continue;
             }
-            int one = upsert_one(op.coll, docs[i].id, docs[i].doc);
+            int one = upsert_one(o->coll, docs[i].id, docs[i].doc);
             if (hive_err_transient(one)) {
                 rc = one;
             } else if (one != 0) {
@@ -882,6 +881,25 @@ int store_bulk_upsert(store_t *s, const char *coll, const store_doc_t *docs, siz
     mongoc_bulk_operation_destroy(bulk);
     bson_destroy(&uopts);
     bson_destroy(&bopts);
+    return rc;
+}
+
+int store_bulk_upsert(store_t *s, const char *coll, const store_doc_t *docs, size_t n, store_result_t *out)
+{
+    if (n > 0 && (!docs || !out)) {
+        return fail(HIVE_EINVAL, "no documents or no results");
+    }
+    if (batch_begin(docs, n, out) == 0) {
+        return 0;
+    }
+    op_t op;
+    int rc = op_begin(&op, s, coll);
+    if (rc) {
+        return rc;
+    }
+    for (size_t at = 0; rc == 0 && at < n; at += UPSERT_CHUNK) {
+        rc = bulk_upsert_chunk(&op, docs + at, n - at < UPSERT_CHUNK ? n - at : UPSERT_CHUNK, out + at);
+    }
     op_end(&op);
     return rc;
 }
@@ -1021,29 +1039,43 @@ int store_bulk_insert_once(store_t *s, const char *coll, const store_doc_t *docs
     return rc;
 }
 
-/* Runs {_id: {$in: ids}} (only _id when `ids_only`) and hands each document to `each`. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Reads each distinct id of ids[0..n) with its own {_id: id} query (only _id
+ * when `ids_only`) and hands each document found to `each`. One query per id,
+ * not one {_id: {$in: ids}}: FerretDB 1.24 pushes down to its backend only
+ * top-level equalities, so an $in reads the whole collection. */
 static int find_ids(mongoc_collection_t *coll, const char *const *ids, size_t n, bool ids_only,
                     int (*each)(void *arg, const bson_t *doc), void *arg)
 {
-    bson_t filter = BSON_INITIALIZER, cond, arr, opts = BSON_INITIALIZER, proj;
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &cond);
-    BSON_APPEND_ARRAY_BEGIN(&cond, "$in", &arr);
-    for (size_t i = 0; i < n; i++) {
-        char buf[16];
-        const char *key;
-        bson_uint32_to_string((uint32_t)i, &key, buf, sizeof(buf));
-        bson_append_utf8(&arr, key, -1, ids[i], -1);
+    const char **sorted = malloc(n * sizeof(*sorted));
+    if (!sorted) {
+        return fail(HIVE_ENOMEM, NULL);
     }
-    bson_append_array_end(&cond, &arr);
-    bson_append_document_end(&filter, &cond);
+    memcpy(sorted, ids, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), cmp_str);
+    bson_t opts = BSON_INITIALIZER, proj;
+    BSON_APPEND_INT64(&opts, "limit", 1);
     if (ids_only) {
         BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
         BSON_APPEND_INT32(&proj, "_id", 1);
         bson_append_document_end(&opts, &proj);
     }
-    int rc = run_find(coll, &filter, &opts, each, arg);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i > 0 && strcmp(sorted[i], sorted[i - 1]) == 0) {
+            continue;
+        }
+        bson_t filter = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&filter, "_id", sorted[i]);
+        rc = run_find(coll, &filter, &opts, each, arg);
+        bson_destroy(&filter);
+    }
     bson_destroy(&opts);
-    bson_destroy(&filter);
+    free(sorted);
     return rc;
 }
 

@@ -164,7 +164,9 @@ typedef struct {
  * unordered update batch by stopping at the first refused document and
  * reporting it at index 0; so when any document is refused, the batch is
  * replayed one document at a time, which is idempotent and gives each
- * document its own answer.) */
+ * document its own answer.) The documents go to the server a few per
+ * command: FerretDB 1.24 holds a backend connection per matched update
+ * until the command ends and hangs once its pool is used up. */
 int store_bulk_upsert(store_t *s, const char *coll, const store_doc_t *docs, size_t n, store_result_t *out);
 
 /* BLOCKING. Inserts each of docs[0..n) unless a document with its _id exists,
@@ -173,9 +175,10 @@ int store_bulk_upsert(store_t *s, const char *coll, const store_doc_t *docs, siz
 int store_bulk_insert_once(store_t *s, const char *coll, const store_doc_t *docs, size_t n,
                            store_result_t *out);
 
-/* BLOCKING. Reads the documents whose _id is one of ids[0..n) with one
- * {_id: {$in: [...]}} query and calls each(arg, doc) for every one found (in
- * no particular order; missing ids are skipped), like store_find. */
+/* BLOCKING. Reads the documents whose _id is one of ids[0..n), one {_id: id}
+ * query per distinct id (an index lookup; FerretDB serves {_id: {$in: ...}}
+ * by reading the whole collection), and calls each(arg, doc) once for every
+ * one found (in no particular order; missing ids are skipped), like store_find. */
 int store_find_ids(store_t *s, const char *coll, const char *const *ids, size_t n,
                    int (*each)(void *arg, const bson_t *doc), void *arg);
 

@@ -3,6 +3,7 @@
 #include "hive_err.h"
 #include "log.h"
 #include "repo.h"
+#include "timeutil.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -83,6 +84,7 @@ static void on_statistics(void *arg, int status, const char *message, const ops_
 void app_refresh_gauges(void *ctx)
 {
     app_t *app = ctx;
+    ops_expire(app->ops, timeutil_wall_ms(), NULL, NULL);
     ops_statistics(app->ops, on_statistics, app);
 }
 
@@ -120,6 +122,7 @@ int app_build(app_t *app, service_t *svc)
         .experiment_duration_s = cfg->experiment_duration_s,
         .traffic_split = cfg->traffic_split,
         .guardrail_error_rate = cfg->guardrail_error_rate,
+        .open_timeout_ms = (int64_t)cfg->hypothesis_timeout_s * 1000,
         .codec = service_codec(svc),
         .store = service_store(svc),
         .learner = app->learner,

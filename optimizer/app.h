@@ -29,6 +29,7 @@ typedef struct {
     double penalty_factor, max_weight_adjustment, risk_threshold, traffic_split, guardrail_error_rate;
     double linucb_alpha;
     long experiment_duration_s, seed;
+    long hypothesis_timeout_s; /* HYPOTHESIS_TIMEOUT_SECONDS */
 } app_config_t;
 
 typedef struct {
@@ -46,7 +47,8 @@ typedef struct {
  * -1 after saying why; app_teardown() then frees what was built. */
 int app_build(app_t *app, service_t *svc);
 
-/* A plain timer (service_timer_t): refreshes the seed's fleet-wide gauges
+/* A plain timer (service_timer_t): expires the hypotheses whose answer is
+ * overdue (ops_expire), then refreshes the seed's fleet-wide gauges
  * (optimization_success_rate, average_improvement_percentage,
  * experiments_active) from MongoDB, so every replica shows the same figures. */
 void app_refresh_gauges(void *app);

@@ -8,11 +8,15 @@
  * Gaussian rather than Beta-Bernoulli because the reward is continuous
  * (improvement - risk * penalty) and a Bernoulli "success" would throw away
  * both the size of the gain and the risk term. A choice draws one sample per
- * action and takes the largest. Its propensity (the probability the argmax
- * falls on that action) has no closed form for more than two actions, so it is
- * estimated by propensity_draws further rounds of sampling, with add-one
- * smoothing: p(a) = (wins(a) + 1) / (draws + n). The estimates sum to 1 over
- * the actions and are never 0, which off-policy estimators divide by.
+ * action and takes the largest. Its propensity, the probability the argmax
+ * falls on the chosen action, is computed for that action only, by
+ * quadrature over its Gaussian posterior:
+ *   P(k) = integral phi_k(x) prod_{j != k} Phi_j(x) dx
+ * (Gauss-Legendre panels cut where a narrower posterior steps from 0 to 1,
+ * absolute error below 1e-6; the two-arm closed form
+ * Phi((m_a - m_b) / sqrt(sd_a^2 + sd_b^2)) is its check). Deterministic and
+ * unbiased: an off-policy estimator dividing by it gets the true weights.
+ * propensity_draws is no longer used (kept so configs stay valid).
  * The posteriors live in a learn_table (value = mean reward, visits = n), so
  * they persist like the Q-table.
  *

@@ -17,7 +17,7 @@
 struct engine_s {
     engine_conf_t conf;
     metric_t *generated, *suppressed, *filtered, *submitted, *succeeded, *failed, *applied, *rollbacks,
-        *duration, *noop;
+        *duration, *noop, *application_failed, *experiment_duration, *weight_magnitude;
 };
 
 engine_t *engine_create(const engine_conf_t *conf)
@@ -35,12 +35,25 @@ engine_t *engine_create(const engine_conf_t *conf)
     e->filtered =
         metrics_counter(m, "insights_filtered_total", "Insights below HIGH priority, ignored", NULL);
     e->noop = metrics_counter(m, "decisions_noop_total", "Decisions that chose to change nothing", NULL);
-    e->submitted = metrics_counter(m, "experiments_submitted_total", "Experiment requests published", "type");
+    e->submitted =
+        metrics_counter(m, "experiments_submitted_total",
+                        "Experiment requests published, by experiment type (AB_TEST, CANARY)", "type");
     e->succeeded =
         metrics_counter(m, "experiments_succeeded_total", "Experiments that met their criteria", NULL);
     e->failed = metrics_counter(m, "experiments_failed_total", "Experiments that did not", NULL);
     e->applied = metrics_counter(m, "optimizations_applied_total", "Optimizations confirmed applied", "type");
     e->rollbacks = metrics_counter(m, "rollbacks_total", "Optimizations rolled back", "type");
+    e->application_failed = metrics_counter(m, "optimizations_failed_total",
+                                            "Optimizations the applier refused or failed to apply", "type");
+    static const double duration_bounds[] = {60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 604800};
+    e->experiment_duration =
+        metrics_histogram(m, "experiment_duration_seconds", "Duration of the experiments with a result", NULL,
+                          duration_bounds, sizeof(duration_bounds) / sizeof(duration_bounds[0]));
+    static const double magnitude_bounds[] = {0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3};
+    e->weight_magnitude =
+        metrics_histogram(m, "weight_adjustment_magnitude",
+                          "Absolute weight change of the WEIGHT_RECALIBRATION optimizations applied", NULL,
+                          magnitude_bounds, sizeof(magnitude_bounds) / sizeof(magnitude_bounds[0]));
     e->duration = metrics_histogram(m, "optimization_processing_duration_seconds",
                                     "Time to process one input record", NULL, NULL, 0);
     return e;
@@ -92,7 +105,7 @@ static int carry_out(engine_t *e, const hypothesis_t *h, unsigned effects, kafka
             add(out, c->experiments_requests_topic, h->experiment_id, bytes, len, reason, rl) != 0) {
             return -1;
         }
-        metric_add(e->submitted, 1, h->type);
+        metric_add(e->submitted, 1, hyp_experiment_type(h));
     }
     if (effects & HYP_EMIT_APPLY) {
         if (records_apply(c->codec, c->commands_topic, h, &bytes, &len, reason, rl) != 0 ||
@@ -278,6 +291,7 @@ static kafka_verdict_t propose(engine_t *e, islot_t *s, char *reason, size_t rl)
         .expected_improvement = d.expected_improvement,
         .propensity = d.propensity,
         .no_change = a->type == ACTION_NO_OP,
+        .open_timeout_ms = e->conf.open_timeout_ms,
     };
     s->effects = hyp_propose(&s->h, &p, e->conf.risk_threshold, timeutil_wall_ms());
     s->no_change = p.no_change;
@@ -306,7 +320,7 @@ static int propose_one(void *arg, size_t i, bool *out_open)
     if (v != KAFKA_OK) {
         return HIVE_EUNAVAILABLE;
     }
-    *out_open = repo_hyp_is_open(&p->sl[i].h);
+    *out_open = hyp_is_open(&p->sl[i].h);
     return 0;
 }
 
@@ -361,7 +375,7 @@ static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const servic
         if (sl[i].candidate && found[i]) {
             sl[i].h = found_h[i];
             sl[i].effects = hyp_effects_of_status(&sl[i].h);
-            items[i].replay_open = repo_hyp_is_open(&sl[i].h);
+            items[i].replay_open = hyp_is_open(&sl[i].h);
         }
     }
     proposer_t pr = {e, kin, recs, sl, ""};
@@ -511,6 +525,36 @@ static kafka_verdict_t on_approval(engine_t *e, avro_value_t *v, kafka_out_t *ou
     return verdict;
 }
 
+/* How far before the experiment's end a degraded telemetry window still
+ * describes the component's state at the end. */
+#define NEXT_STATE_LOOKBACK_MS (15 * 60 * 1000)
+
+/* The state `component` was in when the experiment of result `v` ended: the
+ * latest degraded window the telemetry intake stored between
+ * max(started_at, ended_at - NEXT_STATE_LOOKBACK_MS) and ended_at. None:
+ * healthy again, a terminal transition (*out_has false). */
+static int next_state_of(engine_t *e, avro_value_t *v, const char *component, state_t *out, bool *out_has)
+{
+    *out_has = false;
+    int64_t started = 0, ended = 0;
+    if (avro_get_long(v, "started_at", &started) || avro_get_long(v, "ended_at", &ended) || ended < started) {
+        return 0;
+    }
+    int64_t from = ended - NEXT_STATE_LOOKBACK_MS > started ? ended - NEXT_STATE_LOOKBACK_MS : started;
+    repo_observation_t o;
+    bool found = false;
+    int rc = repo_last_observation(e->conf.store, component, from, ended, &o, &found);
+    if (rc != 0 || !found) {
+        return rc;
+    }
+    priority_t priority = PRIORITY_HIGH;
+    state_priority_parse(o.priority, &priority);
+    state_config_t scfg;
+    state_config_default(&scfg);
+    *out_has = state_from_observation(&scfg, component, o.metric, o.severity, priority, 0.0, out) == 0;
+    return 0;
+}
+
 static kafka_verdict_t on_result(engine_t *e, avro_value_t *v, kafka_out_t *out, char *reason, size_t rl)
 {
     const char *experiment_id = NULL, *id = NULL, *status = NULL, *decision = NULL, *why = "";
@@ -539,16 +583,32 @@ static kafka_verdict_t on_result(engine_t *e, avro_value_t *v, kafka_out_t *out,
         goto done;
     }
     bool success = hyp_result_success(status, decision, improvement, e->conf.min_improvement);
-    double reward = learner_reward(e->conf.learner, action, improvement);
+    double reward = learner_reward(e->conf.learner, action, success, improvement);
     hyp_status_t before = h.status;
     unsigned effects = hyp_on_result(&h, success, improvement, reward, why, timeutil_wall_ms());
     bool moved = h.status != before;
     bool replay = !moved && h.has_result && strcmp(h.experiment_id, experiment_id) == 0;
     if ((effects & HYP_LEARN) || replay) {
+        /* s': the component's state at the experiment's end, from its telemetry. */
+        state_t next_state;
+        bool has_next = false;
+        int rc = next_state_of(e, v, h.component, &next_state, &has_next);
+        if (rc != 0) {
+            verdict = store_verdict(rc, "reading the telemetry after the experiment", reason, rl);
+            goto done;
+        }
         /* Counted at most once per experiment, across replays and replicas. */
         bool counted = false;
-        int rc =
-            learner_learn(e->conf.learner, e->conf.store, &st, action, h.reward, experiment_id, &counted);
+        const learner_result_t r = {
+            .state = &st,
+            .action = action,
+            .reward = h.reward,
+            .success = success,
+            .improvement = improvement,
+            .next = has_next ? &next_state : NULL,
+            .experiment_id = experiment_id,
+        };
+        rc = learner_learn(e->conf.learner, e->conf.store, &r, &counted);
         if (rc != 0) {
             verdict = store_verdict(rc, "saving the learning update", reason, rl);
             goto done;
@@ -556,6 +616,11 @@ static kafka_verdict_t on_result(engine_t *e, avro_value_t *v, kafka_out_t *out,
     }
     if (moved) {
         metric_add(success ? e->succeeded : e->failed, 1);
+        int64_t started = 0, ended = 0;
+        if (!avro_get_long(v, "started_at", &started) && !avro_get_long(v, "ended_at", &ended) &&
+            ended >= started) {
+            metric_observe(e->experiment_duration, (double)(ended - started) / 1000.0);
+        }
         log_info("experiment result", "optimization_id", h.id, "experiment_id", experiment_id, "status",
                  hyp_status_name(h.status));
     }
@@ -586,8 +651,18 @@ static kafka_verdict_t on_applied(engine_t *e, avro_value_t *v, char *reason, si
                 verdict = store_verdict(rc, "storing the hypothesis", reason, rl);
             } else if (h.status == HYP_APPLIED) {
                 metric_add(e->applied, 1, h.type);
+                uint16_t aid;
+                const learn_action_t *a =
+                    learn_action_find(h.action, &aid) == 0 ? learn_action_get(aid) : NULL;
+                if (a && a->type == ACTION_WEIGHT_RECALIBRATION) {
+                    metric_observe(e->weight_magnitude, fabs(a->param.weight.delta));
+                }
             } else if (h.status == HYP_ROLLED_BACK) {
                 metric_add(e->rollbacks, 1, h.type);
+            } else if (h.status == HYP_FAILED) {
+                metric_add(e->application_failed, 1, h.type);
+                log_warn("the applier did not apply the optimization", "optimization_id", h.id, "event_type",
+                         type, "reason", h.reason);
             }
         }
     }

@@ -6,7 +6,7 @@
  *                         -> ApprovalRequest (risk > threshold) or ExperimentRequest
  *   approvals.responses   -> ExperimentRequest or REJECTED
  *   experiments.results   -> reward, learning update, APPLY command or REJECTED
- *   optimization.applied  -> APPLIED or ROLLED_BACK
+ *   optimization.applied  -> APPLIED, ROLLED_BACK, or FAILED (the applier refused or failed)
  *
  * Runs as the Kafka pipeline's transform (worker thread): MongoDB writes first,
  * then the records, all committed with the consumed offsets. A replay of an
@@ -35,6 +35,7 @@ typedef struct {
     long experiment_duration_s;  /* EXPERIMENT_DURATION_SECONDS */
     double traffic_split;        /* EXPERIMENT_TRAFFIC_SPLIT */
     double guardrail_error_rate; /* abort above this error rate; seed: 0.05 */
+    int64_t open_timeout_ms;     /* HYPOTHESIS_TIMEOUT_SECONDS: how long a hypothesis waits for an answer */
     avro_codec_t *codec;         /* borrowed */
     store_t *store;              /* borrowed */
     learner_t *learner;          /* borrowed */

@@ -92,6 +92,7 @@ unsigned hyp_propose(hypothesis_t *h, const hyp_proposal_t *p, double risk_thres
     h->risk = p->risk;
     h->expected_improvement = p->expected_improvement;
     h->propensity = p->propensity;
+    h->open_timeout_ms = p->open_timeout_ms > 0 ? p->open_timeout_ms : HYP_DEFAULT_OPEN_TIMEOUT_MS;
     snprintf(h->experiment_id, sizeof(h->experiment_id), "exp-%s", h->id + 4);
     h->created_at_ms = h->updated_at_ms = now_ms;
     format_cut(
@@ -105,12 +106,19 @@ unsigned hyp_propose(hypothesis_t *h, const hyp_proposal_t *p, double risk_thres
         COPY(h->reason, "the policy chose to change nothing");
         return 0;
     }
+    h->expires_at_ms = now_ms + h->open_timeout_ms;
     if (h->risk > risk_threshold) {
         h->status = HYP_AWAITING_APPROVAL;
         return HYP_EMIT_APPROVAL_REQUEST;
     }
     h->status = HYP_EXPERIMENTING;
     return HYP_EMIT_EXPERIMENT_REQUEST;
+}
+
+/* The open timeout of a hypothesis stored before it had one. */
+static int64_t open_timeout(const hypothesis_t *h)
+{
+    return h->open_timeout_ms > 0 ? h->open_timeout_ms : HYP_DEFAULT_OPEN_TIMEOUT_MS;
 }
 
 unsigned hyp_on_approval(hypothesis_t *h, bool approved, const char *reason, int64_t now_ms)
@@ -121,8 +129,10 @@ unsigned hyp_on_approval(hypothesis_t *h, bool approved, const char *reason, int
     h->updated_at_ms = now_ms;
     if (approved) {
         h->status = HYP_EXPERIMENTING;
+        h->expires_at_ms = now_ms + open_timeout(h); /* the experiment's own wait starts now */
         return HYP_EMIT_EXPERIMENT_REQUEST;
     }
+    h->expires_at_ms = 0;
     h->status = HYP_REJECTED;
     COPY(h->reason, reason && *reason ? reason : "rejected by the approver");
     return 0;
@@ -135,6 +145,7 @@ unsigned hyp_on_result(hypothesis_t *h, bool success, double improvement, double
         return 0;
     }
     h->updated_at_ms = now_ms;
+    h->expires_at_ms = 0;
     h->has_result = true;
     h->improvement = improvement;
     h->reward = reward;
@@ -166,9 +177,30 @@ unsigned hyp_on_applied(hypothesis_t *h, bool applied, bool rolled_back, const c
         h->status = HYP_APPLIED;
         return 0;
     }
-    h->status = HYP_ROLLED_BACK; /* the application failed: automatic rollback */
-    COPY(h->reason, reason && *reason ? reason : "the application failed");
+    h->status = HYP_FAILED; /* refused or failed by the applier: nothing applied */
+    COPY(h->reason, reason && *reason ? reason : "the applier did not apply the change");
     return 0;
+}
+
+bool hyp_expire(hypothesis_t *h, int64_t now_ms)
+{
+    if ((h->status != HYP_AWAITING_APPROVAL && h->status != HYP_EXPERIMENTING) || h->expires_at_ms <= 0 ||
+        now_ms < h->expires_at_ms) {
+        return false;
+    }
+    format_cut(h->reason, sizeof(h->reason), "%s within %lld s: expired",
+               h->status == HYP_AWAITING_APPROVAL ? "no approval response" : "no experiment result",
+               (long long)(open_timeout(h) / 1000));
+    h->status = HYP_EXPIRED;
+    h->expires_at_ms = 0;
+    h->updated_at_ms = now_ms;
+    return true;
+}
+
+bool hyp_is_open(const hypothesis_t *h)
+{
+    return h->status == HYP_PROPOSED || h->status == HYP_AWAITING_APPROVAL ||
+           h->status == HYP_EXPERIMENTING || h->status == HYP_APPROVED;
 }
 
 unsigned hyp_request_rollback(const hypothesis_t *h, bool *out_conflict)

@@ -6,7 +6,13 @@
  *                                     experiment failed ──> REJECTED <───┤
  *                                     experiment succeeded ──> APPROVED ─┘ (APPLY sent)
  *   APPROVED ──applied──> APPLIED ──rollback confirmed──> ROLLED_BACK
- *   APPROVED ──application failed──> ROLLED_BACK
+ *   APPROVED ──the applier refused or failed (REJECTED, FAILED)──> FAILED
+ *   AWAITING_APPROVAL, EXPERIMENTING ──no answer by expires_at──> EXPIRED
+ *
+ * A hypothesis waits for an answer (the Queen Agent's, the experiment's) at
+ * most its open timeout: expires_at is set when it enters AWAITING_APPROVAL
+ * or EXPERIMENTING, and hyp_expire closes it once passed, so one lost
+ * response never blocks its component and problem for good.
  *
  * Pure: each event is a function from (hypothesis, event, now) to the new
  * hypothesis and the effects the shell must carry out (records to produce, a
@@ -26,7 +32,9 @@
     X(APPROVED)                                                                                              \
     X(APPLIED)                                                                                               \
     X(REJECTED)                                                                                              \
-    X(ROLLED_BACK)
+    X(ROLLED_BACK)                                                                                           \
+    X(FAILED)                                                                                                \
+    X(EXPIRED)
 
 typedef enum {
 #define X(name) HYP_##name,
@@ -58,16 +66,22 @@ typedef struct {
     char experiment_id[32]; /* "exp-" + the hypothesis id's hex */
     bool has_result;
     double improvement, reward;
-    char reason[256];    /* why rejected or rolled back */
+    char reason[256];    /* why rejected, failed, expired or rolled back */
     char rationale[512]; /* one sentence an operator can read */
     int64_t created_at_ms, updated_at_ms;
+    int64_t open_timeout_ms; /* how long it may wait for an answer */
+    int64_t expires_at_ms;   /* while AWAITING_APPROVAL or EXPERIMENTING: the deadline; else 0 */
 } hypothesis_t;
+
+/* The open timeout when a proposal names none: 24 hours. */
+#define HYP_DEFAULT_OPEN_TIMEOUT_MS (24LL * 3600 * 1000)
 
 /* What the policy decided, as the lifecycle needs it. */
 typedef struct {
     const char *insight_id, *component, *problem, *state_key, *action, *type, *policy, *description;
     double q_value, confidence, risk, expected_improvement, propensity;
-    bool no_change; /* the policy chose to change nothing (NO_OP) */
+    bool no_change;          /* the policy chose to change nothing (NO_OP) */
+    int64_t open_timeout_ms; /* HYPOTHESIS_TIMEOUT_SECONDS; 0 = HYP_DEFAULT_OPEN_TIMEOUT_MS */
 } hyp_proposal_t;
 
 const char *hyp_status_name(hyp_status_t s);
@@ -94,9 +108,20 @@ unsigned hyp_on_approval(hypothesis_t *h, bool approved, const char *reason, int
 unsigned hyp_on_result(hypothesis_t *h, bool success, double improvement, double reward, const char *reason,
                        int64_t now_ms);
 
-/* The applier's confirmation: `applied` true for APPLIED, false for a failed
- * application (automatic rollback); `rolled_back` for a confirmed rollback. */
+/* The applier's confirmation: `applied` true for APPLIED; `rolled_back` for a
+ * confirmed rollback; neither for an applier that refused (REJECTED) or
+ * failed (FAILED) the change: the hypothesis becomes FAILED, nothing was
+ * applied and nothing is rolled back. */
 unsigned hyp_on_applied(hypothesis_t *h, bool applied, bool rolled_back, const char *reason, int64_t now_ms);
+
+/* Closes a hypothesis still waiting for an answer once `now_ms` reaches its
+ * expires_at: EXPIRED, with the reason naming what did not come. Returns true
+ * when it expired it; false (unchanged) otherwise. */
+bool hyp_expire(hypothesis_t *h, int64_t now_ms);
+
+/* True while the hypothesis holds its component and problem (the debounce):
+ * PROPOSED, AWAITING_APPROVAL, EXPERIMENTING or APPROVED. */
+bool hyp_is_open(const hypothesis_t *h);
 
 /* An operator's rollback request: only an APPLIED hypothesis can be rolled
  * back. Returns HYP_EMIT_ROLLBACK, or 0 with *out_conflict set when the status

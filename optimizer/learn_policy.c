@@ -2,6 +2,7 @@
 #include "learn_policy.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,16 @@ struct learn_policy_s {
     learn_policy_config_t cfg;
     qlearn_t *qlearn;
     bandit_t *bandit;
+    learn_table_t *observed; /* mean improvement per (state, action); LinUCB: per action */
 };
+
+static bool is_linucb(const learn_policy_t *p);
+
+/* The row key of `s` in the observed table. */
+static const char *observed_key(const learn_policy_t *p, const char *state_key)
+{
+    return is_linucb(p) ? "linucb" : state_key;
+}
 
 static const char *const kind_names[] = {"qlearning", "thompson", "linucb"};
 #define KIND_COUNT (sizeof(kind_names) / sizeof(kind_names[0]))
@@ -75,8 +85,9 @@ learn_policy_t *learn_policy_create(const learn_policy_config_t *cfg)
         p->bandit =
             bandit_create(cfg->kind == POLICY_THOMPSON ? BANDIT_THOMPSON : BANDIT_LINUCB, &cfg->bandit);
     }
-    if (p->qlearn == NULL && p->bandit == NULL) {
-        free(p);
+    p->observed = learn_table_create(0.0);
+    if ((p->qlearn == NULL && p->bandit == NULL) || p->observed == NULL) {
+        learn_policy_destroy(p);
         return NULL;
     }
     return p;
@@ -89,6 +100,7 @@ void learn_policy_destroy(learn_policy_t *p)
     }
     qlearn_destroy(p->qlearn);
     bandit_destroy(p->bandit);
+    learn_table_destroy(p->observed);
     free(p);
 }
 
@@ -115,8 +127,10 @@ int learn_policy_choose(learn_policy_t *p, const state_t *s, learn_rng_t *rng, l
     if (rc < 0) {
         return rc;
     }
-    if (d.visits > 0) {
-        d.expected_improvement = d.value + d.risk * p->cfg.reward.penalty_factor;
+    uint64_t seen = 0;
+    double mean = learn_policy_observed(p, s, d.action, &seen);
+    if (seen > 0) {
+        d.expected_improvement = mean;
     }
     *out = d;
     return 0;
@@ -137,6 +151,53 @@ int learn_policy_update_next(learn_policy_t *p, const state_t *s, uint16_t actio
     uint16_t next_actions[ACTION_COUNT];
     size_t next_n = learn_policy_actions(p, next, next_actions);
     return qlearn_update(p->qlearn, s, action, reward, next, next_actions, next_n, NULL);
+}
+
+int learn_policy_observe(learn_policy_t *p, const state_t *s, uint16_t action, bool success,
+                         double improvement)
+{
+    if (p == NULL || s == NULL || action >= ACTION_COUNT || !isfinite(improvement)) {
+        return -EINVAL;
+    }
+    double gained = success ? improvement : fmin(improvement, 0.0);
+    learn_table_row_t *row = learn_table_upsert(p->observed, observed_key(p, s->key));
+    if (row == NULL) {
+        return -ENOMEM;
+    }
+    row->visits[action]++;
+    row->value[action] += (gained - row->value[action]) / (double)row->visits[action];
+    row->known |= 1ULL << action;
+    return 0;
+}
+
+double learn_policy_observed(const learn_policy_t *p, const state_t *s, uint16_t action, uint64_t *out_n)
+{
+    const char *key = observed_key(p, s->key);
+    *out_n = learn_table_visits(p->observed, key, action);
+    return learn_table_value(p->observed, key, action);
+}
+
+int learn_policy_reset(learn_policy_t *p, const state_t *s, uint16_t action)
+{
+    if (p == NULL || s == NULL || action >= ACTION_COUNT) {
+        return -EINVAL;
+    }
+    int rc = learn_table_set(p->observed, observed_key(p, s->key), action, 0.0, 0);
+    if (rc != 0) {
+        return rc;
+    }
+    const char *name = learn_action_get(action)->name;
+    if (p->qlearn != NULL) {
+        return qlearn_load(p->qlearn, s->key, name, p->cfg.qlearn.initial_q, 0);
+    }
+    if (!is_linucb(p)) {
+        return bandit_load(p->bandit, s->key, name, 0.0, 0);
+    }
+    double A[BANDIT_DIM * BANDIT_DIM] = {0}, b[BANDIT_DIM] = {0};
+    for (size_t i = 0; i < BANDIT_DIM; i++) {
+        A[i * BANDIT_DIM + i] = p->cfg.bandit.ridge;
+    }
+    return bandit_linucb_load(p->bandit, action, A, b, 0);
 }
 
 int learn_policy_update(learn_policy_t *p, const state_t *s, uint16_t action, double reward)
@@ -167,10 +228,10 @@ int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_
     return 0;
 }
 
-double learn_policy_reward(const learn_policy_t *p, uint16_t action, double improvement)
+double learn_policy_reward(const learn_policy_t *p, uint16_t action, bool success, double improvement)
 {
     const learn_action_t *a = learn_action_get(action);
-    return a != NULL ? learn_reward_compute(&p->cfg.reward, improvement, a->risk) : 0.0;
+    return a != NULL ? learn_reward_outcome(&p->cfg.reward, success, improvement, a->risk) : 0.0;
 }
 
 qlearn_t *learn_policy_qlearn(learn_policy_t *p)
@@ -240,14 +301,28 @@ int learn_policy_export(learn_policy_t *p, const state_t *s, uint16_t action, le
         }
         e.visits = e.n;
     }
+    e.improvement = learn_policy_observed(p, s, action, &e.improvement_n);
     *out = e;
     return 0;
+}
+
+/* The observed mean improvement an entry carries. */
+static int import_observed(learn_policy_t *p, const learn_policy_entry_t *e)
+{
+    bool has = e->improvement_n > 0 && isfinite(e->improvement);
+    int rc = learn_table_load(p->observed, observed_key(p, e->state_key), e->action_name,
+                              has ? e->improvement : 0.0, has ? e->improvement_n : 0);
+    return rc == -ENOENT ? 0 : rc;
 }
 
 int learn_policy_import(learn_policy_t *p, const learn_policy_entry_t *e)
 {
     if (p == NULL || e == NULL || e->action_name == NULL) {
         return -EINVAL;
+    }
+    int rc = import_observed(p, e);
+    if (rc != 0) {
+        return rc;
     }
     if (p->qlearn != NULL) {
         return qlearn_load(p->qlearn, e->state_key, e->action_name, e->value, e->visits);

@@ -4,9 +4,11 @@
  * learner sits behind it is a config string, "qlearning" (the seed's
  * epsilon-greedy Q-learning, qlearn.h), "thompson" or "linucb" (bandit.h).
  * The policy computes the applicable actions of a state (learn_action_applicable
- * with max_weight_adjustment) and turns a learned value back into an expected
- * improvement: value + risk * penalty_factor once the (state, action) has
- * been observed, the action's prior before.
+ * with max_weight_adjustment) and reports the expected improvement of a
+ * decision: the mean improvement observed for (state, action) once one was
+ * observed (learn_policy_observe), the action's prior before. The learned
+ * value is not used for it: Q moves by alpha per result, so a Q-derived
+ * figure would report a fraction of what was measured.
  *
  * The shell persists the learner it holds: learn_policy_qlearn / learn_policy_bandit give
  * access to their tables and models. No I/O, no clock, no globals.
@@ -74,15 +76,34 @@ int learn_policy_update(learn_policy_t *p, const state_t *s, uint16_t action, do
 int learn_policy_update_next(learn_policy_t *p, const state_t *s, uint16_t action, double reward,
                              const state_t *next);
 
+/* Records the improvement an experiment of `action` in `s` gained: the
+ * measured improvement when it succeeded, min(improvement, 0) otherwise (a
+ * failed change is never applied, so its gain is at most nothing). Keeps the
+ * running mean per (state, action) (per action for LinUCB, whose model all
+ * states share). Returns 0, -EINVAL or -ENOMEM. */
+int learn_policy_observe(learn_policy_t *p, const state_t *s, uint16_t action, bool success,
+                         double improvement);
+
+/* The observed mean improvement of `action` in `s` and how many results it
+ * averages (0 and 0 before any). */
+double learn_policy_observed(const learn_policy_t *p, const state_t *s, uint16_t action, uint64_t *out_n);
+
+/* Puts the entry of `action` in `s` back to the prior: nothing learned,
+ * nothing observed (Q initial_q, Thompson mean 0, LinUCB A = ridge I, b = 0;
+ * for LinUCB the action's shared model). Returns 0, -EINVAL or -ENOMEM. */
+int learn_policy_reset(learn_policy_t *p, const state_t *s, uint16_t action);
+
 /* The probability of each action being chosen in `s` now, indexed by action
  * id (0 for actions not applicable). Thompson's is estimated by resampling
  * from `rng`. Returns 0 or -EINVAL. */
 int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_rng_t *rng,
                                double out[ACTION_COUNT]);
 
-/* The reward of seed 000 for an observed improvement of `action`, with the
- * policy's reward config. 0 for an unknown action. */
-double learn_policy_reward(const learn_policy_t *p, uint16_t action, double improvement);
+/* The reward of seed 000 for an experiment of `action` that ended with
+ * `success` and showed `improvement`, with the policy's reward config
+ * (learn_reward_outcome: negative whenever success is false). 0 for an
+ * unknown action. */
+double learn_policy_reward(const learn_policy_t *p, uint16_t action, bool success, double improvement);
 
 /* What the policy has learned about one (state, action), as the shell stores
  * it. `value` and `visits` are the table's (Q, or the Thompson posterior
@@ -97,6 +118,8 @@ typedef struct {
     double A[BANDIT_DIM * BANDIT_DIM];
     double b[BANDIT_DIM];
     uint64_t n;
+    double improvement;     /* observed mean improvement (learn_policy_observe) */
+    uint64_t improvement_n; /* results it averages */
 } learn_policy_entry_t;
 
 /* Writes into `out` (`cap` bytes) the key under which the entry of `action` in

@@ -41,3 +41,17 @@ double learn_reward_compute(const learn_reward_config_t *cfg, double improvement
     double term = improvement >= cfg->min_improvement ? improvement : fmin(improvement, 0.0);
     return term - risk * cfg->penalty_factor;
 }
+
+double learn_reward_outcome(const learn_reward_config_t *cfg, bool success, double improvement, double risk)
+{
+    learn_reward_config_t def;
+    if (cfg == NULL) {
+        learn_reward_config_default(&def);
+        cfg = &def;
+    }
+    if (success && improvement >= cfg->min_improvement) {
+        return learn_reward_compute(cfg, improvement, risk);
+    }
+    double cost = fmax(cfg->min_improvement, LEARN_REWARD_FAILURE_MIN);
+    return fmin(improvement, 0.0) - fmax(risk, 0.0) * cfg->penalty_factor - cost;
+}

@@ -3,6 +3,7 @@
 #include "bdoc.h"
 #include "hive_err.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +63,11 @@ static void update_gauges(learner_t *l)
 
 bson_t *learner_entry_to_bson(const learn_policy_entry_t *e, double reward, const char *result_id)
 {
-    bson_t *doc = BCON_NEW("state_key", BCON_UTF8(e->state_key), "action", BCON_UTF8(e->action_name), "value",
-                           BCON_DOUBLE(e->value), "visits", BCON_INT64((int64_t)e->visits), "reward",
-                           BCON_DOUBLE(reward), "result_id", BCON_UTF8(result_id));
+    bson_t *doc =
+        BCON_NEW("state_key", BCON_UTF8(e->state_key), "action", BCON_UTF8(e->action_name), "value",
+                 BCON_DOUBLE(e->value), "visits", BCON_INT64((int64_t)e->visits), "reward",
+                 BCON_DOUBLE(reward), "result_id", BCON_UTF8(result_id), "improvement",
+                 BCON_DOUBLE(e->improvement), "improvement_n", BCON_INT64((int64_t)e->improvement_n));
     if (doc && e->has_model &&
         (!BSON_APPEND_UTF8(doc, "model", "linucb") ||
          bdoc_append_doubles(doc, "A", e->A, BANDIT_DIM * BANDIT_DIM) != 0 ||
@@ -92,6 +95,11 @@ int learner_entry_from_bson(const bson_t *doc, learn_policy_entry_t *out)
     out->has_model = bdoc_str(doc, "model") && bdoc_doubles(doc, "A", out->A, BANDIT_DIM * BANDIT_DIM) == 0 &&
                      bdoc_doubles(doc, "b", out->b, BANDIT_DIM) == 0;
     out->n = out->has_model ? (uint64_t)bdoc_num(doc, "n") : 0;
+    double improvement = bdoc_num(doc, "improvement"), improvement_n = bdoc_num(doc, "improvement_n");
+    if (isfinite(improvement) && improvement_n >= 1) {
+        out->improvement = improvement;
+        out->improvement_n = (uint64_t)improvement_n;
+    }
     return 0;
 }
 
@@ -144,8 +152,68 @@ int learner_restore(learner_t *l, store_t *s)
 
 /* ---- decide and learn ---------------------------------------------------- */
 
+/* ---- the shared table ---------------------------------------------------- */
+
+typedef struct {
+    learner_t *l;
+    char last[STATE_KEY_MAX + 80];
+} refresh_t;
+
+/* Documents come sorted by key, then newest revision first: the first of
+ * each key is its latest. */
+static int refresh_one(void *arg, const bson_t *doc)
+{
+    refresh_t *r = arg;
+    const char *key = bdoc_str(doc, "key");
+    if (!key || strcmp(key, r->last) == 0) {
+        return 0;
+    }
+    snprintf(r->last, sizeof(r->last), "%s", key);
+    learn_policy_entry_t e;
+    if (learner_entry_from_bson(doc, &e) == 0) {
+        pthread_mutex_lock(&r->l->mu);
+        learn_policy_import(r->l->policy, &e);
+        pthread_mutex_unlock(&r->l->mu);
+    }
+    return 0;
+}
+
+int learner_refresh(learner_t *l, store_t *store, const state_t *s)
+{
+    uint16_t actions[ACTION_COUNT];
+    bson_t filter = BSON_INITIALIZER, in, keys;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "key", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &keys);
+    pthread_mutex_lock(&l->mu);
+    size_t n = learn_policy_actions(l->policy, s, actions);
+    for (size_t i = 0; i < n; i++) {
+        char key[STATE_KEY_MAX + 80], idx[24];
+        if (learn_policy_entry_key(l->policy, s, actions[i], key, sizeof(key)) == 0) {
+            snprintf(idx, sizeof(idx), "%zu", i);
+            BSON_APPEND_UTF8(&keys, idx, key);
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    bson_append_array_end(&in, &keys);
+    bson_append_document_end(&filter, &in);
+    bson_t *opts = BCON_NEW("sort", "{", "key", BCON_INT32(1), "revision", BCON_INT32(-1), "}");
+    refresh_t r = {.l = l};
+    int rc = store_find(store, Q_TABLE, &filter, opts, refresh_one, &r);
+    bson_destroy(&filter);
+    bson_destroy(opts);
+    pthread_mutex_lock(&l->mu);
+    update_gauges(l);
+    pthread_mutex_unlock(&l->mu);
+    return rc == HIVE_ENOTFOUND ? 0 : rc;
+}
+
 int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decision_t *out)
 {
+    /* Another replica may have learned since: choose from the shared table. */
+    int refreshed = learner_refresh(l, store, s);
+    if (refreshed != 0) {
+        return refreshed;
+    }
     pthread_mutex_lock(&l->mu);
     int rc = learn_policy_choose(l->policy, s, &l->rng, out);
     double epsilon = learn_policy_epsilon(l->policy);
@@ -165,24 +233,62 @@ int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decisio
     return rc;
 }
 
-int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t action, double reward,
-                  const char *experiment_id, bool *out_counted)
+int learner_apply(learner_t *l, const learner_result_t *r, const bson_t *latest,
+                  learn_policy_entry_t *out_before, learn_policy_entry_t *out_after)
+{
+    learn_policy_entry_t stored;
+    bool has_stored = latest && learner_entry_from_bson(latest, &stored) == 0;
+    pthread_mutex_lock(&l->mu);
+    int rc = learn_policy_export(l->policy, r->state, r->action, out_before);
+    /* Start from what MongoDB holds: the latest revision, or the prior when
+     * it holds none (a reward applied in memory by an earlier attempt whose
+     * save failed must not be applied again). */
+    if (rc == 0) {
+        rc = has_stored ? learn_policy_import(l->policy, &stored)
+                        : learn_policy_reset(l->policy, r->state, r->action);
+    }
+    if (rc == 0) {
+        rc = learn_policy_update_next(l->policy, r->state, r->action, r->reward, r->next);
+    }
+    if (rc == 0) {
+        rc = learn_policy_observe(l->policy, r->state, r->action, r->success, r->improvement);
+    }
+    if (rc == 0) {
+        rc = learn_policy_export(l->policy, r->state, r->action, out_after);
+    }
+    update_gauges(l);
+    pthread_mutex_unlock(&l->mu);
+    return rc == 0 ? 0 : HIVE_EINVAL;
+}
+
+void learner_restore_entry(learner_t *l, const learn_policy_entry_t *e)
+{
+    pthread_mutex_lock(&l->mu);
+    learn_policy_import(l->policy, e);
+    update_gauges(l);
+    pthread_mutex_unlock(&l->mu);
+}
+
+int learner_learn(learner_t *l, store_t *store, const learner_result_t *r, bool *out_counted)
 {
     *out_counted = false;
     char key[STATE_KEY_MAX + 80];
-    if (learn_policy_entry_key(l->policy, s, action, key, sizeof(key)) != 0) {
+    if (learn_policy_entry_key(l->policy, r->state, r->action, key, sizeof(key)) != 0) {
         return HIVE_EINVAL;
     }
 
     /* Counted already (a replay, or another replica)? */
-    bson_t *seen = BCON_NEW("key", BCON_UTF8(key), "result_id", BCON_UTF8(experiment_id));
+    bson_t *seen = BCON_NEW("key", BCON_UTF8(key), "result_id", BCON_UTF8(r->experiment_id));
     bson_t *one = BCON_NEW("limit", BCON_INT64(1));
     int found = 0;
     int rc = store_find(store, Q_TABLE, seen, one, count_one, &found);
     bson_destroy(seen);
     bson_destroy(one);
+    if (rc > 0 || rc == HIVE_ENOTFOUND) {
+        rc = 0; /* > 0: count_one stopped at the first document */
+    }
     if (rc != 0 || found) {
-        return rc == HIVE_ENOTFOUND ? 0 : rc;
+        return rc;
     }
 
     /* Start from the latest stored revision, not from this replica's memory. */
@@ -192,39 +298,36 @@ int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t actio
     if (rc != 0 && rc != HIVE_ENOTFOUND) {
         return rc;
     }
-    learn_policy_entry_t e;
-    pthread_mutex_lock(&l->mu);
-    if (latest && learner_entry_from_bson(latest, &e) == 0) {
-        learn_policy_import(l->policy, &e);
+    learn_policy_entry_t before, after;
+    if (r->next) {
+        rc = learner_refresh(l, store, r->next); /* max Q(s', .) from the shared table */
+        if (rc != 0) {
+            bson_destroy(latest);
+            return rc;
+        }
     }
-    rc = learn_policy_update(l->policy, s, action, reward);
-    if (rc == 0) {
-        rc = learn_policy_export(l->policy, s, action, &e);
-    }
-    update_gauges(l);
-    pthread_mutex_unlock(&l->mu);
+    rc = learner_apply(l, r, latest, &before, &after);
     bson_destroy(latest);
     if (rc != 0) {
-        return HIVE_EINVAL;
+        return rc;
     }
-    bson_t *doc = learner_entry_to_bson(&e, reward, experiment_id);
-    if (!doc) {
-        return HIVE_ENOMEM;
-    }
-    rc = store_cas_revision(store, Q_TABLE, key, revision, doc, NULL);
+    bson_t *doc = learner_entry_to_bson(&after, r->reward, r->experiment_id);
+    rc = doc ? store_cas_revision(store, Q_TABLE, key, revision, doc, NULL) : HIVE_ENOMEM;
     bson_destroy(doc);
-    if (rc == 0) {
-        *out_counted = true;
-        metric_add(l->updates, 1);
-        metric_observe(l->rewards, reward);
+    if (rc != 0) {
+        learner_restore_entry(l, &before); /* the update is not saved: neither is it learned */
+        return rc;
     }
-    return rc;
+    *out_counted = true;
+    metric_add(l->updates, 1);
+    metric_observe(l->rewards, r->reward);
+    return 0;
 }
 
-double learner_reward(learner_t *l, uint16_t action, double improvement)
+double learner_reward(learner_t *l, uint16_t action, bool success, double improvement)
 {
     pthread_mutex_lock(&l->mu);
-    double r = learn_policy_reward(l->policy, action, improvement);
+    double r = learn_policy_reward(l->policy, action, success, improvement);
     pthread_mutex_unlock(&l->mu);
     return r;
 }

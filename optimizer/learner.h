@@ -36,19 +36,54 @@ void learner_destroy(learner_t *l);
  * state. Returns 0 or a HIVE_E* code. */
 int learner_restore(learner_t *l, store_t *s);
 
-/* Chooses an action for `s` (the decision records its propensity). BLOCKING:
- * saves the policy state. Returns 0 or a negative code. */
+/* BLOCKING. Loads from MongoDB the latest revision of every entry a
+ * decision in `s` reads (the applicable actions' entries; LinUCB: their
+ * models), in one query, so N replicas choose from one table. Returns 0 or a
+ * HIVE_E* code. */
+int learner_refresh(learner_t *l, store_t *store, const state_t *s);
+
+/* Chooses an action for `s` (the decision records its propensity) from the
+ * shared table (learner_refresh first). BLOCKING: reads the entries, saves
+ * the policy state. Returns 0 or a negative code. */
 int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decision_t *out);
 
-/* BLOCKING. Counts the reward of `action` in `s`, produced by experiment
- * `experiment_id`, exactly once across replays and replicas. *out_counted
- * tells whether this call counted it. Returns 0, HIVE_EUNAVAILABLE,
- * HIVE_ECONFLICT (another replica moved the entry: retry) or HIVE_EINVAL. */
-int learner_learn(learner_t *l, store_t *store, const state_t *s, uint16_t action, double reward,
-                  const char *experiment_id, bool *out_counted);
+/* One experiment result, as the learner counts it. */
+typedef struct {
+    const state_t *state;      /* where the action was taken */
+    uint16_t action;           /* catalogue id */
+    double reward;             /* learner_reward() */
+    bool success;              /* the lifecycle's success rule */
+    double improvement;        /* as measured; feeds the observed mean (learn_policy_observe) */
+    const state_t *next;       /* the component's state after the experiment; NULL when it is
+                                * healthy again (terminal: no bootstrap) */
+    const char *experiment_id; /* the result's experiment, the update's identity */
+} learner_result_t;
 
-/* The reward of seed 000 for an observed improvement of `action`. */
-double learner_reward(learner_t *l, uint16_t action, double improvement);
+/* BLOCKING. Counts result `r` exactly once across replays and replicas:
+ * starts from the latest stored revision of the entry (from the prior when
+ * there is none), applies Q(s,a) += alpha [r + gamma max Q(s',a') - Q(s,a)]
+ * (or the bandit's update) and saves it by compare-and-set. *out_counted
+ * tells whether this call counted it. Returns 0, HIVE_EUNAVAILABLE,
+ * HIVE_ECONFLICT (another replica moved the entry: retry; memory is left as
+ * before the call) or HIVE_EINVAL. */
+int learner_learn(learner_t *l, store_t *store, const learner_result_t *r, bool *out_counted);
+
+/* The in-memory step of learner_learn (no I/O): puts the entry of r back to
+ * `latest` (a q_table document) or, when NULL, to the prior; applies the
+ * update and the observation; writes the new entry into `out_after` and the
+ * entry as it was before into `out_before` (to undo when the save fails).
+ * Applying the same result twice from the same `latest` gives the same entry.
+ * Returns 0 or HIVE_EINVAL. */
+int learner_apply(learner_t *l, const learner_result_t *r, const bson_t *latest,
+                  learn_policy_entry_t *out_before, learn_policy_entry_t *out_after);
+
+/* Puts an entry back into the policy (the undo of learner_apply). */
+void learner_restore_entry(learner_t *l, const learn_policy_entry_t *e);
+
+/* The reward of seed 000 for an experiment of `action` that ended with
+ * `success` and showed `improvement` (learn_policy_reward: negative on
+ * failure). */
+double learner_reward(learner_t *l, uint16_t action, bool success, double improvement);
 
 /* For statistics and metrics; thread-safe. */
 double learner_epsilon(learner_t *l);

@@ -35,12 +35,13 @@ struct ops_s {
     ops_conf_t conf;
     char *insights_topic, *approvals_topic, *commands_topic;
     size_t pending;
-    metric_t *requests;
+    metric_t *requests, *expired;
 };
 
-typedef enum { OP_GET, OP_LIST, OP_STATS, OP_TRIGGER, OP_DECIDE, OP_ROLLBACK } op_kind_t;
+typedef enum { OP_GET, OP_LIST, OP_STATS, OP_TRIGGER, OP_DECIDE, OP_ROLLBACK, OP_EXPIRE } op_kind_t;
 
-static const char *const op_names[] = {"get", "list", "statistics", "trigger", "decide", "rollback"};
+static const char *const op_names[] = {"get",    "list",     "statistics", "trigger",
+                                       "decide", "rollback", "expire"};
 
 /* One call in flight. */
 typedef struct {
@@ -51,6 +52,7 @@ typedef struct {
         ops_list_cb list;
         ops_stats_cb stats;
         ops_trigger_cb trigger;
+        ops_expire_cb expire;
     } cb;
     void *arg;
 
@@ -62,6 +64,7 @@ typedef struct {
     size_t limit, offset;
     char problem[32], metric[OPS_METRIC_MAX + 1], priority[16], description[OPS_DESCRIPTION_MAX + 1];
     double current_value, baseline_value;
+    int64_t now_ms;
 
     /* Outcome, filled on the worker (status 0 until something fails). */
     int status;
@@ -98,6 +101,9 @@ ops_t *ops_create(const ops_conf_t *conf)
     o->requests =
         metrics_counter(conf->metrics, "operator_requests_total",
                         "Operator calls (REST, gRPC) by operation and outcome", "operation,outcome");
+    o->expired =
+        metrics_counter(conf->metrics, "hypotheses_expired_total",
+                        "Hypotheses closed for want of an answer, by the status they waited in", "status");
     return o;
 }
 
@@ -239,6 +245,11 @@ static void finish(job_t *j)
         j->cb.trigger(j->arg, j->status, msg, j->status ? NULL : j->optimization_id,
                       j->status ? NULL : j->insight_id);
         break;
+    case OP_EXPIRE:
+        if (j->cb.expire) {
+            j->cb.expire(j->arg, j->status, msg, j->status ? 0 : j->n);
+        }
+        break;
     }
     free(j->items);
     free(j->record);
@@ -325,6 +336,44 @@ static bool read_hypothesis(job_t *j)
     return true;
 }
 
+/* Closes the hypotheses whose deadline passed. Each is read again just
+ * before it is written, so an answer stored in between wins (hyp_expire then
+ * finds it answered and changes nothing). */
+static void expire_overdue(job_t *j)
+{
+    store_t *s = j->o->conf.store;
+    int64_t now = j->now_ms;
+    hypothesis_t *due = NULL;
+    size_t n = 0;
+    int rc = repo_hyp_list_expired(s, now, 100, &due, &n);
+    if (rc != 0) {
+        store_failed(j, rc, "listing overdue hypotheses");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hypothesis_t h;
+        rc = repo_hyp_get(s, due[i].id, &h);
+        if (rc == HIVE_ENOTFOUND) {
+            continue;
+        }
+        hyp_status_t waited = h.status;
+        if (rc == 0 && hyp_expire(&h, now)) {
+            rc = repo_hyp_put(s, &h);
+            if (rc == 0) {
+                j->n++;
+                metric_add(j->o->expired, 1, hyp_status_name(waited));
+                log_warn("hypothesis expired", "optimization_id", h.id, "component", h.component, "reason",
+                         h.reason);
+            }
+        }
+        if (rc != 0) {
+            store_failed(j, rc, "expiring a hypothesis");
+            break;
+        }
+    }
+    free(due);
+}
+
 static void work(void *arg)
 {
     job_t *j = arg;
@@ -357,6 +406,9 @@ static void work(void *arg)
     }
     case OP_TRIGGER:
         build_insight(j);
+        break;
+    case OP_EXPIRE:
+        expire_overdue(j);
         break;
     case OP_DECIDE:
         if (!read_hypothesis(j)) {
@@ -488,6 +540,20 @@ int ops_list(ops_t *o, const repo_filter_t *f, ops_list_cb cb, void *arg)
         j->limit = f->limit;
         j->offset = f->offset;
     }
+    return job_start(j);
+}
+
+int ops_expire(ops_t *o, int64_t now_ms, ops_expire_cb cb, void *arg)
+{
+    if (!o) {
+        return HIVE_EINVAL;
+    }
+    job_t *j = job_new(o, OP_EXPIRE, arg);
+    if (!j) {
+        return HIVE_ENOMEM;
+    }
+    j->cb.expire = cb;
+    j->now_ms = now_ms;
     return job_start(j);
 }
 

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "avro_codec.h"
@@ -84,6 +85,13 @@ int ops_statistics(ops_t *o, ops_stats_cb cb, void *arg);
  * the callback) and publishes the Insight. The optimization id is the one the
  * optimizer will give the hypothesis if the insight is not debounced. */
 int ops_trigger(ops_t *o, const ops_trigger_t *t, ops_trigger_cb cb, void *arg);
+
+/* Closes, on a worker, the hypotheses AWAITING_APPROVAL or EXPERIMENTING
+ * whose expires_at has passed at `now_ms` (hyp_expire), at most 100 per call,
+ * counting each in hypotheses_expired_total{status}. `cb` (may be NULL) gets
+ * how many it closed. */
+typedef void (*ops_expire_cb)(void *arg, int status, const char *message, size_t expired);
+int ops_expire(ops_t *o, int64_t now_ms, ops_expire_cb cb, void *arg);
 
 /* Approve or reject an AWAITING_APPROVAL hypothesis (HIVE_ECONFLICT otherwise). */
 int ops_decide(ops_t *o, const char *id, bool approve, const char *reason, ops_hyp_cb cb, void *arg);

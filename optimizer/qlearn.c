@@ -18,7 +18,7 @@ void qlearn_config_default(qlearn_config_t *cfg)
 {
     cfg->learning_rate = 0.01;
     cfg->discount_factor = 0.95;
-    cfg->epsilon_start = 0.3;
+    cfg->epsilon_start = 0.1;
     cfg->epsilon_min = 0.01;
     cfg->epsilon_decay = 0.999;
     cfg->initial_q = 0.0;
@@ -172,7 +172,9 @@ int qlearn_choose(qlearn_t *q, const state_t *s, const uint16_t *actions, size_t
     *out = d;
 
     q->decisions++;
-    q->epsilon = fmax(q->cfg.epsilon_min, q->epsilon * q->cfg.epsilon_decay);
+    if (a->type != ACTION_NO_OP) { /* changing nothing teaches nothing: no decay */
+        q->epsilon = fmax(q->cfg.epsilon_min, q->epsilon * q->cfg.epsilon_decay);
+    }
     return 0;
 }
 

@@ -7,16 +7,15 @@
  *
  *   LEARNING_RATE       learning_rate    alpha, default 0.01, (0, 1]
  *   DISCOUNT_FACTOR     discount_factor  gamma, default 0.95, [0, 1]
- *   EXPLORATION_RATE    epsilon_start    the epsilon of the first decision.
- *                       The seed gives the schedule as "0.3 -> 0.01" and its
- *                       .env example as 0.1; the module default is 0.3, the
- *                       start of the documented schedule, and a deployment that
- *                       sets EXPLORATION_RATE=0.1 starts lower on the same
- *                       floor.
- *   (none)              epsilon_min      the floor, default 0.01
- *   (none)              epsilon_decay    multiplicative decay applied after
- *                       every decision, default 0.999 (0.3 reaches 0.1 after
- *                       ~1100 decisions and the 0.01 floor after ~3400).
+ *   EXPLORATION_RATE    epsilon_start    the epsilon of the first decision,
+ *                       default 0.1 (seed 000's environment,
+ *                       EXPLORATION_RATE=0.1).
+ *   EPSILON_MIN         epsilon_min      the floor, default 0.01
+ *   EPSILON_DECAY       epsilon_decay    multiplicative decay applied after
+ *                       every decision that changes something, default 0.999
+ *                       (0.1 reaches the 0.01 floor after ~2300 decisions). A
+ *                       decision to change nothing (NO_OP) starts no
+ *                       experiment and teaches nothing: epsilon stays.
  *
  * Unvisited entries read initial_q (default 0). Every update counts a visit.
  *
@@ -70,7 +69,7 @@ void qlearn_destroy(qlearn_t *q);
  * uniform pick among the actions of maximal Q (exact ties). Records in `out`
  * the propensity (1-eps)/|G| + eps/n for the |G| greedy actions, eps/n for the
  * others, the Q value, the visits and confidence 1 - 1/sqrt(1 + visits). Then
- * decays epsilon. Returns 0, or -EINVAL (out untouched, epsilon unchanged). */
+ * decays epsilon, unless the choice is NO_OP. Returns 0, or -EINVAL (out untouched, epsilon unchanged). */
 int qlearn_choose(qlearn_t *q, const state_t *s, const uint16_t *actions, size_t n, learn_rng_t *rng,
                   learn_decision_t *out);
 

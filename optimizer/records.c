@@ -70,6 +70,26 @@ static int set_adjustments(avro_value_t *rec, const char *field, const char *act
     }
 }
 
+/* How the APPLY command's adjustments read (OptimizationCommand.adjustment_mode):
+ * a weight or heuristic action is a step added to the current value, an SLO
+ * action a fraction of the current target, a policy switch its new value. */
+static const char *adjustment_mode(const char *action_name)
+{
+    uint16_t id;
+    if (learn_action_find(action_name, &id) != 0) {
+        return "ABSOLUTE";
+    }
+    switch (learn_action_get(id)->type) {
+    case ACTION_WEIGHT_RECALIBRATION:
+    case ACTION_HEURISTIC_UPDATE:
+        return "DELTA";
+    case ACTION_SLO_ADJUSTMENT:
+        return "RELATIVE";
+    default:
+        return "ABSOLUTE";
+    }
+}
+
 static int add_criterion(avro_value_t *rec, const char *field, const char *metric, const char *op,
                          double threshold)
 {
@@ -144,7 +164,7 @@ int records_experiment_request(avro_codec_t *codec, const char *topic, const hyp
         avro_set_long(&v, "duration_seconds", x->duration_s) ||
         add_criterion(&v, "success_criteria", "relative_improvement", "GE", x->min_improvement) ||
         add_criterion(&v, "success_criteria", metric, op, 0.0) ||
-        add_criterion(&v, "guardrails", "error_rate", "LT", x->guardrail_error_rate) ||
+        add_criterion(&v, "guardrails", "error_rate", "GT", x->guardrail_error_rate) ||
         avro_set_long(&v, "requested_at", h->updated_at_ms);
     return finish(codec, topic, &v, filled, "ExperimentRequest", h->id, out, out_len, reason, rl);
 }
@@ -166,6 +186,7 @@ int records_apply(avro_codec_t *codec, const char *topic, const hypothesis_t *h,
         avro_set_string(&v, "optimization_id", h->id) ||
         avro_set_enum_name(&v, "optimization_type", h->type) || avro_set_string(&v, "target", h->component) ||
         set_adjustments(&v, "adjustments", h->action) ||
+        avro_set_enum_name(&v, "adjustment_mode", adjustment_mode(h->action)) ||
         avro_set_string(&v, "experiment_id", h->experiment_id) || avro_set_string(&v, "reason", why) ||
         avro_set_long(&v, "issued_at", h->updated_at_ms);
     return finish(codec, topic, &v, filled, "OptimizationCommand", h->id, out, out_len, reason, rl);

@@ -3,6 +3,7 @@
 #include "bdoc.h"
 #include "hive_err.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ static bson_t *hyp_to_bson(const hypothesis_t *h)
     BSON_APPEND_UTF8(d, "rationale", h->rationale);
     BSON_APPEND_INT64(d, "created_at_ms", h->created_at_ms);
     BSON_APPEND_INT64(d, "updated_at_ms", h->updated_at_ms);
+    BSON_APPEND_INT64(d, "open_timeout_ms", h->open_timeout_ms);
+    BSON_APPEND_INT64(d, "expires_at_ms", h->expires_at_ms);
     return d;
 }
 
@@ -64,6 +67,9 @@ static int hyp_from_bson(const bson_t *d, hypothesis_t *h)
     h->reward = bdoc_num(d, "reward");
     h->created_at_ms = (int64_t)bdoc_num(d, "created_at_ms");
     h->updated_at_ms = (int64_t)bdoc_num(d, "updated_at_ms");
+    double timeout = bdoc_num(d, "open_timeout_ms"), expires = bdoc_num(d, "expires_at_ms");
+    h->open_timeout_ms = isfinite(timeout) ? (int64_t)timeout : 0;
+    h->expires_at_ms = isfinite(expires) ? (int64_t)expires : 0;
     h->has_result = bdoc_bool(d, "has_result");
     return 0;
 }
@@ -73,7 +79,9 @@ static int hyp_from_bson(const bson_t *d, hypothesis_t *h)
 const store_index_t repo_indexes[] = {
     {REPO_OPTIMIZATIONS, "{\"experiment_id\": 1}", false},
     {REPO_OPTIMIZATIONS, "{\"component\": 1, \"status\": 1}", false},
+    {REPO_OPTIMIZATIONS, "{\"status\": 1, \"expires_at_ms\": 1}", false},
     {REPO_Q_TABLE, "{\"key\": 1, \"revision\": -1}", false},
+    {"telemetry_observations", "{\"service\": 1, \"window_end\": -1}", false},
     {REPO_Q_TABLE, "{\"key\": 1, \"result_id\": 1}", false},
 };
 const size_t repo_indexes_count = sizeof(repo_indexes) / sizeof(repo_indexes[0]);
@@ -142,12 +150,6 @@ int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *
     return rc;
 }
 
-bool repo_hyp_is_open(const hypothesis_t *h)
-{
-    return h->status == HYP_PROPOSED || h->status == HYP_AWAITING_APPROVAL ||
-           h->status == HYP_EXPERIMENTING || h->status == HYP_APPROVED;
-}
-
 /* ---- batches -------------------------------------------------------------------- */
 
 /* Where each document of a $in read goes: the slot of its _id among ids[]. */
@@ -207,7 +209,7 @@ static int lookup_one(void *arg, const bson_t *doc)
         out[i] = h;
         l->by_id.found[i] = true;
     }
-    for (size_t i = 0; repo_hyp_is_open(&h) && i < l->by_id.n; i++) {
+    for (size_t i = 0; hyp_is_open(&h) && i < l->by_id.n; i++) {
         if (l->components[i] && !strcmp(l->components[i], h.component) &&
             !strcmp(l->problems[i], h.problem)) {
             l->open[i] = true;
@@ -319,6 +321,12 @@ static int stats_one(void *arg, const bson_t *doc)
     if (h.status == HYP_ROLLED_BACK) {
         st->rollbacks++;
     }
+    if (h.status == HYP_FAILED) {
+        st->application_failures++;
+    }
+    if (h.status == HYP_EXPIRED) {
+        st->expired++;
+    }
     return 0;
 }
 
@@ -337,5 +345,65 @@ int repo_hyp_stats(store_t *s, repo_stats_t *out)
         st.average_improvement /= (double)st.with_result;
     }
     *out = st;
+    return 0;
+}
+
+int repo_hyp_list_expired(store_t *s, int64_t now_ms, size_t limit, hypothesis_t **out, size_t *out_n)
+{
+    bson_t *filter = BCON_NEW("status", "{", "$in", "[", BCON_UTF8(hyp_status_name(HYP_AWAITING_APPROVAL)),
+                              BCON_UTF8(hyp_status_name(HYP_EXPERIMENTING)), "]", "}", "expires_at_ms", "{",
+                              "$gt", BCON_INT64(0), "$lte", BCON_INT64(now_ms), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "expires_at_ms", BCON_INT32(1), "}");
+    collect_t c = {.limit = limit ? limit : 100};
+    int rc = store_find(s, REPO_OPTIMIZATIONS, filter, opts, collect_one, &c);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    if (rc == 0 && c.rc) {
+        rc = c.rc;
+    }
+    if (rc != 0) {
+        free(c.items);
+        return rc;
+    }
+    *out = c.items;
+    *out_n = c.n;
+    return 0;
+}
+
+static int observation_one(void *arg, const bson_t *doc)
+{
+    repo_observation_t *o = arg;
+    BDOC_COPY_STR(doc, "metric", o->metric);
+    BDOC_COPY_STR(doc, "priority", o->priority);
+    o->severity = bdoc_num(doc, "severity");
+    bson_iter_t it;
+    o->window_end_ms = bson_iter_init_find(&it, doc, "window_end") && BSON_ITER_HOLDS_DATE_TIME(&it)
+                           ? bson_iter_date_time(&it)
+                           : 0;
+    return 1; /* the latest is enough */
+}
+
+int repo_last_observation(store_t *s, const char *component, int64_t from_ms, int64_t to_ms,
+                          repo_observation_t *out, bool *out_found)
+{
+    bson_t *filter = BCON_NEW("service", BCON_UTF8(component), "window_end", "{", "$gte",
+                              BCON_DATE_TIME(from_ms), "$lte", BCON_DATE_TIME(to_ms), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "window_end", BCON_INT32(-1), "}", "limit", BCON_INT64(1));
+    repo_observation_t o;
+    memset(&o, 0, sizeof(o));
+    o.severity = NAN;
+    int rc = store_find(s, "telemetry_observations", filter, opts, observation_one, &o);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    if (rc == HIVE_ENOTFOUND || rc > 0) { /* > 0: observation_one stopped at the first */
+        rc = 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    *out_found = o.metric[0] != '\0';
+    if (*out_found) {
+        *out = o;
+    }
     return 0;
 }

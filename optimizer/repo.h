@@ -23,7 +23,6 @@
 #define REPO_OPTIMIZATIONS "optimizations"
 #define REPO_Q_TABLE "q_table"
 #define REPO_POLICY_STATE "policy_state"
-#define REPO_OPEN_HYPOTHESES "open_hypotheses"
 
 /* The indexes the optimizer's queries need besides _id (store_ensure_indexes
  * at start): hypotheses by experiment and by component and status (the
@@ -41,10 +40,6 @@ int repo_hyp_put(store_t *s, const hypothesis_t *h);
 /* Reads the hypothesis whose experiment is `experiment_id`. */
 int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *out);
 
-/* True when `h` is open (PROPOSED, AWAITING_APPROVAL, EXPERIMENTING or
- * APPROVED): another insight for its component and problem is debounced. */
-bool repo_hyp_is_open(const hypothesis_t *h);
-
 /* ---- batches: one round trip per collection ----------------------------------
  * The calls below read with one {_id: {$in: [...]}} query or write with one
  * unordered bulk operation (store.h, "batches"), whatever n is. */
@@ -52,7 +47,7 @@ bool repo_hyp_is_open(const hypothesis_t *h);
 /* What the insight path needs of n insights, in ONE query (a scan on a
  * server that does not use the indexes costs the same for one id as for
  * 500): out_found[i] tells whether out[i] holds hypothesis ids[i], and
- * out_open[i] whether components[i] has an open hypothesis (repo_hyp_is_open)
+ * out_open[i] whether components[i] has an open hypothesis (hyp_is_open)
  * for problems[i]. NULL ids or components are skipped; an id may appear more
  * than once. {$or: [{_id: {$in}}, {component: {$in}, status: {$in: open}}]}. */
 int repo_hyp_lookup_many(store_t *s, const char *const *ids, const char *const *components,
@@ -82,9 +77,30 @@ typedef struct {
         size_t n;
     } by_type[8];
     size_t with_result, succeeded, rollbacks;
-    double success_rate;        /* succeeded / with_result; 0 with no result */
-    double average_improvement; /* over hypotheses with a result */
+    size_t application_failures; /* FAILED: the applier refused or failed; counted as failures */
+    size_t expired;              /* EXPIRED: no answer in time */
+    double success_rate;         /* succeeded / with_result; 0 with no result */
+    double average_improvement;  /* over hypotheses with a result */
 } repo_stats_t;
+
+/* Lists at most `limit` (0 = 100) hypotheses AWAITING_APPROVAL or
+ * EXPERIMENTING whose expires_at has passed at `now_ms`, oldest deadline
+ * first. *out is an array of *out_n items to free(). */
+int repo_hyp_list_expired(store_t *s, int64_t now_ms, size_t limit, hypothesis_t **out, size_t *out_n);
+
+/* What the last degraded telemetry window of a component says. */
+typedef struct {
+    char metric[64];
+    double severity;
+    char priority[16];
+    int64_t window_end_ms;
+} repo_observation_t;
+
+/* The latest degraded window of `component` stored by the telemetry intake
+ * (telemetry_observations) that ended in [from_ms, to_ms]. *out_found false
+ * when there is none: the component was healthy then. */
+int repo_last_observation(store_t *s, const char *component, int64_t from_ms, int64_t to_ms,
+                          repo_observation_t *out, bool *out_found);
 
 /* Aggregates every hypothesis. */
 int repo_hyp_stats(store_t *s, repo_stats_t *out);

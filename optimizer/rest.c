@@ -24,8 +24,10 @@
 #define LIST_LIMIT_MAX 500
 #define LIST_OFFSET_MAX 1000000000UL
 
+/* The types a hypothesis can have: the four optimization types and NO_OP
+ * (a decision to change nothing), as gRPC accepts them. */
 static const char *const optimization_types[] = {"WEIGHT_RECALIBRATION", "SLO_ADJUSTMENT", "HEURISTIC_UPDATE",
-                                                 "POLICY_CHANGE"};
+                                                 "POLICY_CHANGE", "NO_OP"};
 
 /* ---- JSON ------------------------------------------------------------------ */
 
@@ -255,7 +257,7 @@ static void handle_list(void *ctx, http_req_t *req)
     if (f.status && *f.status && hyp_status_parse(f.status, &st) != 0) {
         http_respond_error(req, 400, "status",
                            "status: one of PROPOSED, AWAITING_APPROVAL, EXPERIMENTING, APPROVED, APPLIED, "
-                           "REJECTED, ROLLED_BACK");
+                           "REJECTED, ROLLED_BACK, FAILED, EXPIRED");
         return;
     }
     if (f.type && *f.type) {
@@ -267,7 +269,7 @@ static void handle_list(void *ctx, http_req_t *req)
         if (i == sizeof(optimization_types) / sizeof(optimization_types[0])) {
             http_respond_error(
                 req, 400, "type",
-                "type: one of WEIGHT_RECALIBRATION, SLO_ADJUSTMENT, HEURISTIC_UPDATE, POLICY_CHANGE");
+                "type: one of WEIGHT_RECALIBRATION, SLO_ADJUSTMENT, HEURISTIC_UPDATE, POLICY_CHANGE, NO_OP");
             return;
         }
     }
@@ -411,12 +413,14 @@ static json_t *statistics_json(const ops_stats_t *st)
                             json_integer((json_int_t)st->repo.by_type[i].n));
     }
     /* "o" steals by_status and by_type, also when the pack fails. */
-    return json_pack("{s:I, s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:I, s:o}", "total",
+    return json_pack("{s:I, s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:o}", "total",
                      (json_int_t)st->repo.total, "by_status", by_status, "by_type", by_type, "with_result",
                      (json_int_t)st->repo.with_result, "succeeded", (json_int_t)st->repo.succeeded,
                      "success_rate", number(st->repo.success_rate), "average_improvement",
                      number(st->repo.average_improvement), "rollbacks", (json_int_t)st->repo.rollbacks,
-                     "q_table_size", (json_int_t)st->q_table_size, "epsilon", number(st->epsilon));
+                     "application_failures", (json_int_t)st->repo.application_failures, "expired",
+                     (json_int_t)st->repo.expired, "q_table_size", (json_int_t)st->q_table_size, "epsilon",
+                     number(st->epsilon));
 }
 
 static void on_statistics(void *arg, int status, const char *message, const ops_stats_t *st)

@@ -321,13 +321,13 @@ static bool valid_filters(const list_request_t *in, char *why, size_t cap)
     if (*in->status && hyp_status_parse(in->status, &st) != 0) {
         snprintf(why, cap,
                  "status must be one of PROPOSED, AWAITING_APPROVAL, EXPERIMENTING, APPROVED, APPLIED, "
-                 "REJECTED, ROLLED_BACK");
+                 "REJECTED, ROLLED_BACK, FAILED, EXPIRED");
         return false;
     }
     if (*in->optimization_type && !known_type(in->optimization_type)) {
         snprintf(why, cap,
                  "optimization_type must be one of WEIGHT_RECALIBRATION, SLO_ADJUSTMENT, HEURISTIC_UPDATE, "
-                 "POLICY_CHANGE");
+                 "POLICY_CHANGE, NO_OP");
         return false;
     }
     if (in->limit < 0 || in->limit > LIST_MAX) {
@@ -415,6 +415,8 @@ static void on_statistics(void *arg, int status, const char *message, const ops_
     out.success_rate = rs->success_rate;
     out.average_improvement = rs->average_improvement;
     out.rollbacks = (int64_t)rs->rollbacks;
+    out.application_failures = (int64_t)rs->application_failures;
+    out.expired = (int64_t)rs->expired;
     out.q_table_size = (int64_t)stats->q_table_size;
     out.epsilon = stats->epsilon;
     grpc_pb_reply(p->call, &out.base);

@@ -116,6 +116,16 @@ int state_extract(const state_config_t *cfg, const state_insight_t *in, state_t 
     return state_make(in->component, in->problem, sev, load, out);
 }
 
+int state_from_observation(const state_config_t *cfg, const char *component, const char *metric,
+                           double severity, priority_t priority, double load, state_t *out)
+{
+    if ((unsigned)priority >= PRIORITY_COUNT || isnan(load) || load < 0.0 || severity < 0.0) {
+        return -EINVAL;
+    }
+    unsigned sev = state_severity_bucket(cfg, severity, priority);
+    return state_make(component, state_problem_of_metric(metric), sev, state_load_bucket(cfg, load), out);
+}
+
 void state_features(const state_t *s, double out[STATE_FEATURES])
 {
     for (int i = 0; i < PROBLEM_COUNT; i++) {

@@ -115,6 +115,14 @@ int state_problem_higher_is_better(problem_kind_t problem);
  * anything else or NULL. */
 problem_kind_t state_problem_of_metric(const char *metric);
 
+/* The state of `component` as a stored degraded telemetry window describes
+ * it (telemetry_observations: its worst metric, that violation's relative
+ * severity, the same measure as state_deviation, and its priority): the
+ * state an insight about that window would get. NaN severity maps from
+ * `priority`. Returns 0 or -EINVAL. */
+int state_from_observation(const state_config_t *cfg, const char *component, const char *metric,
+                           double severity, priority_t priority, double load, state_t *out);
+
 /* Parses a key written by state_make ("<component>|<PROBLEM>|sev<n>|load<n>")
  * back into the state. Returns 0, or -EINVAL (out untouched). */
 int state_parse_key(const char *key, state_t *out);

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # ./hive bench: performance figures (never asserted in tests).
 #   1. the optimizer's learning policies, pure module (bench_policy)
-#   2. the telemetry intake through real Kafka and MongoDB: records/s, RSS idle and peak
-#   3. the hypothesis engine through real Kafka and MongoDB: insights/s, RSS under load
-#   4. failover: SIGKILL and restart with the same transactional id, time to the first output
+#   2. one table, in one run on the same records: a transactional Kafka pass-through
+#      (the ceiling), the Python reference of the telemetry -> insight job, the
+#      optimizer's intake; insight -> hypothesis; the optimizer's idle and peak RSS
+#      (scripts/bench_figures.py)
+#   3. lookup times from 10^3 to 10^5 documents; failover time after SIGKILL
 set -euo pipefail
 cd "${HIVE_ROOT:?run through ./hive}"
 scripts/build.sh release
@@ -13,13 +15,13 @@ if [[ -x build-release/bench/bench_policy ]]; then
     echo
 fi
 ./hive stack up >/dev/null
-echo "== telemetry intake end to end"
-"$HIVE_VENV/bin/python" scripts/skeleton_driver.py bench --binary build-release/optimizer/optimizer \
-    --records "${BENCH_RECORDS:-20000}"
+echo "== telemetry intake and hypothesis engine through real Kafka and MongoDB"
+"$HIVE_VENV/bin/python" scripts/bench_figures.py --binary build-release/optimizer/optimizer \
+    --passthrough build-release/bench/bench_passthrough \
+    --records "${BENCH_RECORDS:-20000}" --insights "${BENCH_INSIGHTS:-2000}"
 echo
-echo "== hypothesis engine end to end"
-"$HIVE_VENV/bin/python" scripts/skeleton_driver.py bench-insights --binary build-release/optimizer/optimizer \
-    --records "${BENCH_INSIGHTS:-2000}"
+echo "== lookup time by _id and by the optimizer's filters, 10^3 to 10^5 documents"
+"$HIVE_VENV/bin/python" scripts/bench_lookup.py
 echo
 echo "== failover after SIGKILL (same transactional id, static membership)"
 "$HIVE_VENV/bin/python" scripts/bench_failover.py --binary build-release/optimizer/optimizer \

@@ -15,13 +15,9 @@ import time
 
 import requests
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-
-import hive_avro  # noqa: E402
-from conftest import (MONGODB_URI, Service, create_topics, free_port, producer,  # noqa: E402
-                      read_committed)
-from test_telemetry_intake import telemetry  # noqa: E402
+import hive_avro
+from hive_client import (MONGODB_URI, ROOT, Service, create_topics, free_port, insight, producer,
+                         read_committed, telemetry)
 
 
 def service(binary, tag, port=None):
@@ -35,6 +31,7 @@ def service(binary, tag, port=None):
         "HTTP_PORT": str(port or free_port()),
         "GRPC_PORT": str(free_port()),
         "LOG_LEVEL": "warn",
+        "POLICY_SEED": "1",
         "KAFKA_APPROVALS_REQUESTS_TOPIC": f"approvals.requests.{tag}",
         "KAFKA_APPROVALS_RESPONSES_TOPIC": f"approvals.responses.{tag}",
         "KAFKA_EXPERIMENT_REQUESTS_TOPIC": f"experiments.requests.{tag}",
@@ -194,7 +191,6 @@ def bench_insights(binary, n):
     svc = service(binary, tag)
     svc.env["APPROVAL_RISK_THRESHOLD"] = "1"
     svc.start()
-    from test_optimizer_flow import insight
     p = producer()
     t0 = time.time()
     for i in range(n):
@@ -223,14 +219,15 @@ def bench_insights(binary, n):
     pymongo.MongoClient(MONGODB_URI).drop_database(svc.env["MONGODB_DATABASE"])
     if done < n:
         print(f"bench: only {done} of {n} insights processed within 600 s")
-        return 1
+        return None
     print("optimizer hypothesis engine through real Kafka (insight -> decision -> hypothesis in MongoDB -> "
           "ExperimentRequest, exactly once):")
     print(f"  insights               {n}")
     print(f"  end_to_end_seconds     {t1 - t0:.3f}")
     print(f"  insights_per_second    {n / (t1 - t0):.0f}")
     print(f"  rss_peak_kib           {max(peak, hwm)}")
-    return 0
+    return {"insights": n, "seconds": round(t1 - t0, 3), "insights_per_second": round(n / (t1 - t0)),
+            "rss_peak_kib": max(peak, hwm)}
 
 
 def main():
@@ -242,7 +239,7 @@ def main():
     if a.mode == "demo":
         return demo(a.binary)
     if a.mode == "bench-insights":
-        return bench_insights(a.binary, a.records)
+        return 0 if bench_insights(a.binary, a.records) else 1
     return bench(a.binary, a.records)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the tests. Usage: scripts/test.sh [unit|integration|all]  (default all)
-#   unit         C unit suites (cmocka) on the ASan+UBSan build, and again under valgrind
+#   unit         C unit suites (cmocka) on the ASan+UBSan build, and again under valgrind;
+#                the lint suite (clang-format, every public header compiles alone)
 #   integration  the local stack is brought up; C integration suites on the ASan+UBSan
 #                build, then the Python suites (pytest) against the real services
 # Ends with the line "N passed, N failed" over every suite run; exits non-zero on any failure.
@@ -38,6 +39,7 @@ if [[ $what == unit || $what == all ]]; then
     run_meson valgrind build --suite unit --num-processes 2 \
         --wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite' \
         --timeout-multiplier 4
+    run_meson lint build --suite lint
 fi
 
 if [[ $what == integration || $what == all ]]; then

@@ -8,44 +8,19 @@ fastavro, pymongo, promtool).
 import importlib
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 import uuid
 
 import pymongo
 import pytest
-import requests
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
-LOGS = os.path.join(ROOT, ".hive", "test-results", "service-logs")
+# The stack's clients and record builders live in scripts/ (shared with ./hive demo
+# and ./hive bench); hive_avro is there too.
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def create_topics(names, partitions=3):
-    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-    futures = admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-    for name, fut in futures.items():
-        fut.result(timeout=30)
-    # Wait until the broker reports leaders for every partition.
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        md = admin.list_topics(timeout=10)
-        if all(n in md.topics and len(md.topics[n].partitions) == partitions and
-               all(p.leader >= 0 for p in md.topics[n].partitions.values()) for n in names):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"topics {names} have no leaders after 30 s")
+from hive_client import (BOOTSTRAP, LOGS, MONGODB_URI, Service, create_topics, free_port,  # noqa: E402,F401
+                         producer, read_committed)
 
 
 @pytest.fixture
@@ -70,96 +45,6 @@ def topics(request):
     return t
 
 
-def producer():
-    return Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True, "linger.ms": 5})
-
-
-def read_committed(topic, expected, timeout=120, settle=3.0):
-    """Reads `topic` from the beginning with isolation.level=read_committed until
-    `expected` records came (then waits `settle` more seconds for extras) or the
-    timeout passes. Returns the list of Message objects."""
-    c = Consumer({
-        "bootstrap.servers": BOOTSTRAP,
-        "group.id": "reader-" + uuid.uuid4().hex,
-        "isolation.level": "read_committed",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })
-    c.subscribe([topic])
-    out = []
-    deadline = time.time() + timeout
-    settle_until = None
-    try:
-        while time.time() < deadline:
-            m = c.poll(0.5)
-            if m is not None and not m.error():
-                out.append(m)
-            if len(out) >= expected and settle_until is None:
-                settle_until = time.time() + settle
-            if settle_until is not None and time.time() >= settle_until:
-                break
-    finally:
-        c.close()
-    return out
-
-
-class Service:
-    """One running instance of a C service binary, configured by environment."""
-
-    def __init__(self, binary, env, name):
-        self.binary, self.env, self.name = binary, env, name
-        self.port = int(env["HTTP_PORT"])
-        self.proc = None
-        self.starts = 0
-
-    def start(self, wait_ready=True, timeout=60):
-        os.makedirs(LOGS, exist_ok=True)
-        self.starts += 1
-        log = open(os.path.join(LOGS, f"{self.name}.{self.starts}.log"), "wb")
-        env = dict(os.environ)
-        env.update(self.env)
-        self.proc = subprocess.Popen([self.binary], env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        if wait_ready:
-            self.wait_ready(True, timeout)
-        return self
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def ready(self):
-        try:
-            return requests.get(self.url("/ready"), timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def wait_ready(self, want=True, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode} before ready")
-            if self.ready() == want:
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{self.name} /ready did not become {want} within {timeout} s")
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self, timeout=15):
-        """SIGTERM and wait; returns the exit code."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"{self.name} did not exit within {timeout} s of SIGTERM")
-        return self.proc.returncode if self.proc else None
-
-
 @pytest.fixture
 def optimizer(topics):
     """The optimizer wired to this test's topics, group and database (not started)."""
@@ -182,6 +67,8 @@ def optimizer(topics):
         "HTTP_PORT": str(free_port()),
         "GRPC_PORT": str(free_port()),
         "LOG_LEVEL": "info",
+        # A fixed seed: the policy's random draws are the same on every run.
+        "POLICY_SEED": "1",
     }
     svc = Service(binary, env, "optimizer-" + topics["tag"])
     yield svc

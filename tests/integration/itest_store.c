@@ -509,7 +509,39 @@ static void test_bulk_insert_once_conflict(void **state)
     bson_destroy(c);
 }
 
-/* One $in read: every existing id once, missing ones skipped. */
+/* A bulk upsert of more documents that already exist than FerretDB's backend
+ * pool has connections (100 on SQLite, 50 on PostgreSQL) replaces them all,
+ * in one call, and the database answers afterwards. */
+#define NBIG 150
+static void test_bulk_upsert_many_existing(void **state)
+{
+    (void)state;
+    static char ids[NBIG][16];
+    static store_doc_t items[NBIG];
+    static store_result_t out[NBIG];
+    bson_t *docs[NBIG];
+    for (int round = 1; round <= 2; round++) {
+        for (int i = 0; i < NBIG; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "m-%03d", i);
+            docs[i] = BCON_NEW("n", BCON_INT32(round * 1000 + i));
+            items[i] = (store_doc_t){ids[i], docs[i]};
+        }
+        assert_store(store_bulk_upsert(st, "bulk_many", items, NBIG, out), 0);
+        for (int i = 0; i < NBIG; i++) {
+            if (out[i].status != 0) {
+                fail_msg("round %d, document %d: %s (%s)", round, i, hive_errname(out[i].status),
+                         out[i].message);
+            }
+            bson_destroy(docs[i]);
+        }
+    }
+    tally_t t = {0, 0};
+    assert_store(store_find(st, "bulk_many", NULL, NULL, tally_each, &t), 0);
+    assert_int_equal(t.n, NBIG);
+    assert_int_equal(t.sum, NBIG * 2000 + NBIG * (NBIG - 1) / 2);
+}
+
+/* find_ids: every existing id once, missing and repeated ones skipped. */
 static void test_find_ids(void **state)
 {
     (void)state;
@@ -578,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_bulk_upsert_one_bad_document),
         cmocka_unit_test(test_bulk_insert_once_replay),
         cmocka_unit_test(test_bulk_insert_once_conflict),
+        cmocka_unit_test(test_bulk_upsert_many_existing),
         cmocka_unit_test(test_find_ids),
         cmocka_unit_test(test_ensure_indexes),
         cmocka_unit_test(test_watch_reports_healthy),

@@ -14,26 +14,10 @@ import requests
 
 import hive_avro
 from conftest import producer, read_committed
+from hive_client import insight
 
 ALPHA = 0.01
 PENALTY = 0.2
-
-
-def insight(component, insight_id=None, priority="CRITICAL", problem="LATENCY"):
-    return {
-        "schema_version": 1,
-        "insight_id": insight_id or "ins-" + uuid.uuid4().hex[:16],
-        "source": "analyst-agents",
-        "type": "DEGRADATION",
-        "priority": priority,
-        "component": component,
-        "metric": "latency_p95_ms",
-        "current_value": 1800.0,
-        "baseline_value": 800.0,
-        "description": "p95 latency above target",
-        "timestamp": int(time.time() * 1000),
-        "labels": {"problem": problem},
-    }
 
 
 def send(topic, name, key, record):
@@ -81,7 +65,8 @@ def test_insight_experiment_result_q_update_apply(topics, greedy, mongo):
     assert req["target"] == "orchestrator"
     assert req["requested_by"] == "optimizer"
     assert req["success_criteria"] and req["guardrails"], "criteria and guardrails must be set"
-    assert any(g["metric"] == "error_rate" for g in req["guardrails"])
+    # A guardrail aborts when it holds: error_rate GT the limit (ExperimentRequest's doc).
+    assert any(g["metric"] == "error_rate" and g["operator"] == "GT" for g in req["guardrails"])
     hyp = wait_doc(db.optimizations, {"_id": req["optimization_id"]})
     assert hyp["status"] == "EXPERIMENTING"
     assert hyp["insight_id"] == ins["insight_id"]

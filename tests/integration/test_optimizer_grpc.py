@@ -20,7 +20,7 @@ import hive_avro
 
 SERVICE = "/neuralhive.optimizer.v1.OptimizerAgent/"
 STATUSES = ["PROPOSED", "AWAITING_APPROVAL", "EXPERIMENTING", "APPROVED", "APPLIED", "REJECTED",
-            "ROLLED_BACK"]
+            "ROLLED_BACK", "FAILED", "EXPIRED"]
 
 
 @pytest.fixture
@@ -274,8 +274,10 @@ def test_get_statistics_counts_by_status_and_type(pb, stub, optimizations):
     assert resp.rollbacks == 1
     assert resp.success_rate == pytest.approx(2 / 3)
     assert resp.average_improvement == pytest.approx((0.2 + 0.1 - 0.05) / 3)
-    assert resp.q_table_size >= 0
-    assert 0.0 <= resp.epsilon <= 1.0
+    # No decision was made (the hypotheses were seeded): an empty table, and epsilon
+    # still at EXPLORATION_RATE's default.
+    assert resp.q_table_size == 0
+    assert resp.epsilon == pytest.approx(0.3)
 
 
 def test_get_statistics_of_an_empty_database(pb, stub):
@@ -352,8 +354,6 @@ def test_trigger_optimization_is_proposed_by_the_engine(pb, stub):
         last.status == "REJECTED" and last.optimization_type == "NO_OP"), last
     assert last.insight_id == info.insight_id
     assert last.component == "orchestrator"
-    assert last.optimization_type in ("WEIGHT_RECALIBRATION", "SLO_ADJUSTMENT", "HEURISTIC_UPDATE",
-                                      "POLICY_CHANGE", "NO_OP")
     assert last.action and last.state_key and last.policy
     assert last.created_at_ms > 0
 

@@ -13,7 +13,6 @@ that did not finish. FerretDB is resumed and stopped at the end.
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -23,47 +22,18 @@ import pytest
 import requests
 
 import hive_avro
-from conftest import ROOT, free_port, producer, read_committed
-
-FERRETDB = os.path.join(ROOT, ".hive", "bin", "ferretdb")
-
+from conftest import ROOT, producer, read_committed
+from private_ferretdb import PrivateFerretDB
 
 @pytest.fixture
 def private_ferretdb(topics):
-    """A FerretDB of its own (SQLite backend, flags as start_ferretdb in ./hive)."""
-    if not os.path.exists(FERRETDB):
-        pytest.fail(f"{FERRETDB} is missing: run ./hive setup")
-    port = free_port()
-    base = os.path.join(ROOT, ".hive", "tmp", "ferretdb-" + topics["tag"])
-    os.makedirs(os.path.join(base, "data"))
-    os.makedirs(os.path.join(base, "state"))
-    log = open(os.path.join(base, "ferretdb.log"), "wb")
-    proc = subprocess.Popen([FERRETDB, "--handler=sqlite", f"--sqlite-url=file:{base}/data/",
-                             f"--listen-addr=127.0.0.1:{port}", f"--state-dir={base}/state", "--debug-addr=-",
-                             "--telemetry=disable", "--log-level=warn"], stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    uri = f"mongodb://127.0.0.1:{port}"
+    """A FerretDB of its own (private_ferretdb.py): (process, uri)."""
+    db = PrivateFerretDB(topics["tag"])
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                pymongo.MongoClient(uri, serverSelectionTimeoutMS=1000).admin.command("ping")
-                break
-            except pymongo.errors.PyMongoError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError("the private FerretDB did not start")
-                time.sleep(0.2)
-        yield proc, uri
+        db.start()
+        yield db.proc, db.uri
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(base, ignore_errors=True)
+        db.close()
 
 
 def telemetry(i):

@@ -4,7 +4,7 @@
  *
  * With HIVE_AVRO_INTEROP_DIR set, also writes <Name>.c.bin (framed, local ids) for
  * every record and checks that each <Name>.py.bin found there (written by
- * tests/integration/hive_avro.py with fastavro) decodes and re-encodes to the same
+ * scripts/hive_avro.py with fastavro) decodes and re-encodes to the same
  * bytes; tests/integration/test_avro_interop.py drives this. */
 #include <setjmp.h>
 #include <stdarg.h>

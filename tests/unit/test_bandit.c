@@ -100,7 +100,7 @@ static void test_thompson_propensities(void **unused)
     learn_rng_seed(&rng, 99);
     double p[3];
     assert_int_equal(bandit_probabilities(est, &s, actions, 3, &rng, p), 0);
-    EXPECT_NEAR(p[0] + p[1] + p[2], 1.0, 1e-12);
+    EXPECT_NEAR(p[0] + p[1] + p[2], 1.0, 1e-6); /* by quadrature: exact to 1e-6 */
     if (!(p[1] > p[0] && p[0] > p[2] && p[2] > 0.0)) {
         fail_msg("expected p(21) > p(noop) > p(29) > 0, got %g %g %g", p[1], p[0], p[2]);
     }
@@ -449,7 +449,7 @@ static void test_policy_bandits(void **unused)
             fail_msg("%s: expected a propensity in (0, 1], got %g", names[k], d.propensity);
         }
         EXPECT_NEAR(d.expected_improvement, learn_action_get(d.action)->expected_improvement, 0.0);
-        double r = learn_policy_reward(p, d.action, 0.2);
+        double r = learn_policy_reward(p, d.action, true, 0.2);
         assert_int_equal(learn_policy_update(p, &s, d.action, r), 0);
         assert_int_equal(learn_policy_choose(p, &s, &rng, &d), 0);
         double probs[ACTION_COUNT], sum = 0.0;
@@ -457,7 +457,7 @@ static void test_policy_bandits(void **unused)
         for (size_t a = 0; a < ACTION_COUNT; a++) {
             sum += probs[a];
         }
-        EXPECT_NEAR(sum, 1.0, 1e-12);
+        EXPECT_NEAR(sum, 1.0, 1e-6); /* Thompson's by quadrature: exact to 1e-6 */
         learn_policy_destroy(p);
     }
     bandit_config_t bad;
@@ -467,14 +467,73 @@ static void test_policy_bandits(void **unused)
     assert_null(bandit_create(BANDIT_THOMPSON, &bad));
 }
 
+/* Issue 15 item 11: the logged Thompson propensity is the true probability
+ * of the chosen arm: the two-arm closed form to 1e-6, the frequency of the
+ * choices over many rounds, and no smoothing pulling a dominant arm down. */
+static void test_thompson_propensity_is_unbiased(void **unused)
+{
+    (void)unused;
+    bandit_t *b = make_bandit(BANDIT_THOMPSON, 256);
+    state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
+    const uint16_t two[] = {21, 29};
+    assert_int_equal(bandit_load(b, s.key, learn_action_get(21)->name, 0.12, 3), 0);
+    assert_int_equal(bandit_load(b, s.key, learn_action_get(29)->name, 0.02, 40), 0);
+    double m21, s21, m29, s29, p[ACTION_COUNT];
+    uint64_t n;
+    assert_int_equal(bandit_posterior(b, &s, 21, &m21, &s21, &n), 0);
+    assert_int_equal(bandit_posterior(b, &s, 29, &m29, &s29, &n), 0);
+    double exact = 0.5 * erfc(-(m21 - m29) / sqrt(2.0 * (s21 * s21 + s29 * s29)));
+    assert_int_equal(bandit_probabilities(b, &s, two, 2, NULL, p), 0);
+    EXPECT_NEAR(p[0], exact, 1e-6);
+    EXPECT_NEAR(p[0] + p[1], 1.0, 1e-6);
+    assert_true(exact > 0.9); /* a dominant arm: add-one smoothing would have logged ~0.89 */
+
+    /* Five arms, one dominant: the logged propensity is the frequency with
+     * which it is actually chosen. */
+    const uint16_t five[] = {0, 20, 21, 29, 30};
+    const double means[] = {0.0, 0.02, 0.15, 0.03, 0.01};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(bandit_load(b, s.key, learn_action_get(five[i])->name, means[i], 8), 0);
+    }
+    assert_int_equal(bandit_probabilities(b, &s, five, 5, NULL, p), 0);
+    double sum = 0.0;
+    for (int i = 0; i < 5; i++) {
+        sum += p[i];
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-6);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 11);
+    const int rounds = 200000;
+    int wins[5] = {0};
+    for (int r = 0; r < rounds; r++) {
+        learn_decision_t d;
+        assert_int_equal(bandit_choose(b, &s, five, 5, &rng, &d), 0);
+        size_t j = index_of(five, 5, d.action);
+        wins[j]++;
+        EXPECT_NEAR(d.propensity, p[j], 1e-12); /* the chosen arm's, every time */
+    }
+    for (int j = 0; j < 5; j++) {
+        /* 200000 rounds: sd of a frequency <= 0.0012; 5 sd. */
+        EXPECT_NEAR((double)wins[j] / rounds, p[j], 0.006);
+    }
+    assert_true(p[2] > 0.9);
+    bandit_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_thompson_posterior),   cmocka_unit_test(test_thompson_propensities),
-        cmocka_unit_test(test_thompson_converges),   cmocka_unit_test(test_linucb_converges),
-        cmocka_unit_test(test_linucb_is_contextual), cmocka_unit_test(test_sherman_morrison),
-        cmocka_unit_test(test_linucb_propensity),    cmocka_unit_test(test_ips_snips),
-        cmocka_unit_test(test_ips_is_unbiased),      cmocka_unit_test(test_policy_bandits),
+        cmocka_unit_test(test_thompson_propensity_is_unbiased),
+        cmocka_unit_test(test_thompson_posterior),
+        cmocka_unit_test(test_thompson_propensities),
+        cmocka_unit_test(test_thompson_converges),
+        cmocka_unit_test(test_linucb_converges),
+        cmocka_unit_test(test_linucb_is_contextual),
+        cmocka_unit_test(test_sherman_morrison),
+        cmocka_unit_test(test_linucb_propensity),
+        cmocka_unit_test(test_ips_snips),
+        cmocka_unit_test(test_ips_is_unbiased),
+        cmocka_unit_test(test_policy_bandits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

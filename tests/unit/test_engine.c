@@ -240,7 +240,7 @@ static void test_experiment_request_type_and_criteria(void **state)
         assert_string_equal(op, cases[i].op);
         criterion(&v, "guardrails", 0, &metric, &op, &threshold);
         assert_string_equal(metric, "error_rate");
-        assert_string_equal(op, "LT");
+        assert_string_equal(op, "GT"); /* aborts when it holds */
         assert_int_equal(avro_get_string(&v, "experiment_id", &s, &n), 0);
         assert_string_equal(s, h.experiment_id);
         avro_value_decref(&v);

@@ -97,8 +97,58 @@ static void test_failures(void **state)
     assert_string_equal(h.reason, "guardrail error_rate");
     hyp_propose(&h, &p, 0.5, 1000);
     hyp_on_result(&h, true, 0.1, 0.06, NULL, 3000);
+    /* The applier refused it: FAILED, not a rollback, and it stays failed. */
     hyp_on_applied(&h, false, false, "weights out of bounds", 4000);
-    assert_int_equal(h.status, HYP_ROLLED_BACK);
+    assert_int_equal(h.status, HYP_FAILED);
+    assert_string_equal(h.reason, "weights out of bounds");
+    assert_false(hyp_is_open(&h));
+    hyp_on_applied(&h, false, true, "late rollback", 4100);
+    assert_int_equal(h.status, HYP_FAILED);
+    assert_string_equal(hyp_status_name(HYP_FAILED), "FAILED");
+}
+
+/* A hypothesis waiting for an answer expires at its deadline, with the
+ * reason; an answered one never does. */
+static void test_open_hypotheses_expire(void **state)
+{
+    (void)state;
+    hypothesis_t h;
+    hyp_proposal_t p = proposal(0.8); /* needs approval */
+    p.open_timeout_ms = 60000;
+    hyp_propose(&h, &p, 0.5, 1000);
+    assert_int_equal(h.status, HYP_AWAITING_APPROVAL);
+    assert_int_equal(h.expires_at_ms, 61000);
+    assert_false(hyp_expire(&h, 60999));
+    assert_int_equal(h.status, HYP_AWAITING_APPROVAL);
+    assert_true(hyp_expire(&h, 61000));
+    assert_int_equal(h.status, HYP_EXPIRED);
+    assert_string_equal(h.reason, "no approval response within 60 s: expired");
+    assert_false(hyp_is_open(&h));
+    assert_false(hyp_expire(&h, 99999)); /* once */
+    /* A late approval changes nothing. */
+    assert_int_equal(hyp_on_approval(&h, true, NULL, 70000), 0);
+    assert_int_equal(h.status, HYP_EXPIRED);
+
+    /* Approved: the experiment's wait starts at the approval. */
+    hyp_propose(&h, &p, 0.5, 1000);
+    hyp_on_approval(&h, true, NULL, 50000);
+    assert_int_equal(h.status, HYP_EXPERIMENTING);
+    assert_int_equal(h.expires_at_ms, 110000);
+    assert_false(hyp_expire(&h, 109999));
+    assert_true(hyp_expire(&h, 110000));
+    assert_string_equal(h.reason, "no experiment result within 60 s: expired");
+    /* A late result is ignored: no learning, no APPLY. */
+    assert_int_equal(hyp_on_result(&h, true, 0.2, 0.1, NULL, 120000), 0);
+    assert_int_equal(h.status, HYP_EXPIRED);
+
+    /* Answered in time: never expires. */
+    hyp_proposal_t q = proposal(0.2);
+    hyp_propose(&h, &q, 0.5, 1000);
+    assert_int_equal(h.expires_at_ms, 1000 + HYP_DEFAULT_OPEN_TIMEOUT_MS); /* no timeout given */
+    hyp_on_result(&h, true, 0.1, 0.06, NULL, 3000);
+    assert_int_equal(h.expires_at_ms, 0);
+    assert_false(hyp_expire(&h, 1000 + 2 * HYP_DEFAULT_OPEN_TIMEOUT_MS));
+    assert_int_equal(h.status, HYP_APPROVED);
 }
 
 /* A long text cut to fit a field never ends in half a UTF-8 character. */
@@ -161,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_high_risk_waits_for_approval),
         cmocka_unit_test(test_result_then_apply_then_rollback),
         cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_open_hypotheses_expire),
         cmocka_unit_test(test_cut_texts_stay_utf8),
         cmocka_unit_test(test_no_change_is_kept_rejected),
         cmocka_unit_test(test_ids_and_names),

@@ -165,12 +165,144 @@ static void test_learner_figures_follow_the_policy(void **state)
     assert_true(learner_epsilon(t) == 0.0);
     /* The reward of seed 000: improvement - risk * penalty. */
     uint16_t a = action_id("slo_latency_relax_10");
-    assert_true(fabs(learner_reward(t, a, 0.2) - (0.2 - learn_action_get(a)->risk * 0.2)) < 1e-12);
+    assert_true(fabs(learner_reward(t, a, true, 0.2) - (0.2 - learn_action_get(a)->risk * 0.2)) < 1e-12);
     cfg.max_weight_adjustment = 5; /* out of range */
     assert_null(learner_create(&cfg, 7, m));
     learner_destroy(q);
     learner_destroy(t);
     metrics_destroy(m);
+}
+
+/* Issue 15 item 2: with no stored revision yet, a result whose save failed
+ * and is retried is applied once, not twice, for every policy. */
+static void retried_once(learn_policy_kind_t kind)
+{
+    metrics_t *m = metrics_create();
+    learn_policy_config_t cfg;
+    learn_policy_config_default(&cfg, kind);
+    cfg.qlearn.learning_rate = 0.5;
+    learner_t *l = learner_create(&cfg, 7, m);
+    assert_non_null(l);
+    state_t s;
+    make_state(&s);
+    uint16_t a = action_id("slo_latency_relax_10");
+    const learner_result_t r = {.state = &s,
+                                .action = a,
+                                .reward = 0.08,
+                                .success = true,
+                                .improvement = 0.12,
+                                .experiment_id = "exp-1"};
+    learn_policy_entry_t orig, before, first, second;
+    assert_int_equal(learner_apply(l, &r, NULL, &orig, &first), 0);
+    assert_int_equal(orig.visits, 0);
+    /* The save failed (a conflict): the same result comes again, MongoDB
+     * still holding no revision. */
+    assert_int_equal(learner_apply(l, &r, NULL, &before, &second), 0);
+    assert_int_equal(first.visits, 1);
+    assert_int_equal(second.visits, 1);
+    assert_true(fabs(second.value - first.value) < 1e-12);
+    assert_int_equal(second.improvement_n, 1);
+    if (kind == POLICY_QLEARNING) {
+        assert_true(fabs(second.value - 0.5 * 0.08) < 1e-12);
+    }
+    if (kind == POLICY_LINUCB) {
+        assert_int_equal(second.n, 1);
+        assert_memory_equal(second.A, first.A, sizeof(first.A));
+    }
+    /* Undone after a failed save: memory is back where it was. */
+    learner_restore_entry(l, &orig);
+    assert_int_equal(learner_apply(l, &r, NULL, &before, &second), 0);
+    assert_int_equal(before.visits, 0);
+    assert_int_equal(before.improvement_n, 0);
+    /* From a stored revision: that revision plus one update. */
+    bson_t *doc = learner_entry_to_bson(&first, 0.08, "exp-1");
+    const learner_result_t r2 = {.state = &s,
+                                 .action = a,
+                                 .reward = 0.08,
+                                 .success = true,
+                                 .improvement = 0.12,
+                                 .experiment_id = "exp-2"};
+    assert_int_equal(learner_apply(l, &r2, doc, &before, &second), 0);
+    assert_int_equal(learner_apply(l, &r2, doc, &before, &second), 0);
+    assert_int_equal(second.visits, 2);
+    assert_int_equal(second.improvement_n, 2);
+    bson_destroy(doc);
+    learner_destroy(l);
+    metrics_destroy(m);
+}
+
+static void test_retried_result_applied_once_qlearning(void **state)
+{
+    (void)state;
+    retried_once(POLICY_QLEARNING);
+}
+
+static void test_retried_result_applied_once_thompson(void **state)
+{
+    (void)state;
+    retried_once(POLICY_THOMPSON);
+}
+
+static void test_retried_result_applied_once_linucb(void **state)
+{
+    (void)state;
+    retried_once(POLICY_LINUCB);
+}
+
+/* Issue 15 item 3: a result with the state it led to bootstraps from it,
+ * Q(s,a) <- Q(s,a) + alpha [r + gamma max_a' Q(s',a') - Q(s,a)], and gamma
+ * changes the stored value exactly so. */
+static void test_gamma_bootstraps_from_the_next_state(void **state)
+{
+    (void)state;
+    const double gammas[] = {0.0, 0.5, 0.95};
+    for (size_t g = 0; g < sizeof(gammas) / sizeof(gammas[0]); g++) {
+        metrics_t *m = metrics_create();
+        learn_policy_config_t cfg;
+        learn_policy_config_default(&cfg, POLICY_QLEARNING);
+        cfg.qlearn.learning_rate = 0.5;
+        cfg.qlearn.discount_factor = gammas[g];
+        learner_t *l = learner_create(&cfg, 7, m);
+        state_t s, next;
+        make_state(&s);
+        assert_int_equal(state_make("orchestrator", PROBLEM_LATENCY, 1, 1, &next), 0);
+        uint16_t a = action_id("slo_latency_relax_10");
+        /* Q(s', a) = 0.5 * 0.2 = 0.1, the max over s' (the others are 0). */
+        const learner_result_t seen = {.state = &next,
+                                       .action = a,
+                                       .reward = 0.2,
+                                       .success = true,
+                                       .improvement = 0.2,
+                                       .experiment_id = "exp-0"};
+        learn_policy_entry_t before, after;
+        assert_int_equal(learner_apply(l, &seen, NULL, &before, &after), 0);
+        assert_true(fabs(after.value - 0.1) < 1e-12);
+        const learner_result_t r = {.state = &s,
+                                    .action = a,
+                                    .reward = 0.08,
+                                    .success = true,
+                                    .improvement = 0.12,
+                                    .next = &next,
+                                    .experiment_id = "exp-1"};
+        assert_int_equal(learner_apply(l, &r, NULL, &before, &after), 0);
+        double want = 0.5 * (0.08 + gammas[g] * 0.1);
+        if (fabs(after.value - want) > 1e-12) {
+            fail_msg("gamma %g: Q %.17g, expected %.17g", gammas[g], after.value, want);
+        }
+        /* Terminal (the component healthy again): the target is r alone. */
+        const learner_result_t t = {.state = &s,
+                                    .action = a,
+                                    .reward = 0.08,
+                                    .success = true,
+                                    .improvement = 0.12,
+                                    .experiment_id = "exp-2"};
+        bson_t *doc = learner_entry_to_bson(&after, 0.08, "exp-1");
+        assert_int_equal(learner_apply(l, &t, doc, &before, &after), 0);
+        assert_true(fabs(after.value - (want + 0.5 * (0.08 - want))) < 1e-12);
+        bson_destroy(doc);
+        learner_destroy(l);
+        metrics_destroy(m);
+    }
 }
 
 int main(void)
@@ -183,6 +315,10 @@ int main(void)
         cmocka_unit_test(test_documents_a_policy_cannot_take_are_refused),
         cmocka_unit_test(test_policy_state_saved_every_32nd_decision),
         cmocka_unit_test(test_learner_figures_follow_the_policy),
+        cmocka_unit_test(test_retried_result_applied_once_qlearning),
+        cmocka_unit_test(test_retried_result_applied_once_thompson),
+        cmocka_unit_test(test_retried_result_applied_once_linucb),
+        cmocka_unit_test(test_gamma_bootstraps_from_the_next_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

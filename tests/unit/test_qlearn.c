@@ -50,7 +50,7 @@ static void test_seed_defaults(void **unused)
     qlearn_config_default(&cfg);
     EXPECT_NEAR(cfg.learning_rate, 0.01, 0.0);
     EXPECT_NEAR(cfg.discount_factor, 0.95, 0.0);
-    EXPECT_NEAR(cfg.epsilon_start, 0.3, 0.0);
+    EXPECT_NEAR(cfg.epsilon_start, 0.1, 0.0); /* seed 000: EXPLORATION_RATE=0.1 */
     EXPECT_NEAR(cfg.epsilon_min, 0.01, 0.0);
     learn_reward_config_t r;
     learn_reward_config_default(&r);
@@ -134,7 +134,7 @@ static void test_epsilon_decay_and_floor(void **unused)
     (void)unused;
     qlearn_t *q = make_learner(0.3, 0.01, 0.5);
     state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
-    const uint16_t actions[] = {0, 21, 29};
+    const uint16_t actions[] = {20, 21, 29}; /* no NO_OP: every decision decays */
     learn_rng_t rng;
     learn_rng_seed(&rng, 7);
     const double expected[] = {0.3, 0.15, 0.075, 0.0375, 0.01875, 0.01, 0.01, 0.01};
@@ -381,7 +381,7 @@ static void test_policy_qlearning(void **unused)
     learn_decision_t d;
     assert_int_equal(learn_policy_choose(p, &s, &rng, &d), 0);
     assert_int_equal(d.n_actions, n);
-    EXPECT_NEAR(d.epsilon, 0.3, 0.0);
+    EXPECT_NEAR(d.epsilon, 0.1, 0.0);
     /* Nothing learned yet: all tied, propensity 1/n, the prior as expected improvement. */
     EXPECT_NEAR(d.propensity, 1.0 / (double)n, 1e-15);
     EXPECT_NEAR(d.expected_improvement, learn_action_get(d.action)->expected_improvement, 0.0);
@@ -392,9 +392,10 @@ static void test_policy_qlearning(void **unused)
      * reward 0.12 - 0.2 * 0.2 = 0.08; Q = 0.5 * 0.08 = 0.04. */
     uint16_t relax;
     assert_int_equal(learn_action_find("slo_latency_relax_10", &relax), 0);
-    double r = learn_policy_reward(p, relax, 0.12);
+    double r = learn_policy_reward(p, relax, true, 0.12);
     EXPECT_NEAR(r, 0.08, 1e-15);
     assert_int_equal(learn_policy_update(p, &s, relax, r), 0);
+    assert_int_equal(learn_policy_observe(p, &s, relax, true, 0.12), 0);
     EXPECT_NEAR(qlearn_q(learn_policy_qlearn(p), &s, relax), 0.04, 1e-15);
 
     double probs[ACTION_COUNT];
@@ -411,14 +412,14 @@ static void test_policy_qlearning(void **unused)
                 (1.0 - qlearn_epsilon(learn_policy_qlearn(p))) + qlearn_epsilon(learn_policy_qlearn(p)) / n,
                 1e-12);
 
-    /* Once observed, expected improvement = Q + risk * penalty = 0.04 + 0.04. */
+    /* Once observed, expected improvement = the observed mean, 0.12. */
     qlearn_set_epsilon(learn_policy_qlearn(p), 0.01);
     int seen = 0;
     for (int i = 0; i < 50 && !seen; i++) {
         assert_int_equal(learn_policy_choose(p, &s, &rng, &d), 0);
         if (d.action == relax) {
             seen = 1;
-            EXPECT_NEAR(d.expected_improvement, 0.08, 1e-15);
+            EXPECT_NEAR(d.expected_improvement, 0.12, 1e-15);
             EXPECT_NEAR(d.confidence, 1.0 - 1.0 / sqrt(2.0), 1e-15);
         }
     }
@@ -429,6 +430,104 @@ static void test_policy_qlearning(void **unused)
     assert_null(learn_policy_create(&cfg));
     learn_policy_destroy(p);
     learn_policy_destroy(NULL);
+}
+
+/* Issue 15 item 1: a failed, aborted or rejected experiment earns a negative
+ * reward whatever its primary metric showed, so it never raises its action's
+ * value; a success keeps the seed's improvement - risk * penalty. */
+static void test_failed_experiment_never_raises_value(void **unused)
+{
+    (void)unused;
+    learn_policy_config_t cfg;
+    learn_policy_config_default(&cfg, POLICY_QLEARNING);
+    cfg.qlearn.learning_rate = 0.5;
+    learn_policy_t *p = learn_policy_create(&cfg);
+    assert_non_null(p);
+    state_t s = make_state("orchestrator", PROBLEM_LATENCY, 2, 1);
+    const double gains[] = {0.08, 0.5, 0.05, 0.0, -0.02};
+    for (uint16_t a = 0; a < ACTION_COUNT; a++) {
+        for (size_t g = 0; g < sizeof(gains) / sizeof(gains[0]); g++) {
+            double r = learn_policy_reward(p, a, false, gains[g]);
+            if (!(r < 0.0)) {
+                fail_msg("action %u, improvement %g, not a success: reward %g, expected < 0", a, gains[g], r);
+            }
+        }
+    }
+    /* An aborted experiment that showed +8 %: reward -(0.2 * 0.2) - 0.05. */
+    uint16_t relax;
+    assert_int_equal(learn_action_find("slo_latency_relax_10", &relax), 0);
+    EXPECT_NEAR(learn_policy_reward(p, relax, false, 0.08), -0.04 - 0.05, 1e-15);
+    EXPECT_NEAR(learn_policy_reward(p, relax, false, -0.1), -0.1 - 0.04 - 0.05, 1e-15);
+    EXPECT_NEAR(learn_policy_reward(p, relax, true, 0.08), 0.08 - 0.04, 1e-15);
+    /* "success" below the minimum gain is not a success. */
+    assert_true(learn_policy_reward(p, relax, true, 0.01) < 0.0);
+    double before = qlearn_q(learn_policy_qlearn(p), &s, relax);
+    assert_int_equal(learn_policy_update(p, &s, relax, learn_policy_reward(p, relax, false, 0.08)), 0);
+    assert_true(qlearn_q(learn_policy_qlearn(p), &s, relax) < before);
+    EXPECT_NEAR(learn_reward_outcome(NULL, false, 0.3, 0.0), -0.05, 1e-15);
+    learn_policy_destroy(p);
+}
+
+/* Issue 15 item 6: with alpha 0.01, an observed 10 % gain is reported as
+ * 10 %, not as a Q shrunk towards it. Failures count as no gain. */
+static void test_expected_improvement_is_the_observed_mean(void **unused)
+{
+    (void)unused;
+    learn_policy_config_t cfg;
+    learn_policy_config_default(&cfg, POLICY_QLEARNING);
+    cfg.qlearn.epsilon_start = 0.0;
+    cfg.qlearn.epsilon_min = 0.0;
+    learn_policy_t *p = learn_policy_create(&cfg);
+    assert_non_null(p);
+    state_t s = make_state("orchestrator", PROBLEM_LATENCY, 2, 1);
+    uint16_t relax;
+    assert_int_equal(learn_action_find("slo_latency_relax_10", &relax), 0);
+    assert_int_equal(learn_policy_update(p, &s, relax, learn_policy_reward(p, relax, true, 0.10)), 0);
+    assert_int_equal(learn_policy_observe(p, &s, relax, true, 0.10), 0);
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 3);
+    learn_decision_t d;
+    assert_int_equal(learn_policy_choose(p, &s, &rng, &d), 0); /* greedy: the only positive Q */
+    assert_int_equal(d.action, relax);
+    EXPECT_NEAR(d.expected_improvement, 0.10, 1e-15);
+    assert_true(d.expected_improvement > learn_action_get(relax)->expected_improvement);
+    /* An aborted one that showed +8 % adds no gain: mean (0.10 + 0) / 2. */
+    assert_int_equal(learn_policy_observe(p, &s, relax, false, 0.08), 0);
+    uint64_t n = 0;
+    EXPECT_NEAR(learn_policy_observed(p, &s, relax, &n), 0.05, 1e-15);
+    assert_int_equal(n, 2);
+    /* The mean travels with the entry (export, import). */
+    learn_policy_entry_t e;
+    assert_int_equal(learn_policy_export(p, &s, relax, &e), 0);
+    EXPECT_NEAR(e.improvement, 0.05, 1e-15);
+    assert_int_equal(e.improvement_n, 2);
+    learn_policy_t *fresh = learn_policy_create(&cfg);
+    assert_int_equal(learn_policy_import(fresh, &e), 0);
+    EXPECT_NEAR(learn_policy_observed(fresh, &s, relax, &n), 0.05, 1e-15);
+    assert_int_equal(n, 2);
+    learn_policy_destroy(fresh);
+    learn_policy_destroy(p);
+}
+
+/* Issue 15 item 9: a NO_OP decision leaves epsilon where it was. */
+static void test_noop_does_not_decay_epsilon(void **unused)
+{
+    (void)unused;
+    qlearn_t *q = make_learner(0.3, 0.01, 0.5);
+    state_t s = make_state("c", PROBLEM_LATENCY, 1, 1);
+    const uint16_t only_noop[] = {ACTION_NOOP_ID};
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 7);
+    learn_decision_t d;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(qlearn_choose(q, &s, only_noop, 1, &rng, &d), 0);
+        assert_int_equal(d.action, ACTION_NOOP_ID);
+    }
+    EXPECT_NEAR(qlearn_epsilon(q), 0.3, 0.0);
+    const uint16_t change[] = {21};
+    assert_int_equal(qlearn_choose(q, &s, change, 1, &rng, &d), 0);
+    EXPECT_NEAR(qlearn_epsilon(q), 0.15, 0.0);
+    qlearn_destroy(q);
 }
 
 int main(void)
@@ -445,6 +544,9 @@ int main(void)
         cmocka_unit_test(test_table_grows),
         cmocka_unit_test(test_choose_rejects_bad_action_sets),
         cmocka_unit_test(test_policy_qlearning),
+        cmocka_unit_test(test_failed_experiment_never_raises_value),
+        cmocka_unit_test(test_expected_improvement_is_the_observed_mean),
+        cmocka_unit_test(test_noop_does_not_decay_epsilon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

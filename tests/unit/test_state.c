@@ -299,6 +299,30 @@ static void test_applicable_actions(void **unused)
     assert_int_equal(learn_action_applicable(&s, 0.2, ids, 1), 1);
 }
 
+/* Issue 15 item 3: the state after an experiment, from the stored degraded
+ * window, is the one an insight about that window gets. */
+static void test_state_from_observation(void **state)
+{
+    (void)state;
+    state_t s, from_insight;
+    /* latency 1300 ms against 1000: severity 0.3 -> sev2 (0.20 .. 0.50). */
+    assert_int_equal(
+        state_from_observation(NULL, "orchestrator", "latency_p95_ms", 0.3, PRIORITY_HIGH, 0, &s), 0);
+    assert_string_equal(s.key, "orchestrator|LATENCY|sev2|load0");
+    state_insight_t in = {.component = "orchestrator",
+                          .problem = PROBLEM_LATENCY,
+                          .priority = PRIORITY_HIGH,
+                          .current_value = 1300,
+                          .baseline_value = 1000};
+    assert_int_equal(state_extract(NULL, &in, &from_insight), 0);
+    assert_string_equal(s.key, from_insight.key);
+    /* No severity stored: from the priority. */
+    assert_int_equal(
+        state_from_observation(NULL, "orchestrator", "error_rate", NAN, PRIORITY_CRITICAL, 0, &s), 0);
+    assert_string_equal(s.key, "orchestrator|ERROR_RATE|sev3|load0");
+    assert_int_equal(state_from_observation(NULL, "a|b", "error_rate", 0.3, PRIORITY_HIGH, 0, &s), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_names_round_trip),
         cmocka_unit_test(test_catalogue_is_consistent),
         cmocka_unit_test(test_applicable_actions),
+        cmocka_unit_test(test_state_from_observation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,7 +21,7 @@ import struct
 
 import fastavro
 
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "schemas", "avro")
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "schemas", "avro")
 
 
 def _plain(node):

@@ -1,0 +1,163 @@
+/* app: the weights domain and the weight-recalibrator's objects. See app.h. */
+#include "app.h"
+
+#include "hive_err.h"
+#include "log.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static void initial(void *ctx, const char *target, applier_params_t *out)
+{
+    (void)ctx;
+    (void)target;
+    out->n = 0;
+    for (int i = 0; i < WEIGHTS_N; i++) {
+        applier_params_set(out, weights_specialists[i], 1.0 / WEIGHTS_N);
+    }
+}
+
+static void refuse(applier_note_t *note, const char *code, const char *why)
+{
+    snprintf(note->code, sizeof(note->code), "%s", code);
+    snprintf(note->reason, sizeof(note->reason), "%s", why);
+}
+
+/* Seed 000 steps 2-5: current weights, proposal from the adjustments read as
+ * their mode, limited, projected, validated. */
+int wr_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur, applier_params_t *out,
+               applier_note_t *note)
+{
+    wr_app_t *app = ctx;
+    double current[WEIGHTS_N], proposal[WEIGHTS_N], w[WEIGHTS_N];
+    char why[256];
+    for (int i = 0; i < WEIGHTS_N; i++) {
+        if (applier_params_get(cur, weights_specialists[i], &current[i]) != 0) {
+            snprintf(why, sizeof(why), "the current weights lack %s", weights_specialists[i]);
+            refuse(note, "validation", why);
+            return HIVE_EREJECTED;
+        }
+        proposal[i] = current[i];
+    }
+    if (cmd->adjustments.n == 0) {
+        refuse(note, "invalid", "no adjustments: name at least one specialist");
+        return HIVE_EREJECTED;
+    }
+    for (size_t k = 0; k < cmd->adjustments.n; k++) {
+        int i = weights_index(cmd->adjustments.name[k]);
+        if (i < 0) {
+            snprintf(why, sizeof(why), "unknown specialist %s (technical, safety, business, ethical, legal)",
+                     cmd->adjustments.name[k]);
+            refuse(note, "invalid", why);
+            return HIVE_EREJECTED;
+        }
+        proposal[i] = apply_adjust(current[i], cmd->mode, cmd->adjustments.value[k]);
+        if (!isfinite(proposal[i])) {
+            snprintf(why, sizeof(why), "the adjustment of %s is not a finite number", weights_specialists[i]);
+            refuse(note, "invalid", why);
+            return HIVE_EREJECTED;
+        }
+    }
+    if (weights_propose(current, proposal, &app->bounds, w, why, sizeof(why)) != 0) {
+        refuse(note, "validation", why);
+        return HIVE_EREJECTED;
+    }
+    double magnitude = 0.0;
+    out->n = 0;
+    for (int i = 0; i < WEIGHTS_N; i++) {
+        applier_params_set(out, weights_specialists[i], w[i]);
+        magnitude = fmax(magnitude, fabs(w[i] - current[i]));
+    }
+    applier_params_set(&note->evidence, "max_weight_change", magnitude);
+    if (app->magnitude) {
+        metric_observe(app->magnitude, magnitude);
+    }
+    return 0;
+}
+
+static int fill_state(void *ctx, avro_value_t *rec, const char *target, const applier_params_t *st,
+                      int64_t revision, const char *optimization_id, int64_t now_ms)
+{
+    (void)ctx;
+    int f = avro_set_string(rec, "engine", target) || avro_set_long(rec, "revision", revision) ||
+            (optimization_id ? avro_set_string(rec, "optimization_id", optimization_id)
+                             : avro_set_null(rec, "optimization_id")) ||
+            avro_set_string(rec, "updated_by", "weight-recalibrator") || avro_set_long(rec, "updated_at", now_ms);
+    for (size_t i = 0; !f && i < st->n; i++) {
+        f = avro_set_map_double(rec, "weights", st->name[i], st->value[i]);
+    }
+    return f ? -1 : 0;
+}
+
+int wr_app_build(wr_app_t *app, service_t *svc)
+{
+    const wr_config_t *cfg = app->cfg;
+    const service_config_t *sc = service_config(svc);
+    app->bounds = (weights_bounds_t){.lo = cfg->min_weight, .hi = cfg->max_weight,
+                                     .max_adjustment = cfg->max_adjustment, .tolerance = 0.01};
+    if (!(WEIGHTS_N * cfg->min_weight <= 1.0 && WEIGHTS_N * cfg->max_weight >= 1.0)) {
+        log_error("invalid configuration: MIN_WEIGHT and MAX_WEIGHT leave no five weights summing to 1");
+        return -1;
+    }
+    static const double buckets[] = {0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3};
+    app->magnitude = metrics_histogram(service_metrics(svc), "weight_adjustment_magnitude",
+                                       "Largest change of one weight per applied recalibration", NULL, buckets,
+                                       sizeof(buckets) / sizeof(buckets[0]));
+    app->redis = redis_sync_create(&(redis_sync_opts_t){.host = sc->redis_host, .port = (int)sc->redis_port});
+    static const char *const types[] = {"WEIGHT_RECALIBRATION"};
+    app->applier = app->redis ? applier_create(&(applier_conf_t){
+                                    .name = "weight-recalibrator",
+                                    .lock_prefix = "weights",
+                                    .coll = "weights",
+                                    .state_record = "ConsensusWeights",
+                                    .state_topic = cfg->weights_topic,
+                                    .events_topic = cfg->applied_topic,
+                                    .types = types,
+                                    .ntypes = 1,
+                                    .lock_ttl_ms = (unsigned)cfg->lock_ttl_ms,
+                                    .watch_metric = cfg->watch_metric,
+                                    .watch_threshold = cfg->watch_threshold,
+                                    .watch_window_ms = (int64_t)cfg->watch_window_s * 1000,
+                                    .store = service_store(svc),
+                                    .redis = app->redis,
+                                    .codec = service_codec(svc),
+                                    .metrics = service_metrics(svc),
+                                    .domain = {.initial = initial, .compute = wr_compute, .fill_state = fill_state},
+                                    .domain_ctx = app,
+                                })
+                              : NULL;
+    if (!app->applier) {
+        log_error("cannot build the applier");
+        return -1;
+    }
+    int rc = applier_ensure_indexes(app->applier);
+    if (rc != 0) {
+        log_warn("cannot create the MongoDB indexes; lookups will scan", "error", hive_strerror(rc));
+    }
+    app->rest = applier_rest_create(service_http(svc), &(applier_rest_conf_t){
+                                                           .prefix = "/api/v1/weights",
+                                                           .optimization_type = "WEIGHT_RECALIBRATION",
+                                                           .commands_topic = cfg->commands_topic,
+                                                           .applier = app->applier,
+                                                           .loop = service_loop(svc),
+                                                           .producer = service_producer(svc),
+                                                           .codec = service_codec(svc),
+                                                       });
+    return app->rest ? 0 : -1;
+}
+
+size_t wr_app_pending(void *ctx)
+{
+    return applier_rest_pending(((wr_app_t *)ctx)->rest);
+}
+
+void wr_app_teardown(service_t *svc, void *ctx)
+{
+    (void)svc;
+    wr_app_t *app = ctx;
+    applier_rest_destroy(app->rest);
+    applier_destroy(app->applier);
+    redis_sync_destroy(app->redis);
+    *app = (wr_app_t){.cfg = app->cfg};
+}

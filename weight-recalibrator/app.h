@@ -1,0 +1,36 @@
+/* app: the weight-recalibrator's objects around its pure core (projection.h):
+ * the weights domain of the shared applier (applier.h) and its REST API. */
+#ifndef HIVE_WR_APP_H
+#define HIVE_WR_APP_H
+
+#include "applier.h"
+#include "applier_rest.h"
+#include "projection.h"
+#include "redis_sync.h"
+#include "service.h"
+
+typedef struct {
+    char *commands_topic, *telemetry_topic, *applied_topic, *weights_topic, *watch_metric;
+    double max_adjustment, min_weight, max_weight, watch_threshold;
+    long watch_window_s, lock_ttl_ms;
+} wr_config_t;
+
+typedef struct {
+    wr_config_t *cfg;
+    weights_bounds_t bounds;
+    metric_t *magnitude; /* weight_adjustment_magnitude */
+    redis_sync_t *redis;
+    applier_t *applier;
+    applier_rest_t *rest;
+} wr_app_t;
+
+/* Builds the applier and the REST routes (setup). 0, or -1 after logging why. */
+int wr_app_build(wr_app_t *app, service_t *svc);
+size_t wr_app_pending(void *ctx);
+void wr_app_teardown(service_t *svc, void *ctx);
+
+/* The weights domain, exposed for tests: an APPLY's new weights from `cur`. */
+int wr_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur, applier_params_t *out,
+               applier_note_t *note);
+
+#endif
