@@ -5,6 +5,7 @@
 #include "log.h"
 #include "records.h"
 #include "repo.h"
+#include "service.h"
 #include "timeutil.h"
 #include "verdict.h"
 
@@ -151,75 +152,139 @@ int engine_read_insight(avro_value_t *v, engine_insight_t *out, char *reason, si
     return 0;
 }
 
-static kafka_verdict_t on_insight(engine_t *e, avro_value_t *v, kafka_out_t *out, char *reason, size_t rl)
-{
+/* ---- insights in batches -------------------------------------------------------- */
+
+typedef struct {
     engine_insight_t in;
-    if (engine_read_insight(v, &in, reason, rl) != 0) {
-        return KAFKA_BAD_INPUT;
-    }
-    kafka_verdict_t verdict = KAFKA_OK;
-    const char *problem = state_problem_name(in.state.problem);
-    hypothesis_t h;
+    const char *problem;
     char hyp_id[24];
-    hyp_id_for_insight(in.insight_id, hyp_id);
-    if (in.state.priority < PRIORITY_HIGH) {
-        metric_add(e->filtered, 1);
-        goto done;
-    }
-    /* A replay: the hypothesis exists; emit its records again. */
-    int rc = repo_hyp_get(e->conf.store, hyp_id, &h);
-    if (rc == 0) {
-        rc = repo_hyp_mark_open(e->conf.store, &h); /* in case the crash came between the two writes */
-        if (rc != 0) {
-            verdict = store_verdict(rc, "marking the hypothesis open", reason, rl);
-        } else if (carry_out(e, &h, hyp_effects_of_status(&h), out, reason, rl) != 0) {
-            verdict = KAFKA_RETRY;
+    char key[200]; /* "<component>|<problem>": the debounce's key */
+    bool candidate;
+    engine_step_t step;
+    unsigned effects;
+    bool no_change, rejected;
+    hypothesis_t h;
+} islot_t;
+
+/* The open state of the component+problem keys met so far in a batch. */
+static bool *open_slot(const char **keys, bool *open, size_t *nkeys, const char *key, bool add)
+{
+    for (size_t i = 0; i < *nkeys; i++) {
+        if (strcmp(keys[i], key) == 0) {
+            return &open[i];
         }
-        goto done;
     }
-    if (rc != HIVE_ENOTFOUND) {
-        verdict = store_verdict(rc, "reading the hypothesis", reason, rl);
-        goto done;
+    if (!add) {
+        return NULL;
     }
-    bool open = false;
-    rc = repo_hyp_open_exists(e->conf.store, in.component, problem, &open);
-    if (rc != 0) {
-        verdict = store_verdict(rc, "debounce lookup", reason, rl);
-        goto done;
+    keys[*nkeys] = key;
+    return &open[(*nkeys)++];
+}
+
+int engine_batch_plan(const engine_batch_item_t *items, size_t n, engine_propose_fn propose, void *arg,
+                      engine_step_t *out_steps)
+{
+    const char **keys = calloc(n ? n : 1, sizeof(*keys));
+    bool *open = calloc(n ? n : 1, sizeof(*open));
+    size_t nkeys = 0;
+    int rc = 0;
+    if (!keys || !open) {
+        rc = HIVE_ENOMEM;
+        goto out;
     }
-    if (open) {
-        metric_add(e->suppressed, 1, problem);
-        goto done;
+    for (size_t i = 0; i < n; i++) {
+        out_steps[i] = ENGINE_STEP_NONE;
     }
+    for (size_t i = 0; i < n; i++) {
+        const engine_batch_item_t *it = &items[i];
+        if (!it->key) {
+            continue;
+        }
+        if (it->replay) {
+            out_steps[i] = ENGINE_STEP_REPLAY;
+            *open_slot(keys, open, &nkeys, it->key, true) = it->replay_open;
+            continue;
+        }
+        bool *slot = open_slot(keys, open, &nkeys, it->key, false);
+        if (slot ? *slot : it->store_open) {
+            out_steps[i] = ENGINE_STEP_SUPPRESS;
+            continue;
+        }
+        bool now_open = false;
+        rc = propose(arg, i, &now_open);
+        if (rc < 0) {
+            goto out;
+        }
+        if (rc > 0) {
+            rc = 0; /* the record is rejected: it leaves the key as it was */
+            continue;
+        }
+        out_steps[i] = ENGINE_STEP_PROPOSE;
+        *open_slot(keys, open, &nkeys, it->key, true) = now_open;
+    }
+out:
+    free(open);
+    free(keys);
+    return rc;
+}
+
+/* Reads the insights (a bad one is rejected alone), drops those below HIGH,
+ * and names the hypothesis each other one would make in ids[]. */
+static kafka_verdict_t batch_read(engine_t *e, kafka_in_t *kin, const service_record_t *recs, size_t n,
+                                  islot_t *sl, const char **ids)
+{
+    char reason[512];
+    for (size_t i = 0; i < n; i++) {
+        reason[0] = '\0';
+        ids[i] = NULL;
+        if (engine_read_insight(recs[i].value, &sl[i].in, reason, sizeof(reason)) != 0) {
+            kafka_in_reject(kin, recs[i].index, reason);
+            sl[i].rejected = true;
+            continue;
+        }
+        if (sl[i].in.state.priority < PRIORITY_HIGH) {
+            metric_add(e->filtered, 1);
+            continue;
+        }
+        sl[i].candidate = true;
+        sl[i].problem = state_problem_name(sl[i].in.state.problem);
+        hyp_id_for_insight(sl[i].in.insight_id, sl[i].hyp_id);
+        snprintf(sl[i].key, sizeof(sl[i].key), "%s|%s", sl[i].in.component, sl[i].problem);
+        ids[i] = sl[i].hyp_id;
+    }
+    return KAFKA_OK;
+}
+
+/* Proposes a hypothesis for insight `s` (the policy decides). KAFKA_OK,
+ * KAFKA_BAD_INPUT with a reason, or KAFKA_RETRY. */
+static kafka_verdict_t propose(engine_t *e, islot_t *s, char *reason, size_t rl)
+{
     state_config_t scfg;
     state_config_default(&scfg);
     state_t st;
     learn_decision_t d;
-    if (state_extract(&scfg, &in.state, &st) != 0) {
+    if (state_extract(&scfg, &s->in.state, &st) != 0) {
         snprintf(reason, rl, "invalid Insight: component name too long or values out of range");
-        verdict = KAFKA_BAD_INPUT;
-        goto done;
+        return KAFKA_BAD_INPUT;
     }
-    rc = learner_decide(e->conf.learner, e->conf.store, &st, &d);
+    int rc = learner_decide(e->conf.learner, e->conf.store, &st, &d);
     if (rc != 0) {
-        verdict = store_verdict(rc, "deciding", reason, rl);
-        goto done;
+        return store_verdict(rc, "deciding", reason, rl);
     }
     const learn_action_t *a = learn_action_get(d.action);
     if (!a) {
         snprintf(reason, rl, "the policy chose an unknown action %u", (unsigned)d.action);
-        verdict = KAFKA_RETRY;
-        goto done;
+        return KAFKA_RETRY;
     }
     hyp_proposal_t p = {
-        .insight_id = in.insight_id,
-        .component = in.component,
-        .problem = problem,
+        .insight_id = s->in.insight_id,
+        .component = s->in.component,
+        .problem = s->problem,
         .state_key = st.key,
         .action = a->name,
         .type = learn_action_type_name(a->type),
         .policy = learner_policy_name(e->conf.learner),
-        .description = in.description,
+        .description = s->in.description,
         .q_value = d.value,
         .confidence = d.confidence,
         .risk = d.risk,
@@ -228,29 +293,180 @@ static kafka_verdict_t on_insight(engine_t *e, avro_value_t *v, kafka_out_t *out
         .no_change = a->type == ACTION_NO_OP,
         .open_timeout_ms = e->conf.open_timeout_ms,
     };
-    unsigned effects = hyp_propose(&h, &p, e->conf.risk_threshold, timeutil_wall_ms());
-    rc = repo_hyp_put(e->conf.store, &h);
-    if (rc == 0) {
-        rc = repo_hyp_mark_open(e->conf.store, &h);
+    s->effects = hyp_propose(&s->h, &p, e->conf.risk_threshold, timeutil_wall_ms());
+    s->no_change = p.no_change;
+    return KAFKA_OK;
+}
+
+/* engine_batch_plan's proposer over the batch's slots. */
+typedef struct {
+    engine_t *e;
+    kafka_in_t *kin;
+    const service_record_t *recs;
+    islot_t *sl;
+    char reason[512];
+} proposer_t;
+
+static int propose_one(void *arg, size_t i, bool *out_open)
+{
+    proposer_t *p = arg;
+    p->reason[0] = '\0';
+    kafka_verdict_t v = propose(p->e, &p->sl[i], p->reason, sizeof(p->reason));
+    if (v == KAFKA_BAD_INPUT) {
+        kafka_in_reject(p->kin, p->recs[i].index, p->reason);
+        p->sl[i].rejected = true;
+        return 1;
     }
+    if (v != KAFKA_OK) {
+        return HIVE_EUNAVAILABLE;
+    }
+    *out_open = hyp_is_open(&p->sl[i].h);
+    return 0;
+}
+
+/* Rejects the records whose document the store refused (res[j] of item
+ * which[j]); KAFKA_RETRY when a failure is not the record's fault. */
+static kafka_verdict_t refused(kafka_in_t *kin, const service_record_t *recs, islot_t *sl,
+                               const size_t *which, const store_result_t *res, size_t m, const char *what)
+{
+    char reason[512];
+    for (size_t j = 0; j < m; j++) {
+        if (res[j].status == 0) {
+            continue;
+        }
+        if (verdict_for_error(res[j].status, what, res[j].message, reason, sizeof(reason)) !=
+            KAFKA_BAD_INPUT) {
+            return KAFKA_RETRY;
+        }
+        kafka_in_reject(kin, recs[which[j]].index, reason);
+        sl[which[j]].rejected = true;
+    }
+    return KAFKA_OK;
+}
+
+/* The insight path of one transaction: one query for the batch's hypotheses
+ * and the debounce, the decisions in record order, one bulk insert of the
+ * new hypotheses, then the records. */
+static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const service_record_t *recs, size_t n,
+                                      islot_t *sl, const char **ids, hypothesis_t *found_h, bool *found,
+                                      bool *store_open, const hypothesis_t **hs, size_t *which,
+                                      store_result_t *res, engine_batch_item_t *items, engine_step_t *steps)
+{
+    char reason[512];
+    kafka_verdict_t v = batch_read(e, kin, recs, n, sl, ids);
+    if (v != KAFKA_OK) {
+        return v;
+    }
+    /* The batch's hypotheses (replays) and the open hypotheses of its
+     * components and problems (the debounce), in one query. */
+    const char **components = ids + n, **problems = ids + 2 * n;
+    for (size_t i = 0; i < n; i++) {
+        components[i] = sl[i].candidate ? sl[i].in.component : NULL;
+        problems[i] = sl[i].problem;
+    }
+    int rc = repo_hyp_lookup_many(e->conf.store, ids, components, problems, n, found_h, found, store_open);
     if (rc != 0) {
-        verdict = store_verdict(rc, "storing the hypothesis", reason, rl);
-        goto done;
+        log_warn("cannot read the hypotheses of a batch, retrying", "error", store_last_error());
+        return KAFKA_RETRY;
     }
-    if (carry_out(e, &h, effects, out, reason, rl) != 0) {
-        verdict = KAFKA_RETRY;
-        goto done;
+    /* The decisions, in record order, as one record at a time would make them. */
+    for (size_t i = 0; i < n; i++) {
+        items[i] = (engine_batch_item_t){sl[i].candidate ? sl[i].key : NULL, found[i], false, store_open[i]};
+        if (sl[i].candidate && found[i]) {
+            sl[i].h = found_h[i];
+            sl[i].effects = hyp_effects_of_status(&sl[i].h);
+            items[i].replay_open = hyp_is_open(&sl[i].h);
+        }
     }
-    if (p.no_change) {
-        metric_add(e->noop, 1);
-    } else {
-        metric_add(e->generated, 1, h.type);
+    proposer_t pr = {e, kin, recs, sl, ""};
+    rc = engine_batch_plan(items, n, propose_one, &pr, steps);
+    if (rc != 0) {
+        log_warn("cannot decide, retrying the batch", "error",
+                 rc == HIVE_ENOMEM ? "out of memory" : pr.reason);
+        return KAFKA_RETRY;
     }
-    log_info(p.no_change ? "decided to change nothing" : "hypothesis proposed", "optimization_id", h.id,
-             "insight_id", h.insight_id, "component", h.component, "action", h.action, "status",
-             hyp_status_name(h.status));
-done:
-    return verdict;
+    for (size_t i = 0; i < n; i++) {
+        sl[i].step = steps[i];
+        if (steps[i] == ENGINE_STEP_SUPPRESS) {
+            metric_add(e->suppressed, 1, sl[i].problem);
+        }
+    }
+    /* Store first: the new hypotheses in one bulk insert-once. A replay of
+     * the batch finds them (above) and emits their records again. */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sl[i].step == ENGINE_STEP_PROPOSE) {
+            hs[m] = &sl[i].h;
+            which[m++] = i;
+        }
+    }
+    rc = m ? repo_hyp_insert_many(e->conf.store, hs, m, res) : 0;
+    if (rc != 0 || refused(kin, recs, sl, which, res, m, "storing the hypothesis") != KAFKA_OK) {
+        log_warn("cannot store the hypotheses, retrying the batch", "error", store_last_error());
+        return KAFKA_RETRY;
+    }
+    /* The records, each on its own insight's outputs. */
+    for (size_t i = 0; i < n; i++) {
+        islot_t *s = &sl[i];
+        if (s->rejected || (s->step != ENGINE_STEP_PROPOSE && s->step != ENGINE_STEP_REPLAY)) {
+            continue;
+        }
+        if (carry_out(e, &s->h, s->effects, recs[i].out, reason, sizeof(reason)) != 0) {
+            log_warn("cannot emit the records of a hypothesis, retrying the batch", "error", reason);
+            return KAFKA_RETRY;
+        }
+        if (s->step != ENGINE_STEP_PROPOSE) {
+            continue;
+        }
+        if (s->no_change) {
+            metric_add(e->noop, 1);
+        } else {
+            metric_add(e->generated, 1, s->h.type);
+        }
+        log_info(s->no_change ? "decided to change nothing" : "hypothesis proposed", "optimization_id",
+                 s->h.id, "insight_id", s->h.insight_id, "component", s->h.component, "action", s->h.action,
+                 "status", hyp_status_name(s->h.status));
+    }
+    return KAFKA_OK;
+}
+
+kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_record_t *recs, size_t n)
+{
+    engine_t *e = ctx;
+    double started = timeutil_mono_seconds();
+    kafka_verdict_t v = KAFKA_RETRY;
+    size_t c = n ? n : 1;
+    islot_t *sl = calloc(c, sizeof(*sl));
+    const char **ids = calloc(3 * c, sizeof(*ids)); /* ids, components, problems */
+    hypothesis_t *found_h = calloc(c, sizeof(*found_h));
+    bool *found = calloc(c, sizeof(*found));
+    bool *store_open = calloc(c, sizeof(*store_open));
+    const hypothesis_t **hs = calloc(c, sizeof(*hs));
+    size_t *which = calloc(c, sizeof(*which));
+    store_result_t *res = calloc(c, sizeof(*res));
+    engine_batch_item_t *items = calloc(c, sizeof(*items));
+    engine_step_t *steps = calloc(c, sizeof(*steps));
+    if (sl && ids && found_h && found && store_open && hs && which && res && items && steps) {
+        v = insights_batch(e, kin, recs, n, sl, ids, found_h, found, store_open, hs, which, res, items,
+                           steps);
+    }
+    if (v == KAFKA_OK) {
+        double per_record = n ? (timeutil_mono_seconds() - started) / (double)n : 0;
+        for (size_t i = 0; i < n; i++) {
+            metric_observe(e->duration, per_record);
+        }
+    }
+    free(steps);
+    free(items);
+    free(res);
+    free(which);
+    free(hs);
+    free(store_open);
+    free(found);
+    free(found_h);
+    free(ids);
+    free(sl);
+    return v;
 }
 
 /* ---- approvals, results, applications --------------------------------------------- */
@@ -460,9 +676,7 @@ kafka_verdict_t engine_transform(void *ctx, const rd_kafka_message_t *msg, avro_
     double started = timeutil_mono_seconds();
     const char *topic = rd_kafka_topic_name(msg->rkt);
     kafka_verdict_t v;
-    if (!strcmp(topic, e->conf.insights_topic)) {
-        v = on_insight(e, value, out, reason, reasonlen);
-    } else if (!strcmp(topic, e->conf.approvals_responses_topic)) {
+    if (!strcmp(topic, e->conf.approvals_responses_topic)) {
         v = on_approval(e, value, out, reason, reasonlen);
     } else if (!strcmp(topic, e->conf.experiments_results_topic)) {
         v = on_result(e, value, out, reason, reasonlen);

@@ -3,6 +3,7 @@
 #include "hive_err.h"
 #include "log.h"
 #include "records.h"
+#include "service.h"
 #include "timeutil.h"
 #include "verdict.h"
 
@@ -113,59 +114,116 @@ static int encode_insight(intake_t *in, const telemetry_view_t *t, const degrada
     return records_insight(in->conf.codec, in->conf.insights_topic, &ins, out, out_len, reason, reasonlen);
 }
 
-kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
-                                 kafka_out_t *out, char *reason, size_t reasonlen)
-{
-    intake_t *in = ctx;
-    double started = timeutil_mono_seconds();
+/* One record of a batch, as the intake sees it. */
+typedef struct {
     telemetry_view_t t;
+    degradation_t d;
     char service[256];
-    int rc = read_telemetry(value, &t, service, sizeof(service), reason, reasonlen);
-    if (rc != 0) {
+    bool degraded;
+} slot_t;
+
+/* Reads and judges one record; KAFKA_OK with sl->degraded set or not, or
+ * KAFKA_BAD_INPUT with a reason. Pure (no store). */
+static kafka_verdict_t judge(intake_t *in, avro_value_t *value, slot_t *sl, char *reason, size_t reasonlen)
+{
+    if (read_telemetry(value, &sl->t, sl->service, sizeof(sl->service), reason, reasonlen) != 0) {
         return KAFKA_BAD_INPUT;
     }
-    metric_add(in->records, 1);
-
-    degradation_t d;
-    rc = degradation_detect(&in->conf.thresholds, &t, &d);
+    sl->t.service = sl->service;
+    int rc = degradation_detect(&in->conf.thresholds, &sl->t, &sl->d);
     if (rc < 0) {
         snprintf(reason, reasonlen,
                  "invalid TelemetryAggregated: NaN value or window_end before window_start");
         return KAFKA_BAD_INPUT;
     }
-    if (rc == 0) {
-        metric_observe(in->duration, timeutil_mono_seconds() - started);
-        return KAFKA_OK;
-    }
-
-    /* Store first: if the transaction aborts later, the replay finds the
-     * observation already there and inserts nothing. */
-    bson_t *doc = observation_doc(&t, &d, msg);
-    bool inserted = false;
-    rc = store_insert_once(in->conf.store, OBSERVATIONS, d.insight_id, doc, &inserted);
-    bson_destroy(doc);
-    if (rc != 0) {
-        /* Unavailable or slow: retry. Refused (a value the server does not
-         * take): the record goes to the DLQ with the server's message. */
-        metric_add(in->store_errors, 1, hive_errname(rc));
-        return verdict_for_error(rc, "storing the observation", store_last_error(), reason, reasonlen);
-    }
-
-    void *bytes = NULL;
-    size_t len = 0;
-    if (encode_insight(in, &t, &d, &bytes, &len, reason, reasonlen) != 0) {
-        return KAFKA_RETRY; /* our own encoder failing is not the input's fault */
-    }
-    rc = kafka_out_add(out, in->conf.insights_topic, t.service, strlen(t.service), bytes, len, NULL);
-    free(bytes);
-    if (rc != 0) {
-        snprintf(reason, reasonlen, "cannot queue the insight");
-        return KAFKA_RETRY;
-    }
-    metric_add(in->degradations, 1, d.metric);
-    metric_add(in->insights, 1, d.priority);
-    metric_observe(in->duration, timeutil_mono_seconds() - started);
-    log_debug("degradation detected", "insight_id", d.insight_id, "component", t.service, "metric", d.metric,
-              "stored", inserted ? "new" : "replay");
+    sl->degraded = rc == 1;
     return KAFKA_OK;
+}
+
+kafka_verdict_t intake_transform_batch(void *ctx, kafka_in_t *kin, const service_record_t *recs, size_t n)
+{
+    intake_t *in = ctx;
+    double started = timeutil_mono_seconds();
+    kafka_verdict_t verdict = KAFKA_RETRY;
+    char reason[512];
+    slot_t *slots = calloc(n ? n : 1, sizeof(*slots));
+    size_t *which = calloc(n ? n : 1, sizeof(*which)); /* degraded slot -> record */
+    store_doc_t *docs = calloc(n ? n : 1, sizeof(*docs));
+    store_result_t *res = calloc(n ? n : 1, sizeof(*res));
+    size_t m = 0;
+    if (!slots || !which || !docs || !res) {
+        goto out;
+    }
+    /* 1. The rule, record by record (pure): a bad record is rejected alone. */
+    for (size_t i = 0; i < n; i++) {
+        reason[0] = '\0';
+        if (judge(in, recs[i].value, &slots[i], reason, sizeof(reason)) != KAFKA_OK) {
+            kafka_in_reject(kin, recs[i].index, reason);
+            continue;
+        }
+        metric_add(in->records, 1);
+        if (slots[i].degraded) {
+            which[m] = i;
+            docs[m] =
+                (store_doc_t){slots[i].d.insight_id, observation_doc(&slots[i].t, &slots[i].d, recs[i].msg)};
+            m++;
+        }
+    }
+    /* 2. Store first, every degraded observation in one bulk insert-once: if
+     * the transaction aborts later, the replay inserts nothing new. */
+    int rc = m ? store_bulk_insert_once(in->conf.store, OBSERVATIONS, docs, m, res) : 0;
+    if (rc != 0) {
+        metric_add(in->store_errors, 1, hive_errname(rc));
+        verdict_for_error(rc, "storing the observations", store_last_error(), reason, sizeof(reason));
+        log_warn("cannot store the observations, retrying the batch", "error", reason);
+        goto out;
+    }
+    /* 3. One Insight per stored observation; a refused one goes to the DLQ alone. */
+    size_t fresh = 0;
+    for (size_t j = 0; j < m; j++) {
+        const service_record_t *r = &recs[which[j]];
+        const slot_t *sl = &slots[which[j]];
+        if (res[j].status != 0) {
+            metric_add(in->store_errors, 1, hive_errname(res[j].status));
+            if (verdict_for_error(res[j].status, "storing the observation", res[j].message, reason,
+                                  sizeof(reason)) != KAFKA_BAD_INPUT) {
+                goto out;
+            }
+            kafka_in_reject(kin, r->index, reason);
+            continue;
+        }
+        fresh += res[j].inserted;
+        void *bytes = NULL;
+        size_t len = 0;
+        if (encode_insight(in, &sl->t, &sl->d, &bytes, &len, reason, sizeof(reason)) != 0) {
+            log_error("cannot encode an insight", "error", reason);
+            goto out; /* our own encoder failing is not the input's fault */
+        }
+        rc = kafka_out_add(r->out, in->conf.insights_topic, sl->service, strlen(sl->service), bytes, len,
+                           NULL);
+        free(bytes);
+        if (rc != 0) {
+            goto out;
+        }
+        metric_add(in->degradations, 1, sl->d.metric);
+        metric_add(in->insights, 1, sl->d.priority);
+    }
+    verdict = KAFKA_OK;
+    double per_record = n ? (timeutil_mono_seconds() - started) / (double)n : 0;
+    for (size_t i = 0; i < n; i++) {
+        metric_observe(in->duration, per_record);
+    }
+    char nrec[24], nnew[24];
+    snprintf(nrec, sizeof(nrec), "%zu", n);
+    snprintf(nnew, sizeof(nnew), "%zu", fresh);
+    log_debug("telemetry batch", "records", nrec, "new_observations", nnew);
+out:
+    for (size_t j = 0; docs && j < m; j++) {
+        bson_destroy((bson_t *)docs[j].doc);
+    }
+    free(res);
+    free(docs);
+    free(which);
+    free(slots);
+    return verdict;
 }

@@ -1,10 +1,11 @@
 /* intake: the optimizer's telemetry intake, the shell around degradation.c.
  *
- * One decoded TelemetryAggregated record in: apply the degradation rule,
- * store a degraded observation in MongoDB once (keyed by the insight id), and
- * add one synthetic Insight to the Kafka transaction that commits the record's
- * offset. Runs on the Kafka pipeline's worker thread, so blocking MongoDB calls
- * are allowed here and nowhere on the loop.
+ * The TelemetryAggregated records of one transaction in: apply the
+ * degradation rule to each, store the degraded observations in MongoDB once
+ * (keyed by the insight id, one bulk operation), and add one synthetic Insight
+ * per degraded window to the Kafka transaction that commits the offsets.
+ * Runs on the Kafka pipeline's worker thread, so blocking MongoDB calls are
+ * allowed here and nowhere on the loop.
  */
 #ifndef OPTIMIZER_INTAKE_H
 #define OPTIMIZER_INTAKE_H
@@ -13,6 +14,7 @@
 #include "degradation.h"
 #include "kafka.h"
 #include "metrics.h"
+#include "service.h"
 #include "store.h"
 
 typedef struct intake_s intake_t;
@@ -29,12 +31,14 @@ typedef struct {
 intake_t *intake_create(const intake_conf_t *conf);
 void intake_destroy(intake_t *in);
 
-/* Handles one TelemetryAggregated record, `value` (decoded by the runtime,
- * borrowed), of message `msg` (service_input_fn; `ctx` is the intake):
- * KAFKA_OK after producing zero or one insight, KAFKA_BAD_INPUT with a reason
- * for a record whose fields do not validate, KAFKA_RETRY while MongoDB is
- * unavailable. */
-kafka_verdict_t intake_transform(void *ctx, const rd_kafka_message_t *msg, avro_value_t *value,
-                                 kafka_out_t *out, char *reason, size_t reasonlen);
+/* Handles the TelemetryAggregated records of one transaction together
+ * (service_batch_fn; `ctx` is the intake): the rule record by record, then
+ * ONE bulk insert-once of the degraded observations, then one Insight per
+ * stored observation on that record's outputs. A record that does not read
+ * or validate, or whose observation the store refuses (HIVE_EREJECTED, with
+ * the server's message), goes to the DLQ alone; a transient store failure
+ * returns KAFKA_RETRY for the batch. A replayed batch writes nothing new and
+ * emits the same insights (their ids hash service and window). */
+kafka_verdict_t intake_transform_batch(void *ctx, kafka_in_t *kin, const service_record_t *recs, size_t n);
 
 #endif

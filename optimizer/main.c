@@ -66,11 +66,14 @@ static const service_default_t defaults[] = {
     {"MONGODB_DATABASE", "optimizer_agents"},
 };
 
-/* 2. Inputs: telemetry goes to the intake, every other record to the engine. */
-static kafka_verdict_t to_intake(void *ctx, const rd_kafka_message_t *m, avro_value_t *v, kafka_out_t *out,
-                                 char *why, size_t len)
+/* 2. Inputs: telemetry (to the intake) and insights (to the engine) in batches. */
+static kafka_verdict_t to_intake(void *ctx, kafka_in_t *in, const service_record_t *recs, size_t n)
 {
-    return intake_transform(((app_t *)ctx)->intake, m, v, out, why, len);
+    return intake_transform_batch(((app_t *)ctx)->intake, in, recs, n);
+}
+static kafka_verdict_t to_insights(void *ctx, kafka_in_t *in, const service_record_t *recs, size_t n)
+{
+    return engine_insights_batch(((app_t *)ctx)->engine, in, recs, n);
 }
 
 static kafka_verdict_t to_engine(void *ctx, const rd_kafka_message_t *m, avro_value_t *v, kafka_out_t *out,
@@ -80,10 +83,10 @@ static kafka_verdict_t to_engine(void *ctx, const rd_kafka_message_t *m, avro_va
 }
 
 static const service_input_t inputs[] = {
-    {"KAFKA_TELEMETRY_TOPIC", "telemetry.aggregated", "TelemetryAggregated", to_intake,
-     "TelemetryAggregated input", &cfg.telemetry_topic, NULL},
-    {"KAFKA_INSIGHTS_TOPIC", "insights.generated", "Insight", to_engine,
-     "Insight input; where synthetic insights go", &cfg.insights_topic, NULL},
+    {"KAFKA_TELEMETRY_TOPIC", "telemetry.aggregated", "TelemetryAggregated", NULL,
+     "TelemetryAggregated input", &cfg.telemetry_topic, to_intake},
+    {"KAFKA_INSIGHTS_TOPIC", "insights.generated", "Insight", NULL,
+     "Insight input; where synthetic insights go", &cfg.insights_topic, to_insights},
     {"KAFKA_APPROVALS_RESPONSES_TOPIC", "approvals.responses", "ApprovalResponse", to_engine,
      "ApprovalResponse input", &cfg.approvals_responses_topic, NULL},
     {"KAFKA_EXPERIMENTS_TOPIC", "experiments.results", "ExperimentResult", to_engine,

@@ -78,6 +78,7 @@ static int hyp_from_bson(const bson_t *d, hypothesis_t *h)
 
 const store_index_t repo_indexes[] = {
     {REPO_OPTIMIZATIONS, "{\"experiment_id\": 1}", false},
+    {REPO_OPTIMIZATIONS, "{\"component\": 1, \"status\": 1}", false},
     {REPO_OPTIMIZATIONS, "{\"status\": 1, \"expires_at_ms\": 1}", false},
     {REPO_Q_TABLE, "{\"key\": 1, \"revision\": -1}", false},
     {"telemetry_observations", "{\"service\": 1, \"window_end\": -1}", false},
@@ -149,46 +150,113 @@ int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *
     return rc;
 }
 
-static void open_key(char *buf, size_t len, const char *component, const char *problem)
+/* ---- batches -------------------------------------------------------------------- */
+
+/* Where each document of a $in read goes: the slot of its _id among ids[]. */
+typedef struct {
+    const char *const *ids;
+    size_t n;
+    void *out;
+    bool *found;
+} by_id_t;
+
+static size_t slot_of(const by_id_t *b, const char *id, size_t from)
 {
-    snprintf(buf, len, "%s|%s", component, problem);
+    for (size_t i = from; i < b->n; i++) {
+        if (b->ids[i] && strcmp(b->ids[i], id) == 0) {
+            return i;
+        }
+    }
+    return b->n;
 }
 
-int repo_hyp_open_exists(store_t *s, const char *component, const char *problem, bool *out_open)
+/* Appends {name: {$in: [values...]}} over the non-NULL values; returns how many. */
+static size_t append_in(bson_t *parent, const char *name, const char *const *values, size_t n)
 {
-    char key[200];
-    open_key(key, sizeof(key), component, problem);
-    bson_t *doc = NULL;
-    int rc = store_find_one(s, "open_hypotheses", key, &doc);
-    if (rc == HIVE_ENOTFOUND) {
-        *out_open = false;
-        return 0;
+    bson_t child, in;
+    char idx[16];
+    const char *key;
+    size_t m = 0;
+    BSON_APPEND_DOCUMENT_BEGIN(parent, name, &child);
+    BSON_APPEND_ARRAY_BEGIN(&child, "$in", &in);
+    for (size_t i = 0; i < n; i++) {
+        if (values[i]) {
+            bson_uint32_to_string((uint32_t)m++, &key, idx, sizeof(idx));
+            bson_append_utf8(&in, key, -1, values[i], -1);
+        }
     }
-    if (rc != 0) {
-        return rc;
-    }
-    char id[24];
-    BDOC_COPY_STR(doc, "hypothesis_id", id);
-    bson_destroy(doc);
+    bson_append_array_end(&child, &in);
+    bson_append_document_end(parent, &child);
+    return m;
+}
+
+typedef struct {
+    by_id_t by_id;
+    const char *const *components, *const *problems;
+    bool *open;
+} lookup_t;
+
+static int lookup_one(void *arg, const bson_t *doc)
+{
+    lookup_t *l = arg;
     hypothesis_t h;
-    rc = repo_hyp_get(s, id, &h);
-    if (rc == HIVE_ENOTFOUND) {
-        *out_open = false;
-        return 0;
+    if (hyp_from_bson(doc, &h) != 0) {
+        return 0; /* unreadable: as if missing */
     }
-    if (rc == 0) {
-        *out_open = hyp_is_open(&h);
+    /* The same id may be asked for more than once: fill every slot. */
+    hypothesis_t *out = l->by_id.out;
+    for (size_t i = slot_of(&l->by_id, h.id, 0); i < l->by_id.n; i = slot_of(&l->by_id, h.id, i + 1)) {
+        out[i] = h;
+        l->by_id.found[i] = true;
     }
+    for (size_t i = 0; hyp_is_open(&h) && i < l->by_id.n; i++) {
+        if (l->components[i] && !strcmp(l->components[i], h.component) &&
+            !strcmp(l->problems[i], h.problem)) {
+            l->open[i] = true;
+        }
+    }
+    return 0;
+}
+
+int repo_hyp_lookup_many(store_t *s, const char *const *ids, const char *const *components,
+                         const char *const *problems, size_t n, hypothesis_t *out, bool *out_found,
+                         bool *out_open)
+{
+    static const char *const open[] = {"PROPOSED", "AWAITING_APPROVAL", "EXPERIMENTING", "APPROVED"};
+    for (size_t i = 0; i < n; i++) {
+        out_found[i] = out_open[i] = false;
+    }
+    /* {$or: [{_id: {$in: ids}}, {component: {$in: components}, status: {$in: open}}]} */
+    bson_t filter = BSON_INITIALIZER, or, by_id, by_component;
+    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &by_id);
+    size_t m = append_in(&by_id, "_id", ids, n);
+    bson_append_document_end(& or, &by_id);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &by_component);
+    m += append_in(&by_component, "component", components, n);
+    append_in(&by_component, "status", open, sizeof(open) / sizeof(open[0]));
+    bson_append_document_end(& or, &by_component);
+    bson_append_array_end(&filter, & or);
+    lookup_t l = {{ids, n, out, out_found}, components, problems, out_open};
+    int rc = m ? store_find(s, REPO_OPTIMIZATIONS, &filter, NULL, lookup_one, &l) : 0;
+    bson_destroy(&filter);
     return rc;
 }
 
-int repo_hyp_mark_open(store_t *s, const hypothesis_t *h)
+int repo_hyp_insert_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out)
 {
-    char key[200];
-    open_key(key, sizeof(key), h->component, h->problem);
-    bson_t *doc = BCON_NEW("hypothesis_id", BCON_UTF8(h->id));
-    int rc = store_upsert(s, "open_hypotheses", key, doc);
-    bson_destroy(doc);
+    store_doc_t *docs = calloc(n ? n : 1, sizeof(*docs));
+    if (!docs) {
+        return HIVE_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        docs[i] = (store_doc_t){hs[i]->id, hyp_to_bson(hs[i])};
+    }
+    int rc = store_bulk_insert_once(s, REPO_OPTIMIZATIONS, docs, n, out);
+    for (size_t i = 0; i < n; i++) {
+        bson_destroy((bson_t *)docs[i].doc);
+    }
+    free(docs);
     return rc;
 }
 

@@ -6,9 +6,6 @@
  *                  experiment whose result produced it, so a replayed result is
  *                  recognised and never counted twice, even across replicas
  *   policy_state   epsilon and counters, one document per policy
- *   open_hypotheses  _id = "<component>|<problem>", naming the latest hypothesis
- *                  proposed for it: the debounce reads two documents by _id
- *                  instead of querying the optimizations
  *
  * Every call is BLOCKING (mongo-c-driver): worker threads only. Returns 0 or
  * a negative HIVE_E* code (hive_err.h).
@@ -28,8 +25,9 @@
 #define REPO_POLICY_STATE "policy_state"
 
 /* The indexes the optimizer's queries need besides _id (store_ensure_indexes
- * at start): hypotheses by experiment, q_table's latest revision of a key and
- * its "counted already?" check. */
+ * at start): hypotheses by experiment and by component and status (the
+ * debounce), q_table's latest revision of a key and its "counted already?"
+ * check. */
 extern const store_index_t repo_indexes[];
 extern const size_t repo_indexes_count;
 
@@ -42,13 +40,24 @@ int repo_hyp_put(store_t *s, const hypothesis_t *h);
 /* Reads the hypothesis whose experiment is `experiment_id`. */
 int repo_hyp_by_experiment(store_t *s, const char *experiment_id, hypothesis_t *out);
 
-/* True in *out_open when `component` already has an open hypothesis (PROPOSED,
- * AWAITING_APPROVAL, EXPERIMENTING or APPROVED, hyp_is_open) for `problem`:
- * the debounce. */
-int repo_hyp_open_exists(store_t *s, const char *component, const char *problem, bool *out_open);
+/* ---- batches: one round trip per collection ----------------------------------
+ * The calls below read with one {_id: {$in: [...]}} query or write with one
+ * unordered bulk operation (store.h, "batches"), whatever n is. */
 
-/* Records `h` as the latest hypothesis for its component and problem. */
-int repo_hyp_mark_open(store_t *s, const hypothesis_t *h);
+/* What the insight path needs of n insights, in ONE query (a scan on a
+ * server that does not use the indexes costs the same for one id as for
+ * 500): out_found[i] tells whether out[i] holds hypothesis ids[i], and
+ * out_open[i] whether components[i] has an open hypothesis (hyp_is_open)
+ * for problems[i]. NULL ids or components are skipped; an id may appear more
+ * than once. {$or: [{_id: {$in}}, {component: {$in}, status: {$in: open}}]}. */
+int repo_hyp_lookup_many(store_t *s, const char *const *ids, const char *const *components,
+                         const char *const *problems, size_t n, hypothesis_t *out, bool *out_found,
+                         bool *out_open);
+
+/* Inserts the new hypotheses hs[0..n) in one bulk insert-once; out[i] is
+ * hs[i]'s own outcome (store_bulk_insert_once: a replay writes nothing and
+ * keeps the stored document). */
+int repo_hyp_insert_many(store_t *s, const hypothesis_t *const *hs, size_t n, store_result_t *out);
 
 typedef struct {
     const char *type, *component, *status; /* NULL or "" = any */

@@ -334,6 +334,105 @@ static void test_state_read_back_from_its_key(void **state)
     }
 }
 
+/* ---- the debounce of one batch --------------------------------------------- */
+
+/* A proposer that answers from a script: open[i] is the state of the new
+ * hypothesis of item i, reject[i] rejects it, fail_at stops the plan. */
+typedef struct {
+    const bool *open;
+    const bool *reject;
+    size_t fail_at;
+    size_t calls[16];
+    size_t ncalls;
+} script_t;
+
+static int scripted(void *arg, size_t i, bool *out_open)
+{
+    script_t *s = arg;
+    s->calls[s->ncalls++] = i;
+    if (i == s->fail_at) {
+        return HIVE_EUNAVAILABLE;
+    }
+    if (s->reject && s->reject[i]) {
+        return 1;
+    }
+    *out_open = s->open[i];
+    return 0;
+}
+
+static void test_batch_second_insight_for_a_pair_is_suppressed(void **state)
+{
+    (void)state;
+    /* a|LATENCY twice, b|ERRORS once, a below HIGH (no key), a|LATENCY again */
+    const engine_batch_item_t items[] = {
+        {"a|LATENCY", false, false, false}, {"b|ERRORS", false, false, false},
+        {"a|LATENCY", false, false, false}, {NULL, false, false, false},
+        {"a|LATENCY", false, false, false},
+    };
+    const bool open[] = {true, true, true, true, true};
+    script_t sc = {.open = open, .fail_at = (size_t)-1};
+    engine_step_t steps[5];
+    assert_int_equal(engine_batch_plan(items, 5, scripted, &sc, steps), 0);
+    assert_int_equal(steps[0], ENGINE_STEP_PROPOSE);
+    assert_int_equal(steps[1], ENGINE_STEP_PROPOSE);
+    assert_int_equal(steps[2], ENGINE_STEP_SUPPRESS);
+    assert_int_equal(steps[3], ENGINE_STEP_NONE);
+    assert_int_equal(steps[4], ENGINE_STEP_SUPPRESS);
+    /* the policy is asked once per new pair, in record order */
+    assert_int_equal(sc.ncalls, 2);
+    assert_int_equal(sc.calls[0], 0);
+    assert_int_equal(sc.calls[1], 1);
+}
+
+static void test_batch_store_marker_and_replays_decide_like_one_at_a_time(void **state)
+{
+    (void)state;
+    const engine_batch_item_t items[] = {
+        /* the store says a is open: suppressed */
+        {"a|LATENCY", false, false, true},
+        /* b's first insight is a replay of a hypothesis that closed: the next b proposes */
+        {"b|ERRORS", true, false, false},
+        {"b|ERRORS", false, false, false},
+        /* c: a replay of an open hypothesis suppresses the next c, whatever the store said */
+        {"c|COST", true, true, false},
+        {"c|COST", false, false, false},
+        /* d: a decision to change nothing (closed) does not debounce the next d */
+        {"d|LATENCY", false, false, false},
+        {"d|LATENCY", false, false, false},
+    };
+    const bool open[] = {true, true, true, true, true, false, true};
+    script_t sc = {.open = open, .fail_at = (size_t)-1};
+    engine_step_t steps[7];
+    assert_int_equal(engine_batch_plan(items, 7, scripted, &sc, steps), 0);
+    const engine_step_t want[] = {ENGINE_STEP_SUPPRESS, ENGINE_STEP_REPLAY,   ENGINE_STEP_PROPOSE,
+                                  ENGINE_STEP_REPLAY,   ENGINE_STEP_SUPPRESS, ENGINE_STEP_PROPOSE,
+                                  ENGINE_STEP_PROPOSE};
+    for (size_t i = 0; i < 7; i++) {
+        assert_int_equal(steps[i], want[i]);
+    }
+}
+
+static void test_batch_rejected_proposal_leaves_the_pair_free_and_failure_stops(void **state)
+{
+    (void)state;
+    const engine_batch_item_t items[] = {
+        {"a|LATENCY", false, false, false},
+        {"a|LATENCY", false, false, false},
+        {"b|ERRORS", false, false, false},
+    };
+    const bool open[] = {true, true, true};
+    const bool reject[] = {true, false, false};
+    script_t sc = {.open = open, .reject = reject, .fail_at = (size_t)-1};
+    engine_step_t steps[3];
+    assert_int_equal(engine_batch_plan(items, 3, scripted, &sc, steps), 0);
+    assert_int_equal(steps[0], ENGINE_STEP_NONE); /* rejected: to the DLQ alone */
+    assert_int_equal(steps[1], ENGINE_STEP_PROPOSE);
+    assert_int_equal(steps[2], ENGINE_STEP_PROPOSE);
+
+    script_t fail = {.open = open, .fail_at = 2};
+    assert_int_equal(engine_batch_plan(items, 3, scripted, &fail, steps), HIVE_EUNAVAILABLE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +446,9 @@ int main(void)
         cmocka_unit_test(test_replay_emits_what_the_status_asked_for),
         cmocka_unit_test(test_result_success_rule),
         cmocka_unit_test(test_state_read_back_from_its_key),
+        cmocka_unit_test(test_batch_second_insight_for_a_pair_is_suppressed),
+        cmocka_unit_test(test_batch_store_marker_and_replays_decide_like_one_at_a_time),
+        cmocka_unit_test(test_batch_rejected_proposal_leaves_the_pair_free_and_failure_stops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
