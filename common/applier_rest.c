@@ -9,6 +9,7 @@
 #include "timeutil.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,12 @@ static void on_rollback(void *ctx, http_req_t *req)
     if (!json_is_string(opt) || !applier_rest_valid_name(json_string_value(opt))) {
         http_respond_error(req, 400, "optimization_id", "optimization_id must be a name, 1..128 bytes");
         return;
+    }
+    /* JSON Schema counts 2.0 as an integer: an integral real is taken as one. */
+    if (rev && json_is_real(rev) && fabs(json_real_value(rev)) <= 1e15 &&
+        json_real_value(rev) == floor(json_real_value(rev))) {
+        json_object_set_new(body, "revision", json_integer((json_int_t)json_real_value(rev)));
+        rev = json_object_get(body, "revision");
     }
     if (rev && (!json_is_integer(rev) || json_integer_value(rev) < 1 || json_integer_value(rev) > 1000000000000000LL)) {
         http_respond_error(req, 400, "revision", "revision must be an integer in [1, 1e15]");
