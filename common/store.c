@@ -430,7 +430,7 @@ int store_insert_once(store_t *s, const char *coll, const char *id, const bson_t
     if (check_doc(doc)) {
         return HIVE_EREJECTED;
     }
-    op_t op;
+    op_t op = {0};
     int rc = op_begin(&op, s, coll);
     if (rc) {
         return rc;
@@ -494,7 +494,7 @@ int store_upsert(store_t *s, const char *coll, const char *id, const bson_t *doc
     if (check_doc(doc)) {
         return HIVE_EREJECTED;
     }
-    op_t op;
+    op_t op = {0};
     int rc = op_begin(&op, s, coll);
     if (rc) {
         return rc;
@@ -546,7 +546,7 @@ int store_cas_revision(store_t *s, const char *coll, const char *key, int64_t ex
         bson_destroy(&full);
         return fail(HIVE_EINVAL, "empty or too long key");
     }
-    op_t op;
+    op_t op = {0};
     int rc = op_begin(&op, s, coll);
     if (rc) {
         bson_destroy(&full);
@@ -576,7 +576,7 @@ int store_find_latest(store_t *s, const char *coll, const char *key, bson_t **ou
     if (!key || !key[0]) {
         return fail(HIVE_EINVAL, "empty key");
     }
-    op_t op;
+    op_t op = {0};
     int rc = op_begin(&op, s, coll);
     if (rc) {
         return rc;
@@ -616,7 +616,7 @@ int store_find_one(store_t *s, const char *coll, const char *id, bson_t **out_do
     if (!id || !id[0] || !out_doc) {
         return fail(HIVE_EINVAL, "empty _id or no output");
     }
-    op_t op;
+    op_t op = {0};
     int rc = op_begin(&op, s, coll);
     if (rc) {
         return rc;
@@ -637,7 +637,7 @@ int store_find(store_t *s, const char *coll, const bson_t *filter, const bson_t 
     if (!each) {
         return fail(HIVE_EINVAL, "no callback");
     }
-    op_t op;
+    op_t op = {0};
     int rc = op_begin(&op, s, coll);
     if (rc) {
         return rc;
@@ -652,7 +652,7 @@ int store_create_index(store_t *s, const char *coll, const char *name, const bso
     if (!name || !name[0] || !keys || bson_empty(keys)) {
         return fail(HIVE_EINVAL, "index needs a name and keys");
     }
-    op_t op;
+    op_t op = {0};
     int rc = op_begin(&op, s, coll);
     if (rc) {
         return rc;
@@ -892,7 +892,7 @@ int store_bulk_upsert(store_t *s, const char *coll, const store_doc_t *docs, siz
     if (batch_begin(docs, n, out) == 0) {
         return 0;
     }
-    op_t op;
+    op_t op = {0};
     int rc = op_begin(&op, s, coll);
     if (rc) {
         return rc;
@@ -955,7 +955,7 @@ int store_bulk_insert_once(store_t *s, const char *coll, const store_doc_t *docs
     if (left == 0) {
         return 0;
     }
-    op_t op;
+    op_t op = {0};
     int rc = op_begin(&op, s, coll);
     if (rc) {
         return rc;
@@ -1093,7 +1093,7 @@ int store_find_ids(store_t *s, const char *coll, const char *const *ids, size_t 
     if (n == 0) {
         return 0;
     }
-    op_t op;
+    op_t op = {0};
     int rc = op_begin(&op, s, coll);
     if (rc) {
         return rc;

@@ -1,12 +1,8 @@
-/* optimizer: learns which change to try and proves it before applying it.
- *
- * On the service runtime (service.h): one exactly-once Kafka pipeline carries
- * telemetry.aggregated to the intake (degradations become synthetic insights)
- * and insights, approvals, experiment results and applications to the
- * hypothesis engine; REST and gRPC serve the operators; a timer refreshes the
- * fleet-wide gauges. The decisions live in the pure modules (degradation.c,
- * hypothesis.c, the learn_* policies); app.c builds the objects around them.
- */
+/* optimizer: learns which change to try and proves it before applying it. On the
+ * service runtime: telemetry goes to the intake (degradations become insights);
+ * insights, approvals, results and applications to the hypothesis engine; REST and
+ * gRPC serve the operators; a timer refreshes the gauges. The decisions live in the
+ * pure modules (degradation.c, hypothesis.c, learn_*); app.c builds the shell. */
 #include "app.h"
 #include "log.h"
 #include "openapi_json.h" /* openapi_json[]: the REST API's OpenAPI document (meson.build) */
