@@ -1,0 +1,237 @@
+/* app: the SLO domain and the slo-adjuster's objects. See app.h. */
+#include "app.h"
+
+#include "hive_err.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static void initial(void *ctx, const char *target, applier_params_t *out)
+{
+    const slo_config_t *cfg = ((slo_app_t *)ctx)->cfg;
+    (void)target;
+    out->n = 0;
+    applier_params_set(out, slo_params[SLO_LATENCY], cfg->initial_latency_ms);
+    applier_params_set(out, slo_params[SLO_AVAILABILITY], cfg->initial_availability);
+    applier_params_set(out, slo_params[SLO_ERROR_RATE], cfg->initial_error_rate);
+}
+
+static int refuse(applier_note_t *note, const char *code, const char *why)
+{
+    snprintf(note->code, sizeof(note->code), "%s", code);
+    snprintf(note->reason, sizeof(note->reason), "%s", why);
+    return HIVE_EREJECTED;
+}
+
+/* The physical domain of a parameter: outside it a proposal is not clamped but refused. */
+static bool meaningful(int i, double v)
+{
+    return isfinite(v) && (i == SLO_LATENCY ? v > 0 : v >= 0 && v <= 1);
+}
+
+/* Seed 000, SLOAdjuster: error budget >= 20 %, proposal from the adjustments
+ * read as their mode, clamped into the safety bounds (clamps recorded), then
+ * validate_slo_adjustment. */
+int slo_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur, applier_params_t *out,
+                applier_note_t *note)
+{
+    slo_app_t *app = ctx;
+    double current[SLO_N], proposal[SLO_N], next[SLO_N];
+    char why[256];
+    for (int i = 0; i < SLO_N; i++) {
+        if (applier_params_get(cur, slo_params[i], &current[i]) != 0) {
+            snprintf(why, sizeof(why), "the current SLO lacks %s", slo_params[i]);
+            return refuse(note, "validation", why);
+        }
+        proposal[i] = current[i];
+    }
+    if (cmd->adjustments.n == 0) {
+        return refuse(note, "invalid", "no adjustments: name latency_ms, availability or error_rate");
+    }
+    for (size_t k = 0; k < cmd->adjustments.n; k++) {
+        int i = slo_param_index(cmd->adjustments.name[k]);
+        if (i < 0) {
+            snprintf(why, sizeof(why),
+                     "unknown SLO parameter %s (latency_ms, latency_p95_ms, availability, error_rate)",
+                     cmd->adjustments.name[k]);
+            return refuse(note, "invalid", why);
+        }
+        proposal[i] = apply_adjust(current[i], cmd->mode, cmd->adjustments.value[k]);
+        if (!meaningful(i, proposal[i])) {
+            snprintf(why, sizeof(why), "unsafe %s: %g (%s %g of %g) is not a meaningful target",
+                     slo_params[i], proposal[i], apply_mode_name(cmd->mode), cmd->adjustments.value[k],
+                     current[i]);
+            return refuse(note, "bounds", why);
+        }
+    }
+    /* The error budget over the SLO window, against the current availability target. */
+    int64_t requests = 0, errors = 0;
+    int rc = applier_telemetry_sum(app->applier, cmd->target,
+                                   timeutil_wall_ms() - app->cfg->budget_window_s * 1000, &requests, &errors);
+    if (rc != 0) {
+        snprintf(note->reason, sizeof(note->reason), "reading the error budget: %s", hive_strerror(rc));
+        return rc;
+    }
+    slo_budget_t budget = slo_error_budget(requests, errors, current[SLO_AVAILABILITY]);
+    applier_params_set(&note->evidence, "error_budget_remaining", budget.remaining);
+    applier_params_set(&note->evidence, "window_requests", (double)budget.requests);
+    applier_params_set(&note->evidence, "window_errors", (double)budget.errors);
+    applier_params_set(&note->evidence, "errors_allowed", budget.allowed);
+    if (app->budget) {
+        metric_set(app->budget, budget.remaining, cmd->target);
+    }
+    if (slo_budget_check(&budget, &app->bounds, why, sizeof(why)) != 0) {
+        return refuse(note, "error_budget", why);
+    }
+    slo_clamps_t clamps;
+    int nclamped = slo_clamp(current, proposal, &app->bounds, next, &clamps);
+    if (nclamped < 0) {
+        return refuse(note, "bounds",
+                      "the proposal or the current latency target is not a finite positive number");
+    }
+    applier_params_set(&note->evidence, "clamps", nclamped);
+    for (int i = 0; i < SLO_N; i++) {
+        if (clamps.clamped[i]) {
+            char name[APPLIER_NAME_MAX];
+            snprintf(name, sizeof(name), "clamped_%s_from", slo_params[i]);
+            applier_params_set(&note->evidence, name, clamps.proposed[i]);
+            if (app->clamps) {
+                metric_add(app->clamps, 1, slo_params[i]);
+            }
+            log_info("SLO proposal clamped", "service", cmd->target, "parameter", slo_params[i]);
+        }
+    }
+    if (slo_validate(current, next, &app->bounds, why, sizeof(why)) != 0) {
+        return refuse(note, "validation", why);
+    }
+    bool changed = false;
+    for (int i = 0; i < SLO_N; i++) {
+        changed = changed || next[i] != current[i];
+    }
+    if (!changed) {
+        snprintf(why, sizeof(why),
+                 "nothing to apply: the proposal clamped into the bounds equals the current SLO%s",
+                 nclamped ? " (every adjustment was outside the bounds)" : "");
+        return refuse(note, "bounds", why);
+    }
+    out->n = 0;
+    for (int i = 0; i < SLO_N; i++) {
+        applier_params_set(out, slo_params[i], next[i]);
+    }
+    if (app->magnitude) {
+        metric_observe(app->magnitude, fabs(next[SLO_LATENCY] - current[SLO_LATENCY]) / current[SLO_LATENCY]);
+    }
+    return 0;
+}
+
+static int fill_state(void *ctx, avro_value_t *rec, const char *target, const applier_params_t *st,
+                      int64_t revision, const char *optimization_id, int64_t now_ms)
+{
+    (void)ctx;
+    double v[SLO_N];
+    for (int i = 0; i < SLO_N; i++) {
+        if (applier_params_get(st, slo_params[i], &v[i]) != 0) {
+            return -1;
+        }
+    }
+    int f = avro_set_string(rec, "service", target) || avro_set_double(rec, "latency_ms", v[SLO_LATENCY]) ||
+            avro_set_double(rec, "availability", v[SLO_AVAILABILITY]) ||
+            avro_set_double(rec, "error_rate", v[SLO_ERROR_RATE]) ||
+            avro_set_long(rec, "revision", revision) ||
+            (optimization_id ? avro_set_string(rec, "optimization_id", optimization_id)
+                             : avro_set_null(rec, "optimization_id")) ||
+            avro_set_string(rec, "updated_by", "slo-adjuster") || avro_set_long(rec, "updated_at", now_ms);
+    return f ? -1 : 0;
+}
+
+static bool initial_valid(const slo_config_t *cfg, const slo_bounds_t *b)
+{
+    return cfg->initial_latency_ms > 0 && cfg->initial_availability >= b->availability_lo &&
+           cfg->initial_availability <= b->availability_hi && cfg->initial_error_rate >= b->error_rate_lo &&
+           cfg->initial_error_rate <= b->error_rate_hi;
+}
+
+int slo_app_build(slo_app_t *app, service_t *svc)
+{
+    const slo_config_t *cfg = app->cfg;
+    const service_config_t *sc = service_config(svc);
+    app->bounds = (slo_bounds_t){.latency_max_change = cfg->latency_max_change,
+                                 .availability_lo = cfg->availability_min,
+                                 .availability_hi = cfg->availability_max,
+                                 .error_rate_lo = cfg->error_rate_min,
+                                 .error_rate_hi = cfg->error_rate_max,
+                                 .min_budget = cfg->min_budget};
+    if (!slo_bounds_valid(&app->bounds) || !initial_valid(cfg, &app->bounds)) {
+        log_error("invalid configuration: the SLO bounds are not ordered or the initial SLO is outside them");
+        return -1;
+    }
+    metrics_t *m = service_metrics(svc);
+    static const double buckets[] = {0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3};
+    app->clamps =
+        metrics_counter(m, "slo_clamps_total", "SLO proposals clamped into the safety bounds", "parameter");
+    app->budget = metrics_gauge(m, "error_budget_remaining", "Remaining error budget at the last SLO command",
+                                "service");
+    app->magnitude = metrics_histogram(m, "slo_adjustment_magnitude",
+                                       "Relative change of the latency target per applied SLO adjustment",
+                                       NULL, buckets, sizeof(buckets) / sizeof(buckets[0]));
+    app->redis = redis_sync_create(&(redis_sync_opts_t){.host = sc->redis_host, .port = (int)sc->redis_port});
+    static const char *const types[] = {"SLO_ADJUSTMENT"};
+    app->applier = app->redis
+                       ? applier_create(&(applier_conf_t){
+                             .name = "slo-adjuster",
+                             .lock_prefix = "slos",
+                             .coll = "slos",
+                             .state_record = "ServiceSLO",
+                             .state_topic = cfg->slos_topic,
+                             .events_topic = cfg->applied_topic,
+                             .types = types,
+                             .ntypes = 1,
+                             .lock_ttl_ms = (unsigned)cfg->lock_ttl_ms,
+                             .watch_metric = cfg->watch_metric,
+                             .watch_threshold = cfg->watch_threshold,
+                             .watch_window_ms = (int64_t)cfg->watch_window_s * 1000,
+                             .store = service_store(svc),
+                             .redis = app->redis,
+                             .codec = service_codec(svc),
+                             .metrics = m,
+                             .domain = {.initial = initial, .compute = slo_compute, .fill_state = fill_state},
+                             .domain_ctx = app,
+                         })
+                       : NULL;
+    if (!app->applier) {
+        log_error("cannot build the applier");
+        return -1;
+    }
+    int rc = applier_ensure_indexes(app->applier);
+    if (rc != 0) {
+        log_warn("cannot create the MongoDB indexes; lookups will scan", "error", hive_strerror(rc));
+    }
+    app->rest = applier_rest_create(service_http(svc), &(applier_rest_conf_t){
+                                                           .prefix = "/api/v1/slos",
+                                                           .optimization_type = "SLO_ADJUSTMENT",
+                                                           .commands_topic = cfg->commands_topic,
+                                                           .applier = app->applier,
+                                                           .loop = service_loop(svc),
+                                                           .producer = service_producer(svc),
+                                                           .codec = service_codec(svc),
+                                                       });
+    return app->rest ? 0 : -1;
+}
+
+size_t slo_app_pending(void *ctx)
+{
+    return applier_rest_pending(((slo_app_t *)ctx)->rest);
+}
+
+void slo_app_teardown(service_t *svc, void *ctx)
+{
+    (void)svc;
+    slo_app_t *app = ctx;
+    applier_rest_destroy(app->rest);
+    applier_destroy(app->applier);
+    redis_sync_destroy(app->redis);
+    *app = (slo_app_t){.cfg = app->cfg};
+}
