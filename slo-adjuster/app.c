@@ -98,10 +98,6 @@ int slo_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur
             char name[APPLIER_NAME_MAX];
             snprintf(name, sizeof(name), "clamped_%s_from", slo_params[i]);
             applier_params_set(&note->evidence, name, clamps.proposed[i]);
-            if (app->clamps) {
-                metric_add(app->clamps, 1, slo_params[i]);
-            }
-            log_info("SLO proposal clamped", "service", cmd->target, "parameter", slo_params[i]);
         }
     }
     if (slo_validate(current, next, &app->bounds, why, sizeof(why)) != 0) {
@@ -120,6 +116,9 @@ int slo_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur
     out->n = 0;
     for (int i = 0; i < SLO_N; i++) {
         applier_params_set(out, slo_params[i], next[i]);
+        if (clamps.clamped[i] && app->clamps) {
+            metric_add(app->clamps, 1, slo_params[i]);
+        }
     }
     if (app->magnitude) {
         metric_observe(app->magnitude, fabs(next[SLO_LATENCY] - current[SLO_LATENCY]) / current[SLO_LATENCY]);

@@ -1,0 +1,240 @@
+"""The slo-adjuster against the real stack: SLO_ADJUSTMENT commands from an
+independent producer (confluent-kafka + fastavro), ServiceSLO records and
+OptimizationEvents read back with read_committed consumers, revisions with
+pymongo. Bounded: each test waits at most ~90 s."""
+import os
+import time
+import uuid
+
+import pymongo
+import pytest
+import requests
+
+import hive_avro
+from conftest import BOOTSTRAP, MONGODB_URI, ROOT, Service, create_topics, free_port, producer, read_committed
+
+INITIAL = {"latency_ms": 1000.0, "availability": 0.99, "error_rate": 0.01}
+
+
+class Slo:
+    """Topics, database and replica of one slo-adjuster for one test."""
+
+    def __init__(self):
+        self.tag = uuid.uuid4().hex[:10]
+        self.commands = f"optimization.commands.s{self.tag}"
+        self.applied = f"optimization.applied.s{self.tag}"
+        self.slos = f"orchestrator.slos.s{self.tag}"
+        self.telemetry = f"telemetry.aggregated.s{self.tag}"
+        create_topics([self.commands, self.applied, self.slos, self.telemetry,
+                       self.commands + ".dlq", self.telemetry + ".dlq"])
+        self.db = "itest_slo_" + self.tag
+        self.binary = os.environ.get("SLO_ADJUSTER_BIN", os.path.join(ROOT, "build", "slo-adjuster", "slo-adjuster"))
+        self.svc = None
+
+    def start(self):
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+            "KAFKA_COMMANDS_TOPIC": self.commands,
+            "KAFKA_APPLIED_TOPIC": self.applied,
+            "KAFKA_SLOS_TOPIC": self.slos,
+            "KAFKA_TELEMETRY_TOPIC": self.telemetry,
+            "KAFKA_TIMERS_TOPIC": f"slo-adjuster.timers.s{self.tag}",
+            "KAFKA_CONSUMER_GROUP": f"slo-adjuster-{self.tag}",
+            "KAFKA_TRANSACTIONAL_ID": f"slo-adjuster-{self.tag}-0",
+            "MONGODB_URI": MONGODB_URI,
+            "MONGODB_DATABASE": self.db,
+            "HTTP_PORT": str(free_port()),
+            "LOG_LEVEL": "info",
+        }
+        self.svc = Service(self.binary, env, f"slo-adjuster-{self.tag}").start()
+        return self.svc
+
+    def close(self):
+        code = self.svc.stop() if self.svc else None
+        pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000).drop_database(self.db)
+        return code
+
+
+@pytest.fixture
+def slo():
+    s = Slo()
+    yield s
+    code = s.close()
+    if s.svc and s.svc.starts and code is not None and code > 0:
+        raise AssertionError(f"slo-adjuster exited with {code} on SIGTERM")
+
+
+def command(target, optimization_id, adjustments=None, cmd="APPLY", mode="RELATIVE", **fields):
+    rec = {
+        "command_id": fields.pop("command_id", f"cmd-{cmd.lower()}-{optimization_id}"),
+        "command": cmd,
+        "optimization_id": optimization_id,
+        "optimization_type": "SLO_ADJUSTMENT",
+        "target": target,
+        "adjustments": adjustments or {},
+        "adjustment_mode": mode,
+        "reason": "integration test",
+        "issued_at": int(time.time() * 1000),
+    }
+    rec.update(fields)
+    return hive_avro.encode("OptimizationCommand", rec)
+
+
+def send(topic, records):
+    p = producer()
+    for key, value in records:
+        p.produce(topic, key=key.encode(), value=value)
+    assert p.flush(30) == 0
+
+
+def events(s, expected, timeout=60, settle=3.0):
+    return [hive_avro.decode("OptimizationEvent", m.value())
+            for m in read_committed(s.applied, expected, timeout=timeout, settle=settle)]
+
+
+def slo_records(s, expected, timeout=60, settle=2.0):
+    return [hive_avro.decode("ServiceSLO", m.value())
+            for m in read_committed(s.slos, expected, timeout=timeout, settle=settle)]
+
+
+def db(s):
+    return pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000)[s.db]
+
+
+def revisions(s, service):
+    return sorted(db(s)["slos"].find({"key": service}, {"_id": 0, "revision": 1, "values": 1}),
+                  key=lambda d: d["revision"])
+
+
+def new_values(e):
+    return {x["parameter"]: x["new_value"] for x in e["adjustments"]}
+
+
+def old_values(e):
+    return {x["parameter"]: x["old_value"] for x in e["adjustments"]}
+
+
+def assert_event_hash(e):
+    assert e["hash"] == hive_avro.payload_hash("OptimizationEvent", e)
+
+
+def test_relative_latency_applied_once_across_sigkill(slo):
+    svc = slo.start()
+    service = "orchestrator-" + slo.tag
+    # The optimizer's contract: latency_p95_ms -0.10 as a RELATIVE change.
+    send(slo.commands, [(service, command(service, "opt-a", {"latency_p95_ms": -0.10}))])
+    ev = events(slo, 1)
+    assert [e["event_type"] for e in ev] == ["APPLIED"]
+    e = ev[0]
+    assert_event_hash(e)
+    assert e["applied_by"] == "slo-adjuster" and e["revision"] == 2 and e["optimization_type"] == "SLO_ADJUSTMENT"
+    assert old_values(e) == INITIAL
+    assert new_values(e) == pytest.approx({"latency_ms": 900.0, "availability": 0.99, "error_rate": 0.01})
+    assert e["causal_analysis"]["evidence"]["clamps"] == 0
+    assert e["causal_analysis"]["evidence"]["error_budget_remaining"] == 1.0
+    assert e["rollback_plan"]["revision"] == 1 and e["rollback_plan"]["values"] == INITIAL
+    rec = slo_records(slo, 1)
+    assert len(rec) == 1 and rec[0]["service"] == service and rec[0]["revision"] == 2
+    assert rec[0]["latency_ms"] == pytest.approx(900.0) and rec[0]["availability"] == 0.99
+    assert rec[0]["optimization_id"] == "opt-a" and rec[0]["updated_by"] == "slo-adjuster"
+
+    # SIGKILL with commands in flight, restart: every command applied once.
+    cmds = [(service, command(service, f"opt-k{i}", {"latency_ms": -0.01})) for i in range(12)]
+    send(slo.commands, cmds[:6])
+    time.sleep(0.5)
+    svc.kill9()
+    # The same command again (a producer retry) is not applied twice.
+    send(slo.commands, [(service, command(service, "opt-a", {"latency_p95_ms": -0.10}))] + cmds[6:])
+    svc.start()
+    ev = events(slo, 13, settle=5.0)
+    assert sorted(e["optimization_id"] for e in ev) == sorted(["opt-a"] + [f"opt-k{i}" for i in range(12)])
+    assert all(e["event_type"] == "APPLIED" for e in ev)
+    revs = revisions(slo, service)
+    assert [d["revision"] for d in revs] == list(range(1, 15))
+    # No lost update: each event starts from the revision before it; -1 % twelve times.
+    by_rev = {d["revision"]: d["values"] for d in revs}
+    for e in ev:
+        assert old_values(e) == pytest.approx(by_rev[e["revision"] - 1])
+        assert new_values(e) == pytest.approx(by_rev[e["revision"]])
+        assert_event_hash(e)
+    assert revs[-1]["values"]["latency_ms"] == pytest.approx(900.0 * 0.99 ** 12, rel=1e-12)
+    cur = requests.get(svc.url(f"/api/v1/slos/{service}"), timeout=10).json()
+    assert cur["revision"] == 14 and cur["values"] == pytest.approx(revs[-1]["values"])
+
+
+def telemetry(service, requests_, errors, start_ms, end_ms):
+    return hive_avro.encode("TelemetryAggregated", {
+        "service": service, "window_start": start_ms, "window_end": end_ms, "request_count": requests_,
+        "error_count": errors, "error_rate": errors / requests_, "latency_p50_ms": 100.0,
+        "latency_p95_ms": 200.0, "latency_p99_ms": 300.0, "slo_compliance": 0.99, "availability": 0.999,
+        "variant": None, "experiment_id": None, "metrics": {}})
+
+
+def test_clamps_refusals_budget_and_rollback(slo):
+    svc = slo.start()
+    service = "gateway-" + slo.tag
+    # An error rate beyond the bounds is clamped to 0.10 and the clamp recorded.
+    send(slo.commands, [(service, command(service, "opt-1", {"availability": 0.999, "error_rate": 0.5},
+                                          mode="ABSOLUTE"))])
+    ev = events(slo, 1)
+    assert ev[0]["event_type"] == "APPLIED", ev
+    assert new_values(ev[0]) == pytest.approx({"latency_ms": 1000.0, "availability": 0.999, "error_rate": 0.10})
+    evidence = ev[0]["causal_analysis"]["evidence"]
+    assert evidence["clamps"] == 1 and evidence["clamped_error_rate_from"] == 0.5
+    before = revisions(slo, service)
+    assert [d["revision"] for d in before] == [1, 2]
+
+    bad = [
+        (service, command(service, "opt-avail", {"availability": 1.5}, mode="ABSOLUTE", command_id="c-bad-1")),
+        (service, command(service, "opt-neg", {"latency_ms": -1.2}, command_id="c-bad-2")),
+        (service, command(service, "opt-name", {"throughput": 0.1}, command_id="c-bad-3")),
+        (service, command(service, "opt-clamped", {"error_rate": 0.9}, mode="ABSOLUTE", command_id="c-bad-4")),
+        (service, command(service, "opt-empty", {}, command_id="c-bad-5")),
+    ]
+    send(slo.commands, bad)
+    ev = events(slo, 6)
+    rej = {e["optimization_id"]: e for e in ev if e["event_type"] == "REJECTED"}
+    assert set(rej) == {"opt-avail", "opt-neg", "opt-name", "opt-clamped", "opt-empty"}
+    assert "unsafe availability" in rej["opt-avail"]["reason"]
+    assert "unsafe latency_ms" in rej["opt-neg"]["reason"]
+    assert "throughput" in rej["opt-name"]["reason"]
+    assert "nothing to apply" in rej["opt-clamped"]["reason"]
+    assert "no adjustments" in rej["opt-empty"]["reason"]
+    for e in rej.values():
+        assert_event_hash(e)
+    assert revisions(slo, service) == before  # no state change
+    assert len(slo_records(slo, 1)) == 1
+
+    # The error budget at 15 %: 100000 requests at 99.9 % allow 100 errors; 85 were spent.
+    now = int(time.time() * 1000)
+    send(slo.telemetry, [(service, telemetry(service, 100000, 85, now - 120000, now - 60000))])
+    deadline = time.time() + 30
+    while db(slo)["observations"].count_documents({"service": service}) == 0 and time.time() < deadline:
+        time.sleep(0.2)
+    send(slo.commands, [(service, command(service, "opt-budget", {"latency_ms": -0.05}))])
+    ev = events(slo, 7)
+    b = [e for e in ev if e["optimization_id"] == "opt-budget"]
+    assert len(b) == 1 and b[0]["event_type"] == "REJECTED"
+    assert "error budget too low: 15.0% remaining" in b[0]["reason"], b[0]["reason"]
+    assert "85 errors of 100000 requests" in b[0]["reason"]
+    assert revisions(slo, service) == before
+
+    # ROLLBACK restores the exact values of revision 1 as revision 3, over REST.
+    r = requests.post(svc.url(f"/api/v1/slos/{service}/rollback"), json={"optimization_id": "opt-1"}, timeout=10)
+    assert r.status_code == 202, r.text
+    ev = events(slo, 8)
+    rb = [e for e in ev if e["event_type"] == "ROLLED_BACK"]
+    assert len(rb) == 1 and rb[0]["revision"] == 3
+    assert_event_hash(rb[0])
+    revs = revisions(slo, service)
+    assert revs[-1]["revision"] == 3 and revs[-1]["values"] == revs[0]["values"] == INITIAL
+    rec = slo_records(slo, 2)
+    assert rec[-1]["revision"] == 3 and rec[-1]["latency_ms"] == 1000.0
+    assert (rec[-1]["availability"], rec[-1]["error_rate"]) == (0.99, 0.01)
+    hist = requests.get(svc.url(f"/api/v1/slos/{service}/history?limit=10"), timeout=10).json()
+    assert [h["revision"] for h in hist["revisions"]] == [3, 2, 1]
+    metrics = requests.get(svc.url("/metrics"), timeout=10).text
+    assert 'slo_clamps_total{parameter="error_rate"} 1' in metrics
+    assert 'rollbacks_total{type="SLO_ADJUSTMENT"} 1' in metrics
+    assert 'optimization_refusals_total{type="SLO_ADJUSTMENT",reason="error_budget"} 1' in metrics
+    assert f'error_budget_remaining{{service="{service}"}} 0.15' in metrics
