@@ -146,6 +146,164 @@ static int fill_state(void *ctx, avro_value_t *rec, const char *target, const ap
     return f ? -1 : 0;
 }
 
+/* ---- HEURISTIC_UPDATE, POLICY_CHANGE: the Orchestrator's tunables ---------------- */
+
+static void policy_initial(void *ctx, const char *target, applier_params_t *out)
+{
+    (void)ctx;
+    (void)target;
+    out->n = 0; /* never changed: the Orchestrator keeps its own defaults */
+}
+
+/* Each tunable read as its mode; one the policy does not have yet is set by
+ * ABSOLUTE only; each change limited to +-POLICY_MAX_CHANGE (recorded). */
+int policy_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur, applier_params_t *out,
+                   applier_note_t *note)
+{
+    slo_app_t *app = ctx;
+    char why[256];
+    if (cmd->adjustments.n == 0) {
+        return refuse(note, "invalid", "no adjustments: name at least one tunable");
+    }
+    *out = *cur;
+    int nlimited = 0;
+    bool changed = false;
+    for (size_t k = 0; k < cmd->adjustments.n; k++) {
+        const char *name = cmd->adjustments.name[k];
+        double current, next, value = cmd->adjustments.value[k];
+        bool known = applier_params_get(cur, name, &current) == 0;
+        if (!isfinite(value)) {
+            snprintf(why, sizeof(why), "unsafe %s: the adjustment is not a finite number", name);
+            return refuse(note, "bounds", why);
+        }
+        if (!known && cmd->mode != APPLY_ABSOLUTE) {
+            snprintf(why, sizeof(why), "%s has no %s yet: set it with an ABSOLUTE adjustment first",
+                     cmd->target, name);
+            return refuse(note, "invalid", why);
+        }
+        if (!known) {
+            next = value;
+        } else {
+            double proposed = apply_adjust(current, cmd->mode, value);
+            int lim = policy_limit(current, proposed, app->cfg->policy_max_change, &next);
+            if (lim < 0) {
+                snprintf(why, sizeof(why), "unsafe %s: %g is not a finite number", name, proposed);
+                return refuse(note, "bounds", why);
+            }
+            if (lim > 0) {
+                char key[APPLIER_NAME_MAX];
+                snprintf(key, sizeof(key), "limited_%s_from", name);
+                applier_params_set(&note->evidence, key, proposed);
+                nlimited++;
+            }
+        }
+        if (applier_params_set(out, name, next) != 0) {
+            snprintf(why, sizeof(why), "%s would have more than %d tunables", cmd->target,
+                     APPLIER_MAX_PARAMS);
+            return refuse(note, "invalid", why);
+        }
+        changed = changed || !known || next != current;
+    }
+    applier_params_set(&note->evidence, "clamps", nlimited);
+    if (!changed) {
+        snprintf(why, sizeof(why),
+                 "nothing to apply: the proposal limited to +-%.0f%% equals the current values",
+                 100.0 * app->cfg->policy_max_change);
+        return refuse(note, "bounds", why);
+    }
+    return 0;
+}
+
+static int policy_fill_state(void *ctx, avro_value_t *rec, const char *target, const applier_params_t *st,
+                             int64_t revision, const char *optimization_id, int64_t now_ms)
+{
+    (void)ctx;
+    int f = avro_set_string(rec, "policy", target) || avro_set_long(rec, "revision", revision) ||
+            (optimization_id ? avro_set_string(rec, "optimization_id", optimization_id)
+                             : avro_set_null(rec, "optimization_id")) ||
+            avro_set_string(rec, "updated_by", "slo-adjuster") || avro_set_long(rec, "updated_at", now_ms);
+    for (size_t i = 0; !f && i < st->n; i++) {
+        f = avro_set_map_double(rec, "values", st->name[i], st->value[i]);
+    }
+    return f ? -1 : 0;
+}
+
+/* The policies applier on its own database (see app.h) and its REST routes. */
+static int build_policies(slo_app_t *app, service_t *svc)
+{
+    const slo_config_t *cfg = app->cfg;
+    const service_config_t *sc = service_config(svc);
+    char db[128], err[256];
+    snprintf(db, sizeof(db), "%s_policies", sc->mongodb_database);
+    app->policies_store = store_create(sc->mongodb_uri, db, err, sizeof(err));
+    if (!app->policies_store) {
+        log_error("cannot open the policies database", "database", db, "error", err);
+        return -1;
+    }
+    static const char *const types[] = {"HEURISTIC_UPDATE", "POLICY_CHANGE"};
+    app->policies = applier_create(&(applier_conf_t){
+        .name = "slo-adjuster",
+        .lock_prefix = "policies",
+        .coll = "policies",
+        .state_record = "OrchestratorPolicy",
+        .state_topic = cfg->policies_topic,
+        .events_topic = cfg->applied_topic,
+        .types = types,
+        .ntypes = 2,
+        .lock_ttl_ms = (unsigned)cfg->lock_ttl_ms,
+        .watch_metric = cfg->watch_metric,
+        .watch_threshold = cfg->watch_threshold,
+        .watch_window_ms = (int64_t)cfg->watch_window_s * 1000,
+        .store = app->policies_store,
+        .redis = app->redis,
+        .codec = service_codec(svc),
+        .metrics = service_metrics(svc),
+        .domain = {.initial = policy_initial, .compute = policy_compute, .fill_state = policy_fill_state},
+        .domain_ctx = app,
+    });
+    if (!app->policies) {
+        log_error("cannot build the policies applier");
+        return -1;
+    }
+    int rc = applier_ensure_indexes(app->policies);
+    if (rc != 0) {
+        log_warn("cannot create the policies' MongoDB indexes; lookups will scan", "error",
+                 hive_strerror(rc));
+    }
+    app->policies_rest = applier_rest_create(service_http(svc), &(applier_rest_conf_t){
+                                                                    .prefix = "/api/v1/policies",
+                                                                    .optimization_type = "POLICY_CHANGE",
+                                                                    .commands_topic = cfg->commands_topic,
+                                                                    .applier = app->policies,
+                                                                    .loop = service_loop(svc),
+                                                                    .producer = service_producer(svc),
+                                                                    .codec = service_codec(svc),
+                                                                });
+    return app->policies_rest ? 0 : -1;
+}
+
+kafka_verdict_t slo_app_on_command(slo_app_t *app, const rd_kafka_message_t *m, avro_value_t *v,
+                                   kafka_out_t *out, char *why, size_t len)
+{
+    /* Each applier skips the types it does not own. */
+    kafka_verdict_t r = applier_on_command(app->applier, m, v, out, why, len);
+    return r == KAFKA_OK ? applier_on_command(app->policies, m, v, out, why, len) : r;
+}
+
+kafka_verdict_t slo_app_on_telemetry(slo_app_t *app, const rd_kafka_message_t *m, avro_value_t *v,
+                                     kafka_out_t *out, char *why, size_t len)
+{
+    kafka_verdict_t r = applier_on_telemetry(app->applier, m, v, out, why, len);
+    return r == KAFKA_OK ? applier_on_telemetry(app->policies, m, v, out, why, len) : r;
+}
+
+kafka_verdict_t slo_app_watch_tick(slo_app_t *app, int64_t slot, int64_t now_ms, kafka_out_t *out, char *why,
+                                   size_t len)
+{
+    kafka_verdict_t r = applier_watch_tick(app->applier, slot, now_ms, out, why, len);
+    return r == KAFKA_OK ? applier_watch_tick(app->policies, slot, now_ms, out, why, len) : r;
+}
+
 static bool initial_valid(const slo_config_t *cfg, const slo_bounds_t *b)
 {
     return cfg->initial_latency_ms > 0 && cfg->initial_availability >= b->availability_lo &&
@@ -217,18 +375,23 @@ int slo_app_build(slo_app_t *app, service_t *svc)
                                                            .producer = service_producer(svc),
                                                            .codec = service_codec(svc),
                                                        });
-    return app->rest ? 0 : -1;
+    return app->rest ? build_policies(app, svc) : -1;
 }
 
 size_t slo_app_pending(void *ctx)
 {
-    return applier_rest_pending(((slo_app_t *)ctx)->rest);
+    slo_app_t *app = ctx;
+    return applier_rest_pending(app->rest) +
+           (app->policies_rest ? applier_rest_pending(app->policies_rest) : 0);
 }
 
 void slo_app_teardown(service_t *svc, void *ctx)
 {
     (void)svc;
     slo_app_t *app = ctx;
+    applier_rest_destroy(app->policies_rest);
+    applier_destroy(app->policies);
+    store_destroy(app->policies_store);
     applier_rest_destroy(app->rest);
     applier_destroy(app->applier);
     redis_sync_destroy(app->redis);

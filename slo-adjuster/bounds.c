@@ -46,7 +46,7 @@ static void interval(int i, const double current[SLO_N], const slo_bounds_t *b, 
     switch (i) {
     case SLO_LATENCY:
         *lo = current[SLO_LATENCY] * (1.0 - b->latency_max_change);
-        *hi = current[SLO_LATENCY] * (1.0 + b->latency_max_change);
+        *hi = fmin(SLO_LATENCY_MAX_MS, current[SLO_LATENCY] * (1.0 + b->latency_max_change));
         break;
     case SLO_AVAILABILITY:
         *lo = b->availability_lo;
@@ -134,4 +134,15 @@ int slo_budget_check(const slo_budget_t *budget, const slo_bounds_t *b, char *wh
         100.0 * budget->remaining, 100.0 * b->min_budget, (long long)budget->errors,
         (long long)budget->requests, budget->allowed);
     return -1;
+}
+
+int policy_limit(double current, double proposed, double max_change, double *out)
+{
+    if (!isfinite(current) || !isfinite(proposed)) {
+        return -1;
+    }
+    double width = fabs(current) * max_change;
+    double v = current == 0 ? proposed : fmin(current + width, fmax(current - width, proposed));
+    *out = v;
+    return v != proposed;
 }

@@ -13,6 +13,9 @@
 /* The parameters of one service's SLO, in this order. */
 enum { SLO_LATENCY, SLO_AVAILABILITY, SLO_ERROR_RATE, SLO_N };
 
+/* The largest latency target ServiceSLO carries (its hive.range). */
+#define SLO_LATENCY_MAX_MS 3600000.0
+
 /* Their names: "latency_ms", "availability", "error_rate". */
 extern const char *const slo_params[SLO_N];
 
@@ -40,7 +43,7 @@ typedef struct {
 } slo_clamps_t;
 
 /* Clamps `proposed` into the bounds around `current` (latency: current
- * +- latency_max_change * current; availability, error rate: the fixed
+ * +- latency_max_change * current, at most SLO_LATENCY_MAX_MS; availability, error rate: the fixed
  * ranges) into out[]. Records every clamp in *clamps (may be NULL).
  * Returns the number of parameters clamped, or -1 when a value is not finite
  * or a current latency is not positive. */
@@ -64,5 +67,11 @@ slo_budget_t slo_error_budget(int64_t requests, int64_t errors, double availabil
 
 /* 0 when budget->remaining >= b->min_budget; -1 with the figures in `why`. */
 int slo_budget_check(const slo_budget_t *budget, const slo_bounds_t *b, char *why, size_t whylen);
+
+/* HEURISTIC_UPDATE, POLICY_CHANGE: a tunable's proposal limited to
+ * +-max_change of its current value (|current| * max_change; a current value
+ * of 0 is not limited) into *out. Returns 1 when limited, 0 when not, -1 when
+ * a value is not finite. */
+int policy_limit(double current, double proposed, double max_change, double *out);
 
 #endif

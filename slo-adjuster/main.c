@@ -5,8 +5,9 @@
  * Redis lock, compare-and-set on the SLO's revision, the ServiceSLO on
  * orchestrator.slos and an OptimizationEvent on optimization.applied in one
  * transaction) and telemetry.aggregated to the impact watch and the error
- * budget. The SLO itself is decided in bounds.c (seed 000: clamps, checks,
- * error budget).
+ * budget; HEURISTIC_UPDATE and POLICY_CHANGE go the same way to a second
+ * applier (OrchestratorPolicy on orchestrator.policies). The SLO itself is decided in bounds.c (seed 000:
+ * clamps, checks, error budget).
  */
 #include "app.h"
 #include "log.h"
@@ -22,6 +23,10 @@ static const config_item_t config_items[] = {
      "OptimizationEvent output (APPLIED, ROLLED_BACK, REJECTED)"},
     {"KAFKA_SLOS_TOPIC", CONFIG_STRING, "orchestrator.slos", 0, 0, NULL, &cfg.slos_topic,
      "ServiceSLO output (compacted, key service)"},
+    {"KAFKA_POLICIES_TOPIC", CONFIG_STRING, "orchestrator.policies", 0, 0, NULL, &cfg.policies_topic,
+     "OrchestratorPolicy output (compacted, key policy; HEURISTIC_UPDATE, POLICY_CHANGE)"},
+    {"POLICY_MAX_CHANGE", CONFIG_DOUBLE, "0.3", 0.01, 10, NULL, &cfg.policy_max_change,
+     "largest relative change of one heuristic or policy tunable per command"},
     {"SLO_LATENCY_MAX_CHANGE", CONFIG_DOUBLE, "0.3", 0.01, 0.9, NULL, &cfg.latency_max_change,
      "largest relative change of the latency target per command"},
     {"SLO_AVAILABILITY_MIN", CONFIG_DOUBLE, "0.95", 0, 1, NULL, &cfg.availability_min,
@@ -61,18 +66,19 @@ static const service_default_t defaults[] = {
 static kafka_verdict_t on_command(void *ctx, const rd_kafka_message_t *m, avro_value_t *v, kafka_out_t *out,
                                   char *why, size_t len)
 {
-    return applier_on_command(((slo_app_t *)ctx)->applier, m, v, out, why, len);
+    return slo_app_on_command(ctx, m, v, out, why, len);
 }
 
 static kafka_verdict_t on_telemetry(void *ctx, const rd_kafka_message_t *m, avro_value_t *v, kafka_out_t *out,
                                     char *why, size_t len)
 {
-    return applier_on_telemetry(((slo_app_t *)ctx)->applier, m, v, out, why, len);
+    return slo_app_on_telemetry(ctx, m, v, out, why, len);
 }
 
 static const service_input_t inputs[] = {
     {"KAFKA_COMMANDS_TOPIC", "optimization.commands", "OptimizationCommand", on_command,
-     "OptimizationCommand input (SLO_ADJUSTMENT: APPLY, ROLLBACK)", &cfg.commands_topic, NULL},
+     "OptimizationCommand input (SLO_ADJUSTMENT, HEURISTIC_UPDATE, POLICY_CHANGE: APPLY, ROLLBACK)",
+     &cfg.commands_topic, NULL},
     {"KAFKA_TELEMETRY_TOPIC", "telemetry.aggregated", "TelemetryAggregated", on_telemetry,
      "TelemetryAggregated input (impact watch, error budget)", &cfg.telemetry_topic, NULL},
 };
@@ -81,7 +87,7 @@ static const service_input_t inputs[] = {
 static kafka_verdict_t watch_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *why,
                                   size_t len)
 {
-    return applier_watch_tick(((slo_app_t *)ctx)->applier, slot, now_ms, out, why, len);
+    return slo_app_watch_tick(ctx, slot, now_ms, out, why, len);
 }
 
 static const service_timer_t timers[] = {{"impact-watch", 5000, 0, NULL, watch_tick}};
@@ -106,7 +112,9 @@ int main(int argc, char **argv)
             "refused when the error budget left is below ERROR_BUDGET_MIN, clamped into the safety bounds "
             "(latency +-30 %, availability 0.95..0.9999, error rate 0.001..0.10), validated, written under "
             "a Redis lock with compare-and-set on the revision, and published on orchestrator.slos with an "
-            "OptimizationEvent, exactly once. An impact watch rolls a change back on degradation.",
+            "OptimizationEvent, exactly once. An impact watch rolls a change back on degradation. "
+            "HEURISTIC_UPDATE and POLICY_CHANGE set the Orchestrator's tunables the same way, on "
+            "orchestrator.policies.",
         .needs = SERVICE_STORE | SERVICE_REDIS | SERVICE_PRODUCER | SERVICE_PIPELINE,
         .config = config_items,
         .nconfig = SERVICE_N(config_items),

@@ -25,7 +25,8 @@ class Slo:
         self.applied = f"optimization.applied.s{self.tag}"
         self.slos = f"orchestrator.slos.s{self.tag}"
         self.telemetry = f"telemetry.aggregated.s{self.tag}"
-        create_topics([self.commands, self.applied, self.slos, self.telemetry,
+        self.policies = f"orchestrator.policies.s{self.tag}"
+        create_topics([self.commands, self.applied, self.slos, self.telemetry, self.policies,
                        self.commands + ".dlq", self.telemetry + ".dlq"])
         self.db = "itest_slo_" + self.tag
         self.binary = os.environ.get("SLO_ADJUSTER_BIN", os.path.join(ROOT, "build", "slo-adjuster", "slo-adjuster"))
@@ -37,6 +38,7 @@ class Slo:
             "KAFKA_COMMANDS_TOPIC": self.commands,
             "KAFKA_APPLIED_TOPIC": self.applied,
             "KAFKA_SLOS_TOPIC": self.slos,
+            "KAFKA_POLICIES_TOPIC": self.policies,
             "KAFKA_TELEMETRY_TOPIC": self.telemetry,
             "KAFKA_TIMERS_TOPIC": f"slo-adjuster.timers.s{self.tag}",
             "KAFKA_CONSUMER_GROUP": f"slo-adjuster-{self.tag}",
@@ -51,7 +53,9 @@ class Slo:
 
     def close(self):
         code = self.svc.stop() if self.svc else None
-        pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000).drop_database(self.db)
+        client = pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000)
+        client.drop_database(self.db)
+        client.drop_database(self.db + "_policies")
         return code
 
 
@@ -69,7 +73,7 @@ def command(target, optimization_id, adjustments=None, cmd="APPLY", mode="RELATI
         "command_id": fields.pop("command_id", f"cmd-{cmd.lower()}-{optimization_id}"),
         "command": cmd,
         "optimization_id": optimization_id,
-        "optimization_type": "SLO_ADJUSTMENT",
+        "optimization_type": fields.pop("optimization_type", "SLO_ADJUSTMENT"),
         "target": target,
         "adjustments": adjustments or {},
         "adjustment_mode": mode,
@@ -238,3 +242,39 @@ def test_clamps_refusals_budget_and_rollback(slo):
     assert 'rollbacks_total{type="SLO_ADJUSTMENT"} 1' in metrics
     assert 'optimization_refusals_total{type="SLO_ADJUSTMENT",reason="error_budget"} 1' in metrics
     assert f'error_budget_remaining{{service="{service}"}} 0.15' in metrics
+
+
+def test_heuristics_and_policies_on_orchestrator_policies(slo):
+    svc = slo.start()
+    policy = "scheduler-" + slo.tag
+    send(slo.commands, [
+        (policy, command(policy, "opt-p1", {"queue_weight": 10.0, "max_retries": 3.0}, mode="ABSOLUTE",
+                         optimization_type="POLICY_CHANGE")),
+        # +100 % on queue_weight is limited to +30 % and the limit recorded.
+        (policy, command(policy, "opt-h1", {"queue_weight": 1.0}, optimization_type="HEURISTIC_UPDATE")),
+        # A tunable the policy does not have cannot be changed relatively.
+        (policy, command(policy, "opt-h2", {"timeout_s": 0.1}, optimization_type="HEURISTIC_UPDATE")),
+    ])
+    ev = events(slo, 3)
+    by = {e["optimization_id"]: e for e in ev}
+    assert by["opt-p1"]["event_type"] == "APPLIED" and by["opt-p1"]["revision"] == 2
+    assert new_values(by["opt-p1"]) == {"queue_weight": 10.0, "max_retries": 3.0}
+    assert by["opt-h1"]["event_type"] == "APPLIED" and by["opt-h1"]["optimization_type"] == "HEURISTIC_UPDATE"
+    assert new_values(by["opt-h1"]) == pytest.approx({"queue_weight": 13.0, "max_retries": 3.0})
+    assert by["opt-h1"]["causal_analysis"]["evidence"]["limited_queue_weight_from"] == 20.0
+    assert by["opt-h2"]["event_type"] == "REJECTED" and "ABSOLUTE" in by["opt-h2"]["reason"]
+    for e in ev:
+        assert_event_hash(e)
+    recs = [hive_avro.decode("OrchestratorPolicy", m.value())
+            for m in read_committed(slo.policies, 2, timeout=60, settle=2.0)]
+    assert [r["revision"] for r in recs] == [2, 3] and recs[-1]["policy"] == policy
+    assert recs[-1]["values"] == pytest.approx({"queue_weight": 13.0, "max_retries": 3.0})
+    # No SLO was touched.
+    assert db(slo)["slos"].count_documents({}) == 0
+    # Rolling the heuristic back restores revision 2 exactly, as revision 4.
+    send(slo.commands, [(policy, command(policy, "opt-h1", cmd="ROLLBACK", optimization_type="HEURISTIC_UPDATE"))])
+    ev = events(slo, 4)
+    rb = [e for e in ev if e["event_type"] == "ROLLED_BACK"]
+    assert len(rb) == 1 and rb[0]["revision"] == 4
+    cur = requests.get(svc.url(f"/api/v1/policies/{policy}"), timeout=10).json()
+    assert cur["revision"] == 4 and cur["values"] == {"queue_weight": 10.0, "max_retries": 3.0}

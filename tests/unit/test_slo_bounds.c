@@ -47,6 +47,11 @@ static void test_latency_clamp(void **state)
     prop[SLO_LATENCY] = 2000;
     assert_int_equal(slo_clamp(cur, prop, B, out, &c), 1);
     assert_near(out[SLO_LATENCY], 1300, 1e-9);
+    /* Never beyond what ServiceSLO carries. */
+    double big[SLO_N] = {3000000, 0.99, 0.01}, prop_big[SLO_N] = {3900000, 0.99, 0.01};
+    assert_int_equal(slo_clamp(big, prop_big, B, out, &c), 1);
+    assert_near(out[SLO_LATENCY], SLO_LATENCY_MAX_MS, 0);
+    assert_int_equal(slo_validate(big, out, B, NULL, 0), 0);
     prop[SLO_LATENCY] = 900; /* RELATIVE -0.10: inside, unchanged */
     assert_int_equal(slo_clamp(cur, prop, B, out, &c), 0);
     assert_near(out[SLO_LATENCY], 900, 0);
@@ -157,13 +162,31 @@ static void test_budget(void **state)
     assert_near(s.remaining, 1, 0);
 }
 
+static void test_policy_limit(void **state)
+{
+    (void)state;
+    double v;
+    assert_int_equal(policy_limit(10, 12, 0.3, &v), 0);
+    assert_near(v, 12, 0);
+    assert_int_equal(policy_limit(10, 20, 0.3, &v), 1);
+    assert_near(v, 13, 1e-12);
+    assert_int_equal(policy_limit(-10, -20, 0.3, &v), 1);
+    assert_near(v, -13, 1e-12);
+    assert_int_equal(policy_limit(-10, 5, 0.3, &v), 1);
+    assert_near(v, -7, 1e-12);
+    assert_int_equal(policy_limit(0, 5, 0.3, &v), 0);
+    assert_near(v, 5, 0);
+    assert_int_equal(policy_limit(1, NAN, 0.3, &v), -1);
+    assert_int_equal(policy_limit(INFINITY, 1, 0.3, &v), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),        cmocka_unit_test(test_latency_clamp),
         cmocka_unit_test(test_ranges_clamp), cmocka_unit_test(test_clamp_refuses_nonfinite),
         cmocka_unit_test(test_validate),     cmocka_unit_test(test_clamp_then_validate_property),
-        cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_budget),       cmocka_unit_test(test_policy_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
