@@ -2,11 +2,15 @@
 #include "app.h"
 
 #include "hive_err.h"
+#include "hive_status.h"
 #include "log.h"
+#include "offload.h"
+#include "rules.h"
 #include "timeutil.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void initial(void *ctx, const char *target, applier_params_t *out)
@@ -304,6 +308,74 @@ kafka_verdict_t slo_app_watch_tick(slo_app_t *app, int64_t slot, int64_t now_ms,
     return r == KAFKA_OK ? applier_watch_tick(app->policies, slot, now_ms, out, why, len) : r;
 }
 
+/* ---- GET /api/v1/slos/{service}/rules ------------------------------------------- */
+
+typedef struct {
+    slo_app_t *app;
+    http_req_t *req;
+    char service[129];
+    char *yaml;
+    size_t len;
+    int status;
+} rules_job_t;
+
+static void rules_work(void *arg)
+{
+    rules_job_t *j = arg;
+    json_t *cur = NULL;
+    j->status = applier_current_json(j->app->applier, j->service, &cur);
+    if (j->status != 0) {
+        return;
+    }
+    json_t *a = json_object_get(json_object_get(cur, "values"), slo_params[SLO_AVAILABILITY]);
+    j->status = json_is_number(a) && slo_rules_yaml(j->service, json_number_value(a), &j->yaml, &j->len) == 0
+                    ? 0
+                    : HIVE_EINVAL;
+    json_decref(cur);
+}
+
+static void rules_done(void *arg, int status)
+{
+    rules_job_t *j = arg;
+    int code = status ? status : j->status;
+    if (code != 0) {
+        http_respond_error(j->req, hive_status_http(code), NULL, hive_strerror(code));
+    } else {
+        http_respond_text(j->req, 200, "application/yaml", j->yaml, j->len);
+    }
+    free(j->yaml);
+    http_req_release(j->req);
+    j->app->rules_pending--;
+    free(j);
+}
+
+void slo_app_on_rules(void *ctx, http_req_t *req)
+{
+    slo_app_t *app = ctx;
+    const char *service = http_req_param(req, "target");
+    if (!applier_rest_valid_name(service)) {
+        http_respond_error(req, 400, "target",
+                           "target must match [A-Za-z0-9][A-Za-z0-9._:/@+-]*, 1..128 bytes");
+        return;
+    }
+    rules_job_t *j = calloc(1, sizeof(*j));
+    if (!j) {
+        http_respond_error(req, 503, NULL, "out of memory");
+        return;
+    }
+    j->app = app;
+    j->req = req;
+    snprintf(j->service, sizeof(j->service), "%s", service);
+    http_req_retain(req);
+    if (offload_run(service_loop(app->svc), rules_work, rules_done, j) != 0) {
+        http_respond_error(req, 503, NULL, "cannot start the read");
+        http_req_release(req);
+        free(j);
+        return;
+    }
+    app->rules_pending++;
+}
+
 static bool initial_valid(const slo_config_t *cfg, const slo_bounds_t *b)
 {
     return cfg->initial_latency_ms > 0 && cfg->initial_availability >= b->availability_lo &&
@@ -315,6 +387,7 @@ int slo_app_build(slo_app_t *app, service_t *svc)
 {
     const slo_config_t *cfg = app->cfg;
     const service_config_t *sc = service_config(svc);
+    app->svc = svc;
     app->bounds = (slo_bounds_t){.latency_max_change = cfg->latency_max_change,
                                  .availability_lo = cfg->availability_min,
                                  .availability_hi = cfg->availability_max,

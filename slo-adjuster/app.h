@@ -18,6 +18,7 @@ typedef struct {
 
 typedef struct {
     slo_config_t *cfg;
+    service_t *svc;
     slo_bounds_t bounds;
     metric_t *clamps;    /* slo_clamps_total{parameter} */
     metric_t *budget;    /* error_budget_remaining{service} */
@@ -30,6 +31,7 @@ typedef struct {
     store_t *policies_store;
     applier_t *policies;
     applier_rest_t *policies_rest;
+    size_t rules_pending; /* GET .../rules in flight */
 } slo_app_t;
 
 /* Builds the applier and the REST routes (setup). 0, or -1 after logging why. */
@@ -40,6 +42,10 @@ void slo_app_teardown(service_t *svc, void *ctx);
 /* The SLO domain, exposed for tests: an APPLY's new SLO from `cur`. */
 int slo_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur, applier_params_t *out,
                 applier_note_t *note);
+
+/* GET /api/v1/slos/{target}/rules (http_handler_fn, ctx: the app): the
+ * service's burn-rate rules (rules.h) for its current SLO, as YAML. */
+void slo_app_on_rules(void *ctx, http_req_t *req);
 
 /* The policies domain, exposed for tests: an APPLY's new tunables from `cur`. */
 int policy_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur, applier_params_t *out,

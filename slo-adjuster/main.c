@@ -92,7 +92,10 @@ static kafka_verdict_t watch_tick(void *ctx, int64_t slot, int64_t now_ms, kafka
 
 static const service_timer_t timers[] = {{"impact-watch", 5000, 0, NULL, watch_tick}};
 
-/* 4. Setup: the applier over the SLO domain, and the REST routes. */
+/* 4. REST beyond the applier's: the burn-rate rules of a service's SLO. */
+static const service_route_t routes[] = {{"GET", "/api/v1/slos/{target}/rules", slo_app_on_rules}};
+
+/* 5. Setup: the applier over the SLO domain, and the REST routes. */
 static int setup(service_t *svc, void *ctx)
 {
     if (slo_app_build(ctx, svc) != 0) {
@@ -124,6 +127,8 @@ int main(int argc, char **argv)
         .ninputs = SERVICE_N(inputs),
         .timers = timers,
         .ntimers = SERVICE_N(timers),
+        .routes = routes,
+        .nroutes = SERVICE_N(routes),
         .openapi = (const char *)openapi_json,
         .openapi_len = openapi_json_len,
         .setup = setup,

@@ -3,6 +3,8 @@ independent producer (confluent-kafka + fastavro), ServiceSLO records and
 OptimizationEvents read back with read_committed consumers, revisions with
 pymongo. Bounded: each test waits at most ~90 s."""
 import os
+import subprocess
+import tempfile
 import time
 import uuid
 
@@ -242,6 +244,18 @@ def test_clamps_refusals_budget_and_rollback(slo):
     assert 'rollbacks_total{type="SLO_ADJUSTMENT"} 1' in metrics
     assert 'optimization_refusals_total{type="SLO_ADJUSTMENT",reason="error_budget"} 1' in metrics
     assert f'error_budget_remaining{{service="{service}"}} 0.15' in metrics
+
+    # The burn-rate rules of the current SLO (availability 0.99) pass promtool.
+    r = requests.get(svc.url(f"/api/v1/slos/{service}/rules"), timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/yaml")
+    assert f'ratio_rate1h{{slo_service="{service}"}} > 0.144 and' in r.text
+    assert f'ratio_rate3d{{slo_service="{service}"}} > 0.01 and' in r.text
+    with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+        f.write(r.text)
+        f.flush()
+        check = subprocess.run(["promtool", "check", "rules", f.name], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 11 rules found" in check.stdout, check.stdout
 
 
 def test_heuristics_and_policies_on_orchestrator_policies(slo):

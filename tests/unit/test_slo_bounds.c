@@ -6,9 +6,11 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bounds.h"
+#include "rules.h"
 
 /* |a - b| <= eps, in double precision. */
 #define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
@@ -180,6 +182,34 @@ static void test_policy_limit(void **state)
     assert_int_equal(policy_limit(INFINITY, 1, 0.3, &v), -1);
 }
 
+/* Burn-rate rules: every alert threshold stays reachable (<= 1). */
+static void test_rules(void **state)
+{
+    (void)state;
+    assert_near(slo_rules_capped_factor(14.4, 0.999), 14.4, 0);
+    assert_near(slo_rules_capped_factor(14.4, 0.95), 14.4, 0);
+    assert_near(slo_rules_capped_factor(14.4, 0.9), 10, 1e-9);
+    assert_near(slo_rules_capped_factor(1, 0.5), 1, 0);
+    for (double a = 0.5; a < 1; a += 0.01) {
+        for (int i = 0; i < SLO_RULES_ALERTS; i++) {
+            assert_true(slo_rules_capped_factor(slo_rules_factor[i], a) * (1 - a) <= 1 + 1e-12);
+        }
+    }
+    char *y = NULL;
+    size_t n = 0;
+    assert_int_equal(slo_rules_yaml("orchestrator-dynamic", 0.999, &y, &n), 0);
+    assert_int_equal(strlen(y), n);
+    assert_non_null(strstr(y, "record: slo:sli_error:ratio_rate5m"));
+    assert_non_null(strstr(y, "record: slo:sli_error:ratio_rate3d"));
+    assert_non_null(strstr(y, "job=\"orchestrator-dynamic\""));
+    /* 14.4 x 0.001 on 1h and 5m; 1 x 0.001 on 3d and 6h. */
+    assert_non_null(strstr(y, "ratio_rate1h{slo_service=\"orchestrator-dynamic\"} > 0.0144 and"));
+    assert_non_null(strstr(y, "ratio_rate6h{slo_service=\"orchestrator-dynamic\"} > 0.001'"));
+    free(y);
+    assert_int_equal(slo_rules_yaml("bad name", 0.999, &y, NULL), -1);
+    assert_int_equal(slo_rules_yaml("svc", 1.0, &y, NULL), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_ranges_clamp), cmocka_unit_test(test_clamp_refuses_nonfinite),
         cmocka_unit_test(test_validate),     cmocka_unit_test(test_clamp_then_validate_property),
         cmocka_unit_test(test_budget),       cmocka_unit_test(test_policy_limit),
+        cmocka_unit_test(test_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
