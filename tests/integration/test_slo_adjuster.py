@@ -33,8 +33,11 @@ class Slo:
         self.db = "itest_slo_" + self.tag
         self.binary = os.environ.get("SLO_ADJUSTER_BIN", os.path.join(ROOT, "build", "slo-adjuster", "slo-adjuster"))
         self.svc = None
+        self.replicas = []
 
-    def start(self):
+    def replica(self, **extra):
+        """A new replica (not started); the first one is also self.svc."""
+        i = len(self.replicas)
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
             "KAFKA_COMMANDS_TOPIC": self.commands,
@@ -44,30 +47,36 @@ class Slo:
             "KAFKA_TELEMETRY_TOPIC": self.telemetry,
             "KAFKA_TIMERS_TOPIC": f"slo-adjuster.timers.s{self.tag}",
             "KAFKA_CONSUMER_GROUP": f"slo-adjuster-{self.tag}",
-            "KAFKA_TRANSACTIONAL_ID": f"slo-adjuster-{self.tag}-0",
+            "KAFKA_TRANSACTIONAL_ID": f"slo-adjuster-{self.tag}-{i}",
             "MONGODB_URI": MONGODB_URI,
             "MONGODB_DATABASE": self.db,
             "HTTP_PORT": str(free_port()),
             "LOG_LEVEL": "info",
         }
-        self.svc = Service(self.binary, env, f"slo-adjuster-{self.tag}").start()
-        return self.svc
+        env.update({k: str(v) for k, v in extra.items()})
+        svc = Service(self.binary, env, f"slo-adjuster-{self.tag}-{i}")
+        self.replicas.append(svc)
+        self.svc = self.svc or svc
+        return svc
+
+    def start(self, **extra):
+        return self.replica(**extra).start()
 
     def close(self):
-        code = self.svc.stop() if self.svc else None
+        codes = [s.stop() for s in self.replicas]
         client = pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000)
         client.drop_database(self.db)
         client.drop_database(self.db + "_policies")
-        return code
+        return codes
 
 
 @pytest.fixture
 def slo():
     s = Slo()
     yield s
-    code = s.close()
-    if s.svc and s.svc.starts and code is not None and code > 0:
-        raise AssertionError(f"slo-adjuster exited with {code} on SIGTERM")
+    for code, svc in zip(s.close(), s.replicas):
+        if svc.starts and code is not None and code > 0:
+            raise AssertionError(f"{svc.name} exited with {code} on SIGTERM")
 
 
 def command(target, optimization_id, adjustments=None, cmd="APPLY", mode="RELATIVE", **fields):
@@ -292,3 +301,48 @@ def test_heuristics_and_policies_on_orchestrator_policies(slo):
     assert len(rb) == 1 and rb[0]["revision"] == 4
     cur = requests.get(svc.url(f"/api/v1/policies/{policy}"), timeout=10).json()
     assert cur["revision"] == 4 and cur["values"] == {"queue_weight": 10.0, "max_retries": 3.0}
+
+
+def test_two_replicas_racing_on_one_service_lose_no_update(slo):
+    for _ in range(2):
+        slo.replica(LOCK_TTL_MS=5000)
+    for svc in slo.replicas:
+        svc.start()
+    service = "race-" + slo.tag
+    n = 30
+    # One service, its commands spread over the three partitions: both replicas race on it.
+    p = producer()
+    for i in range(n):
+        p.produce(slo.commands, key=service.encode(), partition=i % 3,
+                  value=command(service, f"opt-r{i}", {"latency_ms": -0.01}))
+    assert p.flush(30) == 0
+    ev = events(slo, n, settle=4.0)
+    assert len(ev) == n and all(e["event_type"] == "APPLIED" for e in ev)
+    assert sorted(e["revision"] for e in ev) == list(range(2, n + 2))
+    revs = revisions(slo, service)
+    assert [d["revision"] for d in revs] == list(range(1, n + 2))
+    # Every -1 % landed on the revision before it: none was computed from a stale one.
+    assert revs[-1]["values"]["latency_ms"] == pytest.approx(1000.0 * 0.99 ** n, rel=1e-12)
+
+
+def test_impact_watch_rolls_a_degrading_slo_change_back_once(slo):
+    slo.start(IMPACT_WATCH_WINDOW_SECONDS=600, IMPACT_WATCH_THRESHOLD=0.2)
+    service = "watch-" + slo.tag
+    now = int(time.time() * 1000)
+    # 0.1 % errors against 1 % allowed: 90 % of the budget left, the baseline error rate 0.001.
+    send(slo.telemetry, [(service, telemetry(service, 100000, 100, now - 120000, now - 60000))])
+    deadline = time.time() + 30
+    while db(slo)["observations"].count_documents({"service": service}) == 0 and time.time() < deadline:
+        time.sleep(0.2)
+    send(slo.commands, [(service, command(service, "opt-w", {"latency_ms": -0.1}))])
+    ev = events(slo, 1)
+    assert ev[0]["event_type"] == "APPLIED", ev
+    after = int(time.time() * 1000) + 1000
+    # The error rate after the change: 0.001 -> 0.005, worse by far more than 20 %.
+    send(slo.telemetry, [(service, telemetry(service, 1000, 5, after, after + 1000))])
+    ev = events(slo, 2, timeout=60, settle=12.0)  # two watch ticks after the rollback
+    rb = [e for e in ev if e["event_type"] == "ROLLED_BACK"]
+    assert len(rb) == 1, ev
+    assert "impact watch" in rb[0]["reason"] and "error_rate" in rb[0]["reason"]
+    revs = revisions(slo, service)
+    assert revs[-1]["values"] == revs[0]["values"] == INITIAL
