@@ -24,12 +24,15 @@
 static avro_codec_t *codec;
 
 static const char *const RECORDS[] = {
-    "TelemetryAggregated", "Insight",           "ConsensusDecision",
-    "FeatureBatch",        "ApprovalRequest",   "ApprovalResponse",
-    "ExperimentRequest",   "TrafficAssignment", "ExperimentResult",
-    "OptimizationCommand", "OptimizationEvent", "ConsensusWeights",
-    "ServiceSLO",          "ModelHealthReport", "ModelDegradation",
-    "ModelLifecycleEvent",
+    "TelemetryAggregated", "Insight",
+    "ConsensusDecision",   "FeatureBatch",
+    "ApprovalRequest",     "ApprovalResponse",
+    "ExperimentRequest",   "TrafficAssignment",
+    "ExperimentResult",    "OptimizationCommand",
+    "OptimizationEvent",   "ConsensusWeights",
+    "ServiceSLO",          "ModelHealthReport",
+    "ModelDegradation",    "ModelLifecycleEvent",
+    "OrchestratorPolicy",
 };
 #define NRECORDS (sizeof(RECORDS) / sizeof(RECORDS[0]))
 
