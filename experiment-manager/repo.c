@@ -49,6 +49,11 @@ static void append_nullable(bson_t *doc, const char *key, const char *s)
     }
 }
 
+bool repo_key_ok(const char *key)
+{
+    return key[0] != '\0' && key[0] != '$' && !strchr(key, '.');
+}
+
 void repo_def_append(bson_t *doc, const exp_t *e)
 {
     BSON_APPEND_UTF8(doc, "experiment_id", e->id);

@@ -43,6 +43,11 @@ typedef struct {
  * -1 neither. "baseline"/"control" and "experimental"/"candidate"/"treatment". */
 int repo_variant_index(const char *label);
 
+/* Whether `key` can name a field of a stored document: not empty, no '.',
+ * not starting with '$' (MongoDB refuses the others). Parameter names are
+ * stored as keys. */
+bool repo_key_ok(const char *key);
+
 /* Appends the definition's fields to `doc`; reads them back. */
 void repo_def_append(bson_t *doc, const exp_t *e);
 int repo_def_read(const bson_t *doc, exp_t *out);

@@ -147,11 +147,13 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
     }
     json_t *dur = json_object_get(body, "duration_seconds");
     e->duration_s = 3600;
-    if (dur && (!json_is_integer(dur) || json_integer_value(dur) < 1 || json_integer_value(dur) > 31622400)) {
-        return fail(field, fl, msg, ml, "duration_seconds", "an integer from 1 to 31622400");
-    }
     if (dur) {
-        e->duration_s = (long)json_integer_value(dur);
+        /* JSON Schema counts a number with a zero fractional part (2.0) as an integer. */
+        double d = json_is_number(dur) ? json_number_value(dur) : NAN;
+        if (!(d >= 1 && d <= 31622400) || d != floor(d)) {
+            return fail(field, fl, msg, ml, "duration_seconds", "an integer from 1 to 31622400");
+        }
+        e->duration_s = json_is_integer(dur) ? (long)json_integer_value(dur) : (long)d;
     }
     e->def.duration_ms = (int64_t)llround((double)e->duration_s * 1000.0 * conf->time_scale);
     json_t *params = json_object_get(body, "parameters");
@@ -161,10 +163,11 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
         }
         json_object_foreach(params, key, val)
         {
-            if (!name_ok(key, JUDGE_NAME - 1) || !json_is_number(val) || !isfinite(json_number_value(val))) {
+            if (!name_ok(key, JUDGE_NAME - 1) || !repo_key_ok(key) || !json_is_number(val) ||
+                !isfinite(json_number_value(val))) {
                 char f[96];
                 snprintf(f, sizeof(f), "parameters.%.80s", key);
-                return fail(field, fl, msg, ml, f, "a number, keyed by a name");
+                return fail(field, fl, msg, ml, f, "a number, keyed by a name [A-Za-z0-9_:/@+-] (no '.')");
             }
             snprintf(e->params[e->nparams].name, JUDGE_NAME, "%s", key);
             e->params[e->nparams++].value = json_number_value(val);
@@ -275,9 +278,13 @@ static int each_interval(void *arg, const bson_t *doc)
     return 0;
 }
 
+/* A document the store refuses on a write (HIVE_EREJECTED) is the request's
+ * fault: 422. hive_status maps it to 500 for every service because elsewhere
+ * it also means a refused Redis command. */
 static void answer_store_error(job_t *j, int rc)
 {
-    j->http = hive_status_http(rc);
+    j->http =
+        rc == HIVE_EREJECTED && (j->kind == JOB_SUBMIT || j->kind == JOB_ABORT) ? 422 : hive_status_http(rc);
     snprintf(j->msg, sizeof(j->msg), "store: %s", hive_strerror(rc));
 }
 

@@ -143,7 +143,8 @@ int runner_exp_from_avro(const runner_conf_t *conf, avro_value_t *v, exp_t *e, c
         for (size_t i = 0; i < n; i++) {
             const char *key = NULL;
             if (avro_value_get_by_index(&map, i, &val, &key) != 0 || strlen(key) >= JUDGE_NAME ||
-                avro_value_get_double(&val, &e->params[i].value) != 0 || !isfinite(e->params[i].value)) {
+                !repo_key_ok(key) || avro_value_get_double(&val, &e->params[i].value) != 0 ||
+                !isfinite(e->params[i].value)) {
                 snprintf(reason, rl, "parameters: invalid entry %zu", i);
                 return HIVE_EINVAL;
             }
