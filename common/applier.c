@@ -88,7 +88,8 @@ applier_t *applier_create(const applier_conf_t *conf)
 {
     if (!conf || !conf->name || !conf->coll || !conf->state_record || !conf->state_topic ||
         !conf->events_topic || !conf->store || !conf->redis || !conf->codec || !conf->domain.initial ||
-        !conf->domain.compute || !conf->domain.fill_state || !applier_watch_metric_known(conf->watch_metric)) {
+        !conf->domain.compute || !conf->domain.fill_state ||
+        !applier_watch_metric_known(conf->watch_metric)) {
         return NULL;
     }
     applier_t *a = calloc(1, sizeof(*a));
@@ -101,13 +102,14 @@ applier_t *applier_create(const applier_conf_t *conf)
     }
     metrics_t *m = conf->metrics;
     a->applied = metrics_counter(m, "optimizations_applied_total", "Optimizations applied", "type");
-    a->rollbacks = metrics_counter(m, "rollbacks_total", "Optimizations rolled back (by command or by the impact watch)",
-                                   "type");
-    a->refusals = metrics_counter(m, "optimization_refusals_total", "Commands refused, by reason", "type,reason");
+    a->rollbacks = metrics_counter(m, "rollbacks_total",
+                                   "Optimizations rolled back (by command or by the impact watch)", "type");
+    a->refusals =
+        metrics_counter(m, "optimization_refusals_total", "Commands refused, by reason", "type,reason");
     a->validation = metrics_counter(m, "validation_failures_total",
                                     "Commands whose result failed the bounds or validation rules", "type");
-    a->contention = metrics_counter(m, "lock_contention_total", "Commands retried because another owner held the lock",
-                                    NULL);
+    a->contention = metrics_counter(m, "lock_contention_total",
+                                    "Commands retried because another owner held the lock", NULL);
     a->watches_open = metrics_gauge(m, "impact_watches_open", "Applied changes under impact watch", NULL);
     return a;
 }
@@ -129,8 +131,8 @@ int applier_ensure_indexes(applier_t *a)
     return store_ensure_indexes(a->c.store, idx, sizeof(idx) / sizeof(idx[0]));
 }
 
-static const char *const watch_metrics[] = {"error_rate", "latency_p95_ms", "latency_p99_ms", "slo_compliance",
-                                            "availability"};
+static const char *const watch_metrics[] = {"error_rate", "latency_p95_ms", "latency_p99_ms",
+                                            "slo_compliance", "availability"};
 
 bool applier_watch_metric_known(const char *metric)
 {
@@ -164,7 +166,8 @@ static int read_command(avro_value_t *v, applier_cmd_t *c, char *reason, size_t 
     size_t len;
     const char *mode = "ABSOLUTE";
     memset(c, 0, sizeof(*c));
-    if (avro_get_string(v, "command_id", &c->command_id, &len) || avro_get_enum_name(v, "command", &c->command) ||
+    if (avro_get_string(v, "command_id", &c->command_id, &len) ||
+        avro_get_enum_name(v, "command", &c->command) ||
         avro_get_string(v, "optimization_id", &c->optimization_id, &len) ||
         avro_get_enum_name(v, "optimization_type", &c->optimization_type) ||
         avro_get_string(v, "target", &c->target, &len) || avro_get_long(v, "issued_at", &c->issued_at_ms)) {
@@ -251,10 +254,12 @@ static int build_event(applier_t *a, const event_t *e, void **buf, size_t *len, 
     int f = avro_set_string(&v, "event_id", event_id) ||
             avro_set_string(&v, "optimization_id", e->cmd->optimization_id) ||
             avro_set_enum_name(&v, "optimization_type", e->cmd->optimization_type) ||
-            avro_set_enum_name(&v, "event_type", e->event_type) || avro_set_string(&v, "target", e->cmd->target) ||
-            avro_set_string(&v, "applied_by", a->c.name) || avro_set_long(&v, "revision", e->revision) ||
-            avro_set_string(&v, "reason", e->reason ? e->reason : "") || avro_set_long(&v, "timestamp", e->now_ms) ||
-            avro_set_string(&v, "hash", "") || avro_value_get_by_name(&v, "causal_analysis", &ca, NULL) ||
+            avro_set_enum_name(&v, "event_type", e->event_type) ||
+            avro_set_string(&v, "target", e->cmd->target) || avro_set_string(&v, "applied_by", a->c.name) ||
+            avro_set_long(&v, "revision", e->revision) ||
+            avro_set_string(&v, "reason", e->reason ? e->reason : "") ||
+            avro_set_long(&v, "timestamp", e->now_ms) || avro_set_string(&v, "hash", "") ||
+            avro_value_get_by_name(&v, "causal_analysis", &ca, NULL) ||
             avro_value_get_by_name(&v, "rollback_plan", &rp, NULL);
     if (!f) {
         char summary[512];
@@ -272,8 +277,10 @@ static int build_event(applier_t *a, const event_t *e, void **buf, size_t *len, 
         avro_value_t item;
         double old = 0.0;
         applier_params_get(e->before, e->after->name[i], &old);
-        f = avro_append_item(&v, "adjustments", &item) || avro_set_string(&item, "parameter", e->after->name[i]) ||
-            avro_set_double(&item, "old_value", old) || avro_set_double(&item, "new_value", e->after->value[i]);
+        f = avro_append_item(&v, "adjustments", &item) ||
+            avro_set_string(&item, "parameter", e->after->name[i]) ||
+            avro_set_double(&item, "old_value", old) ||
+            avro_set_double(&item, "new_value", e->after->value[i]);
     }
     /* Undo: the revision and values before this event. */
     f = f || avro_set_long(&rp, "revision", e->prev_revision);
@@ -321,7 +328,8 @@ static int build_state(applier_t *a, const char *target, const applier_params_t 
 static int emit(applier_t *a, kafka_out_t *out, const char *target, const char *optimization_id,
                 const outputs_t *o, char *reason, size_t rl)
 {
-    if ((o->state && kafka_out_add(out, a->c.state_topic, target, strlen(target), o->state, o->state_len, NULL)) ||
+    if ((o->state &&
+         kafka_out_add(out, a->c.state_topic, target, strlen(target), o->state, o->state_len, NULL)) ||
         (o->event && kafka_out_add(out, a->c.events_topic, optimization_id, strlen(optimization_id), o->event,
                                    o->event_len, NULL))) {
         snprintf(reason, rl, "cannot queue the outputs of %s", target);
@@ -353,7 +361,8 @@ static int first_doc(void *arg, const bson_t *doc)
 
 /* The first document of `coll` matching `filter`, newest revision first.
  * 0 with *out (bson_destroy), HIVE_ENOTFOUND, or an error. */
-static int find_first(applier_t *a, const char *coll, const bson_t *filter, const char *sort_key, bson_t **out)
+static int find_first(applier_t *a, const char *coll, const bson_t *filter, const char *sort_key,
+                      bson_t **out)
 {
     bson_t opts = BSON_INITIALIZER, sort;
     bson_append_document_begin(&opts, "sort", -1, &sort);
@@ -380,8 +389,8 @@ static int find_command(applier_t *a, const char *id, bson_t **out)
 }
 
 /* The latest revision of `target` that `optimization_id` wrote with `command`. */
-static int find_by_optimization(applier_t *a, const char *target, const char *optimization_id, const char *command,
-                                bson_t **out)
+static int find_by_optimization(applier_t *a, const char *target, const char *optimization_id,
+                                const char *command, bson_t **out)
 {
     bson_t f = BSON_INITIALIZER;
     bson_append_utf8(&f, "key", -1, target, -1);
@@ -457,12 +466,17 @@ static kafka_verdict_t store_verdict(int rc, const char *what, char *reason, siz
 }
 
 /* Emits a REJECTED event; the state does not change. */
-static kafka_verdict_t reject(applier_t *a, run_t *r, const applier_params_t *cur, int64_t rev, const char *code,
-                              const char *why)
+static kafka_verdict_t reject(applier_t *a, run_t *r, const applier_params_t *cur, int64_t rev,
+                              const char *code, const char *why)
 {
     outputs_t o = {0};
-    event_t e = {.cmd = r->cmd, .event_type = "REJECTED", .before = cur, .prev_revision = rev, .revision = rev,
-                 .now_ms = r->now_ms, .reason = why};
+    event_t e = {.cmd = r->cmd,
+                 .event_type = "REJECTED",
+                 .before = cur,
+                 .prev_revision = rev,
+                 .revision = rev,
+                 .now_ms = r->now_ms,
+                 .reason = why};
     int rc = build_event(a, &e, &o.event, &o.event_len, r->reason, r->rl);
     if (rc == 0) {
         rc = emit(a, r->out, r->cmd->target, r->cmd->optimization_id, &o, r->reason, r->rl);
@@ -497,8 +511,8 @@ static int rollback_source(applier_t *a, const applier_cmd_t *cmd, applier_param
     if (!cmd->has_rollback_to) {
         rc = find_by_optimization(a, cmd->target, cmd->optimization_id, "APPLY", &doc);
         if (rc == HIVE_ENOTFOUND) {
-            snprintf(why, wl, "optimization %s changed nothing on %s: nothing to roll back", cmd->optimization_id,
-                     cmd->target);
+            snprintf(why, wl, "optimization %s changed nothing on %s: nothing to roll back",
+                     cmd->optimization_id, cmd->target);
             *code = "nothing_to_roll_back";
             return HIVE_EREJECTED;
         }
@@ -600,7 +614,8 @@ static kafka_verdict_t run_locked(applier_t *a, run_t *r)
     }
     char why[300];
     if (cmd->has_expected_revision && cmd->expected_revision != rev) {
-        snprintf(why, sizeof(why), "stale revision: the command was computed from revision %lld, %s is at %lld",
+        snprintf(why, sizeof(why),
+                 "stale revision: the command was computed from revision %lld, %s is at %lld",
                  (long long)cmd->expected_revision, cmd->target, (long long)rev);
         return reject(a, r, &cur, rev, "stale_revision", why);
     }
@@ -615,7 +630,8 @@ static kafka_verdict_t run_locked(applier_t *a, run_t *r)
             return reject(a, r, &cur, rev, note.code[0] ? note.code : "invalid", note.reason);
         }
         if (rc != 0) {
-            snprintf(r->reason, r->rl, "computing the change: %s", note.reason[0] ? note.reason : hive_strerror(rc));
+            snprintf(r->reason, r->rl, "computing the change: %s",
+                     note.reason[0] ? note.reason : hive_strerror(rc));
             return KAFKA_RETRY;
         }
         prev_rev = rev;
@@ -635,11 +651,17 @@ static kafka_verdict_t run_locked(applier_t *a, run_t *r)
     }
     /* The records, then the revision that carries them (the fence). */
     outputs_t o = {0};
-    event_t e = {.cmd = cmd, .event_type = is_apply ? "APPLIED" : "ROLLED_BACK", .before = &cur, .after = &next,
-                 .note = &note, .prev_revision = prev_rev, .revision = rev + 1, .now_ms = r->now_ms,
+    event_t e = {.cmd = cmd,
+                 .event_type = is_apply ? "APPLIED" : "ROLLED_BACK",
+                 .before = &cur,
+                 .after = &next,
+                 .note = &note,
+                 .prev_revision = prev_rev,
+                 .revision = rev + 1,
+                 .now_ms = r->now_ms,
                  .reason = is_apply ? cmd->reason : why};
-    if ((rc = build_state(a, cmd->target, &next, rev + 1, cmd->optimization_id, r->now_ms, &o.state, &o.state_len,
-                          r->reason, r->rl)) != 0 ||
+    if ((rc = build_state(a, cmd->target, &next, rev + 1, cmd->optimization_id, r->now_ms, &o.state,
+                          &o.state_len, r->reason, r->rl)) != 0 ||
         (rc = build_event(a, &e, &o.event, &o.event_len, r->reason, r->rl)) != 0) {
         outputs_free(&o);
         return KAFKA_RETRY;
@@ -680,8 +702,9 @@ static kafka_verdict_t run_locked(applier_t *a, run_t *r)
         r->event_type = e.event_type;
         char revs[24];
         snprintf(revs, sizeof(revs), "%lld", (long long)written);
-        log_info(is_apply ? "optimization applied" : "optimization rolled back", "command_id", cmd->command_id,
-                 "optimization_id", cmd->optimization_id, "target", cmd->target, "revision", revs);
+        log_info(is_apply ? "optimization applied" : "optimization rolled back", "command_id",
+                 cmd->command_id, "optimization_id", cmd->optimization_id, "target", cmd->target, "revision",
+                 revs);
     }
     bson_destroy(&d);
     outputs_free(&o);
@@ -689,8 +712,8 @@ static kafka_verdict_t run_locked(applier_t *a, run_t *r)
 }
 
 /* Steps 1-7 for one command: lock, run, release. */
-static kafka_verdict_t run_command(applier_t *a, const applier_cmd_t *cmd, const char *source, kafka_out_t *out,
-                                   char *reason, size_t rl)
+static kafka_verdict_t run_command(applier_t *a, const applier_cmd_t *cmd, const char *source,
+                                   kafka_out_t *out, char *reason, size_t rl)
 {
     lock_t l;
     char name[LOCK_NAME_MAX];
@@ -707,7 +730,8 @@ static kafka_verdict_t run_command(applier_t *a, const applier_cmd_t *cmd, const
         snprintf(reason, rl, "lock %s not taken (%s): nothing applied, retrying", name, hive_strerror(rc));
         return KAFKA_RETRY; /* fail closed: the command comes again */
     }
-    run_t r = {.cmd = cmd, .out = out, .now_ms = timeutil_wall_ms(), .reason = reason, .rl = rl, .source = source};
+    run_t r = {
+        .cmd = cmd, .out = out, .now_ms = timeutil_wall_ms(), .reason = reason, .rl = rl, .source = source};
     kafka_verdict_t v = run_locked(a, &r);
     int rel = lock_sync_release(a->c.redis, &l);
     if (rel != 0 && v == KAFKA_OK) {
@@ -856,8 +880,8 @@ static int set_watch_state(applier_t *a, const bson_t *w, const char *state, int
 /* Decides one watch. A rollback marks the watch with the slot that did it: a
  * replay of that slot (its transaction did not commit) produces the rollback's
  * records again; a later slot never sees the watch. */
-static kafka_verdict_t decide_watch(applier_t *a, const bson_t *w, int64_t slot, int64_t now_ms, kafka_out_t *out,
-                                    char *reason, size_t rl)
+static kafka_verdict_t decide_watch(applier_t *a, const bson_t *w, int64_t slot, int64_t now_ms,
+                                    kafka_out_t *out, char *reason, size_t rl)
 {
     const char *target = bdoc_str(w, "target"), *state = bdoc_str(w, "state");
     int64_t revision = doc_long(w, "revision");
@@ -866,9 +890,11 @@ static kafka_verdict_t decide_watch(applier_t *a, const bson_t *w, int64_t slot,
     }
     char command_id[129], why[300] = "";
     snprintf(command_id, sizeof(command_id), "auto-rollback-%s", bdoc_str(w, "_id"));
-    applier_cmd_t cmd = {.command_id = command_id, .command = "ROLLBACK",
+    applier_cmd_t cmd = {.command_id = command_id,
+                         .command = "ROLLBACK",
                          .optimization_id = bdoc_str(w, "optimization_id"),
-                         .optimization_type = bdoc_str(w, "optimization_type"), .target = target,
+                         .optimization_type = bdoc_str(w, "optimization_type"),
+                         .target = target,
                          .issued_at_ms = now_ms};
     if (!cmd.optimization_id || !cmd.optimization_type) {
         return KAFKA_OK;
@@ -883,9 +909,12 @@ static kafka_verdict_t decide_watch(applier_t *a, const bson_t *w, int64_t slot,
             rc = set_watch_state(a, w, "SUPERSEDED", slot, "a later revision replaced the watched one");
             return rc == 0 ? KAFKA_OK : store_verdict(rc, "closing the watch", reason, rl);
         }
-        apply_watch_t aw = {.baseline = bdoc_num(w, "baseline"), .higher_is_worse = higher_is_worse(a->c.watch_metric),
-                            .threshold = a->c.watch_threshold, .min_scale = 1e-3,
-                            .applied_at_ms = doc_long(w, "applied_at"), .until_ms = doc_long(w, "until")};
+        apply_watch_t aw = {.baseline = bdoc_num(w, "baseline"),
+                            .higher_is_worse = higher_is_worse(a->c.watch_metric),
+                            .threshold = a->c.watch_threshold,
+                            .min_scale = 1e-3,
+                            .applied_at_ms = doc_long(w, "applied_at"),
+                            .until_ms = doc_long(w, "until")};
         bson_t *obs = NULL;
         apply_obs_t o;
         rc = latest_observation(a, target, &obs);
@@ -893,7 +922,8 @@ static kafka_verdict_t decide_watch(applier_t *a, const bson_t *w, int64_t slot,
             return store_verdict(rc, "reading the telemetry", reason, rl);
         }
         if (obs) {
-            o = (apply_obs_t){.value = bdoc_num(obs, a->c.watch_metric), .window_end_ms = doc_long(obs, "window_end")};
+            o = (apply_obs_t){.value = bdoc_num(obs, a->c.watch_metric),
+                              .window_end_ms = doc_long(obs, "window_end")};
         }
         double worse = 0.0;
         apply_watch_verdict_t verdict = apply_watch_decide(&aw, obs ? &o : NULL, now_ms, &worse);
@@ -906,8 +936,10 @@ static kafka_verdict_t decide_watch(applier_t *a, const bson_t *w, int64_t slot,
             rc = set_watch_state(a, w, "EXPIRED", slot, "no degradation within the window");
             return rc == 0 ? KAFKA_OK : store_verdict(rc, "closing the watch", reason, rl);
         }
-        snprintf(why, sizeof(why), "impact watch: %s of %s went from %.6g to %.6g (%.1f%% worse, threshold %.1f%%)",
-                 a->c.watch_metric, target, aw.baseline, o.value, 100.0 * worse, 100.0 * a->c.watch_threshold);
+        snprintf(why, sizeof(why),
+                 "impact watch: %s of %s went from %.6g to %.6g (%.1f%% worse, threshold %.1f%%)",
+                 a->c.watch_metric, target, aw.baseline, o.value, 100.0 * worse,
+                 100.0 * a->c.watch_threshold);
         bson_destroy(obs);
         rc = set_watch_state(a, w, "ROLLED_BACK", slot, why);
         if (rc != 0) {
@@ -942,7 +974,8 @@ kafka_verdict_t applier_watch_tick(void *ctx, int64_t slot, int64_t now_ms, kafk
     bson_append_array_end(&f, &any);
     int rc = store_find(a->c.store, WATCHES, &f, NULL, collect, &l);
     bson_destroy(&f);
-    kafka_verdict_t v = rc == 0 ? KAFKA_OK : store_verdict(rc, "reading the impact watches", reason, reasonlen);
+    kafka_verdict_t v =
+        rc == 0 ? KAFKA_OK : store_verdict(rc, "reading the impact watches", reason, reasonlen);
     size_t open = 0;
     for (size_t i = 0; i < l.n; i++) {
         if (v == KAFKA_OK) {
@@ -976,8 +1009,8 @@ static json_t *revision_json(const char *target, const bson_t *doc)
     const char *why = bdoc_str(doc, "reason");
     return json_pack("{s:s, s:I, s:o, s:s?, s:s?, s:I, s:I, s:s?}", "target", target, "revision",
                      (json_int_t)doc_long(doc, "revision"), "values", params_json(&p), "optimization_id", opt,
-                     "command", cmd, "prev_revision", (json_int_t)doc_long(doc, "prev_revision"), "applied_at",
-                     (json_int_t)doc_long(doc, "applied_at"), "reason", why);
+                     "command", cmd, "prev_revision", (json_int_t)doc_long(doc, "prev_revision"),
+                     "applied_at", (json_int_t)doc_long(doc, "applied_at"), "reason", why);
 }
 
 int applier_current_json(applier_t *a, const char *target, json_t **out)
@@ -987,8 +1020,8 @@ int applier_current_json(applier_t *a, const char *target, json_t **out)
     if (rc == HIVE_ENOTFOUND) {
         applier_params_t p = {0};
         a->c.domain.initial(a->c.domain_ctx, target, &p);
-        *out = json_pack("{s:s, s:i, s:o, s:n, s:s}", "target", target, "revision", 0, "values", params_json(&p),
-                         "optimization_id", "command", "INIT");
+        *out = json_pack("{s:s, s:i, s:o, s:n, s:s}", "target", target, "revision", 0, "values",
+                         params_json(&p), "optimization_id", "command", "INIT");
         return *out ? 0 : HIVE_ENOMEM;
     }
     if (rc != 0) {

@@ -58,8 +58,9 @@ static void read_done(void *arg, int status)
         http_respond_error(j->req, hive_status_http(code), NULL, hive_strerror(code));
         json_decref(j->body);
     } else {
-        http_respond_json(j->req, 200, j->limit ? json_pack("{s:s, s:o}", "target", j->target, "revisions", j->body)
-                                                : j->body);
+        http_respond_json(j->req, 200,
+                          j->limit ? json_pack("{s:s, s:o}", "target", j->target, "revisions", j->body)
+                                   : j->body);
     }
     http_req_release(j->req);
     j->r->pending--;
@@ -70,7 +71,8 @@ static void start_read(applier_rest_t *r, http_req_t *req, size_t limit)
 {
     const char *target = http_req_param(req, "target");
     if (!applier_rest_valid_name(target)) {
-        http_respond_error(req, 400, "target", "target must match [A-Za-z0-9][A-Za-z0-9._:/@+-]*, 1..128 bytes");
+        http_respond_error(req, 400, "target",
+                           "target must match [A-Za-z0-9][A-Za-z0-9._:/@+-]*, 1..128 bytes");
         return;
     }
     read_job_t *j = calloc(1, sizeof(*j));
@@ -121,7 +123,8 @@ static void delivered(void *arg, rd_kafka_resp_err_t err)
     if (err) {
         http_respond_error(j->req, 503, NULL, rd_kafka_err2str(err));
     } else {
-        http_respond_json(j->req, 202, json_pack("{s:s, s:s}", "command_id", j->command_id, "status", "queued"));
+        http_respond_json(j->req, 202,
+                          json_pack("{s:s, s:s}", "command_id", j->command_id, "status", "queued"));
     }
     http_req_release(j->req);
     free(j);
@@ -134,7 +137,8 @@ static void on_rollback(void *ctx, http_req_t *req)
     char err[200];
     json_t *body = http_req_json(req, err, sizeof(err));
     if (!applier_rest_valid_name(target)) {
-        http_respond_error(req, 400, "target", "target must match [A-Za-z0-9][A-Za-z0-9._:/@+-]*, 1..128 bytes");
+        http_respond_error(req, 400, "target",
+                           "target must match [A-Za-z0-9][A-Za-z0-9._:/@+-]*, 1..128 bytes");
         return;
     }
     if (!body || !json_is_object(body)) {
@@ -162,7 +166,8 @@ static void on_rollback(void *ctx, http_req_t *req)
         json_object_set_new(body, "revision", json_integer((json_int_t)json_real_value(rev)));
         rev = json_object_get(body, "revision");
     }
-    if (rev && (!json_is_integer(rev) || json_integer_value(rev) < 1 || json_integer_value(rev) > 1000000000000000LL)) {
+    if (rev && (!json_is_integer(rev) || json_integer_value(rev) < 1 ||
+                json_integer_value(rev) > 1000000000000000LL)) {
         http_respond_error(req, 400, "revision", "revision must be an integer in [1, 1e15]");
         return;
     }
@@ -180,7 +185,8 @@ static void on_rollback(void *ctx, http_req_t *req)
     int64_t now = timeutil_wall_ms();
     snprintf(j->command_id, sizeof(j->command_id), "rest-rollback-%lld-%.100s", (long long)now,
              json_string_value(opt));
-    int f = avro_set_string(&v, "command_id", j->command_id) || avro_set_enum_name(&v, "command", "ROLLBACK") ||
+    int f = avro_set_string(&v, "command_id", j->command_id) ||
+            avro_set_enum_name(&v, "command", "ROLLBACK") ||
             avro_set_string(&v, "optimization_id", json_string_value(opt)) ||
             avro_set_enum_name(&v, "optimization_type", r->c.optimization_type) ||
             avro_set_string(&v, "target", target) ||
@@ -190,7 +196,8 @@ static void on_rollback(void *ctx, http_req_t *req)
             avro_set_long(&v, "issued_at", now);
     void *buf = NULL;
     size_t len = 0;
-    int rc = f ? HIVE_EINVAL : avro_codec_encode(r->c.codec, r->c.commands_topic, &v, &buf, &len, err, sizeof(err));
+    int rc = f ? HIVE_EINVAL
+               : avro_codec_encode(r->c.codec, r->c.commands_topic, &v, &buf, &len, err, sizeof(err));
     avro_value_decref(&v);
     if (rc != 0) {
         free(j);
@@ -199,8 +206,8 @@ static void on_rollback(void *ctx, http_req_t *req)
     }
     j->req = req;
     http_req_retain(req);
-    rd_kafka_resp_err_t kerr =
-        kafka_producer_send(r->c.producer, r->c.commands_topic, target, strlen(target), buf, len, NULL, delivered, j);
+    rd_kafka_resp_err_t kerr = kafka_producer_send(r->c.producer, r->c.commands_topic, target, strlen(target),
+                                                   buf, len, NULL, delivered, j);
     free(buf);
     if (kerr) {
         http_respond_error(req, 503, NULL, rd_kafka_err2str(kerr));

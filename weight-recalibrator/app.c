@@ -83,7 +83,8 @@ static int fill_state(void *ctx, avro_value_t *rec, const char *target, const ap
     int f = avro_set_string(rec, "engine", target) || avro_set_long(rec, "revision", revision) ||
             (optimization_id ? avro_set_string(rec, "optimization_id", optimization_id)
                              : avro_set_null(rec, "optimization_id")) ||
-            avro_set_string(rec, "updated_by", "weight-recalibrator") || avro_set_long(rec, "updated_at", now_ms);
+            avro_set_string(rec, "updated_by", "weight-recalibrator") ||
+            avro_set_long(rec, "updated_at", now_ms);
     for (size_t i = 0; !f && i < st->n; i++) {
         f = avro_set_map_double(rec, "weights", st->name[i], st->value[i]);
     }
@@ -94,39 +95,42 @@ int wr_app_build(wr_app_t *app, service_t *svc)
 {
     const wr_config_t *cfg = app->cfg;
     const service_config_t *sc = service_config(svc);
-    app->bounds = (weights_bounds_t){.lo = cfg->min_weight, .hi = cfg->max_weight,
-                                     .max_adjustment = cfg->max_adjustment, .tolerance = 0.01};
+    app->bounds = (weights_bounds_t){.lo = cfg->min_weight,
+                                     .hi = cfg->max_weight,
+                                     .max_adjustment = cfg->max_adjustment,
+                                     .tolerance = 0.01};
     if (!(WEIGHTS_N * cfg->min_weight <= 1.0 && WEIGHTS_N * cfg->max_weight >= 1.0)) {
         log_error("invalid configuration: MIN_WEIGHT and MAX_WEIGHT leave no five weights summing to 1");
         return -1;
     }
     static const double buckets[] = {0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3};
     app->magnitude = metrics_histogram(service_metrics(svc), "weight_adjustment_magnitude",
-                                       "Largest change of one weight per applied recalibration", NULL, buckets,
-                                       sizeof(buckets) / sizeof(buckets[0]));
+                                       "Largest change of one weight per applied recalibration", NULL,
+                                       buckets, sizeof(buckets) / sizeof(buckets[0]));
     app->redis = redis_sync_create(&(redis_sync_opts_t){.host = sc->redis_host, .port = (int)sc->redis_port});
     static const char *const types[] = {"WEIGHT_RECALIBRATION"};
-    app->applier = app->redis ? applier_create(&(applier_conf_t){
-                                    .name = "weight-recalibrator",
-                                    .lock_prefix = "weights",
-                                    .coll = "weights",
-                                    .state_record = "ConsensusWeights",
-                                    .state_topic = cfg->weights_topic,
-                                    .events_topic = cfg->applied_topic,
-                                    .types = types,
-                                    .ntypes = 1,
-                                    .lock_ttl_ms = (unsigned)cfg->lock_ttl_ms,
-                                    .watch_metric = cfg->watch_metric,
-                                    .watch_threshold = cfg->watch_threshold,
-                                    .watch_window_ms = (int64_t)cfg->watch_window_s * 1000,
-                                    .store = service_store(svc),
-                                    .redis = app->redis,
-                                    .codec = service_codec(svc),
-                                    .metrics = service_metrics(svc),
-                                    .domain = {.initial = initial, .compute = wr_compute, .fill_state = fill_state},
-                                    .domain_ctx = app,
-                                })
-                              : NULL;
+    app->applier = app->redis
+                       ? applier_create(&(applier_conf_t){
+                             .name = "weight-recalibrator",
+                             .lock_prefix = "weights",
+                             .coll = "weights",
+                             .state_record = "ConsensusWeights",
+                             .state_topic = cfg->weights_topic,
+                             .events_topic = cfg->applied_topic,
+                             .types = types,
+                             .ntypes = 1,
+                             .lock_ttl_ms = (unsigned)cfg->lock_ttl_ms,
+                             .watch_metric = cfg->watch_metric,
+                             .watch_threshold = cfg->watch_threshold,
+                             .watch_window_ms = (int64_t)cfg->watch_window_s * 1000,
+                             .store = service_store(svc),
+                             .redis = app->redis,
+                             .codec = service_codec(svc),
+                             .metrics = service_metrics(svc),
+                             .domain = {.initial = initial, .compute = wr_compute, .fill_state = fill_state},
+                             .domain_ctx = app,
+                         })
+                       : NULL;
     if (!app->applier) {
         log_error("cannot build the applier");
         return -1;

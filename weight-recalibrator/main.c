@@ -85,11 +85,12 @@ int main(int argc, char **argv)
 {
     const service_def_t def = {
         .name = "weight-recalibrator",
-        .summary = "Applies the Consensus Engine's weight recalibrations (seed 000, WeightRecalibrator): each "
-                   "WEIGHT_RECALIBRATION command is limited by MAX_WEIGHT_ADJUSTMENT, projected onto the "
-                   "weights' bounds, validated, written under a Redis lock with compare-and-set on the "
-                   "revision, and published on consensus.weights with an OptimizationEvent, exactly once. "
-                   "An impact watch rolls a change back when the engine's telemetry degrades.",
+        .summary =
+            "Applies the Consensus Engine's weight recalibrations (seed 000, WeightRecalibrator): each "
+            "WEIGHT_RECALIBRATION command is limited by MAX_WEIGHT_ADJUSTMENT, projected onto the "
+            "weights' bounds, validated, written under a Redis lock with compare-and-set on the "
+            "revision, and published on consensus.weights with an OptimizationEvent, exactly once. "
+            "An impact watch rolls a change back when the engine's telemetry degrades.",
         .needs = SERVICE_STORE | SERVICE_REDIS | SERVICE_PRODUCER | SERVICE_PIPELINE,
         .config = config_items,
         .nconfig = SERVICE_N(config_items),

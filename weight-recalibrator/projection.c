@@ -109,7 +109,8 @@ int weights_validate(const double w[WEIGHTS_N], const weights_bounds_t *b, char 
     double total = 0.0;
     for (int i = 0; i < WEIGHTS_N; i++) {
         if (!isfinite(w[i]) || w[i] < b->lo || w[i] > b->hi) {
-            snprintf(reason, rl, "weight of %s %.6g outside [%g, %g]", weights_specialists[i], w[i], b->lo, b->hi);
+            snprintf(reason, rl, "weight of %s %.6g outside [%g, %g]", weights_specialists[i], w[i], b->lo,
+                     b->hi);
             return -1;
         }
         total += w[i];

@@ -25,8 +25,12 @@ static void test_modes(void **state)
 static void test_watch(void **state)
 {
     (void)state;
-    apply_watch_t w = {.baseline = 0.01, .higher_is_worse = true, .threshold = 0.2, .min_scale = 1e-3,
-                       .applied_at_ms = 1000, .until_ms = 61000};
+    apply_watch_t w = {.baseline = 0.01,
+                       .higher_is_worse = true,
+                       .threshold = 0.2,
+                       .min_scale = 1e-3,
+                       .applied_at_ms = 1000,
+                       .until_ms = 61000};
     double worse = -1;
     assert_int_equal(apply_watch_decide(&w, NULL, 2000, &worse), APPLY_WATCH_KEEP);
     assert_float_equal(worse, 0, 0);
@@ -43,8 +47,12 @@ static void test_watch(void **state)
     apply_obs_t late = {.value = 0.05, .window_end_ms = 70000};
     assert_int_equal(apply_watch_decide(&w, &late, 71000, NULL), APPLY_WATCH_EXPIRED);
     /* lower is worse for availability */
-    w = (apply_watch_t){.baseline = 0.999, .higher_is_worse = false, .threshold = 0.001, .min_scale = 1e-3,
-                        .applied_at_ms = 0, .until_ms = 10};
+    w = (apply_watch_t){.baseline = 0.999,
+                        .higher_is_worse = false,
+                        .threshold = 0.001,
+                        .min_scale = 1e-3,
+                        .applied_at_ms = 0,
+                        .until_ms = 10};
     apply_obs_t down = {.value = 0.99, .window_end_ms = 5};
     assert_int_equal(apply_watch_decide(&w, &down, 6, NULL), APPLY_WATCH_ROLLBACK);
     apply_obs_t up = {.value = 1.0, .window_end_ms = 5};

@@ -85,8 +85,8 @@ static void test_property_random_proposals(void **state)
         assert_float_equal(s, 1.0, 1e-9);
         if (k % 100 == 0) { /* a random feasible point is never nearer */
             double f[5];
-            bisect((double[]){uniform(0, 1), uniform(0, 1), uniform(0, 1), uniform(0, 1), uniform(0, 1)}, 5, 0.1, 0.4,
-                   1.0, f);
+            bisect((double[]){uniform(0, 1), uniform(0, 1), uniform(0, 1), uniform(0, 1), uniform(0, 1)}, 5,
+                   0.1, 0.4, 1.0, f);
             double df = 0;
             for (int i = 0; i < 5; i++) {
                 df += (f[i] - y[i]) * (f[i] - y[i]);
