@@ -31,6 +31,7 @@ TOPICS = {
     "optimization.applied": {},
     "consensus.weights": COMPACT,
     "orchestrator.slos": COMPACT,
+    "orchestrator.policies": COMPACT,
     "models.health": {},
     "models.degraded": {},
     "models.lifecycle": {},
