@@ -37,6 +37,7 @@ DASHBOARDS = sorted(glob.glob(os.path.join(DEPLOY, "grafana", "*.json")))
 SERVICES = ["optimizer", "experiment-manager", "weight-recalibrator", "slo-adjuster", "model-monitor", "retrainer"]
 HIVE_BIN = os.path.join(ROOT, ".hive", "bin")
 VENV_BIN = os.path.join(os.environ.get("HIVE_VENV", os.path.join(ROOT, ".hive", "venv")), "bin")
+KUBE_VERSION = "1.30.0"  # rendered for, and validated against
 MLFLOW = os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
 
 # Every alert the seeds name, with the seeds' names (000: the 10 it names of its 19; 002: its SLO
@@ -200,7 +201,7 @@ def helm(*args, values=None):
 
 
 def render(values=None):
-    out = helm("template", "hive", CHART, "--namespace", "neural-hive-mind", values=values)
+    out = helm("template", "hive", CHART, "--namespace", "neural-hive-mind", "--kube-version", KUBE_VERSION, values=values)
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -216,7 +217,7 @@ def validate_objects(docs):
             assert d["apiVersion"] == "monitoring.coreos.com/v1" and d["spec"], d["metadata"]["name"]
             continue
         try:
-            kubernetes_validate.validate(d, "1.30.0", strict=True)
+            kubernetes_validate.validate(d, KUBE_VERSION, strict=True)
         except kubernetes_validate.ValidationError as e:
             pytest.fail(f"{d['kind']}/{d['metadata']['name']}: {e}")
 
@@ -300,6 +301,10 @@ def test_chart_services_can_be_turned_off():
 def test_promtool_check_and_test_rules():
     r = run(["promtool", "check", "rules"] + RULES)
     assert r.returncode == 0, r.stdout + r.stderr
+    # the local stack's Prometheus loads every rule file of deploy/prometheus
+    r = run(["promtool", "check", "config", os.path.join(ROOT, "stack", "prometheus.yml")])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("rules found") == len(RULES) and "pushgateway" in open(os.path.join(ROOT, "stack", "prometheus.yml")).read()
     r = run(["promtool", "test", "rules"] + RULE_TESTS, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("SUCCESS") == len(RULE_TESTS)
