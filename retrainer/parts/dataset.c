@@ -163,7 +163,8 @@ static int write_sample(FILE *f, const dataset_sample_t *s, const char *source, 
             goto out;
         }
     }
-    if (json_object_set(line, "features", feats) != 0 || json_object_set_new(line, "label", json_integer(s->label)) ||
+    if (json_object_set(line, "features", feats) != 0 ||
+        json_object_set_new(line, "label", json_integer(s->label)) ||
         json_object_set_new(line, "source", json_string(source)) ||
         (text && text[0] && json_object_set_new(line, "text", json_string(text)))) {
         goto out;
@@ -226,9 +227,9 @@ static char *llm_body(llm_kind_t kind, const dataset_config_t *cfg, const char *
     json_t *b = NULL;
     switch (kind) {
     case LLM_OLLAMA:
-        b = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:b, s:s, s:{s:f}}", "model", model, "messages", "role",
-                      "system", "content", SYSTEM_PROMPT, "role", "user", "content", prompt, "stream", 0, "format",
-                      "json", "options", "temperature", cfg->llm_temperature);
+        b = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:b, s:s, s:{s:f}}", "model", model, "messages",
+                      "role", "system", "content", SYSTEM_PROMPT, "role", "user", "content", prompt, "stream",
+                      0, "format", "json", "options", "temperature", cfg->llm_temperature);
         break;
     case LLM_OPENAI:
         b = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:f, s:{s:s}}", "model", model, "messages", "role",
@@ -305,7 +306,8 @@ static json_t *llm_samples(const char *text)
 static bool sample_of_json(json_t *js, dataset_sample_t *s)
 {
     json_t *f = json_object_get(js, "features"), *l = json_object_get(js, "label");
-    if (json_array_size(f) != K || !json_is_integer(l) || (json_integer_value(l) != 0 && json_integer_value(l) != 1)) {
+    if (json_array_size(f) != K || !json_is_integer(l) ||
+        (json_integer_value(l) != 0 && json_integer_value(l) != 1)) {
         return false;
     }
     for (int j = 0; j < K; j++) {
@@ -334,13 +336,14 @@ static double mono_s(void)
  * Returns the number written (> 0), or a negative HIVE_E* code with
  * dataset_error() set; *fatal tells a failure of our own (memory, the file)
  * from one of the LLM. */
-static int llm_batch(llm_kind_t kind, const dataset_config_t *cfg, const char *specialist, int want, long timeout_ms,
-                     FILE *f, bool *fatal)
+static int llm_batch(llm_kind_t kind, const dataset_config_t *cfg, const char *specialist, int want,
+                     long timeout_ms, FILE *f, bool *fatal)
 {
-    static const char *defaults[] = {[LLM_OLLAMA] = "http://127.0.0.1:11434", [LLM_OPENAI] = "https://api.openai.com",
+    static const char *defaults[] = {[LLM_OLLAMA] = "http://127.0.0.1:11434",
+                                     [LLM_OPENAI] = "https://api.openai.com",
                                      [LLM_ANTHROPIC] = "https://api.anthropic.com"};
-    static const char *paths[] = {[LLM_OLLAMA] = "/api/chat", [LLM_OPENAI] = "/v1/chat/completions",
-                                  [LLM_ANTHROPIC] = "/v1/messages"};
+    static const char *paths[] = {
+        [LLM_OLLAMA] = "/api/chat", [LLM_OPENAI] = "/v1/chat/completions", [LLM_ANTHROPIC] = "/v1/messages"};
     const char *base = cfg->llm_base_url && cfg->llm_base_url[0] ? cfg->llm_base_url : defaults[kind];
     size_t bl = strlen(base);
     while (bl && base[bl - 1] == '/') {
@@ -369,15 +372,15 @@ static int llm_batch(llm_kind_t kind, const dataset_config_t *cfg, const char *s
         rc = fail(HIVE_ENOMEM, "LLM request: out of memory");
         goto out;
     }
-    rc = httpc_sync_request_headers("POST", url, "application/json", headers, body, strlen(body), timeout_ms, &code,
-                                    &answer, NULL, err, sizeof(err));
+    rc = httpc_sync_request_headers("POST", url, "application/json", headers, body, strlen(body), timeout_ms,
+                                    &code, &answer, NULL, err, sizeof(err));
     if (rc != 0) {
         rc = fail(rc, "LLM %s: %s (%s)", url, hive_strerror(rc), err);
         goto out;
     }
     if (code != 200) {
-        rc = fail(code >= 500 || code == 429 ? HIVE_ESERVER : HIVE_EREJECTED, "LLM %s: HTTP %ld: %.200s", url, code,
-                  answer);
+        rc = fail(code >= 500 || code == 429 ? HIVE_ESERVER : HIVE_EREJECTED, "LLM %s: HTTP %ld: %.200s", url,
+                  code, answer);
         goto out;
     }
     const char *text = (doc = json_loads(answer, 0, NULL)) ? llm_answer_text(kind, doc) : NULL;
@@ -400,7 +403,8 @@ static int llm_batch(llm_kind_t kind, const dataset_config_t *cfg, const char *s
         }
         written++;
     }
-    rc = written > 0 ? written : fail(HIVE_EPROTO, "LLM %s: none of %zu samples valid", url, json_array_size(arr));
+    rc = written > 0 ? written
+                     : fail(HIVE_EPROTO, "LLM %s: none of %zu samples valid", url, json_array_size(arr));
 out:
     json_decref(arr);
     json_decref(doc);
@@ -524,7 +528,8 @@ int dataset_append_feedback(const char *path, const bson_t *const *docs, size_t 
     }
     FILE *f = fopen(path, "a");
     if (!f) {
-        return fail(errno == ENOENT ? HIVE_ENOTFOUND : HIVE_EUNAVAILABLE, "open %s: %s", path, strerror(errno));
+        return fail(errno == ENOENT ? HIVE_ENOTFOUND : HIVE_EUNAVAILABLE, "open %s: %s", path,
+                    strerror(errno));
     }
     int added = 0, rc = 0;
     for (size_t d = 0; d < n; d++) {
@@ -598,8 +603,9 @@ int dataset_cleanup(const char *dir, int max_age_days, int *removed)
         while ((e = readdir(d)) != NULL) {
             char p[1024];
             struct stat st;
-            if (!is_dataset_name(e->d_name, NULL) || snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= (int)sizeof(p) ||
-                stat(p, &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime >= cutoff) {
+            if (!is_dataset_name(e->d_name, NULL) ||
+                snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= (int)sizeof(p) || stat(p, &st) != 0 ||
+                !S_ISREG(st.st_mode) || st.st_mtime >= cutoff) {
                 continue;
             }
             if (unlink(p) == 0) {
@@ -622,7 +628,8 @@ int dataset_latest(const char *dir, const char *specialist, char *path, size_t l
     }
     DIR *d = opendir(dir);
     if (!d) {
-        return fail(errno == ENOENT ? HIVE_ENOTFOUND : HIVE_EUNAVAILABLE, "opendir %s: %s", dir, strerror(errno));
+        return fail(errno == ENOENT ? HIVE_ENOTFOUND : HIVE_EUNAVAILABLE, "opendir %s: %s", dir,
+                    strerror(errno));
     }
     char best[256] = "";
     struct dirent *e;

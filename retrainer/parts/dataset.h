@@ -53,11 +53,11 @@ typedef struct dataset_config {
 } dataset_config_t;
 
 typedef struct dataset_result {
-    char path[512];   /* the file written */
-    int samples;      /* lines written */
-    int from_llm;     /* of which the LLM's */
+    char path[512];    /* the file written */
+    int samples;       /* lines written */
+    int from_llm;      /* of which the LLM's */
     int from_feedback; /* filled by the caller after dataset_append_feedback */
-    int llm_errors;   /* failed LLM requests (0 or 1: the first failure ends the LLM's part) */
+    int llm_errors;    /* failed LLM requests (0 or 1: the first failure ends the LLM's part) */
     double duration_s;
 } dataset_result_t;
 

@@ -66,12 +66,13 @@ void notify_format(const notify_event_t *ev, char *subject, size_t slen, char *t
                               : "The production model stays: the candidate did not beat it.");
     } else {
         snprintf(subject, slen, "[auto-retrain] %s: FAILED", sp);
-        snprintf(text, tlen,
-                 "Auto-retrain of the %s specialist failed.\n"
-                 "Retrain: %s\nMLflow run: %s\nError: %s\nAction: %s",
-                 sp, nz(ev->retrain_id), ev->mlflow_run_id && ev->mlflow_run_id[0] ? ev->mlflow_run_id : "(none)",
-                 ev->error && ev->error[0] ? ev->error : "unknown",
-                 ev->action && ev->action[0] ? ev->action : "look at the retrainer's logs and the run's record");
+        snprintf(
+            text, tlen,
+            "Auto-retrain of the %s specialist failed.\n"
+            "Retrain: %s\nMLflow run: %s\nError: %s\nAction: %s",
+            sp, nz(ev->retrain_id), ev->mlflow_run_id && ev->mlflow_run_id[0] ? ev->mlflow_run_id : "(none)",
+            ev->error && ev->error[0] ? ev->error : "unknown",
+            ev->action && ev->action[0] ? ev->action : "look at the retrainer's logs and the run's record");
     }
 }
 
@@ -103,13 +104,13 @@ static char *slack_payload(const notify_config_t *cfg, const notify_event_t *ev,
     char f1[64];
     snprintf(f1, sizeof(f1), "%.4f -> %.4f", ev->baseline_f1, ev->new_f1);
     json_t *fields = json_pack("[{s:s,s:s,s:b},{s:s,s:s,s:b},{s:s,s:s,s:b}]", "title", "Specialist", "value",
-                               nz(ev->specialist), "short", 1, "title", "MLflow run", "value", nz(ev->mlflow_run_id),
-                               "short", 1, "title", ev->success ? "F1" : "Error", "value",
-                               ev->success ? f1 : nz(ev->error), "short", 0);
+                               nz(ev->specialist), "short", 1, "title", "MLflow run", "value",
+                               nz(ev->mlflow_run_id), "short", 1, "title", ev->success ? "F1" : "Error",
+                               "value", ev->success ? f1 : nz(ev->error), "short", 0);
     json_t *p = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:o}]}", "username", "auto-retrain", "text", subject,
                           "icon_emoji", ev->success ? ":white_check_mark:" : ":x:", "attachments", "color",
-                          ev->success ? (ev->improved ? "good" : "warning") : "danger", "text", text, "fields",
-                          fields);
+                          ev->success ? (ev->improved ? "good" : "warning") : "danger", "text", text,
+                          "fields", fields);
     if (p && cfg->slack_channel && cfg->slack_channel[0]) {
         json_object_set_new(p, "channel", json_string(cfg->slack_channel));
     }
@@ -183,7 +184,8 @@ static int email_once(const notify_config_t *cfg, struct curl_slist *rcpts, cons
     }
     char url[512], from[320], cerr[CURL_ERROR_SIZE] = "";
     snprintf(url, sizeof(url), "smtp://%s:%d", cfg->smtp_host, cfg->smtp_port > 0 ? cfg->smtp_port : 587);
-    snprintf(from, sizeof(from), "<%s>", cfg->smtp_from && cfg->smtp_from[0] ? cfg->smtp_from : "retrainer@localhost");
+    snprintf(from, sizeof(from), "<%s>",
+             cfg->smtp_from && cfg->smtp_from[0] ? cfg->smtp_from : "retrainer@localhost");
     reader_t r = {msg, strlen(msg), 0};
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -209,10 +211,10 @@ static int email_once(const notify_config_t *cfg, struct curl_slist *rcpts, cons
         /* 5xx replies (bad recipient, auth refused) will not change on a retry */
         *permanent = c == CURLE_LOGIN_DENIED || (resp >= 500 && resp < 600);
         rc = hive_err_set(err, errlen,
-                          c == CURLE_OPERATION_TIMEDOUT ? HIVE_ETIMEDOUT
+                          c == CURLE_OPERATION_TIMEDOUT                                   ? HIVE_ETIMEDOUT
                           : c == CURLE_COULDNT_CONNECT || c == CURLE_COULDNT_RESOLVE_HOST ? HIVE_EUNAVAILABLE
-                          : *permanent                                                     ? HIVE_EREJECTED
-                                                                                           : HIVE_EPROTO,
+                          : *permanent                                                    ? HIVE_EREJECTED
+                                                                                          : HIVE_EPROTO,
                           "email: %s (SMTP %ld)", cerr[0] ? cerr : curl_easy_strerror(c), resp);
     }
     curl_easy_cleanup(h);
@@ -225,9 +227,9 @@ typedef enum { CH_SLACK, CH_EMAIL } channel_t;
 
 typedef struct {
     const notify_config_t *cfg;
-    const char *payload;       /* slack */
-    struct curl_slist *rcpts;  /* email */
-    const char *msg;           /* email */
+    const char *payload;      /* slack */
+    struct curl_slist *rcpts; /* email */
+    const char *msg;          /* email */
 } send_ctx_t;
 
 static void sleep_ms(long ms)
@@ -249,9 +251,10 @@ static void send_with_retries(channel_t ch, const send_ctx_t *c, notify_outcome_
         }
         bool permanent = false;
         o->attempts++;
-        int rc = ch == CH_SLACK
-                     ? slack_once(c->cfg, c->payload, timeout_ms, &permanent, o->error, sizeof(o->error))
-                     : email_once(c->cfg, c->rcpts, c->msg, timeout_ms, &permanent, o->error, sizeof(o->error));
+        int rc =
+            ch == CH_SLACK
+                ? slack_once(c->cfg, c->payload, timeout_ms, &permanent, o->error, sizeof(o->error))
+                : email_once(c->cfg, c->rcpts, c->msg, timeout_ms, &permanent, o->error, sizeof(o->error));
         if (rc == 0) {
             o->sent = 1;
             o->error[0] = '\0';
@@ -316,7 +319,8 @@ int notify_send(const notify_config_t *cfg, const notify_event_t *ev, notify_out
         char *payload = NULL;
         if (!cfg->slack_webhook_url || !cfg->slack_webhook_url[0]) {
             o->failed = 1;
-            rc = hive_err_set(o->error, sizeof(o->error), HIVE_EINVAL, "slack: no webhook URL (SLACK_WEBHOOK_URL)");
+            rc = hive_err_set(o->error, sizeof(o->error), HIVE_EINVAL,
+                              "slack: no webhook URL (SLACK_WEBHOOK_URL)");
         } else if (!(payload = slack_payload(cfg, ev, subject, text))) {
             o->failed = 1;
             hive_err_set(o->error, sizeof(o->error), HIVE_ENOMEM, "slack: out of memory");
@@ -336,7 +340,8 @@ int notify_send(const notify_config_t *cfg, const notify_event_t *ev, notify_out
             o->failed = 1;
             rc = hive_err_set(o->error, sizeof(o->error), HIVE_EINVAL,
                               "email: SMTP_HOST and EMAIL_RECIPIENTS are required");
-        } else if (!(msg = email_message(cfg->smtp_from && cfg->smtp_from[0] ? cfg->smtp_from : "retrainer@localhost",
+        } else if (!(msg = email_message(cfg->smtp_from && cfg->smtp_from[0] ? cfg->smtp_from
+                                                                             : "retrainer@localhost",
                                          to, subject, text))) {
             o->failed = 1;
             hive_err_set(o->error, sizeof(o->error), HIVE_ENOMEM, "email: out of memory");

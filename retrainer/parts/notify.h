@@ -25,10 +25,10 @@ enum { NOTIFY_IDX_SLACK = 0, NOTIFY_IDX_EMAIL = 1 };
 #define NOTIFY_BACKOFF_MAX_MS 5000
 
 typedef struct notify_config {
-    unsigned channels; /* NOTIFY_SLACK | NOTIFY_EMAIL */
+    unsigned channels;                             /* NOTIFY_SLACK | NOTIFY_EMAIL */
     const char *slack_webhook_url, *slack_channel; /* channel: "" or NULL = the webhook's own */
     const char *smtp_host;
-    int smtp_port; /* <= 0: 587 */
+    int smtp_port;                         /* <= 0: 587 */
     const char *smtp_user, *smtp_password; /* user "" or NULL: no AUTH */
     const char *smtp_from;                 /* "" or NULL: "retrainer@localhost" */
     const char *email_recipients;          /* comma separated */

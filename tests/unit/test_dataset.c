@@ -91,8 +91,9 @@ static void server_stop(server_t *sv)
 static char *http_ok(const char *body)
 {
     char *s = NULL;
-    assert_true(asprintf(&s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                             "Connection: close\r\n\r\n%s",
+    assert_true(asprintf(&s,
+                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                         "Connection: close\r\n\r\n%s",
                          strlen(body), body) > 0);
     return s;
 }
@@ -268,10 +269,11 @@ static void feedback_is_labelled_by_rating(void **state)
     dataset_result_t r;
     assert_int_equal(dataset_generate(&cfg, "technical", &r), 0);
     bson_t *docs[6];
-    docs[0] = BCON_NEW("specialist_type", "technical", "rating", BCON_DOUBLE(0.6), "features", "[", BCON_DOUBLE(0.1),
-                       BCON_DOUBLE(0.2), BCON_DOUBLE(0.3), BCON_DOUBLE(0.4), BCON_DOUBLE(0.5), BCON_DOUBLE(0.6),
-                       BCON_DOUBLE(0.7), BCON_INT32(1), "]");
-    docs[1] = BCON_NEW("specialist_type", "technical", "rating", BCON_DOUBLE(0.59), "text", "risky and slow plan");
+    docs[0] = BCON_NEW("specialist_type", "technical", "rating", BCON_DOUBLE(0.6), "features", "[",
+                       BCON_DOUBLE(0.1), BCON_DOUBLE(0.2), BCON_DOUBLE(0.3), BCON_DOUBLE(0.4),
+                       BCON_DOUBLE(0.5), BCON_DOUBLE(0.6), BCON_DOUBLE(0.7), BCON_INT32(1), "]");
+    docs[1] =
+        BCON_NEW("specialist_type", "technical", "rating", BCON_DOUBLE(0.59), "text", "risky and slow plan");
     docs[2] = BCON_NEW("specialist_type", "technical", "rating", BCON_DOUBLE(1.5), "text", "out of range");
     docs[3] = BCON_NEW("specialist_type", "technical", "text", "no rating");
     docs[4] = BCON_NEW("specialist_type", "technical", "rating", BCON_DOUBLE(0.9));
@@ -297,8 +299,8 @@ static void feedback_is_labelled_by_rating(void **state)
 
 static void cleanup_removes_only_old_datasets(void **state)
 {
-    const char *names[] = {"technical-dataset-20200101T000000.000Z.jsonl", "business-dataset-20260101T000000.000Z.jsonl",
-                           "notes.txt"};
+    const char *names[] = {"technical-dataset-20200101T000000.000Z.jsonl",
+                           "business-dataset-20260101T000000.000Z.jsonl", "notes.txt"};
     char p[3][512];
     for (int i = 0; i < 3; i++) {
         snprintf(p[i], sizeof(p[i]), "%s/%s", tmpdir, names[i]);
@@ -330,9 +332,11 @@ static void cleanup_removes_only_old_datasets(void **state)
 
 /* ---- LLM providers ---- */
 
-#define SAMPLES_JSON                                                                                              \
-    "{\\\"samples\\\": [{\\\"features\\\": [0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8], \\\"label\\\": 1, \\\"text\\\": "     \
-    "\\\"safe plan\\\"}, {\\\"features\\\": [0.9,0.9,0.9,0.9,0.9,0.9,0.9,0.9], \\\"label\\\": 0, \\\"text\\\": "    \
+#define SAMPLES_JSON                                                                                         \
+    "{\\\"samples\\\": [{\\\"features\\\": [0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8], \\\"label\\\": 1, "            \
+    "\\\"text\\\": "                                                                                         \
+    "\\\"safe plan\\\"}, {\\\"features\\\": [0.9,0.9,0.9,0.9,0.9,0.9,0.9,0.9], \\\"label\\\": 0, "           \
+    "\\\"text\\\": "                                                                                         \
     "\\\"risky plan\\\"}, {\\\"features\\\": [2,0,0,0,0,0,0,0], \\\"label\\\": 1}]}"
 
 typedef struct {
@@ -346,8 +350,14 @@ static void llm_case(const provider_case_t *pc)
     server_start(&sv, answer);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", sv.port);
-    dataset_config_t cfg = {.dir = tmpdir, .num_samples = 5, .llm_provider = pc->provider, .llm_model = "m1",
-                            .llm_base_url = url, .llm_api_key = "k-123", .llm_temperature = 0.5, .llm_timeout_s = 30};
+    dataset_config_t cfg = {.dir = tmpdir,
+                            .num_samples = 5,
+                            .llm_provider = pc->provider,
+                            .llm_model = "m1",
+                            .llm_base_url = url,
+                            .llm_api_key = "k-123",
+                            .llm_temperature = 0.5,
+                            .llm_timeout_s = 30};
     dataset_result_t r;
     assert_int_equal(dataset_generate(&cfg, "technical", &r), 0);
     server_stop(&sv);
@@ -385,31 +395,34 @@ static void llm_ollama(void **state)
 
 static void llm_openai(void **state)
 {
-    provider_case_t pc = {"openai",
-                          "{\"id\":\"c1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{"
-                          "\"role\":\"assistant\",\"content\":\"" SAMPLES_JSON "\"},\"finish_reason\":\"stop\"}]}",
-                          "POST /v1/chat/completions ", "Authorization: Bearer k-123", NULL};
+    provider_case_t pc = {
+        "openai",
+        "{\"id\":\"c1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{"
+        "\"role\":\"assistant\",\"content\":\"" SAMPLES_JSON "\"},\"finish_reason\":\"stop\"}]}",
+        "POST /v1/chat/completions ", "Authorization: Bearer k-123", NULL};
     llm_case(&pc);
 }
 
 static void llm_anthropic(void **state)
 {
-    provider_case_t pc = {"anthropic",
-                          "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":"
-                          "\"text\",\"text\":\"Here you are: " SAMPLES_JSON "\"}],\"stop_reason\":\"end_turn\"}",
-                          "POST /v1/messages ", "x-api-key: k-123", "anthropic-version: 2023-06-01"};
+    provider_case_t pc = {
+        "anthropic",
+        "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":"
+        "\"text\",\"text\":\"Here you are: " SAMPLES_JSON "\"}],\"stop_reason\":\"end_turn\"}",
+        "POST /v1/messages ", "x-api-key: k-123", "anthropic-version: 2023-06-01"};
     llm_case(&pc);
 }
 
 static void llm_error_falls_back_to_synthetic(void **state)
 {
     server_t sv;
-    const char *answer = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\nboom";
+    const char *answer =
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\nboom";
     server_start(&sv, answer);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", sv.port);
-    dataset_config_t cfg = {.dir = tmpdir, .num_samples = 30, .llm_provider = "openai", .llm_base_url = url,
-                            .llm_timeout_s = 30};
+    dataset_config_t cfg = {
+        .dir = tmpdir, .num_samples = 30, .llm_provider = "openai", .llm_base_url = url, .llm_timeout_s = 30};
     dataset_result_t r;
     assert_int_equal(dataset_generate(&cfg, "technical", &r), 0);
     server_stop(&sv);

@@ -105,7 +105,8 @@ static void *serve_once(void *arg)
             char *end = strstr(sv->request, "\r\n\r\n");
             const char *cl = strcasestr(sv->request, "Content-Length: ");
             if (sv->request_len == before ||
-                (end && (!cl || sv->request_len >= (size_t)(end + 4 - sv->request) + (size_t)atoi(cl + 16)))) {
+                (end &&
+                 (!cl || sv->request_len >= (size_t)(end + 4 - sv->request) + (size_t)atoi(cl + 16)))) {
                 break;
             }
         }
@@ -143,11 +144,18 @@ static int closed_port(void)
     return ntohs(a.sin_port);
 }
 
-static const notify_event_t OK_EVENT = {.success = 1, .specialist = "technical", .retrain_id = "rt-1",
-                                        .mlflow_run_id = "run-abc", .improved = 1, .baseline_f1 = 0.8,
+static const notify_event_t OK_EVENT = {.success = 1,
+                                        .specialist = "technical",
+                                        .retrain_id = "rt-1",
+                                        .mlflow_run_id = "run-abc",
+                                        .improved = 1,
+                                        .baseline_f1 = 0.8,
                                         .new_f1 = 0.85};
-static const notify_event_t FAIL_EVENT = {.success = 0, .specialist = "business", .retrain_id = "rt-2",
-                                          .error = "training failed: exit 2", .action = "add samples"};
+static const notify_event_t FAIL_EVENT = {.success = 0,
+                                          .specialist = "business",
+                                          .retrain_id = "rt-2",
+                                          .error = "training failed: exit 2",
+                                          .action = "add samples"};
 
 static void channels_parse(void **state)
 {
@@ -183,8 +191,11 @@ static void slack_posts_json(void **state)
     server_start(&sv, 0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", sv.port);
-    notify_config_t cfg = {.channels = NOTIFY_SLACK, .slack_webhook_url = url, .slack_channel = "#ml-alerts",
-                           .retries = 2, .timeout_ms = 5000};
+    notify_config_t cfg = {.channels = NOTIFY_SLACK,
+                           .slack_webhook_url = url,
+                           .slack_channel = "#ml-alerts",
+                           .retries = 2,
+                           .timeout_ms = 5000};
     notify_outcome_t out[2];
     assert_int_equal(notify_send(&cfg, &OK_EVENT, out), 0);
     pthread_join(sv.thread, NULL);
@@ -211,7 +222,8 @@ static void slack_retries_a_server_error_and_counts(void **state)
     server_start(&sv, 0, "HTTP/1.1 503 Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", sv.port);
-    notify_config_t cfg = {.channels = NOTIFY_SLACK, .slack_webhook_url = url, .retries = 2, .timeout_ms = 5000};
+    notify_config_t cfg = {
+        .channels = NOTIFY_SLACK, .slack_webhook_url = url, .retries = 2, .timeout_ms = 5000};
     notify_outcome_t out[2];
     /* 503, then two refused connections: three attempts, the run unharmed */
     assert_int_equal(notify_send(&cfg, &FAIL_EVENT, out), 0);
@@ -229,7 +241,8 @@ static void slack_does_not_retry_a_client_error(void **state)
                  "HTTP/1.1 404 Not Found\r\nContent-Length: 14\r\nConnection: close\r\n\r\nno_such_hook!!");
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", sv.port);
-    notify_config_t cfg = {.channels = NOTIFY_SLACK, .slack_webhook_url = url, .retries = 3, .timeout_ms = 5000};
+    notify_config_t cfg = {
+        .channels = NOTIFY_SLACK, .slack_webhook_url = url, .retries = 3, .timeout_ms = 5000};
     notify_outcome_t out[2];
     assert_int_equal(notify_send(&cfg, &OK_EVENT, out), 0);
     pthread_join(sv.thread, NULL);
@@ -242,9 +255,13 @@ static void email_goes_through_smtp(void **state)
 {
     server_t sv;
     server_start(&sv, 1, NULL);
-    notify_config_t cfg = {.channels = NOTIFY_EMAIL, .smtp_host = "127.0.0.1", .smtp_port = sv.port,
-                           .smtp_from = "retrainer@example.org", .email_recipients = "a@example.org, b@example.org",
-                           .retries = 1, .timeout_ms = 5000};
+    notify_config_t cfg = {.channels = NOTIFY_EMAIL,
+                           .smtp_host = "127.0.0.1",
+                           .smtp_port = sv.port,
+                           .smtp_from = "retrainer@example.org",
+                           .email_recipients = "a@example.org, b@example.org",
+                           .retries = 1,
+                           .timeout_ms = 5000};
     notify_outcome_t out[2];
     assert_int_equal(notify_send(&cfg, &FAIL_EVENT, out), 0);
     pthread_join(sv.thread, NULL);
@@ -259,8 +276,12 @@ static void email_goes_through_smtp(void **state)
 
 static void email_retries_are_counted(void **state)
 {
-    notify_config_t cfg = {.channels = NOTIFY_EMAIL, .smtp_host = "127.0.0.1", .smtp_port = closed_port(),
-                           .email_recipients = "a@example.org", .retries = 2, .timeout_ms = 2000};
+    notify_config_t cfg = {.channels = NOTIFY_EMAIL,
+                           .smtp_host = "127.0.0.1",
+                           .smtp_port = closed_port(),
+                           .email_recipients = "a@example.org",
+                           .retries = 2,
+                           .timeout_ms = 2000};
     notify_outcome_t out[2];
     assert_int_equal(notify_send(&cfg, &OK_EVENT, out), 0);
     assert_int_equal(out[NOTIFY_IDX_EMAIL].failed, 1);
