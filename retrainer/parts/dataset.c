@@ -440,7 +440,7 @@ static int make_dir(const char *dir)
 int dataset_generate(const dataset_config_t *cfg, const char *specialist, dataset_result_t *out)
 {
     last_err[0] = '\0';
-    llm_kind_t kind;
+    llm_kind_t kind = LLM_NONE;
     if (!cfg || !out || !cfg->dir || !cfg->dir[0] || cfg->num_samples <= 0) {
         return fail(HIVE_EINVAL, "dataset: a directory and num_samples > 0 are required");
     }
