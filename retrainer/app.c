@@ -27,6 +27,41 @@ static const char *jget(const json_t *o, const char *key)
 
 static const double duration_bounds[] = {1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200};
 
+bool app_channels_valid(const char *s)
+{
+    bool ok = s && strlen(s) < 64;
+    /* "" or a comma-separated subset of slack,email, no empty item */
+    for (const char *p = s; ok && *p; p += strcspn(p, ",") + 1) {
+        size_t n = strcspn(p, ",");
+        ok = n == 5 && (strncmp(p, "slack", 5) == 0 || strncmp(p, "email", 5) == 0) &&
+             !(p[n] == ',' && p[n + 1] == '\0');
+        if (p[n] == '\0') {
+            break;
+        }
+    }
+    return ok;
+}
+
+int app_check_config(const app_config_t *c, char *err, size_t errlen)
+{
+    if (!app_channels_valid(c->notification_channels)) {
+        return hive_err_set(err, errlen, HIVE_EINVAL,
+                            "invalid configuration: NOTIFICATION_CHANNELS=%s: accepted \"\", slack, email or slack,email",
+                            c->notification_channels);
+    }
+    if (strspn(c->training_command, " ") == strlen(c->training_command)) {
+        return hive_err_set(err, errlen, HIVE_EINVAL,
+                            "invalid configuration: TRAINING_COMMAND is empty: accepted a command line (program and arguments)");
+    }
+    if (*c->llm_provider && strcmp(c->llm_provider, "local") != 0 && strcmp(c->llm_provider, "ollama") != 0 &&
+        strcmp(c->llm_provider, "openai") != 0 && strcmp(c->llm_provider, "anthropic") != 0) {
+        return hive_err_set(err, errlen, HIVE_EINVAL,
+                            "invalid configuration: LLM_PROVIDER=%s: accepted \"\" (synthetic), local, ollama, openai, anthropic",
+                            c->llm_provider);
+    }
+    return 0;
+}
+
 int app_init(app_t *app, store_t *store, metrics_t *metrics)
 {
     const app_config_t *c = app->cfg;
@@ -126,7 +161,7 @@ int app_setup(service_t *svc, void *ctx)
     };
     int rc = store_ensure_indexes(service_store(svc), indexes, sizeof(indexes) / sizeof(indexes[0]));
     if (rc != 0) {
-        log_warn("retrainer: indexes not created (%s): %s", hive_errname(rc), store_last_error());
+        log_warn("indexes not created", "code", hive_errname(rc), "error", store_last_error());
     }
     return 0;
 }
@@ -183,7 +218,8 @@ kafka_verdict_t app_degradation(void *ctx, const rd_kafka_message_t *msg, avro_v
     bool created = false;
     int rc = run_create(&app->rc, &r, run_id, timeutil_wall_ms(), NULL, &created, err, sizeof(err));
     if (rc == 0) {
-        log_info("retrainer: degradation %s of %s -> run %s%s", deg_id, model, run_id, created ? "" : " (known)");
+        log_info("degradation received", "degradation_id", deg_id, "model", model, "run_id", run_id, "run",
+                 created ? "created" : "known");
     }
     return verdict_for_error(rc, "creating the retrain run", err, reason, rl);
 }
@@ -237,7 +273,7 @@ static int encode_event(app_t *app, const json_t *e, msg_t *m)
     if (rc == 0) {
         rc = avro_codec_encode(codec, app->cfg->lifecycle_topic, &v, &m->buf, &m->len, err, sizeof(err));
         if (rc != 0) {
-            log_warn("retrainer: cannot encode lifecycle event: %s", err);
+            log_warn("cannot encode a lifecycle event", "error", err);
         }
     } else {
         rc = HIVE_EINVAL;
@@ -266,7 +302,7 @@ static void drive_work(void *arg)
     json_array_foreach(acked, i, id)
     {
         if (run_outbox_mark(&app->rc, json_string_value(id), err, sizeof(err)) != 0) {
-            log_warn("retrainer: %s", err);
+            log_warn("driver", "error", err);
         }
     }
     json_decref(acked);
@@ -274,14 +310,14 @@ static void drive_work(void *arg)
     char(*ids)[136] = calloc(DRIVE_MAX_RUNS, sizeof(*ids));
     size_t n = 0;
     if (ids && run_active(&app->rc, "service", ids, DRIVE_MAX_RUNS, &n, err, sizeof(err)) != 0) {
-        log_warn("retrainer: %s", err);
+        log_warn("driver", "error", err);
     }
     d->active = n;
     for (size_t r = 0; r < n; r++) {
         bool more = true;
         for (int steps = 0; more && steps < 10; steps++) {
             if (run_advance(&app->rc, ids[r], timeutil_wall_ms(), &more, NULL, err, sizeof(err)) != 0) {
-                log_warn("retrainer: run %s: %s (retried on the next pass)", ids[r], err);
+                log_warn("run step failed; retried on the next pass", "run_id", ids[r], "error", err);
                 more = false;
             }
         }
@@ -319,7 +355,7 @@ static void on_delivery(void *arg, rd_kafka_resp_err_t err)
         json_array_append_new(app->acked, json_string(event_id));
         pthread_mutex_unlock(&app->acked_mu);
     } else {
-        log_warn("retrainer: lifecycle event %s not delivered (%s); sent again later", event_id, rd_kafka_err2str(err));
+        log_warn("lifecycle event not delivered; sent again later", "event_id", event_id, "error", rd_kafka_err2str(err));
     }
     free(id);
 }

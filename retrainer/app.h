@@ -49,6 +49,12 @@ typedef struct {
     metric_t *m_runs;
 } app_t;
 
+/* Checks what the config table cannot: NOTIFICATION_CHANNELS, TRAINING_COMMAND,
+ * LLM_PROVIDER. 0, or HIVE_EINVAL with "invalid configuration: VAR=...: accepted ..." in `err`. */
+int app_check_config(const app_config_t *c, char *err, size_t errlen);
+/* Is `s` "" or a comma-separated subset of slack,email? */
+bool app_channels_valid(const char *s);
+
 /* Fills app->rc and app->parts from the configuration (also for the CLI);
  * `store` is the service's database. 0, or -1 after printing why. */
 int app_init(app_t *app, store_t *store, metrics_t *metrics);

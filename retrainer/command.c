@@ -111,7 +111,8 @@ int app_command_main(app_t *app, const service_config_t *shared, int argc, char 
         }
     }
     bool is_all = which && strcmp(which, "all") == 0;
-    if (!ok || optind != argc || !which || (!is_all && !run_specialist_known(which))) {
+    if (!ok || optind != argc || !which || (!is_all && !run_specialist_known(which)) ||
+        (r.channels && !app_channels_valid(r.channels))) {
         usage(stderr);
         return 2;
     }

@@ -253,16 +253,7 @@ int rest_parse_start(json_t *body, bool default_promote, run_request_t *r, bool 
     json_t *ch = json_object_get(body, "notification_channels");
     if (ch) {
         const char *s = json_string_value(ch);
-        bool ok = s && strlen(s) < 64;
-        /* "" or a comma-separated subset of slack,email, no empty item */
-        for (const char *p = s; ok && p && *p; p += strcspn(p, ",") + 1) {
-            size_t n = strcspn(p, ",");
-            ok = n == 5 && (strncmp(p, "slack", 5) == 0 || strncmp(p, "email", 5) == 0) &&
-                 !(p[n] == ',' && p[n + 1] == '\0');
-            if (p[n] == '\0') {
-                break;
-            }
-        }
+        bool ok = s && app_channels_valid(s);
         if (!ok) {
             return bad(field, fl, msg, ml, "notification_channels", "a comma-separated subset of slack,email, or \"\"");
         }

@@ -98,8 +98,20 @@ trainer_state_t trainer_poll(pid_t pid, int *out_code)
     if (r == 0) {
         return TRAINER_RUNNING;
     }
-    /* not our child: started before a restart */
-    return (kill(pid, 0) == 0 || errno == EPERM) ? TRAINER_RUNNING : TRAINER_GONE;
+    /* not our child: started before a restart; a zombie nobody reaps is gone too */
+    if (kill(pid, 0) != 0 && errno != EPERM) {
+        return TRAINER_GONE;
+    }
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f) {
+        fclose(f);
+    }
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return (paren && paren[1] == ' ' && paren[2] == 'Z') ? TRAINER_GONE : TRAINER_RUNNING;
 }
 
 void trainer_kill(pid_t pid)
