@@ -52,7 +52,7 @@ typedef struct {
 /* Checks what the config table cannot: NOTIFICATION_CHANNELS, TRAINING_COMMAND,
  * LLM_PROVIDER. 0, or HIVE_EINVAL with "invalid configuration: VAR=...: accepted ..." in `err`. */
 int app_check_config(const app_config_t *c, char *err, size_t errlen);
-/* Is `s` "" or a comma-separated subset of slack,email? */
+/* Is `s` one of "", "slack", "email", "slack,email", "email,slack"? */
 bool app_channels_valid(const char *s);
 
 /* Fills app->rc and app->parts from the configuration (also for the CLI);
