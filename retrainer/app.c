@@ -41,18 +41,21 @@ bool app_channels_valid(const char *s)
 int app_check_config(const app_config_t *c, char *err, size_t errlen)
 {
     if (!app_channels_valid(c->notification_channels)) {
-        return hive_err_set(err, errlen, HIVE_EINVAL,
-                            "invalid configuration: NOTIFICATION_CHANNELS=%s: accepted \"\", slack, email or slack,email",
-                            c->notification_channels);
+        return hive_err_set(
+            err, errlen, HIVE_EINVAL,
+            "invalid configuration: NOTIFICATION_CHANNELS=%s: accepted \"\", slack, email or slack,email",
+            c->notification_channels);
     }
     if (strspn(c->training_command, " ") == strlen(c->training_command)) {
         return hive_err_set(err, errlen, HIVE_EINVAL,
-                            "invalid configuration: TRAINING_COMMAND is empty: accepted a command line (program and arguments)");
+                            "invalid configuration: TRAINING_COMMAND is empty: accepted a command line "
+                            "(program and arguments)");
     }
     if (*c->llm_provider && strcmp(c->llm_provider, "local") != 0 && strcmp(c->llm_provider, "ollama") != 0 &&
         strcmp(c->llm_provider, "openai") != 0 && strcmp(c->llm_provider, "anthropic") != 0) {
         return hive_err_set(err, errlen, HIVE_EINVAL,
-                            "invalid configuration: LLM_PROVIDER=%s: accepted \"\" (synthetic), local, ollama, openai, anthropic",
+                            "invalid configuration: LLM_PROVIDER=%s: accepted \"\" (synthetic), local, "
+                            "ollama, openai, anthropic",
                             c->llm_provider);
     }
     return 0;
@@ -114,17 +117,20 @@ int app_init(app_t *app, store_t *store, metrics_t *metrics)
                                          "Retrain runs started (cooldown passed)", "specialist_type");
         r->m_success = metrics_counter(metrics, "neural_hive_auto_retrain_success_total",
                                        "Retrain runs that ended succeeded", "specialist_type");
-        r->m_duration = metrics_histogram(metrics, "neural_hive_auto_retrain_duration_seconds",
-                                          "Duration of a retrain run, from its trigger to its end", "specialist_type",
-                                          duration_bounds, sizeof(duration_bounds) / sizeof(duration_bounds[0]));
-        r->m_dataset_duration = metrics_histogram(metrics, "neural_hive_dataset_generation_duration_seconds",
-                                                  "Duration of the dataset step", "specialist_type", duration_bounds,
-                                                  sizeof(duration_bounds) / sizeof(duration_bounds[0]));
-        r->m_dataset_errors = metrics_counter(metrics, "neural_hive_dataset_generation_errors_total",
-                                              "Dataset generation failures and LLM errors", "specialist_type");
+        r->m_duration =
+            metrics_histogram(metrics, "neural_hive_auto_retrain_duration_seconds",
+                              "Duration of a retrain run, from its trigger to its end", "specialist_type",
+                              duration_bounds, sizeof(duration_bounds) / sizeof(duration_bounds[0]));
+        r->m_dataset_duration = metrics_histogram(
+            metrics, "neural_hive_dataset_generation_duration_seconds", "Duration of the dataset step",
+            "specialist_type", duration_bounds, sizeof(duration_bounds) / sizeof(duration_bounds[0]));
+        r->m_dataset_errors =
+            metrics_counter(metrics, "neural_hive_dataset_generation_errors_total",
+                            "Dataset generation failures and LLM errors", "specialist_type");
         r->m_events = metrics_counter(metrics, "ml_retraining_events_total", "Retrain runs ended, by outcome",
                                       "model_type,success");
-        app->m_runs = metrics_gauge(metrics, "neural_hive_auto_retrain_active_runs", "Retrain runs in progress", NULL);
+        app->m_runs =
+            metrics_gauge(metrics, "neural_hive_auto_retrain_active_runs", "Retrain runs in progress", NULL);
     }
     pthread_mutex_init(&app->drive_mu, NULL);
     pthread_mutex_init(&app->acked_mu, NULL);
@@ -188,7 +194,8 @@ kafka_verdict_t app_degradation(void *ctx, const rd_kafka_message_t *msg, avro_v
     app_t *app = ctx;
     const char *deg_id = NULL, *model = NULL;
     size_t len = 0;
-    if (avro_get_string(v, "degradation_id", &deg_id, &len) != 0 || avro_get_string(v, "model", &model, &len) != 0) {
+    if (avro_get_string(v, "degradation_id", &deg_id, &len) != 0 ||
+        avro_get_string(v, "model", &model, &len) != 0) {
         snprintf(reason, rl, "ModelDegradation without degradation_id or model");
         return KAFKA_BAD_INPUT;
     }
@@ -244,8 +251,8 @@ static int encode_event(app_t *app, const json_t *e, msg_t *m)
         return HIVE_EINVAL;
     }
     avro_codec_apply_defaults(codec, &v);
-    static const char *const opt[] = {"retrain_run_id", "mlflow_run_id", "degradation_id", "experiment_id",
-                                      "from_version", "to_version"};
+    static const char *const opt[] = {"retrain_run_id", "mlflow_run_id", "degradation_id",
+                                      "experiment_id",  "from_version",  "to_version"};
     int rc = avro_set_string(&v, "event_id", json_string_value(json_object_get(e, "event_id"))) ||
              avro_set_string(&v, "model", json_string_value(json_object_get(e, "model"))) ||
              avro_set_enum_name(&v, "event_type", json_string_value(json_object_get(e, "event_type"))) ||
@@ -321,7 +328,8 @@ static void drive_work(void *arg)
     free(ids);
     /* 3. the outbox, encoded for the producer */
     json_t *events = NULL;
-    if (run_outbox_pending(&app->rc, OUTBOX_BATCH, &events, err, sizeof(err)) == 0 && json_array_size(events)) {
+    if (run_outbox_pending(&app->rc, OUTBOX_BATCH, &events, err, sizeof(err)) == 0 &&
+        json_array_size(events)) {
         d->msgs = calloc(json_array_size(events), sizeof(msg_t));
         json_t *e;
         json_array_foreach(events, i, e)
@@ -336,7 +344,8 @@ static void drive_work(void *arg)
     char url[600];
     snprintf(url, sizeof(url), "%s/health", app->cfg->mlflow_uri);
     long code = 0;
-    bool ok = httpc_sync_request("GET", url, NULL, NULL, 0, 2000, &code, NULL, NULL, NULL, 0) == 0 && code == 200;
+    bool ok =
+        httpc_sync_request("GET", url, NULL, NULL, 0, 2000, &code, NULL, NULL, NULL, 0) == 0 && code == 200;
     atomic_store(&app->mlflow_ok, ok);
     pthread_mutex_unlock(&app->drive_mu);
 }
@@ -351,7 +360,8 @@ static void on_delivery(void *arg, rd_kafka_resp_err_t err)
         json_array_append_new(app->acked, json_string(event_id));
         pthread_mutex_unlock(&app->acked_mu);
     } else {
-        log_warn("lifecycle event not delivered; sent again later", "event_id", event_id, "error", rd_kafka_err2str(err));
+        log_warn("lifecycle event not delivered; sent again later", "event_id", event_id, "error",
+                 rd_kafka_err2str(err));
     }
     free(id);
 }
@@ -372,8 +382,8 @@ static void drive_done(void *arg, int status)
         if (arg2) {
             memcpy(arg2, &app, sizeof(app_t *));
             memcpy(arg2 + sizeof(app_t *), m->id, idlen);
-            if (kafka_producer_send(p, app->cfg->lifecycle_topic, m->key, strlen(m->key), m->buf, m->len, NULL,
-                                    on_delivery, arg2) != 0) {
+            if (kafka_producer_send(p, app->cfg->lifecycle_topic, m->key, strlen(m->key), m->buf, m->len,
+                                    NULL, on_delivery, arg2) != 0) {
                 free(arg2);
             }
         }

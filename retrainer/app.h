@@ -31,7 +31,8 @@ typedef struct {
     char *llm_provider, *llm_model, *llm_base_url, *llm_api_key;
     double llm_temperature;
     long llm_timeout_s;
-    char *slack_webhook_url, *slack_channel, *smtp_host, *smtp_user, *smtp_password, *smtp_from, *email_recipients;
+    char *slack_webhook_url, *slack_channel, *smtp_host, *smtp_user, *smtp_password, *smtp_from,
+        *email_recipients;
     long smtp_port, notify_retries, notify_timeout_ms;
     char *feedback_uri, *feedback_database, *feedback_collection;
 } app_config_t;
@@ -83,8 +84,8 @@ void rest_cancel(void *ctx, http_req_t *req);
 
 /* Parses a start request (REST body) into `r` (strings borrowed from `body`):
  * 0, or -1 with the offending field and why. Unknown fields are refused. */
-int rest_parse_start(json_t *body, bool default_promote, run_request_t *r, bool *dry_run, char *field, size_t fl,
-                     char *msg, size_t ml);
+int rest_parse_start(json_t *body, bool default_promote, run_request_t *r, bool *dry_run, char *field,
+                     size_t fl, char *msg, size_t ml);
 
 /* `retrainer run ...` (argv[0] == "run") with the loaded configuration:
  * drives the run(s) to their end in this process; the exit status. */

@@ -33,10 +33,11 @@ static const char *const all[] = {"technical", "safety", "business", "ethical", 
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: retrainer run --specialist-type technical|safety|business|ethical|legal|all [--force]\n"
-                 "         [--skip-dataset-generation] [--dry-run] [--notification-channels slack,email]\n"
-                 "         [--model-type TYPE] [--promote-if-better | --no-promote] [--training-window-days N]\n"
-                 "         [--hyperparameter-tuning] [--min-samples N]\n");
+    fprintf(out,
+            "usage: retrainer run --specialist-type technical|safety|business|ethical|legal|all [--force]\n"
+            "         [--skip-dataset-generation] [--dry-run] [--notification-channels slack,email]\n"
+            "         [--model-type TYPE] [--promote-if-better | --no-promote] [--training-window-days N]\n"
+            "         [--hyperparameter-tuning] [--min-samples N]\n");
 }
 
 static long number(const char *s, long min, long max, bool *ok)
@@ -81,14 +82,19 @@ static int drive(app_t *app, const char *run_id, char *status, size_t slen)
 
 int app_command_main(app_t *app, const service_config_t *shared, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"specialist-type", required_argument, NULL, 's'}, {"model-type", required_argument, NULL, 's'},
-        {"force", no_argument, NULL, 'f'},                 {"skip-dataset-generation", no_argument, NULL, 'k'},
-        {"dry-run", no_argument, NULL, 'd'},               {"notification-channels", required_argument, NULL, 'n'},
-        {"promote-if-better", no_argument, NULL, 'p'},     {"no-promote", no_argument, NULL, 'P'},
-        {"training-window-days", required_argument, NULL, 'w'},
-        {"hyperparameter-tuning", no_argument, NULL, 'h'}, {"min-samples", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'H'},                  {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"specialist-type", required_argument, NULL, 's'},
+                                         {"model-type", required_argument, NULL, 's'},
+                                         {"force", no_argument, NULL, 'f'},
+                                         {"skip-dataset-generation", no_argument, NULL, 'k'},
+                                         {"dry-run", no_argument, NULL, 'd'},
+                                         {"notification-channels", required_argument, NULL, 'n'},
+                                         {"promote-if-better", no_argument, NULL, 'p'},
+                                         {"no-promote", no_argument, NULL, 'P'},
+                                         {"training-window-days", required_argument, NULL, 'w'},
+                                         {"hyperparameter-tuning", no_argument, NULL, 'h'},
+                                         {"min-samples", required_argument, NULL, 'm'},
+                                         {"help", no_argument, NULL, 'H'},
+                                         {NULL, 0, NULL, 0}};
     run_request_t r = {.trigger = "cli", .driver = "cli", .promote_if_better = app->cfg->promote_if_better};
     const char *which = NULL;
     bool dry = false, ok = true;
@@ -96,18 +102,41 @@ int app_command_main(app_t *app, const service_config_t *shared, int argc, char 
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 's': which = optarg; break;
-        case 'f': r.force = true; break;
-        case 'k': r.skip_dataset = true; break;
-        case 'd': dry = true; break;
-        case 'n': r.channels = optarg; break;
-        case 'p': r.promote_if_better = true; break;
-        case 'P': r.promote_if_better = false; break;
-        case 'w': r.training_window_days = number(optarg, 1, 3650, &ok); break;
-        case 'h': r.hyperparameter_tuning = true; break;
-        case 'm': r.min_samples = number(optarg, 1, 10000000, &ok); break;
-        case 'H': usage(stdout); return 0;
-        default: ok = false;
+        case 's':
+            which = optarg;
+            break;
+        case 'f':
+            r.force = true;
+            break;
+        case 'k':
+            r.skip_dataset = true;
+            break;
+        case 'd':
+            dry = true;
+            break;
+        case 'n':
+            r.channels = optarg;
+            break;
+        case 'p':
+            r.promote_if_better = true;
+            break;
+        case 'P':
+            r.promote_if_better = false;
+            break;
+        case 'w':
+            r.training_window_days = number(optarg, 1, 3650, &ok);
+            break;
+        case 'h':
+            r.hyperparameter_tuning = true;
+            break;
+        case 'm':
+            r.min_samples = number(optarg, 1, 10000000, &ok);
+            break;
+        case 'H':
+            usage(stdout);
+            return 0;
+        default:
+            ok = false;
         }
     }
     bool is_all = which && strcmp(which, "all") == 0;

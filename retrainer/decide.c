@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const step_names[STEP_COUNT] = {"cooldown", "dataset", "train", "monitor",
+static const char *const step_names[STEP_COUNT] = {"cooldown", "dataset", "train",  "monitor",
                                                    "compare",  "promote", "notify", "done"};
 
 const char *decide_step_name(decide_step_t s)
@@ -31,12 +31,13 @@ static bool check(char *out, size_t len, const char *name, bool has, double v, d
         return false;
     }
     bool ok = v >= min;
-    snprintf(out + used, len - used, "%s%s %.4f >= %.2f %s", used ? "; " : "", name, v, min, ok ? "ok" : "FAILS");
+    snprintf(out + used, len - used, "%s%s %.4f >= %.2f %s", used ? "; " : "", name, v, min,
+             ok ? "ok" : "FAILS");
     return ok;
 }
 
-void decide_compare(const decide_metrics_t *c, bool has_baseline, double baseline_f1, const decide_thresholds_t *th,
-                    bool promote_if_better, decide_verdict_t *out)
+void decide_compare(const decide_metrics_t *c, bool has_baseline, double baseline_f1,
+                    const decide_thresholds_t *th, bool promote_if_better, decide_verdict_t *out)
 {
     memset(out, 0, sizeof(*out));
     char *r = out->reason;

@@ -76,7 +76,8 @@ int main(int argc, char **argv)
     const config_item_t *items = service_config_items(svc, &nitems);
     const cli_spec_t spec = {def.name, def.summary, items, nitems, NULL};
     int rc = command ? -1 : cli_handle(&spec, argc, argv);
-    if (rc < 0 && (service_configure(svc, err, sizeof(err)) != 0 || app_check_config(&settings, err, sizeof(err)))) {
+    if (rc < 0 &&
+        (service_configure(svc, err, sizeof(err)) != 0 || app_check_config(&settings, err, sizeof(err)))) {
         fprintf(stderr, "retrainer: %s\n", err);
         rc = 2;
     }

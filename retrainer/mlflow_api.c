@@ -51,8 +51,8 @@ static int call(mlflow_api_t *m, const char *method, const char *path, json_t *b
     if (code == 404 || absent || (ecode && strcmp(ecode, "RESOURCE_DOES_NOT_EXIST") == 0)) {
         rc = hive_err_set(m->err, sizeof(m->err), HIVE_ENOTFOUND, "MLflow %s %s: not found", method, path);
     } else if (code < 200 || code > 299 || !j) {
-        rc = hive_err_set(m->err, sizeof(m->err), code >= 500 ? HIVE_EUNAVAILABLE : HIVE_EPROTO, "MLflow answered %ld to %s %s: %.200s",
-                          code, method, path, resp ? resp : "");
+        rc = hive_err_set(m->err, sizeof(m->err), code >= 500 ? HIVE_EUNAVAILABLE : HIVE_EPROTO,
+                          "MLflow answered %ld to %s %s: %.200s", code, method, path, resp ? resp : "");
     }
     free(resp);
     if (rc == 0 && out) {
@@ -104,8 +104,8 @@ int mlflow_api_experiment(mlflow_api_t *m, const char *name, char *out_id, size_
 int mlflow_api_create_run(mlflow_api_t *m, const char *exp_id, const char *run_name, const char *retrain_id,
                           char *out_run_id, size_t len)
 {
-    json_t *body = json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "experiment_id", exp_id, "run_name", run_name, "tags",
-                             "key", "retrain_run_id", "value", retrain_id);
+    json_t *body = json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "experiment_id", exp_id, "run_name", run_name,
+                             "tags", "key", "retrain_run_id", "value", retrain_id);
     json_t *j = NULL;
     int rc = call(m, "POST", "/api/2.0/mlflow/runs/create", body, &j);
     if (rc == 0) {
@@ -163,7 +163,8 @@ int mlflow_api_run(mlflow_api_t *m, const char *run_id, char *status, size_t sle
 
 int mlflow_api_fail_run(mlflow_api_t *m, const char *run_id, long long end_ms)
 {
-    json_t *body = json_pack("{s:s, s:s, s:I}", "run_id", run_id, "status", "FAILED", "end_time", (json_int_t)end_ms);
+    json_t *body =
+        json_pack("{s:s, s:s, s:I}", "run_id", run_id, "status", "FAILED", "end_time", (json_int_t)end_ms);
     return call(m, "POST", "/api/2.0/mlflow/runs/update", body, NULL);
 }
 
@@ -181,7 +182,8 @@ int mlflow_api_version_of_run(mlflow_api_t *m, const char *run_id, char *name, s
         const char *n = json_string_value(json_object_get(mv, "name"));
         const char *v = json_string_value(json_object_get(mv, "version"));
         if (!n || !v) {
-            rc = hive_err_set(m->err, sizeof(m->err), HIVE_ENOTFOUND, "run %s registered no model version", run_id);
+            rc = hive_err_set(m->err, sizeof(m->err), HIVE_ENOTFOUND, "run %s registered no model version",
+                              run_id);
         } else {
             snprintf(name, nlen, "%s", n);
             snprintf(version, vlen, "%s", v);

@@ -35,13 +35,16 @@ static void work(void *arg)
         j->rc = run_list(c, *j->specialist ? j->specialist : NULL, *j->status ? j->status : NULL, j->limit,
                          &j->result, j->err, sizeof(j->err));
         break;
-    case JOB_GET: j->rc = run_get(c, j->run_id, &j->result, j->err, sizeof(j->err)); break;
+    case JOB_GET:
+        j->rc = run_get(c, j->run_id, &j->result, j->err, sizeof(j->err));
+        break;
     case JOB_START:
         if (j->dry_run) {
             j->rc = run_plan(c, &j->r, timeutil_wall_ms(), &j->result, j->err, sizeof(j->err));
         } else {
             bool created = false;
-            j->rc = run_create(c, &j->r, j->run_id, timeutil_wall_ms(), NULL, &created, j->err, sizeof(j->err));
+            j->rc =
+                run_create(c, &j->r, j->run_id, timeutil_wall_ms(), NULL, &created, j->err, sizeof(j->err));
             if (j->rc == 0) {
                 j->rc = run_get(c, j->run_id, &j->result, j->err, sizeof(j->err));
             }
@@ -74,7 +77,8 @@ static void done(void *arg, int status)
         } else if (j->kind == JOB_LIST) {
             http_respond_json(j->req, 200, json_pack("{s:O}", "runs", j->result));
         } else {
-            http_respond_json(j->req, j->kind == JOB_START && !j->dry_run ? 202 : 200, json_incref(j->result));
+            http_respond_json(j->req, j->kind == JOB_START && !j->dry_run ? 202 : 200,
+                              json_incref(j->result));
         }
     }
     http_req_release(j->req);
@@ -205,8 +209,8 @@ static int get_bool(json_t *body, const char *key, bool *out, char *field, size_
     return 0;
 }
 
-static int get_int(json_t *body, const char *key, long min, long max, long *out, char *field, size_t fl, char *msg,
-                   size_t ml)
+static int get_int(json_t *body, const char *key, long min, long max, long *out, char *field, size_t fl,
+                   char *msg, size_t ml)
 {
     json_t *v = json_object_get(body, key);
     if (!v) {
@@ -221,12 +225,12 @@ static int get_int(json_t *body, const char *key, long min, long max, long *out,
     return 0;
 }
 
-int rest_parse_start(json_t *body, bool default_promote, run_request_t *r, bool *dry_run, char *field, size_t fl,
-                     char *msg, size_t ml)
+int rest_parse_start(json_t *body, bool default_promote, run_request_t *r, bool *dry_run, char *field,
+                     size_t fl, char *msg, size_t ml)
 {
-    static const char *const allowed[] = {"specialist_type",       "force",         "skip_dataset_generation",
-                                          "hyperparameter_tuning", "min_samples",   "training_window_days",
-                                          "promote_if_better",     "dry_run",       "notification_channels"};
+    static const char *const allowed[] = {"specialist_type",       "force",       "skip_dataset_generation",
+                                          "hyperparameter_tuning", "min_samples", "training_window_days",
+                                          "promote_if_better",     "dry_run",     "notification_channels"};
     memset(r, 0, sizeof(*r));
     *dry_run = false;
     r->promote_if_better = default_promote;
@@ -247,7 +251,8 @@ int rest_parse_start(json_t *body, bool default_promote, run_request_t *r, bool 
     }
     const char *sp = json_string_value(json_object_get(body, "specialist_type"));
     if (!sp || !run_specialist_known(sp)) {
-        return bad(field, fl, msg, ml, "specialist_type", "one of technical, safety, business, ethical, legal");
+        return bad(field, fl, msg, ml, "specialist_type",
+                   "one of technical, safety, business, ethical, legal");
     }
     r->specialist = sp;
     json_t *ch = json_object_get(body, "notification_channels");
@@ -255,7 +260,8 @@ int rest_parse_start(json_t *body, bool default_promote, run_request_t *r, bool 
         const char *s = json_string_value(ch);
         bool ok = s && app_channels_valid(s);
         if (!ok) {
-            return bad(field, fl, msg, ml, "notification_channels", "a comma-separated subset of slack,email, or \"\"");
+            return bad(field, fl, msg, ml, "notification_channels",
+                       "a comma-separated subset of slack,email, or \"\"");
         }
         r->channels = s;
     }

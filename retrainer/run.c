@@ -34,7 +34,8 @@ void run_id_for_degradation(const char *degradation_id, char *out, size_t len)
 
 /* ---- documents: JSON in memory, BSON in the store ------------------------- */
 
-static int save(const run_conf_t *c, const char *coll, const char *id, const json_t *doc, char *err, size_t errlen)
+static int save(const run_conf_t *c, const char *coll, const char *id, const json_t *doc, char *err,
+                size_t errlen)
 {
     char *s = json_dumps(doc, JSON_COMPACT);
     bson_error_t be;
@@ -65,7 +66,8 @@ static int load(const run_conf_t *c, const char *coll, const char *id, json_t **
     bson_t *doc = NULL;
     int rc = store_find_one(c->store, coll, id, &doc);
     if (rc != 0) {
-        return hive_err_set(err, errlen, rc, "%s %s: %s", coll, id, rc == HIVE_ENOTFOUND ? "not found" : store_last_error());
+        return hive_err_set(err, errlen, rc, "%s %s: %s", coll, id,
+                            rc == HIVE_ENOTFOUND ? "not found" : store_last_error());
     }
     *out = to_json(doc);
     bson_destroy(doc);
@@ -81,7 +83,9 @@ static const char *jstr(const json_t *o, const char *key)
 static int64_t jint(const json_t *o, const char *key)
 {
     const json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : json_is_real(v) ? (int64_t)json_real_value(v) : 0;
+    return json_is_integer(v) ? (int64_t)json_integer_value(v)
+           : json_is_real(v)  ? (int64_t)json_real_value(v)
+                              : 0;
 }
 
 static json_t *metrics_json(const decide_metrics_t *m)
@@ -137,8 +141,8 @@ static void step_end(json_t *doc, const char *name, const char *outcome, const c
 
 /* Writes the step's ModelLifecycleEvent to the outbox (once: its id is the
  * run, the step and the type). */
-static int emit(const run_conf_t *c, const json_t *doc, const char *type, const char *step, const char *reason,
-                int64_t now_ms, char *err, size_t errlen)
+static int emit(const run_conf_t *c, const json_t *doc, const char *type, const char *step,
+                const char *reason, int64_t now_ms, char *err, size_t errlen)
 {
     const char *run_id = jstr(doc, "run_id");
     char id[300];
@@ -146,9 +150,9 @@ static int emit(const run_conf_t *c, const json_t *doc, const char *type, const 
     const json_t *cand = json_object_get(doc, "candidate");
     const json_t *base = json_object_get(doc, "baseline");
     json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b}", "event_id", id, "model",
-                          jstr(doc, "model"), "event_type", type, "step", step, "reason", reason ? reason : "",
-                          "retrain_run_id", run_id, "specialist", jstr(doc, "specialist"), "timestamp",
-                          (json_int_t)now_ms, "published", 0);
+                          jstr(doc, "model"), "event_type", type, "step", step, "reason",
+                          reason ? reason : "", "retrain_run_id", run_id, "specialist",
+                          jstr(doc, "specialist"), "timestamp", (json_int_t)now_ms, "published", 0);
     const char *mr = jstr(json_object_get(doc, "mlflow"), "run_id");
     if (*mr) {
         json_object_set_new(e, "mlflow_run_id", json_string(mr));
@@ -187,7 +191,8 @@ static void model_name(const run_conf_t *c, const char *specialist, char *out, s
 
 /* ---- creation ------------------------------------------------------------- */
 
-static int64_t cooldown_started(const run_conf_t *c, const char *specialist, char *run_id, size_t rlen, int *rc)
+static int64_t cooldown_started(const run_conf_t *c, const char *specialist, char *run_id, size_t rlen,
+                                int *rc)
 {
     bson_t *doc = NULL;
     *rc = store_find_one(c->store, COOLDOWNS_COLLECTION, specialist, &doc);
@@ -214,24 +219,25 @@ static json_t *new_doc(const run_conf_t *c, const run_request_t *r, const char *
     } else {
         model_name(c, r->specialist, model, sizeof(model));
     }
-    json_t *opts = json_pack("{s:b, s:b, s:b, s:b, s:I, s:I, s:s}", "force", r->force, "skip_dataset_generation",
-                             r->skip_dataset, "hyperparameter_tuning", r->hyperparameter_tuning, "promote_if_better",
-                             r->promote_if_better, "min_samples", (json_int_t)r->min_samples,
-                             "training_window_days", (json_int_t)r->training_window_days, "notification_channels",
-                             r->channels ? r->channels : (c->notification_channels ? c->notification_channels : ""));
+    json_t *opts =
+        json_pack("{s:b, s:b, s:b, s:b, s:I, s:I, s:s}", "force", r->force, "skip_dataset_generation",
+                  r->skip_dataset, "hyperparameter_tuning", r->hyperparameter_tuning, "promote_if_better",
+                  r->promote_if_better, "min_samples", (json_int_t)r->min_samples, "training_window_days",
+                  (json_int_t)r->training_window_days, "notification_channels",
+                  r->channels ? r->channels : (c->notification_channels ? c->notification_channels : ""));
     json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:{}, s:I, s:I, s:n}", "run_id", run_id,
-                            "specialist", r->specialist, "model", model, "trigger", r->trigger ? r->trigger : "rest",
-                            "driver", r->driver ? r->driver : "service", "options", opts, "status", "running",
-                            "step", "dataset", "steps", "created_ms", (json_int_t)now_ms, "updated_ms",
-                            (json_int_t)now_ms, "error");
+                            "specialist", r->specialist, "model", model, "trigger",
+                            r->trigger ? r->trigger : "rest", "driver", r->driver ? r->driver : "service",
+                            "options", opts, "status", "running", "step", "dataset", "steps", "created_ms",
+                            (json_int_t)now_ms, "updated_ms", (json_int_t)now_ms, "error");
     if (r->degradation_id) {
         json_object_set_new(doc, "degradation_id", json_string(r->degradation_id));
     }
     return doc;
 }
 
-int run_create(const run_conf_t *c, const run_request_t *r, const char *run_id, int64_t now_ms, json_t **out_doc,
-               bool *out_created, char *err, size_t errlen)
+int run_create(const run_conf_t *c, const run_request_t *r, const char *run_id, int64_t now_ms,
+               json_t **out_doc, bool *out_created, char *err, size_t errlen)
 {
     if (out_created) {
         *out_created = false;
@@ -241,7 +247,8 @@ int run_create(const run_conf_t *c, const run_request_t *r, const char *run_id, 
     if (rc == 0) {
         /* a replay: the run exists; make sure its cooldown was recorded */
         if (strcmp(jstr(doc, "status"), "skipped") != 0) {
-            json_t *cd = json_pack("{s:I, s:s}", "last_started_ms", (json_int_t)jint(doc, "created_ms"), "run_id", run_id);
+            json_t *cd = json_pack("{s:I, s:s}", "last_started_ms", (json_int_t)jint(doc, "created_ms"),
+                                   "run_id", run_id);
             rc = save(c, COOLDOWNS_COLLECTION, jstr(doc, "specialist"), cd, err, errlen);
             json_decref(cd);
         }
@@ -267,7 +274,8 @@ int run_create(const run_conf_t *c, const run_request_t *r, const char *run_id, 
         json_object_set_new(doc, "finished_ms", json_integer(now_ms));
         rc = emit(c, doc, "REJECTED", "cooldown", detail, now_ms, err, errlen);
     } else {
-        snprintf(detail, sizeof(detail), "%s", r->force ? "forced: cooldown overridden" : "no retrain within the cooldown");
+        snprintf(detail, sizeof(detail), "%s",
+                 r->force ? "forced: cooldown overridden" : "no retrain within the cooldown");
         step_end(doc, "cooldown", "ok", detail, now_ms);
         rc = emit(c, doc, "RETRAIN_STARTED", "cooldown", detail, now_ms, err, errlen);
     }
@@ -303,7 +311,8 @@ out:
     return rc;
 }
 
-int run_plan(const run_conf_t *c, const run_request_t *r, int64_t now_ms, json_t **out, char *err, size_t errlen)
+int run_plan(const run_conf_t *c, const run_request_t *r, int64_t now_ms, json_t **out, char *err,
+             size_t errlen)
 {
     int rc = 0;
     char last_run[136] = "";
@@ -317,14 +326,15 @@ int run_plan(const run_conf_t *c, const run_request_t *r, int64_t now_ms, json_t
     mlflow_api_t m = {.base = c->mlflow_uri, .timeout_ms = c->mlflow_timeout_ms};
     char version[64] = "", prod_run[64] = "";
     int arc = mlflow_api_alias(&m, model, "production", version, sizeof(version), prod_run, sizeof(prod_run));
-    json_t *plan = json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:b, s:b}", "specialist", r->specialist, "model", model,
-                             "would_run", !cool, "cooldown",
-                             cool ? "in cooldown: nothing would run (use --force)" : "no retrain within the cooldown",
-                             "dataset", r->skip_dataset ? "the latest existing dataset" : "a new dataset",
-                             "training_command", c->training_command, "promote_if_better", r->promote_if_better,
-                             "dry_run", 1);
+    json_t *plan = json_pack(
+        "{s:s, s:s, s:b, s:s, s:s, s:s, s:b, s:b}", "specialist", r->specialist, "model", model, "would_run",
+        !cool, "cooldown",
+        cool ? "in cooldown: nothing would run (use --force)" : "no retrain within the cooldown", "dataset",
+        r->skip_dataset ? "the latest existing dataset" : "a new dataset", "training_command",
+        c->training_command, "promote_if_better", r->promote_if_better, "dry_run", 1);
     json_object_set_new(plan, "production_version",
-                        arc == 0 ? json_string(version) : json_string(arc == HIVE_ENOTFOUND ? "none" : m.err));
+                        arc == 0 ? json_string(version)
+                                 : json_string(arc == HIVE_ENOTFOUND ? "none" : m.err));
     if (cool) {
         json_object_set_new(plan, "cooldown_run", json_string(last_run));
     }
@@ -370,12 +380,12 @@ static int step_dataset(ctx_t *x, bool *more)
         return fail(x, "dataset", why);
     }
     json_object_set_new(x->doc, "dataset",
-                        json_pack("{s:s, s:i, s:i, s:i, s:i, s:f}", "path", d.path, "samples", d.samples, "from_llm",
-                                  d.from_llm, "from_feedback", d.from_feedback, "llm_errors", d.llm_errors,
-                                  "duration_s", d.duration_s));
+                        json_pack("{s:s, s:i, s:i, s:i, s:i, s:f}", "path", d.path, "samples", d.samples,
+                                  "from_llm", d.from_llm, "from_feedback", d.from_feedback, "llm_errors",
+                                  d.llm_errors, "duration_s", d.duration_s));
     char detail[700];
-    snprintf(detail, sizeof(detail), "%d samples (%d from feedback, %d LLM errors) in %s", d.samples, d.from_feedback,
-             d.llm_errors, d.path);
+    snprintf(detail, sizeof(detail), "%d samples (%d from feedback, %d LLM errors) in %s", d.samples,
+             d.from_feedback, d.llm_errors, d.path);
     step_end(x->doc, "dataset", "ok", detail, x->now_ms);
     json_object_set_new(x->doc, "step", json_string("train"));
     return emit(x->c, x->doc, "RETRAIN_STARTED", "dataset", detail, x->now_ms, x->err, x->errlen);
@@ -398,7 +408,8 @@ static int step_train(ctx_t *x, bool *more)
         /* the MLflow run first, stored before the job starts: a restart never
          * creates a second one */
         char exp_name[200], exp_id[64], mrun[64];
-        snprintf(exp_name, sizeof(exp_name), "%s-specialist%s", specialist, c->mlflow_suffix ? c->mlflow_suffix : "");
+        snprintf(exp_name, sizeof(exp_name), "%s-specialist%s", specialist,
+                 c->mlflow_suffix ? c->mlflow_suffix : "");
         if ((rc = mlflow_api_experiment(&m, exp_name, exp_id, sizeof(exp_id))) != 0 ||
             (rc = mlflow_api_create_run(&m, exp_id, run_id, run_id, mrun, sizeof(mrun))) != 0) {
             if (hive_err_transient(rc)) {
@@ -418,8 +429,8 @@ static int step_train(ctx_t *x, bool *more)
     char min_samples[32], log_path[700];
     snprintf(min_samples, sizeof(min_samples), "%ld", (long)jint(o, "min_samples"));
     snprintf(log_path, sizeof(log_path), "%s/%s.train.log", c->dataset_dir, run_id);
-    const char *args[12] = {"--specialist-type", specialist, "--dataset", dataset, "--run-id", jstr(ml, "run_id"),
-                            "--tracking-uri", c->mlflow_uri};
+    const char *args[12] = {"--specialist-type", specialist,         "--dataset",      dataset,
+                            "--run-id",          jstr(ml, "run_id"), "--tracking-uri", c->mlflow_uri};
     size_t n = 8;
     if (jint(o, "min_samples") > 0) {
         args[n++] = "--min-samples";
@@ -430,7 +441,8 @@ static int step_train(ctx_t *x, bool *more)
     }
     char env_uri[600], env_suffix[200];
     snprintf(env_uri, sizeof(env_uri), "MLFLOW_TRACKING_URI=%s", c->mlflow_uri);
-    snprintf(env_suffix, sizeof(env_suffix), "MLFLOW_NAME_SUFFIX=%s", c->mlflow_suffix ? c->mlflow_suffix : "");
+    snprintf(env_suffix, sizeof(env_suffix), "MLFLOW_NAME_SUFFIX=%s",
+             c->mlflow_suffix ? c->mlflow_suffix : "");
     const char *env[] = {env_uri, env_suffix, NULL};
     pid_t pid = 0;
     char why[600];
@@ -444,7 +456,8 @@ static int step_train(ctx_t *x, bool *more)
     json_object_set_new(ml, "trainer_started_ms", json_integer(x->now_ms));
     json_object_set_new(ml, "trainer_log", json_string(log_path));
     char detail[800];
-    snprintf(detail, sizeof(detail), "trainer pid %d on MLflow run %s (log %s)", (int)pid, jstr(ml, "run_id"), log_path);
+    snprintf(detail, sizeof(detail), "trainer pid %d on MLflow run %s (log %s)", (int)pid, jstr(ml, "run_id"),
+             log_path);
     step_end(x->doc, "train", "ok", detail, x->now_ms);
     json_object_set_new(x->doc, "step", json_string("monitor"));
     return emit(c, x->doc, "RETRAIN_STARTED", "train", detail, x->now_ms, x->err, x->errlen);
@@ -465,8 +478,9 @@ static int step_monitor(ctx_t *x, bool *more)
     json_object_set_new(ml, "status", json_string(rc == 0 ? status : "MISSING"));
     pid_t pid = (pid_t)jint(ml, "trainer_pid");
     int code = 0;
-    trainer_state_t ts = strcmp(status, "RUNNING") == 0 || strcmp(status, "SCHEDULED") == 0 ? trainer_poll(pid, &code)
-                                                                                            : TRAINER_GONE;
+    trainer_state_t ts = strcmp(status, "RUNNING") == 0 || strcmp(status, "SCHEDULED") == 0
+                             ? trainer_poll(pid, &code)
+                             : TRAINER_GONE;
     char why[700];
     *more = true;
     if (strcmp(status, "FINISHED") == 0) {
@@ -524,34 +538,40 @@ static int step_compare(ctx_t *x, bool *more)
     }
     *more = true;
     if (rc != 0) {
-        return hive_err_transient(rc) ? hive_err_set(x->err, x->errlen, rc, "%s", m.err) : fail(x, "compare", m.err);
+        return hive_err_transient(rc) ? hive_err_set(x->err, x->errlen, rc, "%s", m.err)
+                                      : fail(x, "compare", m.err);
     }
     json_object_set_new(x->doc, "model", json_string(name));
-    json_object_set_new(x->doc, "candidate",
-                        json_pack("{s:s, s:s, s:o}", "model", name, "version", version, "metrics", metrics_json(&cand)));
+    json_object_set_new(
+        x->doc, "candidate",
+        json_pack("{s:s, s:s, s:o}", "model", name, "version", version, "metrics", metrics_json(&cand)));
     char base_version[64] = "", base_run[64] = "";
     decide_metrics_t base = {0};
-    rc = mlflow_api_alias(&m, name, "production", base_version, sizeof(base_version), base_run, sizeof(base_run));
+    rc = mlflow_api_alias(&m, name, "production", base_version, sizeof(base_version), base_run,
+                          sizeof(base_run));
     bool has_base = rc == 0;
     if (rc == 0 && *base_run) {
         rc = mlflow_api_run(&m, base_run, status, sizeof(status), &base);
     }
     if (rc != 0 && rc != HIVE_ENOTFOUND) {
-        return hive_err_transient(rc) ? hive_err_set(x->err, x->errlen, rc, "%s", m.err) : fail(x, "compare", m.err);
+        return hive_err_transient(rc) ? hive_err_set(x->err, x->errlen, rc, "%s", m.err)
+                                      : fail(x, "compare", m.err);
     }
     /* a production version without an F1 counts as 0: any valid candidate beats it */
     double base_f1 = base.has_f1 ? base.f1 : 0.0;
     if (has_base) {
         json_object_set_new(x->doc, "baseline",
-                            json_pack("{s:s, s:s, s:f, s:o}", "version", base_version, "run_id", base_run, "f1_score",
-                                      base_f1, "metrics", metrics_json(&base)));
+                            json_pack("{s:s, s:s, s:f, s:o}", "version", base_version, "run_id", base_run,
+                                      "f1_score", base_f1, "metrics", metrics_json(&base)));
     }
     const json_t *o = json_object_get(x->doc, "options");
     decide_verdict_t v;
-    decide_compare(&cand, has_base, base_f1, &c->th, json_is_true(json_object_get(o, "promote_if_better")), &v);
+    decide_compare(&cand, has_base, base_f1, &c->th, json_is_true(json_object_get(o, "promote_if_better")),
+                   &v);
     json_object_set_new(x->doc, "decision",
-                        json_pack("{s:b, s:b, s:b, s:s}", "passes_minimums", v.passes_minimums, "beats_baseline",
-                                  v.beats_baseline, "promote", v.promote, "reason", v.reason));
+                        json_pack("{s:b, s:b, s:b, s:s}", "passes_minimums", v.passes_minimums,
+                                  "beats_baseline", v.beats_baseline, "promote", v.promote, "reason",
+                                  v.reason));
     step_end(x->doc, "compare", v.promote ? "better" : "not_better", v.reason, x->now_ms);
     json_object_set_new(x->doc, "step", json_string("promote"));
     return emit(c, x->doc, "REGISTERED", "compare", v.reason, x->now_ms, x->err, x->errlen);
@@ -578,11 +598,13 @@ static int step_promote(ctx_t *x, bool *more)
         rc = mlflow_api_set_alias(&m, name, "production", version);
     }
     if (rc != 0) {
-        return hive_err_transient(rc) ? hive_err_set(x->err, x->errlen, rc, "%s", m.err) : fail(x, "promote", m.err);
+        return hive_err_transient(rc) ? hive_err_set(x->err, x->errlen, rc, "%s", m.err)
+                                      : fail(x, "promote", m.err);
     }
     char detail[400];
     const char *from = jstr(json_object_get(x->doc, "baseline"), "version");
-    snprintf(detail, sizeof(detail), "%s version %s is production (was %s)", name, version, *from ? from : "none");
+    snprintf(detail, sizeof(detail), "%s version %s is production (was %s)", name, version,
+             *from ? from : "none");
     step_end(x->doc, "promote", "promoted", detail, x->now_ms);
     json_object_set_new(x->doc, "promoted", json_true());
     json_object_set_new(x->doc, "step", json_string("notify"));
@@ -597,7 +619,9 @@ static int step_notify(ctx_t *x, bool *more, bool *ended)
     char detail[400] = "";
     parts_notify(c, x->doc, !failed, detail, sizeof(detail));
     step_end(x->doc, "notify", "ok", detail, x->now_ms);
-    const char *final = strcmp(jstr(x->doc, "status"), "cancelled") == 0 ? "cancelled" : failed ? "failed" : "succeeded";
+    const char *final = strcmp(jstr(x->doc, "status"), "cancelled") == 0 ? "cancelled"
+                        : failed                                         ? "failed"
+                                                                         : "succeeded";
     json_object_set_new(x->doc, "status", json_string(final));
     json_object_set_new(x->doc, "step", json_string("done"));
     json_object_set_new(x->doc, "finished_ms", json_integer(x->now_ms));
@@ -615,16 +639,16 @@ static int step_notify(ctx_t *x, bool *more, bool *ended)
     }
     *more = false;
     *ended = true;
-    const char *type = failed ? "RETRAIN_FAILED"
+    const char *type = failed                                              ? "RETRAIN_FAILED"
                        : json_is_true(json_object_get(x->doc, "promoted")) ? "PROMOTED"
-                                                                            : "REJECTED";
+                                                                           : "REJECTED";
     char reason[600];
     snprintf(reason, sizeof(reason), "run %s: %s", final, detail);
     return emit(c, x->doc, type, "notify", reason, x->now_ms, x->err, x->errlen);
 }
 
-int run_advance(const run_conf_t *c, const char *run_id, int64_t now_ms, bool *out_more, bool *out_ended, char *err,
-                size_t errlen)
+int run_advance(const run_conf_t *c, const char *run_id, int64_t now_ms, bool *out_more, bool *out_ended,
+                char *err, size_t errlen)
 {
     *out_more = false;
     if (out_ended) {
@@ -646,13 +670,26 @@ int run_advance(const run_conf_t *c, const char *run_id, int64_t now_ms, bool *o
         ended = true;
     } else {
         switch (step) {
-        case STEP_DATASET: rc = step_dataset(&x, &more); break;
-        case STEP_TRAIN: rc = step_train(&x, &more); break;
-        case STEP_MONITOR: rc = step_monitor(&x, &more); break;
-        case STEP_COMPARE: rc = step_compare(&x, &more); break;
-        case STEP_PROMOTE: rc = step_promote(&x, &more); break;
-        case STEP_NOTIFY: rc = step_notify(&x, &more, &ended); break;
-        default: rc = hive_err_set(err, errlen, HIVE_EINVAL, "run %s has an unknown step", run_id);
+        case STEP_DATASET:
+            rc = step_dataset(&x, &more);
+            break;
+        case STEP_TRAIN:
+            rc = step_train(&x, &more);
+            break;
+        case STEP_MONITOR:
+            rc = step_monitor(&x, &more);
+            break;
+        case STEP_COMPARE:
+            rc = step_compare(&x, &more);
+            break;
+        case STEP_PROMOTE:
+            rc = step_promote(&x, &more);
+            break;
+        case STEP_NOTIFY:
+            rc = step_notify(&x, &more, &ended);
+            break;
+        default:
+            rc = hive_err_set(err, errlen, HIVE_EINVAL, "run %s has an unknown step", run_id);
         }
         json_object_set_new(doc, "updated_ms", json_integer(now_ms));
         if (rc == 0) {
@@ -766,8 +803,8 @@ static int each_doc(void *arg, const bson_t *doc)
     return 0;
 }
 
-int run_list(const run_conf_t *c, const char *specialist, const char *status, long limit, json_t **out, char *err,
-             size_t errlen)
+int run_list(const run_conf_t *c, const char *specialist, const char *status, long limit, json_t **out,
+             char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
     if (specialist) {
@@ -776,7 +813,8 @@ int run_list(const run_conf_t *c, const char *specialist, const char *status, lo
     if (status) {
         BSON_APPEND_UTF8(&filter, "status", status);
     }
-    bson_t *opts = BCON_NEW("sort", "{", "created_ms", BCON_INT32(-1), "}", "limit", BCON_INT64((int64_t)limit));
+    bson_t *opts =
+        BCON_NEW("sort", "{", "created_ms", BCON_INT32(-1), "}", "limit", BCON_INT64((int64_t)limit));
     json_t *arr = json_array();
     int rc = store_find(c->store, RUNS_COLLECTION, &filter, opts, each_doc, arr);
     bson_destroy(&filter);

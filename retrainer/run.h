@@ -67,18 +67,19 @@ void run_id_for_degradation(const char *degradation_id, char *out, size_t len);
  * (and not forced) the run is stored as skipped; otherwise it starts at the
  * dataset step and the specialist's cooldown restarts. *out_doc (may be
  * NULL) receives the stored document (json_decref). */
-int run_create(const run_conf_t *c, const run_request_t *r, const char *run_id, int64_t now_ms, json_t **out_doc,
-               bool *out_created, char *err, size_t errlen);
+int run_create(const run_conf_t *c, const run_request_t *r, const char *run_id, int64_t now_ms,
+               json_t **out_doc, bool *out_created, char *err, size_t errlen);
 
 /* What a run would do now, for --dry-run: the cooldown verdict, the dataset,
  * the command, the production version; reads only. *out (json_decref). */
-int run_plan(const run_conf_t *c, const run_request_t *r, int64_t now_ms, json_t **out, char *err, size_t errlen);
+int run_plan(const run_conf_t *c, const run_request_t *r, int64_t now_ms, json_t **out, char *err,
+             size_t errlen);
 
 /* Executes the current step of run `run_id` once. *out_more: true when the
  * next step can run at once, false when the run waits (the trainer) or has
  * ended. *out_ended (may be NULL): the run reached a final status. */
-int run_advance(const run_conf_t *c, const char *run_id, int64_t now_ms, bool *out_more, bool *out_ended, char *err,
-                size_t errlen);
+int run_advance(const run_conf_t *c, const char *run_id, int64_t now_ms, bool *out_more, bool *out_ended,
+                char *err, size_t errlen);
 
 /* Ids of the runs still running that `driver` advances (at most `max`). */
 int run_active(const run_conf_t *c, const char *driver, char ids[][136], size_t max, size_t *out_n, char *err,
@@ -91,8 +92,8 @@ int run_cancel(const run_conf_t *c, const char *run_id, int64_t now_ms, char *er
 /* One run as stored (without _id, with run_id), or the newest `limit` runs
  * (of `specialist` and `status` when not NULL). */
 int run_get(const run_conf_t *c, const char *run_id, json_t **out, char *err, size_t errlen);
-int run_list(const run_conf_t *c, const char *specialist, const char *status, long limit, json_t **out, char *err,
-             size_t errlen);
+int run_list(const run_conf_t *c, const char *specialist, const char *status, long limit, json_t **out,
+             char *err, size_t errlen);
 
 /* The outbox: up to `max` unpublished events, oldest first, as a JSON array of
  * objects with the ModelLifecycleEvent fields; and marking one published. */

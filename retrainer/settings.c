@@ -4,13 +4,24 @@
 
 app_config_t settings;
 
-#define S(name, def, out, doc) {name, CONFIG_STRING, def, 0, 0, NULL, &settings.out, doc}
-#define I(name, def, min, max, out, doc) {name, CONFIG_INT, def, min, max, NULL, &settings.out, doc}
-#define D(name, def, min, max, out, doc) {name, CONFIG_DOUBLE, def, min, max, NULL, &settings.out, doc}
+#define S(name, def, out, doc)                                                                               \
+    {                                                                                                        \
+        name, CONFIG_STRING, def, 0, 0, NULL, &settings.out, doc                                             \
+    }
+#define I(name, def, min, max, out, doc)                                                                     \
+    {                                                                                                        \
+        name, CONFIG_INT, def, min, max, NULL, &settings.out, doc                                            \
+    }
+#define D(name, def, min, max, out, doc)                                                                     \
+    {                                                                                                        \
+        name, CONFIG_DOUBLE, def, min, max, NULL, &settings.out, doc                                         \
+    }
 
 const config_item_t settings_items[] = {
-    S("KAFKA_LIFECYCLE_TOPIC", "models.lifecycle", lifecycle_topic, "ModelLifecycleEvent output, one per step"),
-    S("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000", mlflow_uri, "MLflow tracking server and registry (REST)"),
+    S("KAFKA_LIFECYCLE_TOPIC", "models.lifecycle", lifecycle_topic,
+      "ModelLifecycleEvent output, one per step"),
+    S("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000", mlflow_uri,
+      "MLflow tracking server and registry (REST)"),
     S("MLFLOW_NAME_SUFFIX", "", mlflow_suffix,
       "appended to the experiment and model names (isolation of shared servers; empty in production)"),
     I("MLFLOW_TIMEOUT_MS", "10000", 100, 120000, mlflow_timeout_ms, "timeout of one MLflow request"),
@@ -35,8 +46,10 @@ const config_item_t settings_items[] = {
      "promote a better candidate (alias production); false: register and compare only"},
     I("DRIVE_INTERVAL_MS", "1000", 100, 600000, drive_interval_ms,
       "how often the runs are advanced and the outbox published"),
-    S("NOTIFICATION_CHANNELS", "", notification_channels, "default channels: \"\", slack, email or slack,email"),
-    S("LLM_PROVIDER", "", llm_provider, "dataset generator: \"\" synthetic, local (Ollama), openai, anthropic"),
+    S("NOTIFICATION_CHANNELS", "", notification_channels,
+      "default channels: \"\", slack, email or slack,email"),
+    S("LLM_PROVIDER", "", llm_provider,
+      "dataset generator: \"\" synthetic, local (Ollama), openai, anthropic"),
     S("LLM_MODEL", "", llm_model, "the provider's model"),
     S("LLM_BASE_URL", "", llm_base_url, "the provider's endpoint (empty: its public one)"),
     S("LLM_API_KEY", "", llm_api_key, "the provider's key"),

@@ -54,8 +54,8 @@ static int each_fb(void *arg, const bson_t *doc)
     return 0;
 }
 
-int parts_dataset(const run_conf_t *c, const char *specialist, const char *run_id, bool reuse, parts_dataset_t *out,
-                  char *why, size_t whylen)
+int parts_dataset(const run_conf_t *c, const char *specialist, const char *run_id, bool reuse,
+                  parts_dataset_t *out, char *why, size_t whylen)
 {
     const parts_conf_t *p = c->parts;
     double t0 = now_s();
@@ -66,7 +66,8 @@ int parts_dataset(const run_conf_t *c, const char *specialist, const char *run_i
     if (reuse) {
         rc = dataset_latest(c->dataset_dir, specialist, out->path, sizeof(out->path));
         if (rc != 0) {
-            snprintf(why, whylen, "--skip-dataset-generation: no dataset of %s in %s", specialist, c->dataset_dir);
+            snprintf(why, whylen, "--skip-dataset-generation: no dataset of %s in %s", specialist,
+                     c->dataset_dir);
         }
         out->duration_s = now_s() - t0;
         return rc;
@@ -145,11 +146,12 @@ void parts_notify(const run_conf_t *c, const json_t *doc, bool success, char *de
                          .baseline_f1 = json_number_value(json_object_get(base, "f1_score")),
                          .new_f1 = json_number_value(json_object_get(cm, "f1_score")),
                          .error = jstr(doc, "error"),
-                         .action = success ? "" : "read the run (GET /api/v1/runs/{id}) and the trainer's log"};
+                         .action =
+                             success ? "" : "read the run (GET /api/v1/runs/{id}) and the trainer's log"};
     notify_outcome_t out[2] = {{0}};
     notify_send(&nc, &ev, out);
-    snprintf(detail, len, "slack sent %d failed %d; email sent %d failed %d", out[0].sent, out[0].failed, out[1].sent,
-             out[1].failed);
+    snprintf(detail, len, "slack sent %d failed %d; email sent %d failed %d", out[0].sent, out[0].failed,
+             out[1].sent, out[1].failed);
 }
 
 #else /* the built-in synthetic generator */
@@ -228,8 +230,8 @@ static int latest(const char *dir, const char *specialist, char *out, size_t len
     return best ? 0 : HIVE_ENOTFOUND;
 }
 
-int parts_dataset(const run_conf_t *c, const char *specialist, const char *run_id, bool reuse, parts_dataset_t *out,
-                  char *why, size_t whylen)
+int parts_dataset(const run_conf_t *c, const char *specialist, const char *run_id, bool reuse,
+                  parts_dataset_t *out, char *why, size_t whylen)
 {
     double t0 = now_s();
     memset(out, 0, sizeof(*out));
@@ -237,7 +239,8 @@ int parts_dataset(const run_conf_t *c, const char *specialist, const char *run_i
     if (reuse) {
         int rc = latest(c->dataset_dir, specialist, out->path, sizeof(out->path));
         if (rc != 0) {
-            snprintf(why, whylen, "--skip-dataset-generation: no dataset of %s in %s", specialist, c->dataset_dir);
+            snprintf(why, whylen, "--skip-dataset-generation: no dataset of %s in %s", specialist,
+                     c->dataset_dir);
         }
         out->duration_s = now_s() - t0;
         return rc;
@@ -279,8 +282,8 @@ void parts_notify(const run_conf_t *c, const json_t *doc, bool success, char *de
 {
     (void)c;
     const char *ch = jstr(json_object_get(doc, "options"), "notification_channels");
-    snprintf(detail, len, "%s%s", *ch ? "notifications not built in this binary; not sent to: " : "no notification channel",
-             ch);
+    snprintf(detail, len, "%s%s",
+             *ch ? "notifications not built in this binary; not sent to: " : "no notification channel", ch);
     (void)success;
 }
 

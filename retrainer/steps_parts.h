@@ -30,8 +30,8 @@ typedef struct {
 
 /* The dataset of run `run_id`: a new one, or the latest of the specialist
  * when `reuse`. Old datasets are deleted. 0, or a HIVE_E* code with `why`. */
-int parts_dataset(const run_conf_t *c, const char *specialist, const char *run_id, bool reuse, parts_dataset_t *out,
-                  char *why, size_t whylen);
+int parts_dataset(const run_conf_t *c, const char *specialist, const char *run_id, bool reuse,
+                  parts_dataset_t *out, char *why, size_t whylen);
 
 /* Sends the run's outcome on its channels; never fails the run: `detail`
  * says what was sent, failed or skipped. */

@@ -27,7 +27,8 @@ int trainer_spawn(const char *command, const char *const *args, size_t nargs, co
     }
     char *argv[MAX_ARGS + 1];
     size_t argc = 0;
-    for (char *save = NULL, *t = strtok_r(cmd, " ", &save); t && argc < MAX_ARGS; t = strtok_r(NULL, " ", &save)) {
+    for (char *save = NULL, *t = strtok_r(cmd, " ", &save); t && argc < MAX_ARGS;
+         t = strtok_r(NULL, " ", &save)) {
         argv[argc++] = t;
     }
     for (size_t i = 0; i < nargs && argc < MAX_ARGS; i++) {

@@ -112,8 +112,8 @@ static void cooldown_window(void **state)
     assert_false(decide_in_cooldown(0, 100 * h, 24, false));          /* never retrained */
     assert_true(decide_in_cooldown(100 * h, 100 * h + 1, 24, false)); /* just started */
     assert_true(decide_in_cooldown(100 * h, 124 * h - 1, 24, false));
-    assert_false(decide_in_cooldown(100 * h, 124 * h, 24, false)); /* the window has passed */
-    assert_false(decide_in_cooldown(100 * h, 101 * h, 24, true));  /* --force */
+    assert_false(decide_in_cooldown(100 * h, 124 * h, 24, false));    /* the window has passed */
+    assert_false(decide_in_cooldown(100 * h, 101 * h, 24, true));     /* --force */
     assert_false(decide_in_cooldown(100 * h, 100 * h + 1, 0, false)); /* no cooldown */
 }
 
