@@ -243,6 +243,17 @@ def test_sigkill_mid_run_then_restart_finishes_once(world, service):
         svc.kill9()
         svc.start()
         done = _wait_run(svc, "deg-deg-ethical-1", _ended)
+        # a run started through REST and cancelled while its job runs (the job still sleeps)
+        r = requests.post(svc.url("/api/v1/runs"), json={"specialist_type": "legal", "force": True}, timeout=10)
+        assert r.status_code == 202 and r.json()["status"] == "running", r.text
+        rest_id = r.json()["run_id"]
+        _wait_run(svc, rest_id, lambda x: x["step"] == "monitor", timeout=60)
+        r = requests.post(svc.url(f"/api/v1/runs/{rest_id}/cancel"), timeout=30)
+        assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+        cancelled = r.json()
+        assert requests.post(svc.url(f"/api/v1/runs/{rest_id}/cancel"), timeout=30).status_code == 409
+        listed = requests.get(svc.url("/api/v1/runs"), params={"status": "cancelled"}, timeout=10).json()["runs"]
+        assert [x["run_id"] for x in listed] == [rest_id]
     finally:
         assert svc.stop() == 0
     assert done["status"] == "succeeded" and done["promoted"] is True, done
@@ -256,3 +267,6 @@ def test_sigkill_mid_run_then_restart_finishes_once(world, service):
     evs = _events(world, "deg-deg-ethical-1", "notify")
     assert len({e["event_id"] for e in evs if e["step"] == "promote"}) == 1
     assert world["mongo"].retrain_runs.count_documents({"specialist": "ethical"}) == 1
+    # the cancelled run's job was killed: its MLflow run FAILED, nothing registered
+    assert c.get_run(cancelled["mlflow"]["run_id"]).info.status == "FAILED"
+    assert not c.search_model_versions(f"name='legal-evaluator{world['suffix']}'")
