@@ -75,10 +75,10 @@ struct kafka_pipeline_s {
 
     state_t state;
     bool fatal, backing_off;
-    bool closing; /* set before the close work: the rebalance callback then runs on it */
-    bool rejoining;        /* the consumer is being replaced (a work item in flight) */
-    unsigned rebalances;   /* rebalance callbacks served, to detect one inside a consume call */
-    unsigned rejoins;      /* consumer replacements since rejoin_since_us */
+    bool closing;        /* set before the close work: the rebalance callback then runs on it */
+    bool rejoining;      /* the consumer is being replaced (a work item in flight) */
+    unsigned rebalances; /* rebalance callbacks served, to detect one inside a consume call */
+    unsigned rejoins;    /* consumer replacements since rejoin_since_us */
     uint64_t rejoin_since_us;
     char rejoin_why[320];
     bool init_failed;
@@ -164,15 +164,18 @@ static bool check_fatal_flags(kafka_pipeline_t *p)
     if (p->rejoining) {
         return true;
     }
-    bool prod = atomic_load(&p->producer_fatal) || (p->producer && rd_kafka_fatal_error(p->producer, NULL, 0));
-    bool cons = atomic_load(&p->consumer_fatal) || (p->consumer && rd_kafka_fatal_error(p->consumer, NULL, 0));
+    bool prod =
+        atomic_load(&p->producer_fatal) || (p->producer && rd_kafka_fatal_error(p->producer, NULL, 0));
+    bool cons =
+        atomic_load(&p->consumer_fatal) || (p->consumer && rd_kafka_fatal_error(p->consumer, NULL, 0));
     if (!prod && !cons) {
         return false;
     }
     char detail[256] = "", why[320];
     rd_kafka_resp_err_t err = rd_kafka_fatal_error(prod ? p->producer : p->consumer, detail, sizeof(detail));
     snprintf(why, sizeof(why), "%s %s: %s: %s", prod ? "producer" : "consumer",
-             kafka_err_is_fenced(err) || err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID ? "fenced" : "fatal error",
+             kafka_err_is_fenced(err) || err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID ? "fenced"
+                                                                                     : "fatal error",
              rd_kafka_err2name(err), detail);
     if (prod) {
         enter_fatal(p, why);
