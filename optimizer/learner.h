@@ -42,6 +42,19 @@ int learner_restore(learner_t *l, store_t *s);
  * HIVE_E* code. */
 int learner_refresh(learner_t *l, store_t *store, const state_t *s);
 
+/* BLOCKING. learner_refresh for the `n` states of `states` (a record batch)
+ * in one query. Returns 0 or a HIVE_E* code. */
+int learner_refresh_many(learner_t *l, store_t *store, const state_t *states, size_t n);
+
+/* Chooses an action for `s` from the table in memory (no I/O: refresh the
+ * batch's states first). *out_save_due tells that the policy state is due to
+ * be saved (learner_save_state, once for the batch). Returns 0 or a negative code. */
+int learner_choose(learner_t *l, const state_t *s, learn_decision_t *out, bool *out_save_due);
+
+/* BLOCKING. Saves epsilon and the decision counter (policy_state). Returns 0
+ * or a HIVE_E* code. */
+int learner_save_state(learner_t *l, store_t *store);
+
 /* Chooses an action for `s` (the decision records its propensity) from the
  * shared table (learner_refresh first). BLOCKING: reads the entries, saves
  * the policy state. Returns 0 or a negative code. */
