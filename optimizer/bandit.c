@@ -205,13 +205,12 @@ static size_t thompson_round(const posterior_t *post, size_t n, learn_rng_t *rng
 #define GH_HALF 10
 /* The rule is used when no factor is steeper than this (a_j <= 0.4). */
 #define GH_SMOOTH 0.4
-static const double gh_x[GH_HALF] = {0.34696415708135592, 1.0429453488027509, 1.7452473208141268,
-                                     2.4586636111723679,  3.1890148165533896, 3.9439673506573163,
-                                     4.7345813340460552,  5.5787388058932015, 6.5105901570136542,
-                                     7.6190485416797582};
-static const double gh_w[GH_HALF] = {0.65371126667029045,    0.40542038768428112,    0.15417361128553891,
-                                     0.035087375128591974,   0.0045873882538570859,  0.00032291959586810135,
-                                     1.103448119312213e-05,  1.5359340338199267e-07, 6.2216076967766433e-10,
+static const double gh_x[GH_HALF] = {
+    0.34696415708135592, 1.0429453488027509, 1.7452473208141268, 2.4586636111723679, 3.1890148165533896,
+    3.9439673506573163,  4.7345813340460552, 5.5787388058932015, 6.5105901570136542, 7.6190485416797582};
+static const double gh_w[GH_HALF] = {0.65371126667029045,   0.40542038768428112,    0.15417361128553891,
+                                     0.035087375128591974,  0.0045873882538570859,  0.00032291959586810135,
+                                     1.103448119312213e-05, 1.5359340338199267e-07, 6.2216076967766433e-10,
                                      3.1528387293827914e-13};
 
 /* 8-point Gauss-Legendre on [-1, 1]: nodes (positive half) and weights. */
@@ -228,7 +227,8 @@ typedef struct {
 /* Multiplies v[0..m) by Phi(a z[i] + b), the factor of one other arm, from
  * the table without branches (clamped to its ends), so the loop over the
  * nodes of a panel runs straight. */
-static void win_factor_apply(const phi_table_t *t, const win_factor_t *f, const double *z, double *v, size_t m)
+static void win_factor_apply(const phi_table_t *t, const win_factor_t *f, const double *z, double *v,
+                             size_t m)
 {
     const double h = 1.0 / PHI_STEPS, top = (double)(PHI_NODES - 1) - 1e-9;
     for (size_t i = 0; i < m; i++) {
