@@ -471,6 +471,10 @@ kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_
 {
     engine_t *e = ctx;
     double started = timeutil_mono_seconds();
+    learner_mark_t mark; /* a retried batch decides again: epsilon must decay once */
+    if (e->conf.learner) {
+        learner_mark(e->conf.learner, &mark);
+    }
     kafka_verdict_t v = KAFKA_RETRY;
     size_t c = n ? n : 1;
     islot_t *sl = calloc(c, sizeof(*sl));
@@ -486,6 +490,9 @@ kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_
     if (sl && ids && found_h && found && store_open && hs && which && res && items && steps) {
         v = insights_batch(e, kin, recs, n, sl, ids, found_h, found, store_open, hs, which, res, items,
                            steps);
+    }
+    if (v == KAFKA_RETRY && e->conf.learner) {
+        learner_rewind(e->conf.learner, &mark);
     }
     if (v == KAFKA_OK) {
         double per_record = n ? (timeutil_mono_seconds() - started) / (double)n : 0;

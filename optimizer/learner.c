@@ -16,6 +16,7 @@ struct learner_s {
     pthread_mutex_t mu;
     learn_policy_t *policy;
     learn_rng_t rng;
+    char state_id[160]; /* this replica's policy_state document */
     metric_t *updates, *table_size, *epsilon, *rewards;
 };
 
@@ -32,6 +33,7 @@ learner_t *learner_create(const learn_policy_config_t *cfg, uint64_t seed, metri
     }
     pthread_mutex_init(&l->mu, NULL);
     learn_rng_seed(&l->rng, seed);
+    snprintf(l->state_id, sizeof(l->state_id), "%s", learner_policy_name(l));
     l->updates =
         metrics_counter(m, "q_table_updates_total", "Learning updates counted (Q-table or posterior)", NULL);
     l->table_size = metrics_gauge(m, "q_table_size", "States in the learned table", NULL);
@@ -138,7 +140,8 @@ int learner_restore(learner_t *l, store_t *s)
     int rc = store_find(s, Q_TABLE, &filter, opts, restore_one, l);
     if (rc == 0) {
         bson_t *state = NULL;
-        if (store_find_one(s, POLICY_STATE, learner_policy_name(l), &state) == 0) {
+        if (store_find_one(s, POLICY_STATE, l->state_id, &state) == 0 ||
+            store_find_one(s, POLICY_STATE, learner_policy_name(l), &state) == 0) {
             learn_policy_set_epsilon(l->policy, bdoc_num(state, "epsilon"));
             bson_destroy(state);
         }
@@ -237,9 +240,43 @@ int learner_save_state(learner_t *l, store_t *store)
     pthread_mutex_unlock(&l->mu);
     bson_t *doc = BCON_NEW("policy", BCON_UTF8(learner_policy_name(l)), "epsilon", BCON_DOUBLE(epsilon),
                            "decisions", BCON_INT64((int64_t)decisions));
-    int rc = doc ? store_upsert(store, POLICY_STATE, learner_policy_name(l), doc) : HIVE_ENOMEM;
+    if (doc && !BSON_APPEND_UTF8(doc, "replica", l->state_id)) {
+        bson_destroy(doc);
+        doc = NULL;
+    }
+    int rc = doc ? store_upsert(store, POLICY_STATE, l->state_id, doc) : HIVE_ENOMEM;
     bson_destroy(doc);
     return rc;
+}
+
+void learner_set_replica(learner_t *l, const char *replica)
+{
+    pthread_mutex_lock(&l->mu);
+    if (replica && *replica) {
+        snprintf(l->state_id, sizeof(l->state_id), "%s|%s", learner_policy_name(l), replica);
+    } else {
+        snprintf(l->state_id, sizeof(l->state_id), "%s", learner_policy_name(l));
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+void learner_mark(learner_t *l, learner_mark_t *out)
+{
+    pthread_mutex_lock(&l->mu);
+    out->epsilon = learn_policy_epsilon(l->policy);
+    out->decisions = learn_policy_decisions(l->policy);
+    out->rng = l->rng;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void learner_rewind(learner_t *l, const learner_mark_t *m)
+{
+    pthread_mutex_lock(&l->mu);
+    learn_policy_set_epsilon(l->policy, m->epsilon);
+    learn_policy_set_decisions(l->policy, m->decisions);
+    l->rng = m->rng;
+    update_gauges(l);
+    pthread_mutex_unlock(&l->mu);
 }
 
 int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decision_t *out)
