@@ -249,6 +249,11 @@ void service_stop(service_t *svc, int exit_code);
  * for is NULL. */
 const char *service_name(const service_t *svc);
 const service_config_t *service_config(const service_t *svc);
+
+/* The database named in the path of a MongoDB URI ("mongodb://h:27017/db?x"
+ * gives "db") into out. Returns its length, 0 when the URI names none (or it
+ * does not fit). MONGODB_DATABASE, when unset, takes it over the default. */
+int service_uri_database(const char *uri, char *out, size_t outlen);
 uv_loop_t *service_loop(service_t *svc);
 lifecycle_t *service_lifecycle(service_t *svc);
 metrics_t *service_metrics(service_t *svc);

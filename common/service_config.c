@@ -50,7 +50,7 @@ static void add_shared_items(service_t *s)
         add_item(s, "MONGODB_URI", CONFIG_STRING, "mongodb://127.0.0.1:27017", 0, 0, NULL, &c->mongodb_uri,
                  "MongoDB");
         add_item(s, "MONGODB_DATABASE", CONFIG_STRING, d->name, 0, 0, NULL, &c->mongodb_database,
-                 "the service's own database");
+                 "the service's own database (unset: the database in MONGODB_URI's path, if any)");
     }
     if (d->needs & SERVICE_REDIS) {
         add_item(s, "REDIS_HOST", CONFIG_STRING, "127.0.0.1", 0, 0, NULL, &c->redis_host, "Redis host");
@@ -165,10 +165,36 @@ int service_configure(service_t *s, char *err, size_t errlen)
         free(s->cfg.transactional_id); /* the slot stays the item's: config_free frees the copy */
         s->cfg.transactional_id = copy;
     }
+    if (s->cfg.mongodb_uri && !getenv("MONGODB_DATABASE")) {
+        /* Unset: the database named in the URI's path wins over the default. */
+        char db[128];
+        if (service_uri_database(s->cfg.mongodb_uri, db, sizeof(db)) > 0) {
+            char *copy = strdup(db);
+            if (!copy) {
+                snprintf(err, errlen, "invalid configuration: out of memory");
+                return -1;
+            }
+            free(s->cfg.mongodb_database); /* the slot stays the item's: config_free frees the copy */
+            s->cfg.mongodb_database = copy;
+        }
+    }
     log_level_t level = LOG_INFO;
     log_level_parse(s->cfg.log_level, &level);
     log_init(s->def->name, level);
     return 0;
+}
+
+int service_uri_database(const char *uri, char *out, size_t outlen)
+{
+    const char *p = strstr(uri, "://");
+    p = p ? strchr(p + 3, '/') : NULL;
+    size_t n = p ? strcspn(p + 1, "?") : 0;
+    if (n == 0 || n >= outlen) {
+        return 0;
+    }
+    memcpy(out, p + 1, n);
+    out[n] = '\0';
+    return (int)n;
 }
 
 const service_config_t *service_config(const service_t *svc)

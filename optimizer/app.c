@@ -43,6 +43,9 @@ static int build_learner(app_t *app, service_t *svc)
     }
     uint64_t seed = cfg->seed ? (uint64_t)cfg->seed : (uint64_t)uv_hrtime();
     app->learner = learner_create(&pcfg, seed, service_metrics(svc));
+    if (app->learner) {
+        learner_set_replica(app->learner, service_config(svc)->transactional_id);
+    }
     /* At start MongoDB may still be coming up (a pod starting beside it): a
      * transient failure is retried for up to START_RETRY_MS before giving up. */
     store_t *store = service_store(svc);

@@ -45,25 +45,6 @@ static void phi_table_fill(phi_table_t *t)
     }
 }
 
-/* Phi(z) from the table. */
-static double phi_cdf(const phi_table_t *t, double z)
-{
-    if (z <= -PHI_SPAN) {
-        return 0.0;
-    }
-    if (z >= PHI_SPAN) {
-        return 1.0;
-    }
-    double u = (z + PHI_SPAN) * PHI_STEPS;
-    int i = (int)u;
-    if (i >= PHI_NODES - 1) {
-        i = PHI_NODES - 2;
-    }
-    double s = u - (double)i, h = 1.0 / PHI_STEPS, s2 = s * s, s3 = s2 * s;
-    return (2 * s3 - 3 * s2 + 1) * t->cdf[i] + (s3 - 2 * s2 + s) * h * t->pdf[i] +
-           (-2 * s3 + 3 * s2) * t->cdf[i + 1] + (s3 - s2) * h * t->pdf[i + 1];
-}
-
 void bandit_config_default(bandit_config_t *cfg)
 {
     cfg->noise_sd = 0.1;
@@ -216,6 +197,21 @@ static size_t thompson_round(const posterior_t *post, size_t n, learn_rng_t *rng
 #define WIN_TAIL 6.0
 /* Widest quadrature piece, in sds of the steepest factor over it. */
 #define WIN_PIECE 2.0
+/* Most pieces in one panel. */
+#define WIN_PIECES_MAX 64
+
+/* 20-point Gauss-Hermite for the weight exp(-z^2 / 2) (probabilists'):
+ * positive nodes and their weights, the rule being symmetric. */
+#define GH_HALF 10
+/* The rule is used when no factor is steeper than this (a_j <= 0.4). */
+#define GH_SMOOTH 0.4
+static const double gh_x[GH_HALF] = {
+    0.34696415708135592, 1.0429453488027509, 1.7452473208141268, 2.4586636111723679, 3.1890148165533896,
+    3.9439673506573163,  4.7345813340460552, 5.5787388058932015, 6.5105901570136542, 7.6190485416797582};
+static const double gh_w[GH_HALF] = {0.65371126667029045,   0.40542038768428112,    0.15417361128553891,
+                                     0.035087375128591974,  0.0045873882538570859,  0.00032291959586810135,
+                                     1.103448119312213e-05, 1.5359340338199267e-07, 6.2216076967766433e-10,
+                                     3.1528387293827914e-13};
 
 /* 8-point Gauss-Legendre on [-1, 1]: nodes (positive half) and weights. */
 static const double gl_x[4] = {0.1834346424956498, 0.5255324099163290, 0.7966664774136267,
@@ -228,15 +224,21 @@ typedef struct {
     double lo, hi; /* where it moves from 0 to 1 (|a z + b| < WIN_TAIL) */
 } win_factor_t;
 
-static double win_integrand(const phi_table_t *t, double z, const win_factor_t *f, size_t nf)
+/* Multiplies v[0..m) by Phi(a z[i] + b), the factor of one other arm, from
+ * the table without branches (clamped to its ends), so the loop over the
+ * nodes of a panel runs straight. */
+static void win_factor_apply(const phi_table_t *t, const win_factor_t *f, const double *z, double *v,
+                             size_t m)
 {
-    double v = exp(-0.5 * z * z);
-    for (size_t i = 0; i < nf && v > 0.0; i++) {
-        if (z < f[i].hi) { /* above its zone the factor is 1 */
-            v *= phi_cdf(t, f[i].a * z + f[i].b);
-        }
+    const double h = 1.0 / PHI_STEPS, top = (double)(PHI_NODES - 1) - 1e-9;
+    for (size_t i = 0; i < m; i++) {
+        double u = ((f->a * z[i] + f->b) + PHI_SPAN) * PHI_STEPS;
+        u = u < 0.0 ? 0.0 : (u > top ? top : u);
+        int j = (int)u;
+        double s = u - (double)j, s2 = s * s, s3 = s2 * s;
+        v[i] *= (2 * s3 - 3 * s2 + 1) * t->cdf[j] + (s3 - 2 * s2 + s) * h * t->pdf[j] +
+                (-2 * s3 + 3 * s2) * t->cdf[j + 1] + (s3 - s2) * h * t->pdf[j + 1];
     }
-    return v;
 }
 
 /* P(the draw of arm k is the largest), by quadrature over arm k's posterior
@@ -279,6 +281,30 @@ static double thompson_win_probability(const phi_table_t *t, const posterior_t *
     if (!(hi > lo)) {
         return 0.0;
     }
+    bool steep = false;
+    for (size_t i = 0; i < nf && !steep; i++) {
+        steep = f[i].a > GH_SMOOTH;
+    }
+    if (!steep) {
+        /* Every factor is much smoother than phi: Gauss-Hermite over the
+         * whole line (within 1e-8 of the piecewise rule, even for 40 equal
+         * factors). */
+        double z[2 * GH_HALF], v[2 * GH_HALF];
+        for (size_t g = 0; g < GH_HALF; g++) {
+            z[2 * g] = -gh_x[g];
+            z[2 * g + 1] = gh_x[g];
+            v[2 * g] = v[2 * g + 1] = gh_w[g];
+        }
+        for (size_t i = 0; i < nf; i++) {
+            win_factor_apply(t, &f[i], z, v, 2 * GH_HALF);
+        }
+        double sum = 0.0;
+        for (size_t g = 0; g < 2 * GH_HALF; g++) {
+            sum += v[g];
+        }
+        double prob = sum / sqrt(2.0 * M_PI);
+        return prob < 0.0 ? 0.0 : (prob > 1.0 ? 1.0 : prob);
+    }
     /* Panel ends: the window's and every zone's inside it, sorted. */
     double cut[2 * ACTION_COUNT + 2];
     size_t nc = 0;
@@ -301,6 +327,7 @@ static double thompson_win_probability(const phi_table_t *t, const posterior_t *
         }
     }
     double sum = 0.0;
+    double z[WIN_PIECES_MAX * 8], v[WIN_PIECES_MAX * 8];
     for (size_t c = 0; c + 1 < nc; c++) {
         double p = cut[c], q = cut[c + 1];
         if (!(q > p)) {
@@ -313,15 +340,28 @@ static double thompson_win_probability(const phi_table_t *t, const posterior_t *
             }
         }
         double want = ceil((q - p) / (WIN_PIECE * scale));
-        size_t pieces = want < 1.0 ? 1 : (want > 64.0 ? 64 : (size_t)want);
-        double h = (q - p) / (double)pieces;
+        size_t pieces = want < 1.0 ? 1 : (want > WIN_PIECES_MAX ? WIN_PIECES_MAX : (size_t)want);
+        double h = (q - p) / (double)pieces, half = 0.5 * h;
+        size_t m = 0;
         for (size_t piece = 0; piece < pieces; piece++) {
-            double mid = p + h * ((double)piece + 0.5), half = 0.5 * h;
+            double mid = p + h * ((double)piece + 0.5);
             for (int g = 0; g < 4; g++) {
-                sum += gl_w[g] * half *
-                       (win_integrand(t, mid - half * gl_x[g], f, nf) +
-                        win_integrand(t, mid + half * gl_x[g], f, nf));
+                z[m] = mid - half * gl_x[g];
+                v[m++] = gl_w[g] * half;
+                z[m] = mid + half * gl_x[g];
+                v[m++] = gl_w[g] * half;
             }
+        }
+        for (size_t i = 0; i < m; i++) {
+            v[i] *= exp(-0.5 * z[i] * z[i]);
+        }
+        for (size_t i = 0; i < nf; i++) {
+            if (f[i].hi > p) { /* at and above its zone the factor is 1 */
+                win_factor_apply(t, &f[i], z, v, m);
+            }
+        }
+        for (size_t i = 0; i < m; i++) {
+            sum += v[i];
         }
     }
     double prob = sum / sqrt(2.0 * M_PI);

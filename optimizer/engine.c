@@ -161,6 +161,8 @@ typedef struct {
     char key[200]; /* "<component>|<problem>": the debounce's key */
     bool candidate;
     engine_step_t step;
+    state_t st; /* the policy's state of the insight, when st_ok */
+    bool st_ok;
     unsigned effects;
     bool no_change, rejected;
     hypothesis_t h;
@@ -257,20 +259,20 @@ static kafka_verdict_t batch_read(engine_t *e, kafka_in_t *kin, const service_re
 
 /* Proposes a hypothesis for insight `s` (the policy decides). KAFKA_OK,
  * KAFKA_BAD_INPUT with a reason, or KAFKA_RETRY. */
-static kafka_verdict_t propose(engine_t *e, islot_t *s, char *reason, size_t rl)
+static kafka_verdict_t propose(engine_t *e, islot_t *s, bool *save_due, char *reason, size_t rl)
 {
-    state_config_t scfg;
-    state_config_default(&scfg);
-    state_t st;
+    const state_t *st = &s->st;
     learn_decision_t d;
-    if (state_extract(&scfg, &s->in.state, &st) != 0) {
+    if (!s->st_ok) {
         snprintf(reason, rl, "invalid Insight: component name too long or values out of range");
         return KAFKA_BAD_INPUT;
     }
-    int rc = learner_decide(e->conf.learner, e->conf.store, &st, &d);
+    bool due = false;
+    int rc = learner_choose(e->conf.learner, st, &d, &due);
     if (rc != 0) {
         return store_verdict(rc, "deciding", reason, rl);
     }
+    *save_due = *save_due || due;
     const learn_action_t *a = learn_action_get(d.action);
     if (!a) {
         snprintf(reason, rl, "the policy chose an unknown action %u", (unsigned)d.action);
@@ -280,7 +282,7 @@ static kafka_verdict_t propose(engine_t *e, islot_t *s, char *reason, size_t rl)
         .insight_id = s->in.insight_id,
         .component = s->in.component,
         .problem = s->problem,
-        .state_key = st.key,
+        .state_key = st->key,
         .action = a->name,
         .type = learn_action_type_name(a->type),
         .policy = learner_policy_name(e->conf.learner),
@@ -304,6 +306,7 @@ typedef struct {
     kafka_in_t *kin;
     const service_record_t *recs;
     islot_t *sl;
+    bool save_due; /* a decision made the policy state due to be saved */
     char reason[512];
 } proposer_t;
 
@@ -311,7 +314,7 @@ static int propose_one(void *arg, size_t i, bool *out_open)
 {
     proposer_t *p = arg;
     p->reason[0] = '\0';
-    kafka_verdict_t v = propose(p->e, &p->sl[i], p->reason, sizeof(p->reason));
+    kafka_verdict_t v = propose(p->e, &p->sl[i], &p->save_due, p->reason, sizeof(p->reason));
     if (v == KAFKA_BAD_INPUT) {
         kafka_in_reject(p->kin, p->recs[i].index, p->reason);
         p->sl[i].rejected = true;
@@ -342,6 +345,28 @@ static kafka_verdict_t refused(kafka_in_t *kin, const service_record_t *recs, is
         sl[which[j]].rejected = true;
     }
     return KAFKA_OK;
+}
+
+/* Extracts the policy's state of every candidate that is no replay and
+ * refreshes their table entries in one query. Returns 0 or a HIVE_E* code. */
+static int refresh_states(engine_t *e, islot_t *sl, const bool *found, size_t n)
+{
+    state_config_t scfg;
+    state_config_default(&scfg);
+    state_t *states = malloc((n ? n : 1) * sizeof(*states));
+    if (!states) {
+        return HIVE_ENOMEM;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        sl[i].st_ok = sl[i].candidate && state_extract(&scfg, &sl[i].in.state, &sl[i].st) == 0;
+        if (sl[i].st_ok && !found[i]) {
+            states[m++] = sl[i].st;
+        }
+    }
+    int rc = m ? learner_refresh_many(e->conf.learner, e->conf.store, states, m) : 0;
+    free(states);
+    return rc;
 }
 
 /* The insight path of one transaction: one query for the batch's hypotheses
@@ -378,8 +403,20 @@ static kafka_verdict_t insights_batch(engine_t *e, kafka_in_t *kin, const servic
             items[i].replay_open = hyp_is_open(&sl[i].h);
         }
     }
-    proposer_t pr = {e, kin, recs, sl, ""};
+    /* The latest table entries of every state the batch may decide in, in
+     * one query (another replica may have learned since). */
+    if (refresh_states(e, sl, found, n) != 0) {
+        log_warn("cannot read the learned table of a batch, retrying", "error", store_last_error());
+        return KAFKA_RETRY;
+    }
+    proposer_t pr = {e, kin, recs, sl, false, ""};
     rc = engine_batch_plan(items, n, propose_one, &pr, steps);
+    if (rc == 0 && pr.save_due) {
+        rc = learner_save_state(e->conf.learner, e->conf.store); /* once for the batch */
+        if (rc != 0) {
+            snprintf(pr.reason, sizeof(pr.reason), "%s", "cannot save the policy state");
+        }
+    }
     if (rc != 0) {
         log_warn("cannot decide, retrying the batch", "error",
                  rc == HIVE_ENOMEM ? "out of memory" : pr.reason);
@@ -434,6 +471,10 @@ kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_
 {
     engine_t *e = ctx;
     double started = timeutil_mono_seconds();
+    learner_mark_t mark; /* a retried batch decides again: epsilon must decay once */
+    if (e->conf.learner) {
+        learner_mark(e->conf.learner, &mark);
+    }
     kafka_verdict_t v = KAFKA_RETRY;
     size_t c = n ? n : 1;
     islot_t *sl = calloc(c, sizeof(*sl));
@@ -449,6 +490,9 @@ kafka_verdict_t engine_insights_batch(void *ctx, kafka_in_t *kin, const service_
     if (sl && ids && found_h && found && store_open && hs && which && res && items && steps) {
         v = insights_batch(e, kin, recs, n, sl, ids, found_h, found, store_open, hs, which, res, items,
                            steps);
+    }
+    if (v == KAFKA_RETRY && e->conf.learner) {
+        learner_rewind(e->conf.learner, &mark);
     }
     if (v == KAFKA_OK) {
         double per_record = n ? (timeutil_mono_seconds() - started) / (double)n : 0;

@@ -356,6 +356,13 @@ uint64_t learn_policy_decisions(const learn_policy_t *p)
     return p->qlearn != NULL ? qlearn_decisions(p->qlearn) : 0;
 }
 
+void learn_policy_set_decisions(learn_policy_t *p, uint64_t decisions)
+{
+    if (p->qlearn != NULL) {
+        qlearn_set_decisions(p->qlearn, decisions);
+    }
+}
+
 void learn_policy_set_epsilon(learn_policy_t *p, double epsilon)
 {
     if (p->qlearn != NULL) {

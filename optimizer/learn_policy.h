@@ -147,6 +147,8 @@ double learn_policy_epsilon(const learn_policy_t *p);
 uint64_t learn_policy_decisions(const learn_policy_t *p);
 /* Restores the exploration rate (Q-learning; a no-op for the bandits). */
 void learn_policy_set_epsilon(learn_policy_t *p, double epsilon);
+/* Restores the decision counter (Q-learning; a no-op for the bandits). */
+void learn_policy_set_decisions(learn_policy_t *p, uint64_t decisions);
 
 /* The learner behind the policy, for tests and inspection; NULL when it is
  * the other kind. Borrowed. */

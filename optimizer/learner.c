@@ -16,6 +16,7 @@ struct learner_s {
     pthread_mutex_t mu;
     learn_policy_t *policy;
     learn_rng_t rng;
+    char state_id[160]; /* this replica's policy_state document */
     metric_t *updates, *table_size, *epsilon, *rewards;
 };
 
@@ -32,6 +33,7 @@ learner_t *learner_create(const learn_policy_config_t *cfg, uint64_t seed, metri
     }
     pthread_mutex_init(&l->mu, NULL);
     learn_rng_seed(&l->rng, seed);
+    snprintf(l->state_id, sizeof(l->state_id), "%s", learner_policy_name(l));
     l->updates =
         metrics_counter(m, "q_table_updates_total", "Learning updates counted (Q-table or posterior)", NULL);
     l->table_size = metrics_gauge(m, "q_table_size", "States in the learned table", NULL);
@@ -138,7 +140,8 @@ int learner_restore(learner_t *l, store_t *s)
     int rc = store_find(s, Q_TABLE, &filter, opts, restore_one, l);
     if (rc == 0) {
         bson_t *state = NULL;
-        if (store_find_one(s, POLICY_STATE, learner_policy_name(l), &state) == 0) {
+        if (store_find_one(s, POLICY_STATE, l->state_id, &state) == 0 ||
+            store_find_one(s, POLICY_STATE, learner_policy_name(l), &state) == 0) {
             learn_policy_set_epsilon(l->policy, bdoc_num(state, "epsilon"));
             bson_destroy(state);
         }
@@ -178,59 +181,113 @@ static int refresh_one(void *arg, const bson_t *doc)
     return 0;
 }
 
-int learner_refresh(learner_t *l, store_t *store, const state_t *s)
+int learner_refresh_many(learner_t *l, store_t *store, const state_t *states, size_t n)
 {
     uint16_t actions[ACTION_COUNT];
     bson_t filter = BSON_INITIALIZER, in, keys;
     BSON_APPEND_DOCUMENT_BEGIN(&filter, "key", &in);
     BSON_APPEND_ARRAY_BEGIN(&in, "$in", &keys);
+    size_t nkeys = 0;
     pthread_mutex_lock(&l->mu);
-    size_t n = learn_policy_actions(l->policy, s, actions);
-    for (size_t i = 0; i < n; i++) {
-        char key[STATE_KEY_MAX + 80], idx[24];
-        if (learn_policy_entry_key(l->policy, s, actions[i], key, sizeof(key)) == 0) {
-            snprintf(idx, sizeof(idx), "%zu", i);
-            BSON_APPEND_UTF8(&keys, idx, key);
+    for (size_t j = 0; j < n; j++) {
+        size_t na = learn_policy_actions(l->policy, &states[j], actions);
+        for (size_t i = 0; i < na; i++) {
+            char key[STATE_KEY_MAX + 80], idx[24];
+            if (learn_policy_entry_key(l->policy, &states[j], actions[i], key, sizeof(key)) == 0) {
+                snprintf(idx, sizeof(idx), "%zu", nkeys++);
+                BSON_APPEND_UTF8(&keys, idx, key);
+            }
         }
     }
     pthread_mutex_unlock(&l->mu);
     bson_append_array_end(&in, &keys);
     bson_append_document_end(&filter, &in);
-    bson_t *opts = BCON_NEW("sort", "{", "key", BCON_INT32(1), "revision", BCON_INT32(-1), "}");
-    refresh_t r = {.l = l};
-    int rc = store_find(store, Q_TABLE, &filter, opts, refresh_one, &r);
+    int rc = 0;
+    if (nkeys > 0) {
+        bson_t *opts = BCON_NEW("sort", "{", "key", BCON_INT32(1), "revision", BCON_INT32(-1), "}");
+        refresh_t r = {.l = l};
+        rc = store_find(store, Q_TABLE, &filter, opts, refresh_one, &r);
+        bson_destroy(opts);
+    }
     bson_destroy(&filter);
-    bson_destroy(opts);
     pthread_mutex_lock(&l->mu);
     update_gauges(l);
     pthread_mutex_unlock(&l->mu);
     return rc == HIVE_ENOTFOUND ? 0 : rc;
 }
 
-int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decision_t *out)
+int learner_refresh(learner_t *l, store_t *store, const state_t *s)
 {
-    /* Another replica may have learned since: choose from the shared table. */
-    int refreshed = learner_refresh(l, store, s);
-    if (refreshed != 0) {
-        return refreshed;
-    }
+    return learner_refresh_many(l, store, s, 1);
+}
+
+int learner_choose(learner_t *l, const state_t *s, learn_decision_t *out, bool *out_save_due)
+{
     pthread_mutex_lock(&l->mu);
     int rc = learn_policy_choose(l->policy, s, &l->rng, out);
-    double epsilon = learn_policy_epsilon(l->policy);
     uint64_t decisions = learn_policy_decisions(l->policy);
     update_gauges(l);
     pthread_mutex_unlock(&l->mu);
-    if (rc != 0) {
-        return rc;
-    }
-    if (!learner_save_due(decisions)) {
-        return 0;
-    }
+    *out_save_due = rc == 0 && learner_save_due(decisions);
+    return rc;
+}
+
+int learner_save_state(learner_t *l, store_t *store)
+{
+    pthread_mutex_lock(&l->mu);
+    double epsilon = learn_policy_epsilon(l->policy);
+    uint64_t decisions = learn_policy_decisions(l->policy);
+    pthread_mutex_unlock(&l->mu);
     bson_t *doc = BCON_NEW("policy", BCON_UTF8(learner_policy_name(l)), "epsilon", BCON_DOUBLE(epsilon),
                            "decisions", BCON_INT64((int64_t)decisions));
-    rc = store_upsert(store, POLICY_STATE, learner_policy_name(l), doc);
+    if (doc && !BSON_APPEND_UTF8(doc, "replica", l->state_id)) {
+        bson_destroy(doc);
+        doc = NULL;
+    }
+    int rc = doc ? store_upsert(store, POLICY_STATE, l->state_id, doc) : HIVE_ENOMEM;
     bson_destroy(doc);
     return rc;
+}
+
+void learner_set_replica(learner_t *l, const char *replica)
+{
+    pthread_mutex_lock(&l->mu);
+    if (replica && *replica) {
+        snprintf(l->state_id, sizeof(l->state_id), "%s|%s", learner_policy_name(l), replica);
+    } else {
+        snprintf(l->state_id, sizeof(l->state_id), "%s", learner_policy_name(l));
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+void learner_mark(learner_t *l, learner_mark_t *out)
+{
+    pthread_mutex_lock(&l->mu);
+    out->epsilon = learn_policy_epsilon(l->policy);
+    out->decisions = learn_policy_decisions(l->policy);
+    out->rng = l->rng;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void learner_rewind(learner_t *l, const learner_mark_t *m)
+{
+    pthread_mutex_lock(&l->mu);
+    learn_policy_set_epsilon(l->policy, m->epsilon);
+    learn_policy_set_decisions(l->policy, m->decisions);
+    l->rng = m->rng;
+    update_gauges(l);
+    pthread_mutex_unlock(&l->mu);
+}
+
+int learner_decide(learner_t *l, store_t *store, const state_t *s, learn_decision_t *out)
+{
+    /* Another replica may have learned since: choose from the shared table. */
+    int rc = learner_refresh(l, store, s);
+    bool save = false;
+    if (rc == 0) {
+        rc = learner_choose(l, s, out, &save);
+    }
+    return rc == 0 && save ? learner_save_state(l, store) : rc;
 }
 
 int learner_apply(learner_t *l, const learner_result_t *r, const bson_t *latest,

@@ -42,6 +42,36 @@ int learner_restore(learner_t *l, store_t *s);
  * HIVE_E* code. */
 int learner_refresh(learner_t *l, store_t *store, const state_t *s);
 
+/* BLOCKING. learner_refresh for the `n` states of `states` (a record batch)
+ * in one query. Returns 0 or a HIVE_E* code. */
+int learner_refresh_many(learner_t *l, store_t *store, const state_t *states, size_t n);
+
+/* Chooses an action for `s` from the table in memory (no I/O: refresh the
+ * batch's states first). *out_save_due tells that the policy state is due to
+ * be saved (learner_save_state, once for the batch). Returns 0 or a negative code. */
+int learner_choose(learner_t *l, const state_t *s, learn_decision_t *out, bool *out_save_due);
+
+/* BLOCKING. Saves epsilon and the decision counter (policy_state, this
+ * replica's document: learner_set_replica). Returns 0 or a HIVE_E* code. */
+int learner_save_state(learner_t *l, store_t *store);
+
+/* Names this replica (its stable transactional id): epsilon decays with the
+ * decisions each replica makes, so each saves its own policy_state document,
+ * "<policy>|<replica>", and restores from it (from the shared "<policy>"
+ * document of older versions when it has none). Unnamed: "<policy>". */
+void learner_set_replica(learner_t *l, const char *replica);
+
+/* The exploration state before a batch's decisions: a batch that is retried
+ * makes its decisions again, and learner_rewind puts epsilon, the decision
+ * counter and the random generator back so that they count once. */
+typedef struct {
+    double epsilon;
+    uint64_t decisions;
+    learn_rng_t rng;
+} learner_mark_t;
+void learner_mark(learner_t *l, learner_mark_t *out);
+void learner_rewind(learner_t *l, const learner_mark_t *m);
+
 /* Chooses an action for `s` (the decision records its propensity) from the
  * shared table (learner_refresh first). BLOCKING: reads the entries, saves
  * the policy state. Returns 0 or a negative code. */

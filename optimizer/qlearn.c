@@ -234,6 +234,11 @@ uint64_t qlearn_decisions(const qlearn_t *q)
     return q->decisions;
 }
 
+void qlearn_set_decisions(qlearn_t *q, uint64_t decisions)
+{
+    q->decisions = decisions;
+}
+
 const learn_table_t *qlearn_table(const qlearn_t *q)
 {
     return q->table;

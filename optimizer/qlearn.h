@@ -96,6 +96,8 @@ double qlearn_epsilon(const qlearn_t *q);
 void qlearn_set_epsilon(qlearn_t *q, double epsilon);
 /* Decisions made since creation. */
 uint64_t qlearn_decisions(const qlearn_t *q);
+/* Puts the decision counter back (a retried batch's decisions are made again). */
+void qlearn_set_decisions(qlearn_t *q, uint64_t decisions);
 
 /* The Q-table, for iteration (persistence, the q_table_size gauge). Borrowed. */
 const learn_table_t *qlearn_table(const qlearn_t *q);

@@ -293,3 +293,19 @@ def test_a_result_learned_by_one_replica_steers_the_other(topics, learner, mongo
         assert hyp_b["expected_improvement"] == pytest.approx(0.12, rel=1e-9)
     finally:
         assert replica_b.stop() == 0
+
+
+def test_each_replica_saves_its_own_epsilon(topics, optimizer, mongo):
+    """Item 9: epsilon decays with each replica's own decisions, so each replica
+    saves its policy state under its own id (<policy>|<transactional id>) and
+    none overwrites another's in one shared document."""
+    optimizer.env.update({"EXPLORATION_RATE": "0.3", "APPROVAL_RISK_THRESHOLD": "1"})
+    optimizer.start()
+    db = mongo[optimizer.env["MONGODB_DATABASE"]]
+    send(topics["insights"], "Insight", "orchestrator", insight("orchestrator"))
+    next_request(topics, [])  # the first decision saves the policy state
+    own = "qlearning|" + optimizer.env["KAFKA_TRANSACTIONAL_ID"]
+    doc = wait_doc(db.policy_state, {"_id": own})
+    assert doc["replica"] == own and doc["decisions"] == 1, doc
+    assert 0 < doc["epsilon"] <= 0.3, doc
+    assert db.policy_state.find_one({"_id": "qlearning"}) is None, "no shared document"

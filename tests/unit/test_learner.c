@@ -146,6 +146,42 @@ static void test_policy_state_saved_every_32nd_decision(void **state)
     assert_true(learner_save_due(65));
 }
 
+/* Issue 15 item 9: a retried batch makes its decisions again; rewinding to
+ * the mark taken before it leaves epsilon, the decision counter and the
+ * random generator as if the failed attempt had not happened. */
+static void test_retried_batch_decays_epsilon_once(void **state)
+{
+    (void)state;
+    metrics_t *m = metrics_create();
+    learn_policy_config_t cfg;
+    learn_policy_config_default(&cfg, POLICY_QLEARNING);
+    cfg.qlearn.epsilon_start = 0.3;
+    learner_t *l = learner_create(&cfg, 11, m);
+    assert_non_null(l);
+    state_t s;
+    assert_int_equal(state_make("svc", PROBLEM_LATENCY, 2, 1, &s), 0);
+    learner_mark_t mark;
+    learner_mark(l, &mark);
+    uint16_t first[8];
+    bool due;
+    learn_decision_t d;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(learner_choose(l, &s, &d, &due), 0);
+        first[i] = d.action;
+    }
+    double after_one_attempt = learner_epsilon(l);
+    assert_true(after_one_attempt < 0.3);
+    learner_rewind(l, &mark); /* the batch is retried */
+    assert_true(learner_epsilon(l) == 0.3);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(learner_choose(l, &s, &d, &due), 0);
+        assert_int_equal(d.action, first[i]);
+    }
+    assert_true(learner_epsilon(l) == after_one_attempt); /* decayed once for the batch */
+    learner_destroy(l);
+    metrics_destroy(m);
+}
+
 static void test_learner_figures_follow_the_policy(void **state)
 {
     (void)state;
@@ -314,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_entry_keys),
         cmocka_unit_test(test_documents_a_policy_cannot_take_are_refused),
         cmocka_unit_test(test_policy_state_saved_every_32nd_decision),
+        cmocka_unit_test(test_retried_batch_decays_epsilon_once),
         cmocka_unit_test(test_learner_figures_follow_the_policy),
         cmocka_unit_test(test_retried_result_applied_once_qlearning),
         cmocka_unit_test(test_retried_result_applied_once_thompson),

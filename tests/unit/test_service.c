@@ -83,12 +83,47 @@ static void assert_default(const service_t *svc, const char *name, const char *d
 
 static void clear_env(void)
 {
-    const char *vars[] = {"PROBE_LIMIT",     "PROBE_TOPIC", "PROBE_OTHER_TOPIC",      "REDIS_PORT",
-                          "HTTP_PORT",       "LOG_LEVEL",   "KAFKA_TRANSACTIONAL_ID", "KAFKA_CONSUMER_GROUP",
-                          "MONGODB_DATABASE"};
+    const char *vars[] = {"PROBE_LIMIT",      "PROBE_TOPIC", "PROBE_OTHER_TOPIC",      "REDIS_PORT",
+                          "HTTP_PORT",        "LOG_LEVEL",   "KAFKA_TRANSACTIONAL_ID", "KAFKA_CONSUMER_GROUP",
+                          "MONGODB_DATABASE", "MONGODB_URI"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
         unsetenv(vars[i]);
     }
+}
+
+/* Issue 15 item 9: the database in the path of MONGODB_URI (seed 000:
+ * mongodb://mongodb:27017/optimizer_agents) is used when MONGODB_DATABASE is
+ * unset; MONGODB_DATABASE still wins when set. */
+static void test_uri_database(void **state)
+{
+    (void)state;
+    char db[64];
+    assert_int_equal(service_uri_database("mongodb://mongodb:27017/optimizer_agents", db, sizeof(db)), 16);
+    assert_string_equal(db, "optimizer_agents");
+    assert_int_equal(service_uri_database("mongodb://a:1,b:2/x?replicaSet=rs", db, sizeof(db)), 1);
+    assert_string_equal(db, "x");
+    assert_int_equal(service_uri_database("mongodb://127.0.0.1:27017", db, sizeof(db)), 0);
+    assert_int_equal(service_uri_database("mongodb://127.0.0.1:27017/?w=1", db, sizeof(db)), 0);
+    assert_int_equal(service_uri_database("mongodb://h/0123456789", db, 4), 0);
+
+    clear_env();
+    setenv("LOG_LEVEL", "error", 1);
+    setenv("MONGODB_URI", "mongodb://mongodb:27017/optimizer_agents", 1);
+    char err[256] = "";
+    service_def_t def = full_def();
+    service_t *svc = service_create(&def, NULL, err, sizeof(err));
+    assert_non_null(svc);
+    assert_int_equal(service_configure(svc, err, sizeof(err)), 0);
+    assert_string_equal(service_config(svc)->mongodb_database, "optimizer_agents");
+    service_destroy(svc);
+
+    setenv("MONGODB_DATABASE", "mine", 1);
+    svc = service_create(&def, NULL, err, sizeof(err));
+    assert_non_null(svc);
+    assert_int_equal(service_configure(svc, err, sizeof(err)), 0);
+    assert_string_equal(service_config(svc)->mongodb_database, "mine");
+    service_destroy(svc);
+    clear_env();
 }
 
 /* ---- the config table ---------------------------------------------------------- */
@@ -578,6 +613,7 @@ int main(void)
     log_init("test_service", LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_merge),
+        cmocka_unit_test(test_uri_database),
         cmocka_unit_test(test_inconsistent_defs),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_bad_value_names_the_variable),
