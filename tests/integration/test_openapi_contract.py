@@ -16,7 +16,7 @@ import requests
 
 from conftest import BOOTSTRAP, MONGODB_URI, ROOT, Service, free_port
 
-SERVICES = ["optimizer", "experiment-manager", "model-monitor", "weight-recalibrator"]
+SERVICES = ["optimizer", "experiment-manager", "model-monitor", "weight-recalibrator", "slo-adjuster"]
 
 
 def binary(name):
