@@ -175,7 +175,8 @@ int policy_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *
     for (size_t k = 0; k < cmd->adjustments.n; k++) {
         const char *name = cmd->adjustments.name[k];
         double current, next, value = cmd->adjustments.value[k];
-        bool known = applier_params_get(cur, name, &current) == 0;
+        bool known = applier_params_get(cur, name, &current) == 0 ||
+                     applier_params_get(&app->policy_defaults, name, &current) == 0;
         if (!isfinite(value)) {
             snprintf(why, sizeof(why), "unsafe %s: the adjustment is not a finite number", name);
             return refuse(note, "bounds", why);
@@ -214,6 +215,30 @@ int policy_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *
                  "nothing to apply: the proposal limited to +-%.0f%% equals the current values",
                  100.0 * app->cfg->policy_max_change);
         return refuse(note, "bounds", why);
+    }
+    return 0;
+}
+
+int slo_policy_defaults_parse(const char *s, applier_params_t *out)
+{
+    out->n = 0;
+    while (s && *s) {
+        const char *eq = strchr(s, '='), *end = strchr(s, ',');
+        end = end ? end : s + strlen(s);
+        if (!eq || eq > end || eq == s || (size_t)(eq - s) >= APPLIER_NAME_MAX) {
+            return -1;
+        }
+        char name[APPLIER_NAME_MAX], num[64], *stop = NULL;
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - s), s);
+        if ((size_t)(end - eq - 1) >= sizeof(num) || !applier_rest_valid_name(name)) {
+            return -1;
+        }
+        snprintf(num, sizeof(num), "%.*s", (int)(end - eq - 1), eq + 1);
+        double v = strtod(num, &stop);
+        if (stop == num || *stop || !isfinite(v) || applier_params_set(out, name, v) != 0) {
+            return -1;
+        }
+        s = *end ? end + 1 : end;
     }
     return 0;
 }
@@ -396,6 +421,11 @@ int slo_app_build(slo_app_t *app, service_t *svc)
                                  .min_budget = cfg->min_budget};
     if (!slo_bounds_valid(&app->bounds) || !initial_valid(cfg, &app->bounds)) {
         log_error("invalid configuration: the SLO bounds are not ordered or the initial SLO is outside them");
+        return -1;
+    }
+    if (slo_policy_defaults_parse(cfg->policy_defaults, &app->policy_defaults) != 0) {
+        log_error("invalid configuration: POLICY_DEFAULTS is not a list of name=number", "POLICY_DEFAULTS",
+                  cfg->policy_defaults);
         return -1;
     }
     metrics_t *m = service_metrics(svc);

@@ -11,6 +11,7 @@
 
 typedef struct {
     char *commands_topic, *telemetry_topic, *applied_topic, *slos_topic, *policies_topic, *watch_metric;
+    char *policy_defaults;
     double latency_max_change, availability_min, availability_max, error_rate_min, error_rate_max, min_budget;
     double initial_latency_ms, initial_availability, initial_error_rate, watch_threshold, policy_max_change;
     long budget_window_s, watch_window_s, lock_ttl_ms;
@@ -31,6 +32,9 @@ typedef struct {
     store_t *policies_store;
     applier_t *policies;
     applier_rest_t *policies_rest;
+    /* The Orchestrator's value of a tunable never set here (POLICY_DEFAULTS),
+     * from which a DELTA or RELATIVE change starts. */
+    applier_params_t policy_defaults;
     size_t rules_pending; /* GET .../rules in flight */
 } slo_app_t;
 
@@ -47,9 +51,14 @@ int slo_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur
  * service's burn-rate rules (rules.h) for its current SLO, as YAML. */
 void slo_app_on_rules(void *ctx, http_req_t *req);
 
-/* The policies domain, exposed for tests: an APPLY's new tunables from `cur`. */
+/* The policies domain, exposed for tests: an APPLY's new tunables from `cur`;
+ * a tunable absent from `cur` starts from app->policy_defaults when there. */
 int policy_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur, applier_params_t *out,
                    applier_note_t *note);
+
+/* Parses "name=value,name=value" (POLICY_DEFAULTS) into `out`. 0, or -1 on a
+ * malformed list, a bad name or a value that is not a finite number. */
+int slo_policy_defaults_parse(const char *s, applier_params_t *out);
 
 /* Input handler of optimization.commands: SLO_ADJUSTMENT to the SLO applier,
  * HEURISTIC_UPDATE and POLICY_CHANGE to the policies applier. */
