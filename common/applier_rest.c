@@ -2,6 +2,7 @@
 #include "applier_rest.h"
 
 #include "avro_fields.h"
+#include "avro_validate.h"
 #include "hive_err.h"
 #include "hive_status.h"
 #include "log.h"
@@ -173,6 +174,13 @@ static void on_rollback(void *ctx, http_req_t *req)
     }
     if (why && (!json_is_string(why) || json_string_length(why) > 1024)) {
         http_respond_error(req, 400, "reason", "reason must be a string of at most 1024 bytes");
+        return;
+    }
+    /* The consumer validates the command's reason as text (avro_validate.h):
+     * refused here, not dead-lettered there. */
+    if (why && !avro_validate_matches(json_string_value(why), json_string_length(why), AVRO_PATTERN_TEXT)) {
+        http_respond_error(req, 400, "reason",
+                           "reason must be text without control characters but tab, LF and CR");
         return;
     }
     send_job_t *j = calloc(1, sizeof(*j));

@@ -187,8 +187,10 @@ kafka_verdict_t kafka_batch_per_record(void *ctx, kafka_in_t *in)
     kafka_batch_t *b = ctx;
     uint64_t deadline = uv_hrtime() + (uint64_t)KAFKA_BATCH_BUDGET_MS * 1000000u;
     for (size_t i = 0; i < in->n; i++) {
-        if (i > 0 && uv_hrtime() > deadline) {
-            in->cut = i; /* the rest comes again in the next transaction */
+        /* At the time budget, or once the service is stopping (the drain has
+         * its own deadline), the rest comes again in the next transaction. */
+        if (i > 0 && (uv_hrtime() > deadline || (b->stop && atomic_load(b->stop)))) {
+            in->cut = i;
             break;
         }
         const rd_kafka_message_t *m = in->msgs[i];

@@ -5,6 +5,7 @@
 #ifndef HIVE_KAFKA_INTERNAL_H
 #define HIVE_KAFKA_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -203,6 +204,7 @@ typedef struct {
     kafka_transform_fn transform; /* per-record mode */
     void *ctx;                    /* the transform's ctx */
     const char *service;
+    const atomic_bool *stop; /* the pipeline's stop request: the per-record adapter cuts there */
     /* The job of the next run, set on the loop thread. For a tick, `next`
      * holds the timers offset to send; for a barrier it is NULL. */
     kafka_job_t job;

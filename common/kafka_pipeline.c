@@ -1230,6 +1230,7 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
     p->batch.producer = p->producer;
     p->batch.transform = conf->transform;
     p->batch.ctx = conf->ctx;
+    p->batch.stop = &p->stop_flag;
     /* One path: a per-record transform runs under the adapter. */
     p->batch.handler = conf->transform ? kafka_batch_per_record : conf->transform_batch;
     p->batch.handler_ctx = conf->transform ? (void *)&p->batch : conf->ctx;

@@ -6,6 +6,7 @@
 #      optimizer's intake; insight -> hypothesis; the optimizer's idle and peak RSS
 #      (scripts/bench_figures.py)
 #   3. lookup times from 10^3 to 10^5 documents; failover time after SIGKILL
+#   4. the appliers: commands applied per second end to end, RSS (bench/bench_appliers.py)
 set -euo pipefail
 cd "${HIVE_ROOT:?run through ./hive}"
 scripts/build.sh release
@@ -26,3 +27,7 @@ echo
 echo "== failover after SIGKILL (same transactional id, static membership)"
 "$HIVE_VENV/bin/python" scripts/bench_failover.py --binary build-release/optimizer/optimizer \
     --runs "${BENCH_FAILOVER_RUNS:-5}"
+echo
+echo "== the appliers: 1,000 commands, two replicas, applied end to end (weight-recalibrator, slo-adjuster)"
+"$HIVE_VENV/bin/python" bench/bench_appliers.py --bin-dir build-release \
+    --commands "${BENCH_APPLIER_COMMANDS:-1000}" --replicas 2

@@ -175,7 +175,8 @@ int policy_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *
     for (size_t k = 0; k < cmd->adjustments.n; k++) {
         const char *name = cmd->adjustments.name[k];
         double current, next, value = cmd->adjustments.value[k];
-        bool known = applier_params_get(cur, name, &current) == 0;
+        bool known = applier_params_get(cur, name, &current) == 0 ||
+                     applier_params_get(&app->policy_defaults, name, &current) == 0;
         if (!isfinite(value)) {
             snprintf(why, sizeof(why), "unsafe %s: the adjustment is not a finite number", name);
             return refuse(note, "bounds", why);
@@ -218,6 +219,30 @@ int policy_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *
     return 0;
 }
 
+int slo_policy_defaults_parse(const char *s, applier_params_t *out)
+{
+    out->n = 0;
+    while (s && *s) {
+        const char *eq = strchr(s, '='), *end = strchr(s, ',');
+        end = end ? end : s + strlen(s);
+        if (!eq || eq > end || eq == s || (size_t)(eq - s) >= APPLIER_NAME_MAX) {
+            return -1;
+        }
+        char name[APPLIER_NAME_MAX], num[64], *stop = NULL;
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - s), s);
+        if ((size_t)(end - eq - 1) >= sizeof(num) || !applier_rest_valid_name(name)) {
+            return -1;
+        }
+        snprintf(num, sizeof(num), "%.*s", (int)(end - eq - 1), eq + 1);
+        double v = strtod(num, &stop);
+        if (stop == num || *stop || !isfinite(v) || applier_params_set(out, name, v) != 0) {
+            return -1;
+        }
+        s = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
 static int policy_fill_state(void *ctx, avro_value_t *rec, const char *target, const applier_params_t *st,
                              int64_t revision, const char *optimization_id, int64_t now_ms)
 {
@@ -245,67 +270,24 @@ static int build_policies(slo_app_t *app, service_t *svc)
         return -1;
     }
     static const char *const types[] = {"HEURISTIC_UPDATE", "POLICY_CHANGE"};
-    app->policies = applier_create(&(applier_conf_t){
-        .name = "slo-adjuster",
-        .lock_prefix = "policies",
-        .coll = "policies",
-        .state_record = "OrchestratorPolicy",
-        .state_topic = cfg->policies_topic,
-        .events_topic = cfg->applied_topic,
-        .types = types,
-        .ntypes = 2,
-        .lock_ttl_ms = (unsigned)cfg->lock_ttl_ms,
-        .watch_metric = cfg->watch_metric,
-        .watch_threshold = cfg->watch_threshold,
-        .watch_window_ms = (int64_t)cfg->watch_window_s * 1000,
-        .store = app->policies_store,
-        .redis = app->redis,
-        .codec = service_codec(svc),
-        .metrics = service_metrics(svc),
-        .domain = {.initial = policy_initial, .compute = policy_compute, .fill_state = policy_fill_state},
-        .domain_ctx = app,
-    });
-    if (!app->policies) {
-        log_error("cannot build the policies applier");
-        return -1;
-    }
-    int rc = applier_ensure_indexes(app->policies);
-    if (rc != 0) {
-        log_warn("cannot create the policies' MongoDB indexes; lookups will scan", "error",
-                 hive_strerror(rc));
-    }
-    app->policies_rest = applier_rest_create(service_http(svc), &(applier_rest_conf_t){
-                                                                    .prefix = "/api/v1/policies",
-                                                                    .optimization_type = "POLICY_CHANGE",
-                                                                    .commands_topic = cfg->commands_topic,
-                                                                    .applier = app->policies,
-                                                                    .loop = service_loop(svc),
-                                                                    .producer = service_producer(svc),
-                                                                    .codec = service_codec(svc),
-                                                                });
-    return app->policies_rest ? 0 : -1;
-}
-
-kafka_verdict_t slo_app_on_command(slo_app_t *app, const rd_kafka_message_t *m, avro_value_t *v,
-                                   kafka_out_t *out, char *why, size_t len)
-{
-    /* Each applier skips the types it does not own. */
-    kafka_verdict_t r = applier_on_command(app->applier, m, v, out, why, len);
-    return r == KAFKA_OK ? applier_on_command(app->policies, m, v, out, why, len) : r;
-}
-
-kafka_verdict_t slo_app_on_telemetry(slo_app_t *app, const rd_kafka_message_t *m, avro_value_t *v,
-                                     kafka_out_t *out, char *why, size_t len)
-{
-    kafka_verdict_t r = applier_on_telemetry(app->applier, m, v, out, why, len);
-    return r == KAFKA_OK ? applier_on_telemetry(app->policies, m, v, out, why, len) : r;
-}
-
-kafka_verdict_t slo_app_watch_tick(slo_app_t *app, int64_t slot, int64_t now_ms, kafka_out_t *out, char *why,
-                                   size_t len)
-{
-    kafka_verdict_t r = applier_watch_tick(app->applier, slot, now_ms, out, why, len);
-    return r == KAFKA_OK ? applier_watch_tick(app->policies, slot, now_ms, out, why, len) : r;
+    return applier_service_add(&app->base, svc,
+                               &(applier_unit_t){
+                                   .lock_prefix = "policies",
+                                   .coll = "policies",
+                                   .state_record = "OrchestratorPolicy",
+                                   .state_topic = cfg->policies_topic,
+                                   .types = types,
+                                   .ntypes = 2,
+                                   .store = app->policies_store,
+                                   .domain = {.initial = policy_initial,
+                                              .compute = policy_compute,
+                                              .fill_state = policy_fill_state},
+                                   .domain_ctx = app,
+                                   .rest_prefix = "/api/v1/policies",
+                                   .rest_type = "POLICY_CHANGE",
+                               })
+               ? 0
+               : -1;
 }
 
 /* ---- GET /api/v1/slos/{service}/rules ------------------------------------------- */
@@ -386,7 +368,6 @@ static bool initial_valid(const slo_config_t *cfg, const slo_bounds_t *b)
 int slo_app_build(slo_app_t *app, service_t *svc)
 {
     const slo_config_t *cfg = app->cfg;
-    const service_config_t *sc = service_config(svc);
     app->svc = svc;
     app->bounds = (slo_bounds_t){.latency_max_change = cfg->latency_max_change,
                                  .availability_lo = cfg->availability_min,
@@ -398,6 +379,11 @@ int slo_app_build(slo_app_t *app, service_t *svc)
         log_error("invalid configuration: the SLO bounds are not ordered or the initial SLO is outside them");
         return -1;
     }
+    if (slo_policy_defaults_parse(cfg->policy_defaults, &app->policy_defaults) != 0) {
+        log_error("invalid configuration: POLICY_DEFAULTS is not a list of name=number", "POLICY_DEFAULTS",
+                  cfg->policy_defaults);
+        return -1;
+    }
     metrics_t *m = service_metrics(svc);
     static const double buckets[] = {0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3};
     app->clamps =
@@ -407,66 +393,40 @@ int slo_app_build(slo_app_t *app, service_t *svc)
     app->magnitude = metrics_histogram(m, "slo_adjustment_magnitude",
                                        "Relative change of the latency target per applied SLO adjustment",
                                        NULL, buckets, sizeof(buckets) / sizeof(buckets[0]));
-    app->redis = redis_sync_create(&(redis_sync_opts_t){.host = sc->redis_host, .port = (int)sc->redis_port});
     static const char *const types[] = {"SLO_ADJUSTMENT"};
-    app->applier = app->redis
-                       ? applier_create(&(applier_conf_t){
-                             .name = "slo-adjuster",
-                             .lock_prefix = "slos",
-                             .coll = "slos",
-                             .state_record = "ServiceSLO",
-                             .state_topic = cfg->slos_topic,
-                             .events_topic = cfg->applied_topic,
-                             .types = types,
-                             .ntypes = 1,
-                             .lock_ttl_ms = (unsigned)cfg->lock_ttl_ms,
-                             .watch_metric = cfg->watch_metric,
-                             .watch_threshold = cfg->watch_threshold,
-                             .watch_window_ms = (int64_t)cfg->watch_window_s * 1000,
-                             .store = service_store(svc),
-                             .redis = app->redis,
-                             .codec = service_codec(svc),
-                             .metrics = m,
-                             .domain = {.initial = initial, .compute = slo_compute, .fill_state = fill_state},
-                             .domain_ctx = app,
-                         })
-                       : NULL;
-    if (!app->applier) {
-        log_error("cannot build the applier");
+    app->base.cfg = &cfg->applier;
+    app->base.name = "slo-adjuster";
+    if (applier_service_open(&app->base, svc) != 0) {
         return -1;
     }
-    int rc = applier_ensure_indexes(app->applier);
-    if (rc != 0) {
-        log_warn("cannot create the MongoDB indexes; lookups will scan", "error", hive_strerror(rc));
-    }
-    app->rest = applier_rest_create(service_http(svc), &(applier_rest_conf_t){
-                                                           .prefix = "/api/v1/slos",
-                                                           .optimization_type = "SLO_ADJUSTMENT",
-                                                           .commands_topic = cfg->commands_topic,
-                                                           .applier = app->applier,
-                                                           .loop = service_loop(svc),
-                                                           .producer = service_producer(svc),
-                                                           .codec = service_codec(svc),
-                                                       });
-    return app->rest ? build_policies(app, svc) : -1;
+    app->applier = applier_service_add(
+        &app->base, svc,
+        &(applier_unit_t){
+            .lock_prefix = "slos",
+            .coll = "slos",
+            .state_record = "ServiceSLO",
+            .state_topic = cfg->slos_topic,
+            .types = types,
+            .ntypes = 1,
+            .domain = {.initial = initial, .compute = slo_compute, .fill_state = fill_state},
+            .domain_ctx = app,
+            .rest_prefix = "/api/v1/slos",
+            .rest_type = "SLO_ADJUSTMENT",
+        });
+    return app->applier ? build_policies(app, svc) : -1;
 }
 
 size_t slo_app_pending(void *ctx)
 {
     slo_app_t *app = ctx;
-    return applier_rest_pending(app->rest) +
-           (app->policies_rest ? applier_rest_pending(app->policies_rest) : 0);
+    return applier_service_pending(&app->base) + app->rules_pending;
 }
 
 void slo_app_teardown(service_t *svc, void *ctx)
 {
     (void)svc;
     slo_app_t *app = ctx;
-    applier_rest_destroy(app->policies_rest);
-    applier_destroy(app->policies);
-    store_destroy(app->policies_store);
-    applier_rest_destroy(app->rest);
-    applier_destroy(app->applier);
-    redis_sync_destroy(app->redis);
+    applier_service_close(&app->base);
+    store_destroy(app->policies_store); /* after its applier */
     *app = (slo_app_t){.cfg = app->cfg};
 }

@@ -3,34 +3,35 @@
 #ifndef HIVE_SLO_APP_H
 #define HIVE_SLO_APP_H
 
-#include "applier.h"
-#include "applier_rest.h"
+#include "applier_service.h"
 #include "bounds.h"
-#include "redis_sync.h"
 #include "service.h"
 
 typedef struct {
-    char *commands_topic, *telemetry_topic, *applied_topic, *slos_topic, *policies_topic, *watch_metric;
+    applier_service_config_t applier; /* the keys every applier service has */
+    char *slos_topic, *policies_topic, *policy_defaults;
     double latency_max_change, availability_min, availability_max, error_rate_min, error_rate_max, min_budget;
-    double initial_latency_ms, initial_availability, initial_error_rate, watch_threshold, policy_max_change;
-    long budget_window_s, watch_window_s, lock_ttl_ms;
+    double initial_latency_ms, initial_availability, initial_error_rate, policy_max_change;
+    long budget_window_s;
 } slo_config_t;
 
 typedef struct {
+    /* First: the shared handlers' ctx (applier_service.h). Two appliers:
+     * SLO_ADJUSTMENT, then HEURISTIC_UPDATE and POLICY_CHANGE on their own
+     * database (<MONGODB_DATABASE>_policies), so that each applier's impact
+     * watches stay its own. */
+    applier_service_t base;
     slo_config_t *cfg;
     service_t *svc;
     slo_bounds_t bounds;
     metric_t *clamps;    /* slo_clamps_total{parameter} */
     metric_t *budget;    /* error_budget_remaining{service} */
     metric_t *magnitude; /* slo_adjustment_magnitude */
-    redis_sync_t *redis;
-    applier_t *applier;
-    applier_rest_t *rest;
-    /* HEURISTIC_UPDATE, POLICY_CHANGE: a second applier on its own database
-     * (<MONGODB_DATABASE>_policies), so that each applier's impact watches stay its own. */
+    applier_t *applier;  /* the SLOs' (in base) */
     store_t *policies_store;
-    applier_t *policies;
-    applier_rest_t *policies_rest;
+    /* The Orchestrator's value of a tunable never set here (POLICY_DEFAULTS),
+     * from which a DELTA or RELATIVE change starts. */
+    applier_params_t policy_defaults;
     size_t rules_pending; /* GET .../rules in flight */
 } slo_app_t;
 
@@ -47,19 +48,13 @@ int slo_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur
  * service's burn-rate rules (rules.h) for its current SLO, as YAML. */
 void slo_app_on_rules(void *ctx, http_req_t *req);
 
-/* The policies domain, exposed for tests: an APPLY's new tunables from `cur`. */
+/* The policies domain, exposed for tests: an APPLY's new tunables from `cur`;
+ * a tunable absent from `cur` starts from app->policy_defaults when there. */
 int policy_compute(void *ctx, const applier_cmd_t *cmd, const applier_params_t *cur, applier_params_t *out,
                    applier_note_t *note);
 
-/* Input handler of optimization.commands: SLO_ADJUSTMENT to the SLO applier,
- * HEURISTIC_UPDATE and POLICY_CHANGE to the policies applier. */
-kafka_verdict_t slo_app_on_command(slo_app_t *app, const rd_kafka_message_t *m, avro_value_t *v,
-                                   kafka_out_t *out, char *why, size_t len);
-/* Input handler of telemetry.aggregated: both appliers' observations. */
-kafka_verdict_t slo_app_on_telemetry(slo_app_t *app, const rd_kafka_message_t *m, avro_value_t *v,
-                                     kafka_out_t *out, char *why, size_t len);
-/* Transactional timer: both appliers' impact watches. */
-kafka_verdict_t slo_app_watch_tick(slo_app_t *app, int64_t slot, int64_t now_ms, kafka_out_t *out, char *why,
-                                   size_t len);
+/* Parses "name=value,name=value" (POLICY_DEFAULTS) into `out`. 0, or -1 on a
+ * malformed list, a bad name or a value that is not a finite number. */
+int slo_policy_defaults_parse(const char *s, applier_params_t *out);
 
 #endif

@@ -19,12 +19,14 @@ static slo_app_t app = {.cfg = &cfg};
 
 /* 1. The slo-adjuster's own settings; the runtime adds the shared ones. */
 static const config_item_t config_items[] = {
-    {"KAFKA_APPLIED_TOPIC", CONFIG_STRING, "optimization.applied", 0, 0, NULL, &cfg.applied_topic,
-     "OptimizationEvent output (APPLIED, ROLLED_BACK, REJECTED)"},
+    APPLIER_SERVICE_CONFIG(cfg.applier, "86400", "service"),
     {"KAFKA_SLOS_TOPIC", CONFIG_STRING, "orchestrator.slos", 0, 0, NULL, &cfg.slos_topic,
      "ServiceSLO output (compacted, key service)"},
     {"KAFKA_POLICIES_TOPIC", CONFIG_STRING, "orchestrator.policies", 0, 0, NULL, &cfg.policies_topic,
      "OrchestratorPolicy output (compacted, key policy; HEURISTIC_UPDATE, POLICY_CHANGE)"},
+    {"POLICY_DEFAULTS", CONFIG_STRING, "timeout_multiplier=1,retry_budget=3,confidence_threshold=0.7", 0, 0,
+     NULL, &cfg.policy_defaults,
+     "the Orchestrator's value of a tunable never set here, from which a DELTA or RELATIVE change starts"},
     {"POLICY_MAX_CHANGE", CONFIG_DOUBLE, "0.3", 0.01, 10, NULL, &cfg.policy_max_change,
      "largest relative change of one heuristic or policy tunable per command"},
     {"SLO_LATENCY_MAX_CHANGE", CONFIG_DOUBLE, "0.3", 0.01, 0.9, NULL, &cfg.latency_max_change,
@@ -47,50 +49,22 @@ static const config_item_t config_items[] = {
      "availability target of a service never adjusted"},
     {"SLO_INITIAL_ERROR_RATE", CONFIG_DOUBLE, "0.01", 0, 1, NULL, &cfg.initial_error_rate,
      "error rate target of a service never adjusted"},
-    {"IMPACT_WATCH_METRIC", CONFIG_ENUM, "error_rate", 0, 0,
-     "error_rate|latency_p95_ms|latency_p99_ms|slo_compliance|availability", &cfg.watch_metric,
-     "service telemetry watched after each change"},
-    {"IMPACT_WATCH_THRESHOLD", CONFIG_DOUBLE, "0.1", 0.001, 10, NULL, &cfg.watch_threshold,
-     "relative worsening of the watched metric that rolls the change back"},
-    {"IMPACT_WATCH_WINDOW_SECONDS", CONFIG_INT, "86400", 1, 2592000, NULL, &cfg.watch_window_s,
-     "how long after a change its impact is watched (seed 000: 24 h)"},
-    {"LOCK_TTL_MS", CONFIG_INT, "10000", 100, 600000, NULL, &cfg.lock_ttl_ms,
-     "time to live of the Redis lock per service"},
 };
 
 static const service_default_t defaults[] = {
     {"MONGODB_DATABASE", "slo_adjuster"},
 };
 
-/* 2. Inputs: the commands go to the applier, telemetry to the impact watch and the error budget. */
-static kafka_verdict_t on_command(void *ctx, const rd_kafka_message_t *m, avro_value_t *v, kafka_out_t *out,
-                                  char *why, size_t len)
-{
-    return slo_app_on_command(ctx, m, v, out, why, len);
-}
-
-static kafka_verdict_t on_telemetry(void *ctx, const rd_kafka_message_t *m, avro_value_t *v, kafka_out_t *out,
-                                    char *why, size_t len)
-{
-    return slo_app_on_telemetry(ctx, m, v, out, why, len);
-}
-
+/* 2. Inputs: the commands go to the appliers, telemetry to the impact watch and the error budget. */
 static const service_input_t inputs[] = {
-    {"KAFKA_COMMANDS_TOPIC", "optimization.commands", "OptimizationCommand", on_command,
-     "OptimizationCommand input (SLO_ADJUSTMENT, HEURISTIC_UPDATE, POLICY_CHANGE: APPLY, ROLLBACK)",
-     &cfg.commands_topic, NULL},
-    {"KAFKA_TELEMETRY_TOPIC", "telemetry.aggregated", "TelemetryAggregated", on_telemetry,
-     "TelemetryAggregated input (impact watch, error budget)", &cfg.telemetry_topic, NULL},
+    APPLIER_SERVICE_INPUTS(
+        cfg.applier,
+        "OptimizationCommand input (SLO_ADJUSTMENT, HEURISTIC_UPDATE, POLICY_CHANGE: APPLY, ROLLBACK)",
+        "TelemetryAggregated input (impact watch, error budget)"),
 };
 
 /* 3. Timer: the impact watch, exactly once per slot across replicas. */
-static kafka_verdict_t watch_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *why,
-                                  size_t len)
-{
-    return slo_app_watch_tick(ctx, slot, now_ms, out, why, len);
-}
-
-static const service_timer_t timers[] = {{"impact-watch", 5000, 0, NULL, watch_tick}};
+static const service_timer_t timers[] = {APPLIER_SERVICE_TIMER};
 
 /* 4. REST beyond the applier's: the burn-rate rules of a service's SLO. */
 static const service_route_t routes[] = {{"GET", "/api/v1/slos/{target}/rules", slo_app_on_rules}};
@@ -102,7 +76,7 @@ static int setup(service_t *svc, void *ctx)
         log_error("cannot set up the slo-adjuster");
         return -1;
     }
-    log_info("slo-adjuster set up", "watch_metric", cfg.watch_metric);
+    log_info("slo-adjuster set up", "watch_metric", cfg.applier.watch_metric);
     return 0;
 }
 

@@ -94,7 +94,6 @@ static int fill_state(void *ctx, avro_value_t *rec, const char *target, const ap
 int wr_app_build(wr_app_t *app, service_t *svc)
 {
     const wr_config_t *cfg = app->cfg;
-    const service_config_t *sc = service_config(svc);
     app->bounds = (weights_bounds_t){.lo = cfg->min_weight,
                                      .hi = cfg->max_weight,
                                      .max_adjustment = cfg->max_adjustment,
@@ -107,61 +106,39 @@ int wr_app_build(wr_app_t *app, service_t *svc)
     app->magnitude = metrics_histogram(service_metrics(svc), "weight_adjustment_magnitude",
                                        "Largest change of one weight per applied recalibration", NULL,
                                        buckets, sizeof(buckets) / sizeof(buckets[0]));
-    app->redis = redis_sync_create(&(redis_sync_opts_t){.host = sc->redis_host, .port = (int)sc->redis_port});
     static const char *const types[] = {"WEIGHT_RECALIBRATION"};
-    app->applier = app->redis
-                       ? applier_create(&(applier_conf_t){
-                             .name = "weight-recalibrator",
-                             .lock_prefix = "weights",
-                             .coll = "weights",
-                             .state_record = "ConsensusWeights",
-                             .state_topic = cfg->weights_topic,
-                             .events_topic = cfg->applied_topic,
-                             .types = types,
-                             .ntypes = 1,
-                             .lock_ttl_ms = (unsigned)cfg->lock_ttl_ms,
-                             .watch_metric = cfg->watch_metric,
-                             .watch_threshold = cfg->watch_threshold,
-                             .watch_window_ms = (int64_t)cfg->watch_window_s * 1000,
-                             .store = service_store(svc),
-                             .redis = app->redis,
-                             .codec = service_codec(svc),
-                             .metrics = service_metrics(svc),
-                             .domain = {.initial = initial, .compute = wr_compute, .fill_state = fill_state},
-                             .domain_ctx = app,
-                         })
-                       : NULL;
-    if (!app->applier) {
-        log_error("cannot build the applier");
+    app->base.cfg = &cfg->applier;
+    app->base.name = "weight-recalibrator";
+    if (applier_service_open(&app->base, svc) != 0) {
         return -1;
     }
-    int rc = applier_ensure_indexes(app->applier);
-    if (rc != 0) {
-        log_warn("cannot create the MongoDB indexes; lookups will scan", "error", hive_strerror(rc));
-    }
-    app->rest = applier_rest_create(service_http(svc), &(applier_rest_conf_t){
-                                                           .prefix = "/api/v1/weights",
-                                                           .optimization_type = "WEIGHT_RECALIBRATION",
-                                                           .commands_topic = cfg->commands_topic,
-                                                           .applier = app->applier,
-                                                           .loop = service_loop(svc),
-                                                           .producer = service_producer(svc),
-                                                           .codec = service_codec(svc),
-                                                       });
-    return app->rest ? 0 : -1;
+    return applier_service_add(
+               &app->base, svc,
+               &(applier_unit_t){
+                   .lock_prefix = "weights",
+                   .coll = "weights",
+                   .state_record = "ConsensusWeights",
+                   .state_topic = cfg->weights_topic,
+                   .types = types,
+                   .ntypes = 1,
+                   .domain = {.initial = initial, .compute = wr_compute, .fill_state = fill_state},
+                   .domain_ctx = app,
+                   .rest_prefix = "/api/v1/weights",
+                   .rest_type = "WEIGHT_RECALIBRATION",
+               })
+               ? 0
+               : -1;
 }
 
 size_t wr_app_pending(void *ctx)
 {
-    return applier_rest_pending(((wr_app_t *)ctx)->rest);
+    return applier_service_pending(&((wr_app_t *)ctx)->base);
 }
 
 void wr_app_teardown(service_t *svc, void *ctx)
 {
     (void)svc;
     wr_app_t *app = ctx;
-    applier_rest_destroy(app->rest);
-    applier_destroy(app->applier);
-    redis_sync_destroy(app->redis);
+    applier_service_close(&app->base);
     *app = (wr_app_t){.cfg = app->cfg};
 }

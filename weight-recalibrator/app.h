@@ -3,25 +3,21 @@
 #ifndef HIVE_WR_APP_H
 #define HIVE_WR_APP_H
 
-#include "applier.h"
-#include "applier_rest.h"
+#include "applier_service.h"
 #include "projection.h"
-#include "redis_sync.h"
 #include "service.h"
 
 typedef struct {
-    char *commands_topic, *telemetry_topic, *applied_topic, *weights_topic, *watch_metric;
-    double max_adjustment, min_weight, max_weight, watch_threshold;
-    long watch_window_s, lock_ttl_ms;
+    applier_service_config_t applier; /* the keys every applier service has */
+    char *weights_topic;
+    double max_adjustment, min_weight, max_weight;
 } wr_config_t;
 
 typedef struct {
+    applier_service_t base; /* first: the shared handlers' ctx (applier_service.h) */
     wr_config_t *cfg;
     weights_bounds_t bounds;
     metric_t *magnitude; /* weight_adjustment_magnitude */
-    redis_sync_t *redis;
-    applier_t *applier;
-    applier_rest_t *rest;
 } wr_app_t;
 
 /* Builds the applier and the REST routes (setup). 0, or -1 after logging why. */

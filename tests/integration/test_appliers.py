@@ -7,121 +7,33 @@ import json
 import os
 import struct
 import time
-import uuid
 
 import fastavro
-import pymongo
 import pytest
 import requests
 
+import applier_fixture as af
 import hive_avro
-from conftest import BOOTSTRAP, MONGODB_URI, ROOT, Service, create_topics, free_port, producer, read_committed
+from applier_fixture import assert_event_hash, command, events, send
+from conftest import ROOT
 
 SPECIALISTS = ("technical", "safety", "business", "ethical", "legal")
 
-
-class Appliers:
-    """Topics, database and replicas of one applier for one test."""
-
-    def __init__(self, binary, name):
-        self.tag = uuid.uuid4().hex[:10]
-        self.name = name
-        self.commands = f"optimization.commands.a{self.tag}"
-        self.applied = f"optimization.applied.a{self.tag}"
-        self.state = f"consensus.weights.a{self.tag}"
-        self.telemetry = f"telemetry.aggregated.a{self.tag}"
-        self.timers = f"{name}.timers.a{self.tag}"
-        create_topics([self.commands, self.applied, self.state, self.telemetry,
-                       self.commands + ".dlq", self.telemetry + ".dlq"])
-        self.db = "itest_app_" + self.tag
-        self.binary = binary
-        self.replicas = []
-
-    def replica(self, **extra):
-        i = len(self.replicas)
-        env = {
-            "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-            "KAFKA_COMMANDS_TOPIC": self.commands,
-            "KAFKA_APPLIED_TOPIC": self.applied,
-            "KAFKA_WEIGHTS_TOPIC": self.state,
-            "KAFKA_TELEMETRY_TOPIC": self.telemetry,
-            "KAFKA_TIMERS_TOPIC": self.timers,
-            "KAFKA_CONSUMER_GROUP": f"{self.name}-{self.tag}",
-            "KAFKA_TRANSACTIONAL_ID": f"{self.name}-{self.tag}-{i}",
-            "MONGODB_URI": MONGODB_URI,
-            "MONGODB_DATABASE": self.db,
-            "HTTP_PORT": str(free_port()),
-            "LOG_LEVEL": "info",
-        }
-        env.update({k: str(v) for k, v in extra.items()})
-        svc = Service(self.binary, env, f"{self.name}-{self.tag}-{i}")
-        self.replicas.append(svc)
-        return svc
-
-    def close(self):
-        codes = [s.stop() for s in self.replicas]
-        pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000).drop_database(self.db)
-        return codes
-
-
-@pytest.fixture
-def wr():
-    binary = os.environ.get("WEIGHT_RECALIBRATOR_BIN",
-                            os.path.join(ROOT, "build", "weight-recalibrator", "weight-recalibrator"))
-    a = Appliers(binary, "weight-recalibrator")
-    yield a
-    for code, svc in zip(a.close(), a.replicas):
-        if svc.starts and code is not None and code > 0:
-            raise AssertionError(f"{svc.name} exited with {code} on SIGTERM")
-
-
-def command(target, optimization_id, adjustments=None, cmd="APPLY", mode="DELTA", **fields):
-    rec = {
-        "command_id": fields.pop("command_id", f"cmd-{cmd.lower()}-{optimization_id}"),
-        "command": cmd,
-        "optimization_id": optimization_id,
-        "optimization_type": fields.pop("optimization_type", "WEIGHT_RECALIBRATION"),
-        "target": target,
-        "adjustments": adjustments or {},
-        "adjustment_mode": mode,
-        "reason": "integration test",
-        "issued_at": int(time.time() * 1000),
-    }
-    rec.update(fields)
-    return hive_avro.encode("OptimizationCommand", rec)
-
-
-def send(topic, records, partitions=None):
-    p = producer()
-    for i, (key, value) in enumerate(records):
-        kw = {} if partitions is None else {"partition": partitions[i]}
-        p.produce(topic, key=key.encode(), value=value, **kw)
-    assert p.flush(30) == 0
-
-
-def events(a, expected, timeout=60, settle=3.0):
-    msgs = read_committed(a.applied, expected, timeout=timeout, settle=settle)
-    return [hive_avro.decode("OptimizationEvent", m.value()) for m in msgs]
+wr = af.applier_fixture("weight-recalibrator")
 
 
 def weights_records(a, expected, timeout=60, settle=2.0):
-    msgs = read_committed(a.state, expected, timeout=timeout, settle=settle)
-    return [hive_avro.decode("ConsensusWeights", m.value()) for m in msgs]
+    return af.state_records(a.state, "ConsensusWeights", expected, timeout=timeout, settle=settle)
 
 
 def revisions(a, engine):
-    coll = pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000)[a.db]["weights"]
-    return sorted(coll.find({"key": engine}), key=lambda d: d["revision"])
+    return a.revisions(engine)
 
 
 def assert_feasible(w):
     assert set(w) == set(SPECIALISTS)
     assert abs(sum(w.values()) - 1.0) < 1e-9, w
     assert all(0.1 <= x <= 0.4 for x in w.values()), w
-
-
-def assert_event_hash(e):
-    assert e["hash"] == hive_avro.payload_hash("OptimizationEvent", e)
 
 
 def test_apply_publishes_weights_and_one_event_across_sigkill(wr):

@@ -16,7 +16,7 @@ import requests
 
 from conftest import BOOTSTRAP, MONGODB_URI, ROOT, Service, create_topics, free_port
 
-SERVICES = ["optimizer", "experiment-manager", "model-monitor", "weight-recalibrator", "retrainer"]
+SERVICES = ["optimizer", "experiment-manager", "model-monitor", "weight-recalibrator", "slo-adjuster", "retrainer"]
 
 
 def binary(name):
@@ -29,11 +29,16 @@ def service(request, tmp_path_factory):
     name = request.param
     tag = uuid.uuid4().hex[:10]
     db = f"itest_api_{name.replace('-', '_')}_{tag}"
+    # Its own commands topic: the appliers' rollback route sends commands there and
+    # consumes them, and a fresh group on the shared topic would replay its history.
+    commands = f"optimization.commands.t{tag}"
+    create_topics([commands, commands + ".dlq"])
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
         "KAFKA_CONSUMER_GROUP": f"api-{name}-{tag}",
         "KAFKA_TRANSACTIONAL_ID": f"api-{name}-{tag}",
         "KAFKA_TIMERS_TOPIC": f"{name}.timers.t{tag}",
+        "KAFKA_COMMANDS_TOPIC": commands,
         "MONGODB_URI": MONGODB_URI,
         "MONGODB_DATABASE": db,
         "HTTP_PORT": str(free_port()),
@@ -50,7 +55,9 @@ def service(request, tmp_path_factory):
     svc = Service(binary(name), env, f"api-{name}-{tag}")
     yield svc
     code = svc.stop()
-    pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000).drop_database(db)
+    client = pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000)
+    client.drop_database(db)
+    client.drop_database(db + "_policies")  # the slo-adjuster's second applier
     assert svc.starts == 0 or code == 0, f"{name} exited with {code} on SIGTERM"
 
 

@@ -2,114 +2,30 @@
 independent producer (confluent-kafka + fastavro), ServiceSLO records and
 OptimizationEvents read back with read_committed consumers, revisions with
 pymongo. Bounded: each test waits at most ~90 s."""
-import os
 import subprocess
 import tempfile
 import time
-import uuid
 
 import pymongo
 import pytest
 import requests
 
+import applier_fixture as af
 import hive_avro
-from conftest import BOOTSTRAP, MONGODB_URI, ROOT, Service, create_topics, free_port, producer, read_committed
+from applier_fixture import assert_event_hash, events, new_values, old_values, send
+from conftest import MONGODB_URI, producer, read_committed
 
 INITIAL = {"latency_ms": 1000.0, "availability": 0.99, "error_rate": 0.01}
 
-
-class Slo:
-    """Topics, database and replica of one slo-adjuster for one test."""
-
-    def __init__(self):
-        self.tag = uuid.uuid4().hex[:10]
-        self.commands = f"optimization.commands.s{self.tag}"
-        self.applied = f"optimization.applied.s{self.tag}"
-        self.slos = f"orchestrator.slos.s{self.tag}"
-        self.telemetry = f"telemetry.aggregated.s{self.tag}"
-        self.policies = f"orchestrator.policies.s{self.tag}"
-        create_topics([self.commands, self.applied, self.slos, self.telemetry, self.policies,
-                       self.commands + ".dlq", self.telemetry + ".dlq"])
-        self.db = "itest_slo_" + self.tag
-        self.binary = os.environ.get("SLO_ADJUSTER_BIN", os.path.join(ROOT, "build", "slo-adjuster", "slo-adjuster"))
-        self.svc = None
-        self.replicas = []
-
-    def replica(self, **extra):
-        """A new replica (not started); the first one is also self.svc."""
-        i = len(self.replicas)
-        env = {
-            "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-            "KAFKA_COMMANDS_TOPIC": self.commands,
-            "KAFKA_APPLIED_TOPIC": self.applied,
-            "KAFKA_SLOS_TOPIC": self.slos,
-            "KAFKA_POLICIES_TOPIC": self.policies,
-            "KAFKA_TELEMETRY_TOPIC": self.telemetry,
-            "KAFKA_TIMERS_TOPIC": f"slo-adjuster.timers.s{self.tag}",
-            "KAFKA_CONSUMER_GROUP": f"slo-adjuster-{self.tag}",
-            "KAFKA_TRANSACTIONAL_ID": f"slo-adjuster-{self.tag}-{i}",
-            "MONGODB_URI": MONGODB_URI,
-            "MONGODB_DATABASE": self.db,
-            "HTTP_PORT": str(free_port()),
-            "LOG_LEVEL": "info",
-        }
-        env.update({k: str(v) for k, v in extra.items()})
-        svc = Service(self.binary, env, f"slo-adjuster-{self.tag}-{i}")
-        self.replicas.append(svc)
-        self.svc = self.svc or svc
-        return svc
-
-    def start(self, **extra):
-        return self.replica(**extra).start()
-
-    def close(self):
-        codes = [s.stop() for s in self.replicas]
-        client = pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000)
-        client.drop_database(self.db)
-        client.drop_database(self.db + "_policies")
-        return codes
+slo = af.applier_fixture("slo-adjuster")
 
 
-@pytest.fixture
-def slo():
-    s = Slo()
-    yield s
-    for code, svc in zip(s.close(), s.replicas):
-        if svc.starts and code is not None and code > 0:
-            raise AssertionError(f"{svc.name} exited with {code} on SIGTERM")
-
-
-def command(target, optimization_id, adjustments=None, cmd="APPLY", mode="RELATIVE", **fields):
-    rec = {
-        "command_id": fields.pop("command_id", f"cmd-{cmd.lower()}-{optimization_id}"),
-        "command": cmd,
-        "optimization_id": optimization_id,
-        "optimization_type": fields.pop("optimization_type", "SLO_ADJUSTMENT"),
-        "target": target,
-        "adjustments": adjustments or {},
-        "adjustment_mode": mode,
-        "reason": "integration test",
-        "issued_at": int(time.time() * 1000),
-    }
-    rec.update(fields)
-    return hive_avro.encode("OptimizationCommand", rec)
-
-
-def send(topic, records):
-    p = producer()
-    for key, value in records:
-        p.produce(topic, key=key.encode(), value=value)
-    assert p.flush(30) == 0
-
-
-def events(s, expected, timeout=60, settle=3.0):
-    return [hive_avro.decode("OptimizationEvent", m.value())
-            for m in read_committed(s.applied, expected, timeout=timeout, settle=settle)]
+def command(target, optimization_id, adjustments=None, cmd="APPLY", **fields):
+    return af.command(target, optimization_id, adjustments, cmd, kind="slo-adjuster", **fields)
 
 
 def slo_records(s, expected, timeout=60, settle=2.0):
-    return [hive_avro.decode("ServiceSLO", m.value())
-            for m in read_committed(s.slos, expected, timeout=timeout, settle=settle)]
+    return af.state_records(s.slos, "ServiceSLO", expected, timeout=timeout, settle=settle)
 
 
 def db(s):
@@ -119,18 +35,6 @@ def db(s):
 def revisions(s, service):
     return sorted(db(s)["slos"].find({"key": service}, {"_id": 0, "revision": 1, "values": 1}),
                   key=lambda d: d["revision"])
-
-
-def new_values(e):
-    return {x["parameter"]: x["new_value"] for x in e["adjustments"]}
-
-
-def old_values(e):
-    return {x["parameter"]: x["old_value"] for x in e["adjustments"]}
-
-
-def assert_event_hash(e):
-    assert e["hash"] == hive_avro.payload_hash("OptimizationEvent", e)
 
 
 def test_relative_latency_applied_once_across_sigkill(slo):

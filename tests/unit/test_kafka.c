@@ -514,6 +514,45 @@ static kafka_verdict_t copy_transform(void *ctx, const rd_kafka_message_t *in, k
     return KAFKA_OK;
 }
 
+/* The per-record adapter: a stop request cuts the batch after the record in
+ * hand (the drain has its own deadline); the rest is not transformed. */
+static kafka_verdict_t stop_after_first(void *ctx, const rd_kafka_message_t *in, kafka_out_t *out,
+                                        char *reason, size_t reasonlen)
+{
+    (void)in, (void)out, (void)reason, (void)reasonlen;
+    kafka_batch_t *b = ctx;
+    b->done++;
+    atomic_store((atomic_bool *)b->stop, true);
+    return KAFKA_OK;
+}
+
+static void test_per_record_stops_on_request(void **state)
+{
+    (void)state;
+    kafka_batch_t b;
+    assert_int_equal(kafka_batch_init(&b, 4), 0);
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    b.stop = &stop;
+    b.transform = stop_after_first;
+    b.ctx = &b;
+    rd_kafka_message_t m[3] = {{.offset = 10}, {.offset = 11}, {.offset = 12}};
+    rd_kafka_message_t *msgs[3] = {&m[0], &m[1], &m[2]};
+    b.in.msgs = msgs;
+    b.in.n = b.in.cut = 3;
+    assert_int_equal(kafka_batch_per_record(&b, &b.in), KAFKA_OK);
+    assert_int_equal(b.done, 1);
+    assert_int_equal(b.in.cut, 1);
+    /* without a stop request every record is taken */
+    atomic_store(&stop, false);
+    b.transform = copy_transform;
+    b.in.cut = 3;
+    assert_int_equal(kafka_batch_per_record(&b, &b.in), KAFKA_OK);
+    assert_int_equal(b.in.cut, 3);
+    kafka_batch_clear(&b);
+    kafka_batch_deinit(&b);
+}
+
 static kafka_verdict_t batch_noop(void *ctx, kafka_in_t *in)
 {
     return KAFKA_OK;
@@ -1791,6 +1830,7 @@ int main(void)
         cmocka_unit_test(test_timer_marker_parse),
         cmocka_unit_test(test_timers_state_machine),
         cmocka_unit_test(test_in_api),
+        cmocka_unit_test(test_per_record_stops_on_request),
         cmocka_unit_test(test_pipeline_create_validates),
         cmocka_unit_test(test_pipeline_stop_while_initialising),
         cmocka_unit_test(test_mock_retry_abort_and_dlq),
