@@ -21,7 +21,7 @@ import time
 import uuid
 
 import requests
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -100,7 +100,7 @@ class Svc:
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def get(self, path, timeout=5):
+    def get(self, path, timeout=3):
         try:
             r = requests.get(self.url(path), timeout=timeout)
             return r.json() if r.status_code == 200 else None
@@ -165,6 +165,8 @@ class Loop:
         self.sim = None
         self.seen = set()
         self.samples = []  # per narration tick: t, figures from the APIs
+        self.restarts = []  # services that exited by themselves and were started again
+        self.lock = __import__("threading").Lock()  # the fault injector and the supervisor
         self.t0 = None
 
     # -- setup ---------------------------------------------------------------------------
@@ -318,6 +320,21 @@ class Loop:
                                       f"(tunables from orchestrator.policies)")
         self.samples.append(sample)
 
+    def supervise(self):
+        """A service that stopped by itself (e.g. on a fatal Kafka error, by design) is started
+        again, as its pod would be; each such restart is counted and narrated."""
+        with self.lock:
+            self._supervise()
+
+    def _supervise(self):
+        for name, svc in self.svcs.items():
+            if svc.proc and svc.proc.poll() is not None:
+                code = svc.proc.returncode
+                self.restarts.append({"t": round(self.t(), 1), "service": name, "exit": code})
+                say(self.o, f"  [{self.t():6.1f}s] supervisor: {name} exited with {code}; started again "
+                            f"(log {name}.{svc.starts}.log)")
+                svc.start()
+
     def timeline_tail(self):
         try:
             with open(os.path.join(self.dir, "timeline.jsonl"), "rb") as f:
@@ -345,6 +362,7 @@ class Loop:
             while self.t() < o.duration:
                 if o.chaos is not None:
                     o.chaos.step(self)
+                self.supervise()
                 self.narrate_once()
                 time.sleep(2.0)
         finally:
@@ -362,7 +380,9 @@ class Loop:
         c = Consumer({"bootstrap.servers": self.o.bootstrap, "group.id": "demo-reader-" + uuid.uuid4().hex,
                       "isolation.level": "read_committed", "auto.offset.reset": "earliest",
                       "enable.auto.commit": False})
-        c.subscribe([self.topic[base]])
+        md = c.list_topics(self.topic[base], timeout=30)
+        c.assign([TopicPartition(self.topic[base], p, OFFSET_BEGINNING)
+                  for p in md.topics[self.topic[base]].partitions])
         out, idle_since, deadline = [], time.time(), time.time() + timeout
         while time.time() < deadline and time.time() - idle_since < 4:
             m = c.poll(0.5)
@@ -393,6 +413,7 @@ class Loop:
         s["ready_at_end"] = {n: sv.ready() for n, sv in self.svcs.items()}
         s["where"] = {n: sv.url("") for n, sv in self.svcs.items()}
         s["samples"] = self.samples
+        s["supervisor_restarts"] = self.restarts
         return s
 
     def stop(self):

@@ -31,7 +31,7 @@ import uuid
 
 import numpy as np
 import pymongo
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import avro_io  # noqa: E402
@@ -88,7 +88,10 @@ def reader(args, topics, w, prod, stop, t0):
              topics.orchestrator_policies: "OrchestratorPolicy", topics.consensus_weights: "ConsensusWeights",
              topics.approvals_requests: "ApprovalRequest", topics.experiments_results: "ExperimentResult",
              topics.models_degraded: "ModelDegradation", topics.models_lifecycle: "ModelLifecycleEvent"}
-    c.subscribe(list(names))
+    # Partitions assigned directly (no group): a broker restart cannot park the reader in a rejoin.
+    md = c.list_topics(timeout=30)
+    c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in names if t in md.topics
+              for p in md.topics[t].partitions])
     while not stop.is_set():
         m = c.poll(0.3)
         if m is None or m.error() or m.value() is None:
@@ -190,7 +193,7 @@ class Sim:
         self.w = World()
         self.stop = threading.Event()
         self.t0 = time.time()
-        self.mongo = pymongo.MongoClient(args.mongodb_uri, serverSelectionTimeoutMS=3000)
+        self.mongo = pymongo.MongoClient(args.mongodb_uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
         self.feedback = self.mongo[args.feedback_db][args.feedback_collection]
         self.pending_outcomes = []
         self.timeline = open(args.timeline, "w", encoding="utf-8") if args.timeline else None
