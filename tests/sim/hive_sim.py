@@ -78,6 +78,7 @@ class World:
         self.policy_history = []
         self.degraded = []
         self.lifecycle = []
+        self.read_counts = {}   # records read per input topic
 
 
 def reader(args, topics, w, prod, stop, t0):
@@ -102,6 +103,8 @@ def reader(args, topics, w, prod, stop, t0):
             continue
         t = time.time() - t0
         with w.lock:
+            base = m.topic().rsplit(".", 1)[0] if args.tag else m.topic()
+            w.read_counts[base] = w.read_counts.get(base, 0) + 1
             handle(args, topics, w, prod, m.topic(), rec, t)
     c.close()
 
@@ -397,6 +400,7 @@ class Sim:
                 "models_degraded": w.degraded,
                 "models_lifecycle": w.lifecycle,
                 "counts": self.counts,
+                "read_counts": w.read_counts,
             }
 
     def run(self):
