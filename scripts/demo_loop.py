@@ -309,10 +309,18 @@ class Loop:
                     self.note("drift-detected", f"model-monitor: technical drifted, score {fmt(d.get('drift_score'))} "
                                                 f"> {fmt(d.get('threshold'))}; features {', '.join(feats)} "
                                                 f"(KS p {', '.join(fmt(f.get('ks_p_value'), 3) for f in d.get('features', []) if f.get('drifted'))})")
-            h = mm.get("/api/v1/models/technical/health?limit=1")
+            model = f"technical-evaluator-{self.tag}"
+            h = mm.get(f"/api/v1/models/{model}/health?limit=1")
             for rep in self.items(h, "reports", "history"):
-                self.note(("health", rep.get("status")), f"model-monitor: technical health {rep.get('status')} "
-                                                         f"(feedback avg {fmt(rep.get('feedback_avg'))})")
+                st = rep.get("status") or rep.get("verdict")
+                self.note(("health", st), f"model-monitor: {model} {st}, feedback avg "
+                                          f"{fmt(rep.get('feedback_avg'))} over {rep.get('feedback_count')} ratings "
+                                          f"{'; '.join(rep.get('reasons') or [])[:100]}")
+        sa = self.svcs.get("slo-adjuster")
+        pdoc = sa.get("/api/v1/policies/api-gateway") if sa else None
+        if isinstance(pdoc, dict) and pdoc.get("revision") is not None:
+            self.note(("pol", pdoc["revision"]), f"slo-adjuster: orchestrator.policies api-gateway revision "
+                                                 f"{pdoc['revision']}: {pdoc.get('values')}")
         tl = self.timeline_tail()
         if tl:
             sample["true"] = tl

@@ -1,9 +1,9 @@
 """The closed loop end to end: the six services (the retrainer when it runs), the Hive
 simulator around them, and every figure of the demo's summary table checked against the
 simulator's ground truth (tests/sim/world.py). Runs on the shared stack with its own
-run-tagged topics, groups and databases; about 2.5 minutes.
+run-tagged topics, groups and databases; about 2.5 minutes with start and checks.
 
-Environment: HIVE_E2E_BIN_DIR (default build/, the plain build), HIVE_E2E_LOOP_SECONDS (150).
+Environment: HIVE_E2E_BIN_DIR (default build/, the plain build), HIVE_E2E_LOOP_SECONDS (120).
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ import demo_loop  # noqa: E402
 import world  # noqa: E402
 
 BIN_DIR = os.environ.get("HIVE_E2E_BIN_DIR", os.path.join(ROOT, "build"))
-SECONDS = float(os.environ.get("HIVE_E2E_LOOP_SECONDS", "150"))
+SECONDS = float(os.environ.get("HIVE_E2E_LOOP_SECONDS", "120"))
 
 
 @pytest.fixture(scope="module")
