@@ -166,6 +166,10 @@ def best_feasible_weights(lo=0.1, hi=0.4, step=0.05, n=60_000):
 # ---- model servers -------------------------------------------------------------------------
 
 FEATURES = ("f_length", "f_risk", "f_amount", "f_latency")
+# A model's serving error rate: drifted inputs hurt the current version; a version
+# retrained on the new data recovers.
+MODEL_ERROR_DRIFTED = 0.045
+MODEL_ERROR_RETRAINED = 0.015
 
 
 def feature_rows(rng, n, drifted):
