@@ -360,8 +360,9 @@ class Loop:
         sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
         import avro_io
         names = {self.topic["models.degraded"]: "ModelDegradation", self.topic["models.lifecycle"]: "ModelLifecycleEvent"}
+        # log_level 0: under ./hive chaos the broker goes away on purpose
         c = Consumer({"bootstrap.servers": self.o.bootstrap, "group.id": "demo-watch-" + uuid.uuid4().hex,
-                      "isolation.level": "read_committed", "enable.auto.commit": False})
+                      "isolation.level": "read_committed", "enable.auto.commit": False, "log_level": 0})
         md = c.list_topics(timeout=30)
         c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in names if t in md.topics
                   for p in md.topics[t].partitions])
@@ -427,7 +428,7 @@ class Loop:
         import avro_io
         c = Consumer({"bootstrap.servers": self.o.bootstrap, "group.id": "demo-reader-" + uuid.uuid4().hex,
                       "isolation.level": "read_committed", "auto.offset.reset": "earliest",
-                      "enable.auto.commit": False})
+                      "enable.auto.commit": False, "log_level": 0})
         md = c.list_topics(self.topic[base], timeout=30)
         c.assign([TopicPartition(self.topic[base], p, OFFSET_BEGINNING)
                   for p in md.topics[self.topic[base]].partitions])
