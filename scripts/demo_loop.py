@@ -44,7 +44,9 @@ TIME_CONFIG = {
     "slo-adjuster": {"IMPACT_WATCH_WINDOW_SECONDS": "20", "ERROR_BUDGET_WINDOW_SECONDS": "600"},
     "model-monitor": {"MONITOR_INTERVAL_SECONDS": "10", "DRIFT_CHECK_INTERVAL_MINUTES": "0.1",
                       "DRIFT_WINDOW_MINUTES": "0.2", "DRIFT_REFERENCE_ROWS": "400", "DRIFT_WINDOW_ROWS": "400"},
-    "retrainer": {},
+    # Applied only for the keys the retrainer's --help lists (it is being written).
+    "retrainer": {"RETRAINING_COOLDOWN_HOURS": "0", "DRIVE_INTERVAL_MS": "1000", "DATASET_NUM_SAMPLES": "400",
+                  "TRAINING_TIMEOUT_SECONDS": "300", "NOTIFICATION_CHANNELS": "", "LLM_PROVIDER": ""},
 }
 
 
@@ -206,6 +208,8 @@ class Loop:
             "FEEDBACK_MONGODB_URI": self.o.mongodb_uri, "FEEDBACK_MONGODB_DATABASE": self.feedback_db(),
         })
         env.update(TIME_CONFIG.get(name, {}))
+        if name == "retrainer":
+            env["DATASET_DIR"] = os.path.join(self.dir, "datasets")
         known = help_env(binary)
         return {k: v for k, v in env.items() if k in known or k in ("HTTP_PORT",)}
 
