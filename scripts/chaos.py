@@ -2,7 +2,7 @@
 """./hive chaos: the closed loop of demo_loop.py on a PRIVATE stack (its own Kafka, FerretDB
 and Redis on free ports, data under .hive/tmp, removed at the end; the shared stack is never
 touched) while a fault injector SIGKILLs a random service 20 times, restarts Kafka once and
-stops MongoDB and Redis for 30 s each. At the end it checks, by id, that no event was lost
+stops MongoDB and Redis for 30 s each (at the same time). At the end it checks, by id, that no event was lost
 or duplicated on the services' output topics, that no change was applied twice (revisions
 consecutive), that every experiment old enough has exactly one result, that every service
 is ready again, and prints the summary table.
@@ -152,9 +152,10 @@ class Chaos:
     def __init__(self, stack, duration, kills, outage, seed, log):
         self.stack, self.log, self.duration, self.outage = stack, log, duration, outage
         self.rng = random.Random(seed)
-        quiet_end = duration - 45  # the last 45 s without faults: the loop settles
-        self.kill_times = sorted(self.rng.uniform(10, quiet_end) for _ in range(kills))
-        self.kafka_at = duration * 0.12
+        # Faults in the first part of the run; the rest (at least 60 s) lets the loop settle.
+        quiet_end = max(20.0, duration - 70)
+        self.kill_times = sorted(self.rng.uniform(5, quiet_end) for _ in range(kills))
+        self.kafka_at = 8.0
         self.kills = []
         self.events = []
         self.threads = []
@@ -189,14 +190,16 @@ class Chaos:
         time.sleep(2)
         self.stack.kafka.start()
         self.note(loop, f"Kafka restart: the broker answers again ({time.time() - t:.0f} s)")
+        # MongoDB and Redis: both stopped for `outage` seconds, at the same time (each its 30 s).
+        if not self._wait_until(loop, loop.t() + 3):
+            return
+        t = time.time()
         for proc, label in ((self.stack.mongo, "MongoDB"), (self.stack.redis, "Redis")):
-            if not self._wait_until(loop, loop.t() + 5):
-                return
             proc.stop()
-            t = time.time()
             self.note(loop, f"{label} stopped for {self.outage:.0f} s")
-            while time.time() - t < self.outage:
-                time.sleep(0.2)
+        while time.time() - t < self.outage:
+            time.sleep(0.2)
+        for proc, label in ((self.stack.mongo, "MongoDB"), (self.stack.redis, "Redis")):
             proc.start()
             self.note(loop, f"{label} started again after {time.time() - t:.0f} s")
 
@@ -285,7 +288,7 @@ def check_topics(loop, s, settle_s):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=300)
+    p.add_argument("--duration", type=float, default=240)
     p.add_argument("--kills", type=int, default=20)
     p.add_argument("--outage", type=float, default=30)
     p.add_argument("--settle", type=float, default=75, help="requests younger than this need no result yet")

@@ -6,7 +6,7 @@ that no change was applied twice (revisions consecutive), that every experiment 
 has exactly one result, that every service is ready again, and that the summary's figures
 still match the simulator's ground truth.
 
-Environment: HIVE_E2E_BIN_DIR (default build/), HIVE_E2E_CHAOS_SECONDS (120).
+Environment: HIVE_E2E_BIN_DIR (default build/), HIVE_E2E_CHAOS_SECONDS (180).
 """
 import json
 import os
@@ -21,7 +21,7 @@ import chaos  # noqa: E402
 import world  # noqa: E402
 
 BIN_DIR = os.environ.get("HIVE_E2E_BIN_DIR", os.path.join(ROOT, "build"))
-SECONDS = os.environ.get("HIVE_E2E_CHAOS_SECONDS", "120")
+SECONDS = os.environ.get("HIVE_E2E_CHAOS_SECONDS", "180")
 
 
 @pytest.fixture(scope="module")
