@@ -288,16 +288,16 @@ class Sim:
             # Model canaries (the retrainer's experiments): the model server of any other
             # assigned component serves each variant; after the drift the retrained candidate
             # (a variant with a model_version) errs less than the drifted baseline.
-            for comp, a in list(self.w.assignments.items()):
-                if comp in SERVICES or comp == world.ENGINE or not a.get("experiment_id"):
+            for comp, asg in list(self.w.assignments.items()):
+                if comp in SERVICES or comp == world.ENGINE or not asg.get("experiment_id"):
                     continue
-                for v in a["variants"]:
+                for v in asg["variants"]:
                     if v["traffic_fraction"] <= 0:
                         continue
                     n = int(round(REQUESTS_PER_WINDOW * v["traffic_fraction"]))
                     err = world.MODEL_ERROR_RETRAINED if v.get("model_version") and v["variant"] != "baseline" \
                         else (world.MODEL_ERROR_DRIFTED if drifted else world.MODEL_ERROR_RETRAINED)
-                    self.telemetry(comp, ws, we, a["experiment_id"], v["variant"], n, err, 90.0, {},
+                    self.telemetry(comp, ws, we, asg["experiment_id"], v["variant"], n, err, 90.0, {},
                                    {"accuracy": 1.0 - err})
             # The Analyst Agent.
             if k % a.insight_every == 0 and engine_err > 1.0 - ACCURACY_TARGET:
