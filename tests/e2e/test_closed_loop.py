@@ -122,6 +122,7 @@ def test_drift_is_detected_on_the_injected_features(run):
     assert s["drift_detected"], "no DRIFT degradation on models.degraded"
     feats = set(s["drift_detected"][0]["features"])
     assert set(gt["drift_injected"]["features"]) <= feats
+    assert s["drift_false_alarms"] == []
 
 
 def test_the_retrainer_step_is_reported(run):
