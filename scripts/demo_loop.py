@@ -465,6 +465,10 @@ class Loop:
                             self.o.regression_at)
         s["tag"] = self.tag
         s["retrainer"] = "running" if self.retrainer else "not available"
+        # /ready may flip false for a moment on a loaded machine (a transaction over 15 s): give it 30 s.
+        deadline = time.time() + 30
+        while time.time() < deadline and not all(sv.ready() for sv in self.svcs.values()):
+            time.sleep(1)
         s["ready_at_end"] = {n: sv.ready() for n, sv in self.svcs.items()}
         s["where"] = {n: sv.url("") for n, sv in self.svcs.items()}
         s["samples"] = self.samples
