@@ -507,7 +507,7 @@ def compute_summary(gt, results, applied, requests_, degraded, insights, weights
                 and i["source"] != "analyst-agent"]
     detect_t = min((i["timestamp"] for i in detected), default=None)
     # Harmful changes: candidates the ground truth says are worse than the baseline.
-    harmful, caught = [], []
+    harmful, caught, harmful_running = [], [], []
     fixes_applied = []
     for eid, e in exps.items():
         r = res.get(eid)
@@ -515,7 +515,9 @@ def compute_summary(gt, results, applied, requests_, degraded, insights, weights
         evs = applied_by_opt.get(opt, []) if opt else []
         was_applied = any(ev["event_type"] == "APPLIED" for ev in evs)
         rolled = any(ev["event_type"] == "ROLLED_BACK" for ev in evs)
-        if e["kind"] == "harm":
+        if e["kind"] == "harm" and r is None:
+            harmful_running.append(eid)  # not ended (and not applied) when the run stopped
+        elif e["kind"] == "harm":
             harmful.append(eid)
             if r is not None and (r["decision"] != "ACCEPT" or rolled) and not (was_applied and not rolled):
                 caught.append({"experiment_id": eid, "status": r["status"], "decision": r["decision"],
@@ -545,6 +547,7 @@ def compute_summary(gt, results, applied, requests_, degraded, insights, weights
         "regressed_error_final": final_err,
         "harmful_changes": len(harmful),
         "harmful_caught": len(caught),
+        "harmful_running": len(harmful_running),
         "harmful_detail": caught,
         "experiments": len(exps),
         "experiment_results": len(res),
@@ -586,7 +589,8 @@ def print_summary(s, opts):
         f"{s['regressions_injected']} / {s['regressions_detected']} / {s['regressions_fixed']}",
         f"detected {fmt(s['detection_delay_s'], 1)} s after the injection")
     row("  api-gateway true error rate at the end", fmt(s["regressed_error_final"], 4), "base 0.0040, regressed 0.0400")
-    row("harmful changes tried / caught", f"{s['harmful_changes']} / {s['harmful_caught']}", "harm per the sim's EFFECTS")
+    row("harmful changes tried / caught", f"{s['harmful_changes']} / {s['harmful_caught']}",
+        f"harm per the sim's truth; {s['harmful_running']} more still under test")
     row("experiments requested / with a result", f"{s['experiments']} / {s['experiment_results']}",
         "duplicated results: %d" % s["results_duplicated"])
     row("experiment outcomes", ", ".join(f"{k} {v}" for k, v in s["experiment_outcomes"].items()) or "-")
