@@ -242,7 +242,7 @@ class Loop:
         args = [sys.executable, os.path.join(ROOT, "tests", "sim", "hive_sim.py"), "--tag", self.tag,
                 "--bootstrap", self.o.bootstrap, "--mongodb-uri", self.o.mongodb_uri,
                 "--feedback-db", self.feedback_db(), "--regression-at", str(self.o.regression_at),
-                "--drift-at", str(self.o.drift_at), "--out", os.path.join(self.dir, "ground_truth.json"),
+                "--drift-at", str(self.o.drift_at), "--model-name", f"technical-evaluator-{self.tag}", "--out", os.path.join(self.dir, "ground_truth.json"),
                 "--timeline", os.path.join(self.dir, "timeline.jsonl"), "--seed", str(self.o.seed)]
         log = open(os.path.join(self.dir, "hive_sim.log"), "wb")
         self.sim = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
@@ -307,12 +307,12 @@ class Loop:
                 self.note(("w", rev), f"weight-recalibrator: consensus-engine weights revision {rev}: "
                                       + " ".join(f"{k}={fmt(v)}" for k, v in sorted(ws.items())))
         if mm:
-            d = mm.get("/api/v1/models/technical/drift")
+            d = mm.get(f"/api/v1/models/technical-evaluator-{self.tag}/drift")
             if isinstance(d, dict):
                 sample["drift"] = {"drift_score": d.get("drift_score"), "drifted": d.get("drifted")}
                 if d.get("drifted"):
                     feats = [f["name"] for f in d.get("features", []) if f.get("drifted")]
-                    self.note("drift-detected", f"model-monitor: technical drifted, score {fmt(d.get('drift_score'))} "
+                    self.note("drift-detected", f"model-monitor: technical-evaluator drifted, score {fmt(d.get('drift_score'))} "
                                                 f"> {fmt(d.get('threshold'))}; features {', '.join(feats)} "
                                                 f"(KS p {', '.join(fmt(f.get('ks_p_value'), 3) for f in d.get('features', []) if f.get('drifted'))})")
             model = f"technical-evaluator-{self.tag}"
@@ -616,7 +616,7 @@ def print_summary(s, opts):
     w = s["where"]
     for name, path in (("optimizer", "/api/v1/optimizations"), ("experiment-manager", "/api/v1/experiments"),
                        ("weight-recalibrator", "/api/v1/weights/consensus-engine"), ("slo-adjuster", "/api/v1/policies/api-gateway"),
-                       ("model-monitor", "/api/v1/models/technical/drift")):
+                       ("model-monitor", f"/api/v1/models/technical-evaluator-{s['tag']}/drift")):
         if name in w:
             print(f"  {name:<20} {w[name]}{path}   ({w[name]}/metrics)")
     print("  Prometheus (when it scrapes the services): rate(experiments_succeeded_total[5m]), "

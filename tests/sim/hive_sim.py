@@ -352,11 +352,11 @@ class Sim:
 
     def features(self, drifted):
         rows = world.feature_rows(self.rng, self.args.feature_rows, drifted)
-        rec = {"model": "technical", "model_version": "1", "timestamp": now_ms(),
+        rec = {"model": self.args.model_name, "model_version": "1", "timestamp": now_ms(),
                "feature_names": list(world.FEATURES), "rows": rows.tolist(),
                "predictions": self.rng.random(len(rows)).tolist(),
                "latencies_ms": self.rng.gamma(2.0, 20.0, len(rows)).tolist()}
-        self.prod.produce(self.topics.ml_features, key="technical", value=avro_io.encode("FeatureBatch", rec))
+        self.prod.produce(self.topics.ml_features, key=self.args.model_name, value=avro_io.encode("FeatureBatch", rec))
         self.counts["features"] += 1
 
     def ratings(self, drifted):
@@ -409,7 +409,7 @@ class Sim:
                 "hidden_accuracy": world.ACCURACY,
                 "policy_history": w.policy_history,
                 "constraint_violations": w.violations,
-                "drift_injected": {"model": "technical", "t": self.args.drift_at,
+                "drift_injected": {"model": self.args.model_name, "t": self.args.drift_at,
                                    "features": ["f_risk", "f_amount"]} if self.args.drift_at >= 0 else None,
                 "models_degraded": w.degraded,
                 "models_lifecycle": w.lifecycle,
@@ -462,6 +462,8 @@ def main(argv=None):
     p.add_argument("--drift-at", type=float, default=40, help="seconds; -1 = none")
     p.add_argument("--insight-every", type=int, default=5, help="windows between the Analyst Agent's insights")
     p.add_argument("--feature-rows", type=int, default=40)
+    p.add_argument("--model-name", default="technical-evaluator",
+                   help="the registered model the model servers serve ({specialist}-evaluator[suffix])")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--out", default="", help="ground truth JSON written at the end")
     p.add_argument("--timeline", default="", help="one JSON line per window")
