@@ -607,7 +607,8 @@ def print_summary(s, opts):
         f"{'1' if s['drift_injected'] else '0'} / {len(s['drift_detected'])} / {len(s['drift_false_alarms'])}",
         "; ".join(f"{','.join(d['features'])} after {d['delay_s']} s" for d in s["drift_detected"]) or "-")
     row("retrain / canary / promotion", s["retrainer"] if s["retrainer"] != "running" else
-        " ".join(e for _, e in s["lifecycle"]) or "none yet")
+        ", ".join(f"{e} x{n}" for e, n in sorted(__import__("collections").Counter(e for _, e in s["lifecycle"]).items()))
+        or "no lifecycle event yet")
     row("Queen Agent answers", str(len(s["approvals"])),
         ", ".join(f"{a['decision']}" for a in s["approvals"][:6]))
     row("services ready at the end", str(sum(s["ready_at_end"].values())) + f"/{len(s['ready_at_end'])}")
