@@ -25,18 +25,12 @@ typedef struct {
     runner_conf_t rconf;
     runner_t *runner;
     rest_t rest;
-    long every; /* looks every `every` ticks of APP_TICK_MS */
 } app_t;
-
-/* The base period of the transactional timer; EVALUATION_INTERVAL_MS is a
- * multiple of it (the runtime's timers have a fixed interval). */
-#define APP_TICK_MS 1000
 
 /* Builds the runner and the REST context; 0, or -1 after saying why. */
 int app_build(app_t *app, service_t *svc);
 
-/* The evaluation timer (kafka_tick_fn): runs the runner's look on every
- * `every`-th slot. */
+/* The evaluation timer (kafka_tick_fn), every EVALUATION_INTERVAL_MS: the runner's look. */
 kafka_verdict_t app_tick(void *app, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason, size_t rl);
 
 size_t app_pending(void *app);

@@ -23,7 +23,7 @@ static const config_item_t config_items[] = {
     {"KAFKA_RESULTS_TOPIC", CONFIG_STRING, "experiments.results", 0, 0, NULL, &cfg.results_topic,
      "ExperimentResult output (key experiment_id)"},
     {"EVALUATION_INTERVAL_MS", CONFIG_INT, "60000", 1000, 86400000, NULL, &cfg.interval_ms,
-     "every running experiment is looked at this often (a multiple of 1000)"},
+     "every running experiment is looked at this often"},
     {"SIGNIFICANCE_LEVEL", CONFIG_DOUBLE, "0.05", 0.0001, 0.5, NULL, &cfg.alpha,
      "alpha of the always-valid sequential test"},
     {"MSPRT_EFFECT", CONFIG_DOUBLE, "0.1", 0.001, 10, NULL, &cfg.msprt_effect,
@@ -72,7 +72,7 @@ static const service_input_t inputs[] = {
 };
 
 /* 3. The evaluation: a transactional timer, so each look publishes exactly once. */
-static const service_timer_t timers[] = {{RUNNER_TIMER, APP_TICK_MS, 0, NULL, app_tick}};
+static const service_timer_t timers[] = {{RUNNER_TIMER, 0, 0, NULL, app_tick, "EVALUATION_INTERVAL_MS", 1}};
 
 /* 4. Setup: the judge's configuration, the runner, the REST routes (seed 000). */
 static int setup(service_t *svc, void *ctx)

@@ -28,7 +28,9 @@
 #include "repo.h"
 #include "service.h"
 
-#define RUNNER_TIMER "evaluate"
+/* The evaluation timer's marker name; its slots are EVALUATION_INTERVAL_MS
+ * long (the name changed with the unit: "evaluate" counted 1 s slots). */
+#define RUNNER_TIMER "evaluation"
 
 typedef struct {
     judge_conf_t judge;

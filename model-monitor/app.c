@@ -282,7 +282,7 @@ kafka_verdict_t app_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *o
 {
     app_t *app = ctx;
     /* the slot's start: a replay of the slot reads the same feedback window */
-    int64_t at_ms = slot * (int64_t)app->cfg->interval_s * 1000;
+    int64_t at_ms = slot * (int64_t)service_timer_interval_ms(app->svc, APP_HEALTH_TIMER);
     (void)now_ms;
     for (size_t i = 0; i < app->nspecialists; i++) {
         kafka_verdict_t v = tick_one(app, app->specialists[i], slot, at_ms, out, reason, rl);
@@ -306,7 +306,7 @@ kafka_verdict_t app_drift_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_ou
     app_t *app = ctx;
     (void)now_ms;
     /* the slot's start, as for the health check */
-    int64_t interval_ms = (int64_t)(app->cfg->drift_interval_min * 60000.0);
+    int64_t interval_ms = (int64_t)service_timer_interval_ms(app->svc, APP_DRIFT_TIMER);
     return drift_watch_tick(app->drift, slot, slot * interval_ms, out, reason, rl);
 }
 

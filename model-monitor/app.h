@@ -69,6 +69,10 @@ bool app_feedback_ready(void *ctx);
 size_t app_pending(void *ctx);
 void app_teardown(service_t *svc, void *ctx);
 
+/* The places of the two timers in main.c's table (service_timer_interval_ms). */
+#define APP_HEALTH_TIMER 0
+#define APP_DRIFT_TIMER 1
+
 /* The CLI's `check` subcommand (argv[0] == "check"), with the loaded config:
  * prints the report(s) and returns the exit status (monitor.h). */
 int app_check_main(app_t *app, int argc, char **argv);

@@ -90,7 +90,7 @@ static kafka_verdict_t watch_tick(void *ctx, int64_t slot, int64_t now_ms, kafka
     return slo_app_watch_tick(ctx, slot, now_ms, out, why, len);
 }
 
-static const service_timer_t timers[] = {{"impact-watch", 5000, 0, NULL, watch_tick}};
+static const service_timer_t timers[] = {{"impact-watch", 5000, 0, NULL, watch_tick, NULL, 0}};
 
 /* 4. REST beyond the applier's: the burn-rate rules of a service's SLO. */
 static const service_route_t routes[] = {{"GET", "/api/v1/slos/{target}/rules", slo_app_on_rules}};

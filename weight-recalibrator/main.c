@@ -68,7 +68,7 @@ static kafka_verdict_t watch_tick(void *ctx, int64_t slot, int64_t now_ms, kafka
     return applier_watch_tick(((wr_app_t *)ctx)->applier, slot, now_ms, out, why, len);
 }
 
-static const service_timer_t timers[] = {{"impact-watch", 5000, 0, NULL, watch_tick}};
+static const service_timer_t timers[] = {{"impact-watch", 5000, 0, NULL, watch_tick, NULL, 0}};
 
 /* 4. Setup: the applier over the weights domain, and the REST routes. */
 static int setup(service_t *svc, void *ctx)
