@@ -419,7 +419,8 @@ static int start_pipeline(service_t *s, char *err, size_t errlen)
     }
     for (size_t i = 0; i < s->def->ntimers; i++) {
         const service_timer_t *t = &s->def->timers[i];
-        if (t->tick && kafka_pipeline_add_timer(s->pipeline, t->name, s->intervals[i], t->tick, s->ctx) != 0) {
+        if (t->tick &&
+            kafka_pipeline_add_timer(s->pipeline, t->name, s->intervals[i], t->tick, s->ctx) != 0) {
             log_error("cannot add the transactional timer", "timer", t->name);
             return -1;
         }

@@ -481,25 +481,6 @@ void rest_submit(void *ctx, http_req_t *req)
     start(rest, req, j);
 }
 
-static bool query_size(http_req_t *req, const char *name, size_t min, size_t max, size_t *out)
-{
-    const char *s = http_req_query(req, name);
-    if (!s) {
-        return true;
-    }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end || errno || v < min || v > max) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "%s: an integer from %zu to %zu", name, min, max);
-        http_respond_error(req, 400, name, msg);
-        return false;
-    }
-    *out = (size_t)v;
-    return true;
-}
-
 static void list_or_summary(rest_t *rest, http_req_t *req, job_kind_t kind)
 {
     const char *type = http_req_query(req, "type"), *status = http_req_query(req, "status");
@@ -514,8 +495,8 @@ static void list_or_summary(rest_t *rest, http_req_t *req, job_kind_t kind)
         return;
     }
     size_t limit = LIMIT_DEFAULT, offset = 0;
-    if (!query_size(req, "limit", 1, LIMIT_MAX, &limit) ||
-        !query_size(req, "offset", 0, OFFSET_MAX, &offset)) {
+    if (!http_req_query_size(req, "limit", 1, LIMIT_MAX, &limit) ||
+        !http_req_query_size(req, "offset", 0, OFFSET_MAX, &offset)) {
         return;
     }
     job_t *j = new_job(req, kind);

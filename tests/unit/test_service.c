@@ -91,7 +91,6 @@ static void clear_env(void)
     }
 }
 
-
 /* ---- the config table ---------------------------------------------------------- */
 
 static void test_config_merge(void **state)
@@ -224,8 +223,12 @@ static const config_item_t interval_items[] = {
 
 static service_def_t interval_def(const service_timer_t *timers, size_t n)
 {
-    return (service_def_t){.name = "interval", .summary = "Timers from settings.", .config = interval_items,
-                           .nconfig = SERVICE_N(interval_items), .timers = timers, .ntimers = n};
+    return (service_def_t){.name = "interval",
+                           .summary = "Timers from settings.",
+                           .config = interval_items,
+                           .nconfig = SERVICE_N(interval_items),
+                           .timers = timers,
+                           .ntimers = n};
 }
 
 static void test_timer_interval_from_config(void **state)
@@ -286,7 +289,6 @@ static void test_timer_interval_from_config(void **state)
     assert_contains(err, "PROBE_MODE");
     clear_env();
 }
-
 
 static void test_help(void **state)
 {
