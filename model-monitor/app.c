@@ -104,6 +104,7 @@ int app_setup(service_t *svc, void *ctx)
     dcfg.drift_threshold = app->cfg->dcfg.drift_threshold;
     dcfg.ks_p_threshold = app->cfg->dcfg.ks_p_threshold;
     dcfg.psi_threshold = app->cfg->dcfg.psi_threshold;
+    dcfg.wasserstein_threshold = app->cfg->dcfg.wasserstein_threshold;
     app->drift = drift_watch_create(&(drift_watch_conf_t){
         .store = service_store(svc),
         .codec = service_codec(svc),

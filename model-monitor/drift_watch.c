@@ -420,6 +420,7 @@ static bson_t *report_doc(const ref_t *r, int64_t slot, int64_t at_ms, double sc
         BSON_APPEND_DOUBLE(&item, "ks_statistic", f[i].ks_statistic);
         BSON_APPEND_DOUBLE(&item, "ks_p_value", f[i].ks_p_value);
         BSON_APPEND_DOUBLE(&item, "psi", f[i].psi);
+        BSON_APPEND_DOUBLE(&item, "wasserstein", f[i].wasserstein);
         BSON_APPEND_DOUBLE(&item, "threshold", f[i].threshold);
         BSON_APPEND_BOOL(&item, "drifted", f[i].drifted);
         BSON_APPEND_INT64(&item, "reference_size", (int64_t)f[i].nref);

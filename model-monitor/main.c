@@ -59,7 +59,9 @@ static const config_item_t config_items[] = {
     {"KS_P_VALUE_THRESHOLD", CONFIG_DOUBLE, "0.05", 0, 1, NULL, &cfg.dcfg.ks_p_threshold,
      "KS drift below this p-value (references up to 1000 rows)"},
     {"PSI_THRESHOLD", CONFIG_DOUBLE, "0.1", 0, 10, NULL, &cfg.dcfg.psi_threshold,
-     "PSI drift at or above this (references over 1000 rows)"},
+     "PSI drift at or above this (reported beside the deciding test)"},
+    {"WASSERSTEIN_THRESHOLD", CONFIG_DOUBLE, "0.1", 0, 100, NULL, &cfg.dcfg.wasserstein_threshold,
+     "drift at or above this Wasserstein distance / std of the reference (references over 1000 rows)"},
     {"AGGREGATE_SCORE_THRESHOLD", CONFIG_DOUBLE, "0.65", 0, 1, NULL, &cfg.th.aggregate,
      "degraded below 0.7 x f1 + 0.3 x feedback_avg"},
 };
@@ -94,7 +96,8 @@ int main(int argc, char **argv)
         .summary =
             "Watches the five specialist models (seed 004): MLflow metrics and human feedback give a verdict "
             "(OK, DEGRADED, NO_FEEDBACK, NO_RUN) on models.health; ml.features is compared with a reference "
-            "(KS, PSI) for drift; a new degradation goes to models.degraded. One-shot: model-monitor check "
+            "(KS, Wasserstein) for drift; a new degradation goes to models.degraded. One-shot: model-monitor "
+            "check "
             "--specialist-type technical|...|all [--output-format text|json] [--export-metrics URL].",
         .needs = SERVICE_STORE | SERVICE_PIPELINE,
         .config = config_items,
