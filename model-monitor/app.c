@@ -96,6 +96,11 @@ int app_setup(service_t *svc, void *ctx)
                                 "Last verdict: 0 OK, 1 DEGRADED, 2 NO_FEEDBACK, 3 NO_RUN", "specialist");
     app->feedback_count = metrics_gauge(m, "neural_hive_model_feedback_count",
                                         "Feedback ratings in the window of the last check", "specialist");
+    app->feedback_7d =
+        metrics_gauge(m, "neural_hive_model_feedback_count_7d",
+                      "Feedback ratings of the last 7 days at the last check (numerator of the "
+                      "feedback-rate SLO; model is the model whose predictions are rated)",
+                      "specialist,model");
     app->checks = metrics_counter(m, "model_monitor_checks_total", "Checks by verdict", "specialist,status");
     app->source_errors = metrics_counter(m, "model_monitor_source_errors_total",
                                          "Checks that could not reach a source (mlflow, feedback)", "source");
@@ -244,6 +249,12 @@ static kafka_verdict_t tick_one(app_t *app, const char *sp, int64_t slot, int64_
         return KAFKA_OK;
     }
     publish_gauges(app, &r);
+    feedback_stats_t fb7;
+    uint64_t skipped = 0;
+    if (feedback_fetch(app->feedback, app->cfg->feedback_collection, sp, at_ms - APP_SLO_FEEDBACK_MS, at_ms,
+                       &fb7, &skipped) == 0) {
+        metric_set(app->feedback_7d, (double)fb7.count, sp, r.model);
+    }
     char id[160], did[192];
     snprintf(id, sizeof(id), "%s-%" PRId64, r.model, slot);
     bool prev = false;
