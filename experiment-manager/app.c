@@ -60,8 +60,12 @@ int app_build(app_t *a, service_t *svc)
         log_error("cannot build the runner");
         return -1;
     }
-    a->rest =
-        (rest_t){.loop = service_loop(svc), .store = service_store(svc), .runner = a->runner, .conf = rc};
+    a->rest = (rest_t){.loop = service_loop(svc),
+                       .store = service_store(svc),
+                       .runner = a->runner,
+                       .conf = rc,
+                       .manager_url = cfg->manager_url,
+                       .interval_s = (cfg->interval_ms + 999) / 1000};
     static const store_index_t indexes[] = {
         {"measurements", "{\"experiment_id\": 1}", false},
         {"intervals", "{\"experiment_id\": 1, \"slot\": 1}", false},

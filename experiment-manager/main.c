@@ -40,6 +40,8 @@ static const config_item_t config_items[] = {
      "least time on a canary step before it advances (seed 001: 24 h)"},
     {"BANDIT_FLOOR", CONFIG_DOUBLE, "0.05", 0, 0.5, NULL, &cfg.bandit_floor,
      "least share of traffic each bandit variant keeps"},
+    {"WORKFLOW_MANAGER_URL", CONFIG_STRING, "http://experiment-manager:8000", 0, 0, NULL, &cfg.manager_url,
+     "this service's URL as an Argo Workflow reaches it (GET /api/v1/experiments/{id}/workflow)"},
     {"EXPERIMENT_TIME_SCALE", CONFIG_DOUBLE, "1", 0.00001, 1, NULL, &cfg.time_scale,
      "multiplies requested durations and CANARY_STEP_MIN_SECONDS (compressed time for tests and demos)"},
 };

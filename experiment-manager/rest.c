@@ -15,6 +15,7 @@
 #include "log.h"
 #include "offload.h"
 #include "timeutil.h"
+#include "workflow.h"
 
 #define LIMIT_DEFAULT 50
 #define LIMIT_MAX 500
@@ -195,7 +196,7 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
 
 /* ---- jobs on workers ----------------------------------------------------- */
 
-typedef enum { JOB_SUBMIT, JOB_LIST, JOB_SUMMARY, JOB_GET, JOB_ABORT, JOB_RESULTS } job_kind_t;
+typedef enum { JOB_SUBMIT, JOB_LIST, JOB_SUMMARY, JOB_GET, JOB_ABORT, JOB_RESULTS, JOB_WORKFLOW } job_kind_t;
 
 typedef struct {
     rest_t *rest;
@@ -346,6 +347,7 @@ static void work(void *arg)
     case JOB_GET:
     case JOB_ABORT:
     case JOB_RESULTS:
+    case JOB_WORKFLOW:
         rc = store_find_one(s, "experiments", j->id, &doc);
         if (rc == HIVE_ENOTFOUND) {
             j->http = 404;
@@ -358,6 +360,17 @@ static void work(void *arg)
         if (j->kind == JOB_GET) {
             j->http = 200;
             j->body = doc_json(doc);
+        } else if (j->kind == JOB_WORKFLOW) {
+            const char *target = bdoc_str(doc, "target");
+            workflow_spec_t spec = {.id = j->id,
+                                    .type = bdoc_str(doc, "type"),
+                                    .target = target ? target : "",
+                                    .traffic_split = bdoc_num(doc, "traffic_split"),
+                                    .duration_s = (long)bdoc_num(doc, "duration_seconds"),
+                                    .interval_s = j->rest->interval_s,
+                                    .manager_url = j->rest->manager_url};
+            j->http = 200;
+            j->body = spec.type ? workflow_render(&spec) : NULL;
         } else if (j->kind == JOB_ABORT) {
             const char *status = bdoc_str(doc, "status");
             if (status && strcmp(status, "DONE") == 0) {
@@ -550,6 +563,11 @@ void rest_results(void *ctx, http_req_t *req)
     by_id(ctx, req, JOB_RESULTS);
 }
 
+void rest_workflow(void *ctx, http_req_t *req)
+{
+    by_id(ctx, req, JOB_WORKFLOW);
+}
+
 int rest_register(http_server_t *http, rest_t *rest)
 {
     static const struct {
@@ -562,6 +580,7 @@ int rest_register(http_server_t *http, rest_t *rest)
         {"GET", "/api/v1/experiments/{id}", rest_get},
         {"POST", "/api/v1/experiments/{id}/abort", rest_abort},
         {"GET", "/api/v1/experiments/{id}/results", rest_results},
+        {"GET", "/api/v1/experiments/{id}/workflow", rest_workflow},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (http_route(http, routes[i].method, routes[i].pattern, routes[i].fn, rest) != 0) {

@@ -242,6 +242,25 @@ def test_rest_submit_validates_and_lists(manager):
     listed = requests.get(manager.url("/api/v1/experiments?type=CANARY"), timeout=5).json()
     assert [i["experiment_id"] for i in listed["items"]] == ["rest-1"]
     assert requests.get(manager.url("/api/v1/experiments/nope"), timeout=5).status_code == 404
+    # The experiment as an Argo Workflow of the seed's seven steps.
+    wf = requests.get(manager.url("/api/v1/experiments/rest-1/workflow"), timeout=5)
+    assert wf.status_code == 200, wf.text
+    m = wf.json()
+    assert m["apiVersion"] == "argoproj.io/v1alpha1" and m["kind"] == "Workflow"
+    assert m["metadata"]["name"] == "experiment-rest-1"
+    assert m["metadata"]["labels"]["neural-hive.io/experiment-type"] == "canary"
+    entry = next(t for t in m["spec"]["templates"] if t["name"] == m["spec"]["entrypoint"])
+    assert [g[0]["name"] for g in entry["steps"]] == [
+        "setup-baseline", "setup-experimental", "traffic-split", "monitor", "collect", "analyze", "cleanup"]
+    monitor = next(t for t in m["spec"]["templates"] if t["name"] == "monitor")
+    assert monitor["http"]["url"].endswith("/api/v1/experiments/rest-1")
+    try:  # Argo's Workflow schema as Hera's generated models, when Hera is installed
+        from hera.workflows.models import Workflow
+    except ImportError:
+        pass
+    else:
+        (Workflow.model_validate if hasattr(Workflow, "model_validate") else Workflow.parse_obj)(m)
+    assert requests.get(manager.url("/api/v1/experiments/nope/workflow"), timeout=5).status_code == 404
     # The canary starts at 10 %; an operator's abort rolls it back.
     wait_for(lambda: requests.get(manager.url("/api/v1/experiments/rest-1"), timeout=5).json()
              .get("traffic_fraction") == 0.1, 30, "canary at 10 %")
