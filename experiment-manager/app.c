@@ -54,6 +54,9 @@ int app_build(app_t *a, service_t *svc)
         return -1;
     }
     rc->time_scale = cfg->time_scale;
+    rc->prometheus_url = cfg->prometheus_url;
+    rc->prometheus_timeout_ms = cfg->prometheus_timeout_ms;
+    rc->interval_ms = cfg->interval_ms;
     rc->assignments_topic = cfg->assignments_topic;
     rc->results_topic = cfg->results_topic;
     if (!(a->runner = runner_create(rc, svc))) {

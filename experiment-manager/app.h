@@ -15,7 +15,8 @@
 typedef struct {
     char *requests_topic, *telemetry_topic; /* inputs */
     char *assignments_topic, *results_topic;
-    char *no_data_action, *canary_steps, *manager_url;
+    char *no_data_action, *canary_steps, *manager_url, *prometheus_url;
+    long prometheus_timeout_ms;
     double alpha, msprt_effect, bandit_floor, time_scale;
     long interval_ms, min_samples, no_data_intervals, canary_step_min_s;
 } app_config_t;

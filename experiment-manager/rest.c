@@ -98,9 +98,9 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
                       size_t fl, char *msg, size_t ml)
 {
     static const char *const allowed[] = {
-        "experiment_id", "optimization_id",  "requested_by",     "experiment_type",
-        "target",        "hypothesis",       "parameters",       "candidate_version",
-        "traffic_split", "duration_seconds", "success_criteria", "guardrails"};
+        "experiment_id",    "optimization_id", "requested_by",      "experiment_type", "target",
+        "hypothesis",       "parameters",      "candidate_version", "traffic_split",   "duration_seconds",
+        "success_criteria", "guardrails",      "metric_sources"};
     memset(e, 0, sizeof(*e));
     if (!json_is_object(body)) {
         return fail(field, fl, msg, ml, "body", "a JSON object");
@@ -179,6 +179,33 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
         (rc = criteria_field(body, "guardrails", e->def.guardrails, &e->def.nguardrails, field, fl, msg,
                              ml))) {
         return rc;
+    }
+    json_t *sources = json_object_get(body, "metric_sources");
+    if (sources && (!json_is_object(sources) || json_object_size(sources) > EXP_MAX_SOURCES)) {
+        return fail(field, fl, msg, ml, "metric_sources", "an object of at most 4 sources by metric name");
+    }
+    json_object_foreach(sources, key, val)
+    {
+        char f[96];
+        snprintf(f, sizeof(f), "metric_sources.%.70s", key);
+        const char *provider = json_string_value(json_object_get(val, "provider"));
+        json_t *query = json_object_get(val, "query");
+        bool prom = provider && strcmp(provider, "prometheus") == 0;
+        bool fields_ok = json_is_object(val) && json_object_size(val) == (size_t)(query ? 2 : 1);
+        if (!name_ok(key, JUDGE_NAME - 1) || !repo_key_ok(key) || !fields_ok || !provider ||
+            (!prom && strcmp(provider, "telemetry") != 0) || (prom != (query != NULL)) ||
+            (query && (!json_is_string(query) || json_string_length(query) == 0 ||
+                       json_string_length(query) >= EXP_QUERY))) {
+            return fail(
+                field, fl, msg, ml, f,
+                "{\"provider\": \"telemetry\"} or {\"provider\": \"prometheus\", \"query\": PromQL of 1 "
+                "to 511 bytes, $variant for the variant}");
+        }
+        if (prom) {
+            exp_source_t *s = &e->sources[e->nsources++];
+            snprintf(s->metric, sizeof(s->metric), "%s", key);
+            snprintf(s->query, sizeof(s->query), "%s", json_string_value(query));
+        }
     }
     if (!e->requested_by[0]) {
         snprintf(e->requested_by, sizeof(e->requested_by), "api");

@@ -36,6 +36,9 @@ typedef struct {
     judge_conf_t judge;
     double time_scale; /* EXPERIMENT_TIME_SCALE: multiplies requested durations */
     const char *assignments_topic, *results_topic;
+    const char *prometheus_url; /* PROMETHEUS_URL: the metric sources' server */
+    long prometheus_timeout_ms;
+    int64_t interval_ms; /* EVALUATION_INTERVAL_MS: a look's window */
 } runner_conf_t;
 
 typedef struct runner_s runner_t;
