@@ -30,7 +30,8 @@ typedef struct {
 
 /* A metric read from Prometheus instead of telemetry.aggregated (prom.h). */
 #define EXP_MAX_SOURCES 4
-#define EXP_QUERY 512
+#define EXP_QUERY 512       /* bytes, NUL included */
+#define EXP_QUERY_CHARS 127 /* code points: at most 508 bytes of UTF-8 */
 typedef struct {
     char metric[JUDGE_NAME];
     char query[EXP_QUERY]; /* PromQL with a $variant placeholder */

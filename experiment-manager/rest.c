@@ -94,6 +94,16 @@ static int criteria_field(json_t *body, const char *key, judge_criterion_t *out,
     return 0;
 }
 
+/* Characters (code points) of a UTF-8 string, as JSON Schema's maxLength counts them. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    }
+    return n;
+}
+
 int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, exp_t *e, char *field,
                       size_t fl, char *msg, size_t ml)
 {
@@ -194,12 +204,12 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
         bool fields_ok = json_is_object(val) && json_object_size(val) == (size_t)(query ? 2 : 1);
         if (!name_ok(key, JUDGE_NAME - 1) || !repo_key_ok(key) || !fields_ok || !provider ||
             (!prom && strcmp(provider, "telemetry") != 0) || (prom != (query != NULL)) ||
-            (query && (!json_is_string(query) || json_string_length(query) == 0 ||
-                       json_string_length(query) >= EXP_QUERY))) {
+            (query && (!json_is_string(query) || utf8_chars(json_string_value(query)) == 0 ||
+                       utf8_chars(json_string_value(query)) > EXP_QUERY_CHARS))) {
             return fail(
                 field, fl, msg, ml, f,
                 "{\"provider\": \"telemetry\"} or {\"provider\": \"prometheus\", \"query\": PromQL of 1 "
-                "to 511 bytes, $variant for the variant}");
+                "to 127 characters, $variant for the variant}");
         }
         if (prom) {
             exp_source_t *s = &e->sources[e->nsources++];

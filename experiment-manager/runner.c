@@ -20,6 +20,7 @@ struct runner_s {
     store_t *store;
     avro_codec_t *codec;
     kafka_pipeline_t *pipeline;
+    int64_t prom_down_slot; /* the slot in which Prometheus could not be reached (no more queries in it) */
     metric_t *submitted, *succeeded, *failed, *active, *duration, *guardrail, *srm, *no_data, *rollbacks;
 };
 
@@ -32,6 +33,7 @@ runner_t *runner_create(const runner_conf_t *conf, service_t *svc)
         return NULL;
     }
     r->conf = *conf;
+    r->prom_down_slot = INT64_MIN;
     r->store = service_store(svc);
     r->codec = service_codec(svc);
     r->pipeline = service_pipeline(svc);
@@ -482,13 +484,14 @@ static size_t wanted_metrics(const exp_t *e, const char **out)
  * variant, stored like a telemetry window of the slot (idempotent, so a
  * replayed slot stores nothing new). A query without a sample, or a server
  * that cannot be reached, leaves the slot without that observation: the
- * no-data rule counts it. */
+ * no-data rule counts it. Once the server is unreachable in a slot, the
+ * slot's other experiments do not wait for it again. */
 static void sample_prometheus(runner_t *r, const exp_t *e, int64_t slot)
 {
     static const char *const variants[] = {"baseline", "candidate"};
     int64_t ws = slot * r->conf.interval_ms, we = ws + r->conf.interval_ms;
     for (size_t i = 0; i < e->nsources && r->conf.prometheus_url && r->conf.prometheus_url[0]; i++) {
-        for (size_t v = 0; v < 2; v++) {
+        for (size_t v = 0; v < 2 && r->prom_down_slot != slot; v++) {
             char q[2 * EXP_QUERY], err[256] = "";
             double value = 0;
             const char *name = e->sources[i].metric;
@@ -499,6 +502,9 @@ static void sample_prometheus(runner_t *r, const exp_t *e, int64_t slot)
             }
             if (rc == 0) {
                 rc = repo_measure(r->store, e->id, variants[v], "prometheus", ws, we, 0, 0, &name, &value, 1);
+            }
+            if (rc == HIVE_EUNAVAILABLE || rc == HIVE_ETIMEDOUT) {
+                r->prom_down_slot = slot;
             }
             if (rc != 0) {
                 log_warn("no Prometheus observation", "experiment_id", e->id, "metric", name, "variant",
