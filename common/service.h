@@ -137,7 +137,10 @@ typedef struct {
  * setting instead: the value of that INT or DOUBLE key of the merged config
  * table times `interval_unit_ms` (0: 1), rounded to whole milliseconds and
  * read by service_configure(), which refuses a result below 1 ms or above
- * 2^32 ms naming the key; `interval_ms` is then ignored. */
+ * 2^32 ms naming the key; `interval_ms` is then ignored. A transactional
+ * timer's marker counts slots of its interval: after RAISING the interval of
+ * a deployed timer, its stored marker lies far ahead and the timer waits for
+ * it, so such a change goes with a new timer `name`. */
 typedef struct {
     const char *name; /* logs */
     unsigned interval_ms;
