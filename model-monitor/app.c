@@ -96,11 +96,11 @@ int app_setup(service_t *svc, void *ctx)
                                 "Last verdict: 0 OK, 1 DEGRADED, 2 NO_FEEDBACK, 3 NO_RUN", "specialist");
     app->feedback_count = metrics_gauge(m, "neural_hive_model_feedback_count",
                                         "Feedback ratings in the window of the last check", "specialist");
-    app->feedback_7d =
-        metrics_gauge(m, "neural_hive_model_feedback_count_7d",
-                      "Feedback ratings of the last 7 days at the last check (numerator of the "
-                      "feedback-rate SLO; model is the model whose predictions are rated)",
-                      "specialist,model");
+    app->feedback_total =
+        metrics_counter(m, "neural_hive_model_feedback_total",
+                        "Feedback ratings in the feedback collection up to the last check (the "
+                        "feedback-rate SLO's numerator)",
+                        "specialist");
     app->checks = metrics_counter(m, "model_monitor_checks_total", "Checks by verdict", "specialist,status");
     app->source_errors = metrics_counter(m, "model_monitor_source_errors_total",
                                          "Checks that could not reach a source (mlflow, feedback)", "source");
@@ -230,6 +230,28 @@ static int emit(kafka_out_t *out, const char *topic, const char *key, void *byte
     return rc;
 }
 
+/* neural_hive_model_feedback_total: the ratings of `sp` created before
+ * `at_ms`, added as the difference with what this process counted already
+ * (so a replayed slot adds nothing; a restart starts from 0, as a counter does). */
+static void count_feedback(app_t *app, const char *sp, int64_t at_ms)
+{
+    size_t k = 0;
+    while (k < 5 && strcmp(monitor_specialists[k], sp) != 0) {
+        k++;
+    }
+    feedback_stats_t fb;
+    uint64_t skipped = 0;
+    if (k == 5 ||
+        feedback_fetch(app->feedback, app->cfg->feedback_collection, sp, 0, at_ms, &fb, &skipped) != 0) {
+        return;
+    }
+    uint64_t total = (uint64_t)fb.count + skipped;
+    if (total > app->feedback_seen[k]) {
+        metric_add(app->feedback_total, (double)(total - app->feedback_seen[k]), sp);
+        app->feedback_seen[k] = total;
+    }
+}
+
 /* One specialist of a tick: check, store, report, and a degradation when an
  * episode opens. KAFKA_RETRY replays the whole tick. */
 static kafka_verdict_t tick_one(app_t *app, const char *sp, int64_t slot, int64_t at_ms, kafka_out_t *out,
@@ -249,12 +271,7 @@ static kafka_verdict_t tick_one(app_t *app, const char *sp, int64_t slot, int64_
         return KAFKA_OK;
     }
     publish_gauges(app, &r);
-    feedback_stats_t fb7;
-    uint64_t skipped = 0;
-    if (feedback_fetch(app->feedback, app->cfg->feedback_collection, sp, at_ms - APP_SLO_FEEDBACK_MS, at_ms,
-                       &fb7, &skipped) == 0) {
-        metric_set(app->feedback_7d, (double)fb7.count, sp, r.model);
-    }
+    count_feedback(app, sp, at_ms);
     char id[160], did[192];
     snprintf(id, sizeof(id), "%s-%" PRId64, r.model, slot);
     bool prev = false;

@@ -162,10 +162,10 @@ drift_watch_t *drift_watch_create(const drift_watch_conf_t *conf)
     static const double latency_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15,
                                             0.25,  0.5,  1,     2.5,  5,     10};
     w->latency = metrics_histogram(conf->metrics, "neural_hive_model_inference_latency_seconds",
-                                   "Inference latency of each row of the FeatureBatches", "model",
+                                   "Inference latency of each row of the FeatureBatches", "model_name",
                                    latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]));
     w->predictions = metrics_counter(conf->metrics, "neural_hive_model_predictions_total",
-                                     "Rows (predictions) of the FeatureBatches", "model");
+                                     "Rows (predictions) of the FeatureBatches", "model_name");
     return w;
 }
 
