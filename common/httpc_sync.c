@@ -80,6 +80,15 @@ int httpc_sync_request(const char *method, const char *url, const char *content_
                        size_t len, long timeout_ms, long *out_http_code, char **out_body, size_t *out_len,
                        char *err, size_t errlen)
 {
+    return httpc_sync_request_headers(method, url, content_type, NULL, body, len, timeout_ms, out_http_code,
+                                      out_body, out_len, err, errlen);
+}
+
+int httpc_sync_request_headers(const char *method, const char *url, const char *content_type,
+                               const char *const *extra, const char *body, size_t len, long timeout_ms,
+                               long *out_http_code, char **out_body, size_t *out_len, char *err,
+                               size_t errlen)
+{
     if (err && errlen) {
         err[0] = '\0';
     }
@@ -101,6 +110,15 @@ int httpc_sync_request(const char *method, const char *url, const char *content_
     if (content_type) {
         snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type);
         headers = curl_slist_append(headers, ctype);
+    }
+    for (size_t i = 0; extra && extra[i]; i++) {
+        struct curl_slist *h2 = curl_slist_append(headers, extra[i]);
+        if (!h2) {
+            curl_slist_free_all(headers);
+            curl_easy_cleanup(h);
+            return HIVE_ENOMEM;
+        }
+        headers = h2;
     }
     /* Nothing else in the process may get a signal from libcurl (threads). */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

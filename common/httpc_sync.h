@@ -24,4 +24,12 @@ int httpc_sync_request(const char *method, const char *url, const char *content_
                        size_t len, long timeout_ms, long *out_http_code, char **out_body, size_t *out_len,
                        char *err, size_t errlen);
 
+/* As httpc_sync_request, with extra request headers: `headers` is a
+ * NULL-terminated array of "Name: value" lines (may be NULL), e.g. an API key
+ * ("Authorization: Bearer ...", "x-api-key: ..."). */
+int httpc_sync_request_headers(const char *method, const char *url, const char *content_type,
+                               const char *const *headers, const char *body, size_t len, long timeout_ms,
+                               long *out_http_code, char **out_body, size_t *out_len, char *err,
+                               size_t errlen);
+
 #endif

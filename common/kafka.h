@@ -143,9 +143,12 @@ typedef struct {
     metrics_t *metrics;             /* may be NULL */
     size_t max_batch;               /* records per transaction; 0 selects 500 */
     /* The producer was fenced or hit a fatal error, or the transactions could
-     * not be initialised: the pipeline has stopped processing and the service
-     * must stop (call kafka_pipeline_stop). Called once, on the loop thread.
-     * May be NULL. */
+     * not be initialised, or the consumer hit a fatal error more than 5 times
+     * in 60 s: the pipeline has stopped processing and the service must stop
+     * (call kafka_pipeline_stop). Called once, on the loop thread. May be NULL.
+     * A consumer's fatal error (its static member fenced, FENCED_INSTANCE_ID)
+     * is not reported here: the pipeline replaces the consumer, which resumes
+     * from the committed offsets. */
     void (*on_fatal)(void *ctx, const char *why);
     /* Compacted topic holding the timers' markers, "<service>.timers"; needed
      * by kafka_pipeline_add_timer(). Created at start when missing (1 partition,

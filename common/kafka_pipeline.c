@@ -14,6 +14,17 @@
  * assignment and resumes after an exponential, jittered back-off. A fenced or
  * fatal producer ends processing and is reported through on_fatal.
  *
+ * A fatal consumer (in practice: the static member fenced by the coordinator,
+ * FENCED_INSTANCE_ID, e.g. after a coordinator failover) is replaced. Once no
+ * batch is in flight (the one that was has committed or aborted, as its
+ * offsets were refused), the loop destroys the consumer and creates a new one
+ * with the same group.instance.id, which takes the member's place and resumes
+ * from the offsets the transactions committed: nothing is lost or doubled.
+ * More than KAFKA_REJOIN_MAX replacements within KAFKA_REJOIN_WINDOW_MS (two
+ * replicas sharing one transactional id) end processing through on_fatal.
+ * librdkafka reports a consumer's fatal error as a consumer-queue message,
+ * never through error_cb; the loop reads rd_kafka_fatal_error() itself.
+ *
  * Timers. The records of timers_topic never reach a batch: pump() hands them
  * to the timers table (kafka_timer.c), which says when the barrier or a tick
  * is due; pump() then runs that job on the same single worker, in place of a
@@ -36,6 +47,8 @@
 #define INIT_TOPIC_TRIES 5
 #define FLUSH_MS 5000
 #define DEFAULT_MAX_BATCH 500
+#define KAFKA_REJOIN_MAX 5
+#define KAFKA_REJOIN_WINDOW_MS 60000
 
 typedef enum { ST_CREATED, ST_STARTING, ST_RUNNING, ST_STOPPING, ST_STOPPED } state_t;
 
@@ -62,7 +75,12 @@ struct kafka_pipeline_s {
 
     state_t state;
     bool fatal, backing_off;
-    bool closing; /* set before the close work: the rebalance callback then runs on it */
+    bool closing;        /* set before the close work: the rebalance callback then runs on it */
+    bool rejoining;      /* the consumer is being replaced (a work item in flight) */
+    unsigned rebalances; /* rebalance callbacks served, to detect one inside a consume call */
+    unsigned rejoins;    /* consumer replacements since rejoin_since_us */
+    uint64_t rejoin_since_us;
+    char rejoin_why[320];
     bool init_failed;
     char init_why[512];
     unsigned attempt;
@@ -86,6 +104,8 @@ struct kafka_pipeline_s {
 
 static void pump(kafka_pipeline_t *p);
 static void stop_continue(kafka_pipeline_t *p);
+static void start_rejoin(kafka_pipeline_t *p, const char *why);
+static int consumer_new(kafka_pipeline_t *p, char *err, size_t errlen);
 
 /* ---- Small helpers ---------------------------------------------------------- */
 
@@ -133,18 +153,35 @@ static void enter_fatal(kafka_pipeline_t *p, const char *why)
     }
 }
 
-/* Fatal errors raised by librdkafka outside a transactional call (error_cb). */
+/* Fatal errors raised by librdkafka outside a transactional call: the
+ * producer's come through error_cb, the consumer's as a consumer-queue message
+ * (which a rebalance callback's rd_kafka_yield() can make librdkafka drop), so
+ * both clients' fatal state is also read directly. A fatal producer ends
+ * processing; a fatal consumer is replaced once no batch is in flight. Returns
+ * true when the loop must not take new work. Loop thread. */
 static bool check_fatal_flags(kafka_pipeline_t *p)
 {
-    bool prod = atomic_load(&p->producer_fatal), cons = atomic_load(&p->consumer_fatal);
+    if (p->rejoining) {
+        return true;
+    }
+    bool prod =
+        atomic_load(&p->producer_fatal) || (p->producer && rd_kafka_fatal_error(p->producer, NULL, 0));
+    bool cons =
+        atomic_load(&p->consumer_fatal) || (p->consumer && rd_kafka_fatal_error(p->consumer, NULL, 0));
     if (!prod && !cons) {
         return false;
     }
-    char detail[256], why[320];
+    char detail[256] = "", why[320];
     rd_kafka_resp_err_t err = rd_kafka_fatal_error(prod ? p->producer : p->consumer, detail, sizeof(detail));
     snprintf(why, sizeof(why), "%s %s: %s: %s", prod ? "producer" : "consumer",
-             kafka_err_is_fenced(err) ? "fenced" : "fatal error", rd_kafka_err2name(err), detail);
-    enter_fatal(p, why);
+             kafka_err_is_fenced(err) || err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID ? "fenced"
+                                                                                     : "fatal error",
+             rd_kafka_err2name(err), detail);
+    if (prod) {
+        enter_fatal(p, why);
+    } else if (!p->busy) {
+        start_rejoin(p, why);
+    }
     return true;
 }
 
@@ -169,7 +206,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     kafka_pipeline_t *p = opaque;
     note_client_error(p, err);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        /* Logged and acted upon by check_fatal_flags() or the transaction. */
+        /* The producer's (librdkafka sends a consumer's to the consumer
+         * queue). Logged and acted upon by check_fatal_flags() or the transaction. */
         atomic_store(rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? &p->producer_fatal : &p->consumer_fatal, true);
         return;
     }
@@ -225,6 +263,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         rd_kafka_assign(rk, NULL);
         return;
     }
+    p->rebalances++;
     char list[512];
     kafka_format_partitions(parts, list, sizeof(list));
     if (p->assignment) {
@@ -265,8 +304,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             log_warn("kafka rebalance error", "group", p->group_id, "error", rd_kafka_err2str(err));
         }
     }
-    /* End the current consume call here, so that a batch never spans a rebalance. */
-    rd_kafka_yield(rk);
+    /* No rd_kafka_yield() here: librdkafka's batch consume dequeues the op
+     * after a yielding callback and then drops it (a record, or the consumer's
+     * fatal error). pump_once() puts back a batch that spans a rebalance. */
 }
 
 static bool assigned(const kafka_pipeline_t *p, const rd_kafka_message_t *m)
@@ -538,6 +578,7 @@ static void pump_once(kafka_pipeline_t *p)
         if (check_fatal_flags(p) || start_timer_job(p)) {
             return;
         }
+        unsigned rebalances = p->rebalances;
         ssize_t n = rd_kafka_consume_batch_queue(p->queue, 0, b->msgs, p->max_batch);
         if (n <= 0) {
             return; /* empty: the io event fires on the next message */
@@ -568,7 +609,8 @@ static void pump_once(kafka_pipeline_t *p)
         if (kept == 0) {
             continue;
         }
-        if (p->backing_off || p->fatal) {
+        if (p->backing_off || p->fatal || p->rebalances != rebalances) {
+            /* A batch never spans a rebalance: what came with one comes again. */
             put_back(p, b);
             continue;
         }
@@ -673,6 +715,28 @@ static void init_work(uv_work_t *w)
     }
 }
 
+/* Subscribes the consumer to the topics (and the timers topic). On failure
+ * the pipeline enters the fatal state and -1 is returned. Loop thread. */
+static int subscribe(kafka_pipeline_t *p)
+{
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)p->ntopics + 1);
+    for (size_t i = 0; i < p->ntopics; i++) {
+        rd_kafka_topic_partition_list_add(subs, p->topics[i], RD_KAFKA_PARTITION_UA);
+    }
+    if (p->timers.n > 0) {
+        rd_kafka_topic_partition_list_add(subs, p->timers_topic, RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(p->consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (err) {
+        char why[256];
+        snprintf(why, sizeof(why), "subscribe: %s", rd_kafka_err2str(err));
+        enter_fatal(p, why);
+        return -1;
+    }
+    return 0;
+}
+
 static void init_after(uv_work_t *w, int status)
 {
     kafka_pipeline_t *p = w->data;
@@ -687,25 +751,98 @@ static void init_after(uv_work_t *w, int status)
         enter_fatal(p, p->init_why);
         return;
     }
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)p->ntopics + 1);
-    for (size_t i = 0; i < p->ntopics; i++) {
-        rd_kafka_topic_partition_list_add(subs, p->topics[i], RD_KAFKA_PARTITION_UA);
-    }
-    if (p->timers.n > 0) {
-        rd_kafka_topic_partition_list_add(subs, p->timers_topic, RD_KAFKA_PARTITION_UA);
-    }
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(p->consumer, subs);
-    rd_kafka_topic_partition_list_destroy(subs);
-    if (err) {
-        char why[256];
-        snprintf(why, sizeof(why), "subscribe: %s", rd_kafka_err2str(err));
-        enter_fatal(p, why);
+    if (subscribe(p) != 0) {
         return;
     }
     uv_poll_start(&p->poll, UV_READABLE, on_wake);
     uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
     log_info("kafka pipeline started", "group", p->group_id, "transactional_id", p->txn_id);
     pump(p);
+}
+
+/* ---- Replacing a fatal consumer ----------------------------------------------- */
+
+static void rejoin_work(uv_work_t *w)
+{
+    kafka_pipeline_t *p = w->data;
+    /* A fatal consumer cannot leave its group nor commit: destroy it without
+     * the close; its member id is dead anyway (the replacement takes the
+     * static member's place). */
+    rd_kafka_queue_io_event_enable(p->queue, -1, NULL, 0);
+    rd_kafka_queue_destroy(p->queue);
+    p->queue = NULL;
+    rd_kafka_destroy_flags(p->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    p->consumer = NULL;
+    p->batch.consumer = NULL;
+    char err[512];
+    if (consumer_new(p, err, sizeof(err)) != 0) {
+        snprintf(p->rejoin_why, sizeof(p->rejoin_why), "new consumer: %.280s", err);
+        p->init_failed = true;
+    }
+}
+
+static void rejoin_after(uv_work_t *w, int status)
+{
+    kafka_pipeline_t *p = w->data;
+    p->busy = false;
+    p->closing = false;
+    p->rejoining = false;
+    atomic_store(&p->consumer_fatal, false);
+    kafka_liveness_init(&p->live, now_us());
+    if (p->init_failed) {
+        /* close_work copes with the missing consumer */
+        p->init_failed = false;
+        enter_fatal(p, p->rejoin_why);
+    }
+    if (p->state == ST_STOPPING) {
+        stop_continue(p);
+        return;
+    }
+    if (p->fatal || subscribe(p) != 0) {
+        return;
+    }
+    log_info("kafka consumer replaced; rejoining the group", "group", p->group_id, "group_instance_id",
+             p->txn_id);
+    pump(p);
+}
+
+/* Replaces the fatal consumer, on a worker. Loop thread, nothing in flight. */
+static void start_rejoin(kafka_pipeline_t *p, const char *why)
+{
+    uint64_t now = (uint64_t)now_us();
+    if (p->rejoins == 0 || now - p->rejoin_since_us > (uint64_t)KAFKA_REJOIN_WINDOW_MS * 1000) {
+        p->rejoins = 0;
+        p->rejoin_since_us = now;
+    }
+    if (++p->rejoins > KAFKA_REJOIN_MAX) {
+        char fatal[400];
+        snprintf(fatal, sizeof(fatal), "%s (consumer replaced %d times within %d s)", why, KAFKA_REJOIN_MAX,
+                 KAFKA_REJOIN_WINDOW_MS / 1000);
+        enter_fatal(p, fatal);
+        return;
+    }
+    log_warn("kafka consumer hit a fatal error; replacing it", "group", p->group_id, "group_instance_id",
+             p->txn_id, "why", why);
+    /* Nothing is in flight: every batch taken has committed or aborted, and
+     * the new consumer starts from the offsets the transactions committed. */
+    if (p->assignment) {
+        rd_kafka_topic_partition_list_destroy(p->assignment);
+        p->assignment = NULL;
+    }
+    if (p->timers.state != KAFKA_TIMERS_IDLE) {
+        log_info("kafka timers stopped: consumer replaced", "group", p->group_id);
+    }
+    kafka_timers_revoked(&p->timers);
+    if (p->handles) {
+        uv_timer_stop(&p->backoff);
+        uv_timer_stop(&p->due);
+    }
+    set_paused(p, false);
+    p->rejoining = true;
+    p->closing = true; /* statistics and rebalances of the old consumer are ignored */
+    p->busy = true;
+    p->work.data = p;
+    uv_queue_work(p->loop, &p->work, rejoin_work, rejoin_after);
 }
 
 int kafka_pipeline_start(kafka_pipeline_t *p)
@@ -756,16 +893,23 @@ static void on_closed(uv_handle_t *h)
 static void close_work(uv_work_t *w)
 {
     kafka_pipeline_t *p = w->data;
-    /* Leaves the group; the revocation is served on this thread (p->closing). */
-    rd_kafka_resp_err_t err = rd_kafka_consumer_close(p->consumer);
-    if (err) {
-        log_warn("kafka consumer close", "group", p->group_id, "error", rd_kafka_err2str(err));
+    /* Leaves the group; the revocation is served on this thread (p->closing).
+     * A fatal consumer cannot: it is destroyed without the close. */
+    if (p->consumer && !rd_kafka_fatal_error(p->consumer, NULL, 0)) {
+        rd_kafka_resp_err_t err = rd_kafka_consumer_close(p->consumer);
+        if (err) {
+            log_warn("kafka consumer close", "group", p->group_id, "error", rd_kafka_err2str(err));
+        }
     }
-    rd_kafka_queue_io_event_enable(p->queue, -1, NULL, 0);
-    rd_kafka_queue_destroy(p->queue);
-    p->queue = NULL;
-    rd_kafka_destroy(p->consumer);
-    p->consumer = NULL;
+    if (p->queue) {
+        rd_kafka_queue_io_event_enable(p->queue, -1, NULL, 0);
+        rd_kafka_queue_destroy(p->queue);
+        p->queue = NULL;
+    }
+    if (p->consumer) {
+        rd_kafka_destroy_flags(p->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        p->consumer = NULL;
+    }
     if (rd_kafka_fatal_error(p->producer, NULL, 0)) {
         rd_kafka_purge(p->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     }
@@ -941,6 +1085,40 @@ static void register_metrics(kafka_pipeline_t *p, metrics_t *reg)
     }
 }
 
+/* Creates the consumer, its queue and the queue's wake-up on p->wake[1]
+ * (p->consumer and p->queue must be NULL). Static membership keyed by the
+ * transactional id: both name this replica and survive its restarts, so a
+ * restart takes the partitions back at once, and its producer fences the
+ * previous incarnation's. Any thread; no I/O. */
+static int consumer_new(kafka_pipeline_t *p, char *err, size_t errlen)
+{
+    char why[512];
+    rd_kafka_conf_t *cc = kafka_conf_consumer(p->bootstrap, p->group_id, p->service, p->txn_id, err, errlen);
+    if (!cc) {
+        return -1;
+    }
+    rd_kafka_conf_set_opaque(cc, p);
+    rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+    rd_kafka_conf_set_stats_cb(cc, stats_cb);
+    rd_kafka_conf_set_error_cb(cc, error_cb);
+    p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, why, sizeof(why));
+    if (!p->consumer) {
+        rd_kafka_conf_destroy(cc);
+        snprintf(err, errlen, "kafka consumer: %s", why);
+        return -1;
+    }
+    /* The main queue (errors, statistics) stays apart from the consumer
+     * queue (records, rebalances): on_tick serves it even during a batch. */
+    p->queue = rd_kafka_queue_get_consumer(p->consumer);
+    if (!p->queue) {
+        snprintf(err, errlen, "kafka consumer: no consumer queue");
+        return -1;
+    }
+    rd_kafka_queue_io_event_enable(p->queue, p->wake[1], "1", 1);
+    p->batch.consumer = p->consumer;
+    return 0;
+}
+
 static char *dup_or_null(const char *s, bool *ok)
 {
     char *d = s ? strdup(s) : NULL;
@@ -1028,27 +1206,13 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
         register_metrics(p, conf->metrics);
     }
 
-    /* Static membership keyed by the transactional id: both name this replica
-     * and survive its restarts, so a restart takes the partitions back at
-     * once, and its producer fences the previous incarnation's. */
-    rd_kafka_conf_t *cc = kafka_conf_consumer(p->bootstrap, p->group_id, p->service, p->txn_id, err, errlen);
-    if (!cc) {
+    if (kafka_wake_pipe(p->wake) != 0) {
+        snprintf(err, errlen, "kafka pipeline: cannot create the wake-up pipe");
         goto fail;
     }
-    rd_kafka_conf_set_opaque(cc, p);
-    rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
-    rd_kafka_conf_set_stats_cb(cc, stats_cb);
-    rd_kafka_conf_set_error_cb(cc, error_cb);
-    p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, why, sizeof(why));
-    if (!p->consumer) {
-        rd_kafka_conf_destroy(cc);
-        snprintf(err, errlen, "kafka consumer: %s", why);
+    if (consumer_new(p, err, errlen) != 0) {
         goto fail;
     }
-    cc = NULL; /* owned by the consumer */
-    /* The main queue (errors, statistics) stays apart from the consumer
-     * queue (records, rebalances): on_tick serves it even during a batch. */
-    p->queue = rd_kafka_queue_get_consumer(p->consumer);
 
     rd_kafka_conf_t *pc = kafka_conf_producer(p->bootstrap, p->service, p->txn_id, err, errlen);
     if (!pc) {
@@ -1064,19 +1228,12 @@ kafka_pipeline_t *kafka_pipeline_create(uv_loop_t *loop, const kafka_pipeline_co
     }
     pc = NULL; /* owned by the producer */
     p->batch.producer = p->producer;
-    p->batch.consumer = p->consumer;
     p->batch.transform = conf->transform;
     p->batch.ctx = conf->ctx;
     /* One path: a per-record transform runs under the adapter. */
     p->batch.handler = conf->transform ? kafka_batch_per_record : conf->transform_batch;
     p->batch.handler_ctx = conf->transform ? (void *)&p->batch : conf->ctx;
     p->batch.service = p->service;
-
-    if (!p->queue || kafka_wake_pipe(p->wake) != 0) {
-        snprintf(err, errlen, "kafka pipeline: cannot create the wake-up pipe");
-        goto fail;
-    }
-    rd_kafka_queue_io_event_enable(p->queue, p->wake[1], "1", 1);
     return p;
 fail:
     kafka_pipeline_destroy(p);

@@ -1,6 +1,7 @@
 /* check: the seed's CLI for a CronJob or a person,
  *   model-monitor check --specialist-type technical|safety|business|ethical|legal|all
  *                       [--output-format text|json] [--export-metrics PUSHGATEWAY_URL]
+ * (without --export-metrics, the environment's PUSHGATEWAY_URL, when set, is the target)
  * one check per specialist with the service's configuration (environment),
  * the seed's report on stdout, exit status: 0 every model OK, 1 a model
  * degraded, 4 a source unreachable, 3 a model without a run or without
@@ -93,6 +94,10 @@ int app_check_main(app_t *app, int argc, char **argv)
             return usage(slot ? "missing value" : "unknown argument");
         }
         *slot = argv[++i];
+    }
+    if (!push) { /* a CronJob sets the Pushgateway once, in its environment */
+        const char *env = getenv("PUSHGATEWAY_URL");
+        push = env && env[0] ? env : NULL;
     }
     if (!type || (strcmp(type, "all") != 0 && !monitor_specialist_valid(type))) {
         return usage("--specialist-type must be technical, safety, business, ethical, legal or all");

@@ -9,7 +9,10 @@ stack's, with one database per test.
   itself when it restarts, with the same service process;
 - a replica killed with SIGKILL and restarted with the same transactional id
   resumes within 10 s (static membership: it need not wait for the session
-  timeout of its previous incarnation).
+  timeout of its previous incarnation);
+- a static member fenced by the coordinator (FENCED_INSTANCE_ID, a fatal
+  consumer error in librdkafka) is replaced inside the same process, and
+  every record's output appears exactly once.
 """
 import os
 import random
@@ -23,7 +26,7 @@ import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import hive_avro
-from conftest import MONGODB_URI, ROOT, Service, free_port
+from conftest import LOGS, MONGODB_URI, ROOT, Service, free_port
 from private_kafka import PrivateKafka
 from test_telemetry_intake import telemetry
 
@@ -71,6 +74,8 @@ def svc(kafka):
     s.telemetry = env["KAFKA_TELEMETRY_TOPIC"]
     s.insights = env["KAFKA_INSIGHTS_TOPIC"]
     s.dlq = s.telemetry + ".dlq"
+    s.group = env["KAFKA_CONSUMER_GROUP"]
+    s.txn_id = env["KAFKA_TRANSACTIONAL_ID"]
     yield s
     kafka.thaw()
     if kafka.proc.poll() is not None:
@@ -181,8 +186,6 @@ def kafka_ok(body):
     return bool(body and body.get("checks", {}).get("kafka", {}).get("ok"))
 
 
-@pytest.mark.xfail(strict=False, reason="known defect: after a broker restart the coordinator may fence the static "
-                   "member (FENCED_INSTANCE_ID, fatal in librdkafka) and the pipeline neither rejoins nor stops")
 def test_ready_follows_the_broker_without_restarting_the_service(svc, kafka):
     svc.start()
     produce(svc.bootstrap, svc.telemetry, [telemetry(0, degraded=True)])
@@ -276,3 +279,55 @@ def test_ready_goes_false_while_the_broker_is_frozen(svc, kafka):
         kafka.thaw()
     svc.wait_ready(True, timeout=120)
     assert svc.proc.poll() is None
+
+
+def service_log(s):
+    with open(os.path.join(LOGS, f"{s.name}.{s.starts}.log"), "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def wait_for_log(s, text, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if text in service_log(s):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_fenced_static_member_is_replaced_and_nothing_is_lost_or_doubled(svc):
+    """Another consumer joins the group with the service's group.instance.id:
+    the coordinator gives it the static member's place and fences the service's
+    consumer (FENCED_INSTANCE_ID) at its next heartbeat, the fatal consumer
+    error of a coordinator failover. The service must replace its consumer and
+    go on, in the same process, with every output exactly once."""
+    before = [telemetry(i, degraded=True) for i in range(300)]
+    after = [telemetry(i, degraded=True, service=f"fenced-{i % 5}") for i in range(300, 400)]
+    svc.start()
+    pid = svc.proc.pid
+    produce(svc.bootstrap, svc.telemetry, before)  # in flight while the member is fenced
+
+    assigned = []
+    intruder = Consumer({"bootstrap.servers": svc.bootstrap, "group.id": svc.group,
+                         "group.instance.id": svc.txn_id, "session.timeout.ms": 6000,
+                         "partition.assignment.strategy": "range,roundrobin", "enable.auto.commit": False,
+                         "isolation.level": "read_committed", "log_level": 0})
+    try:
+        intruder.subscribe([svc.telemetry], on_assign=lambda c, parts: assigned.append(parts))
+        deadline = time.time() + 60
+        while not assigned and time.time() < deadline:
+            intruder.poll(0.2)
+        assert assigned, "the second member with the same group.instance.id never joined"
+        assert wait_for_log(svc, "FENCED_INSTANCE_ID", 30), "the service's consumer was not fenced"
+    finally:
+        intruder.close()  # a static member does not leave: the service's new consumer takes its place
+
+    assert wait_for_log(svc, "kafka consumer replaced", 30), "the fenced consumer was not replaced"
+    produce(svc.bootstrap, svc.telemetry, after)
+    want = {(r["service"], r["window_end"]) for r in before + after}
+    msgs = read_committed(svc.bootstrap, svc.insights, expected=len(want), timeout=180, settle=5)
+    got = windows(msgs)
+    assert svc.proc.poll() is None and svc.proc.pid == pid, "the service did not survive the fencing"
+    assert len(got) == len(set(got)), f"{len(got) - len(set(got))} duplicated outputs"
+    assert set(got) == want, f"{len(want - set(got))} records produced no output"
+    svc.wait_ready(True, timeout=30)

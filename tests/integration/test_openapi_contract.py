@@ -14,9 +14,9 @@ import pymongo
 import pytest
 import requests
 
-from conftest import BOOTSTRAP, MONGODB_URI, ROOT, Service, free_port
+from conftest import BOOTSTRAP, MONGODB_URI, ROOT, Service, create_topics, free_port
 
-SERVICES = ["optimizer", "experiment-manager", "model-monitor", "weight-recalibrator"]
+SERVICES = ["optimizer", "experiment-manager", "model-monitor", "weight-recalibrator", "retrainer"]
 
 
 def binary(name):
@@ -25,7 +25,7 @@ def binary(name):
 
 
 @pytest.fixture(params=SERVICES)
-def service(request):
+def service(request, tmp_path_factory):
     name = request.param
     tag = uuid.uuid4().hex[:10]
     db = f"itest_api_{name.replace('-', '_')}_{tag}"
@@ -42,6 +42,11 @@ def service(request):
         "MLFLOW_NAME_SUFFIX": "-" + tag,
         "LOG_LEVEL": "warn",
     }
+    if name == "retrainer":
+        # its own trigger topic; a run the contract starts trains nothing
+        env.update({"KAFKA_DEGRADED_TOPIC": f"models.degraded.t{tag}", "KAFKA_LIFECYCLE_TOPIC": f"models.lifecycle.t{tag}",
+                    "TRAINING_COMMAND": "/bin/false", "DATASET_DIR": str(tmp_path_factory.mktemp("datasets"))})
+        create_topics([env["KAFKA_DEGRADED_TOPIC"], env["KAFKA_LIFECYCLE_TOPIC"], env["KAFKA_DEGRADED_TOPIC"] + ".dlq"])
     svc = Service(binary(name), env, f"api-{name}-{tag}")
     yield svc
     code = svc.stop()
