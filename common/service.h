@@ -238,8 +238,8 @@ int service_main(const service_def_t *def, void *ctx, int argc, char **argv);
 service_t *service_create(const service_def_t *def, void *ctx, char *err, size_t errlen);
 /* The merged config table: shared, input topics, own keys. */
 const config_item_t *service_config_items(const service_t *svc, size_t *out_n);
-/* The interval of timer `i` of the def in ms: `interval_ms`, or once
- * configured the value of its `interval_key` (0 before). */
+/* The interval of timer `i` of the def in ms: its `interval_ms` as it is
+ * at the call, or once configured the value of its `interval_key` (0 before). */
 uint64_t service_timer_interval_ms(const service_t *svc, size_t i);
 /* Prints --help (summary and the merged table) to `out`. */
 void service_print_help(const service_t *svc, FILE *out);

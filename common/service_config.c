@@ -164,7 +164,11 @@ static int resolve_intervals(service_t *s, char *err, size_t errlen)
 
 uint64_t service_timer_interval_ms(const service_t *svc, size_t i)
 {
-    return i < svc->def->ntimers ? svc->intervals[i] : 0;
+    if (i >= svc->def->ntimers) {
+        return 0;
+    }
+    /* without a key, interval_ms as it is now (a caller may set it before service_start) */
+    return svc->def->timers[i].interval_key ? svc->intervals[i] : svc->def->timers[i].interval_ms;
 }
 
 const config_item_t *service_config_items(const service_t *svc, size_t *out_n)
