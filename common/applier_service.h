@@ -54,7 +54,7 @@ typedef struct {
      telemetry_doc, &(c).telemetry_topic, NULL}
 
 /* The impact-watch timer (transactional, every 5 s). */
-#define APPLIER_SERVICE_TIMER {"impact-watch", 5000, 0, NULL, applier_service_watch_tick}
+#define APPLIER_SERVICE_TIMER {"impact-watch", 5000, 0, NULL, applier_service_watch_tick, NULL, 0}
 /* clang-format on */
 
 typedef struct {

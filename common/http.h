@@ -101,6 +101,14 @@ const char *http_req_path(const http_req_t *r);                    /* raw path, 
 const char *http_req_param(const http_req_t *r, const char *name); /* decoded path parameter */
 const char *http_req_query(const http_req_t *r, const char *name); /* decoded query value, or NULL */
 
+/* Parses `s` as a plain decimal integer (digits only, no sign or space) in
+ * [min, max] into *out: 0, or HIVE_EINVAL (then *out is untouched). */
+int http_parse_bounded(const char *s, size_t min, size_t max, size_t *out);
+/* The optional integer query parameter `name` in [min, max]: true with *out
+ * set, or left as is when the parameter is absent; false after answering 400
+ * {"error": "<name>: an integer from <min> to <max>", "field": name}. */
+bool http_req_query_size(http_req_t *r, const char *name, size_t min, size_t max, size_t *out);
+
 /* The request body (not NUL-terminated); NULL and 0 when there is none or
  * the request is no longer alive. */
 const char *http_req_body(const http_req_t *r, size_t *out_len);

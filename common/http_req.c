@@ -1,6 +1,7 @@
 /* http_req: one request's life, from h2o handing it over to the answer:
  * routing, parameters, the JSON body, answers and the metrics they count,
  * and the guard that keeps deferred answers safe. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hive_err.h"
 #include "http_internal.h"
 #include "log.h"
 
@@ -97,6 +99,33 @@ const char *http_req_param(const http_req_t *r, const char *name)
 const char *http_req_query(const http_req_t *r, const char *name)
 {
     return router_query_get(&r->query, name);
+}
+
+int http_parse_bounded(const char *s, size_t min, size_t max, size_t *out)
+{
+    if (!s || *s < '0' || *s > '9') {
+        return HIVE_EINVAL;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno || v < min || v > max) {
+        return HIVE_EINVAL;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+bool http_req_query_size(http_req_t *r, const char *name, size_t min, size_t max, size_t *out)
+{
+    const char *s = http_req_query(r, name);
+    if (!s || http_parse_bounded(s, min, max, out) == 0) {
+        return true;
+    }
+    char msg[128];
+    snprintf(msg, sizeof(msg), "%s: an integer from %zu to %zu", name, min, max);
+    http_respond_error(r, 400, name, msg);
+    return false;
 }
 
 const char *http_req_body(const http_req_t *r, size_t *out_len)

@@ -419,7 +419,8 @@ static int start_pipeline(service_t *s, char *err, size_t errlen)
     }
     for (size_t i = 0; i < s->def->ntimers; i++) {
         const service_timer_t *t = &s->def->timers[i];
-        if (t->tick && kafka_pipeline_add_timer(s->pipeline, t->name, t->interval_ms, t->tick, s->ctx) != 0) {
+        if (t->tick && kafka_pipeline_add_timer(s->pipeline, t->name, service_timer_interval_ms(s, i),
+                                                t->tick, s->ctx) != 0) {
             log_error("cannot add the transactional timer", "timer", t->name);
             return -1;
         }
@@ -506,8 +507,8 @@ static int start_after_setup(service_t *s)
         if (!t->fn) {
             continue;
         }
-        uv_timer_start(&s->timers[i].handle, on_timer, t->first_ms ? t->first_ms : t->interval_ms,
-                       t->interval_ms);
+        uint64_t iv = service_timer_interval_ms(s, i);
+        uv_timer_start(&s->timers[i].handle, on_timer, t->first_ms ? t->first_ms : iv, iv);
     }
     return 0;
 }
@@ -630,6 +631,7 @@ void service_destroy(service_t *s)
         config_free(s->items, s->nitems);
     }
     free(s->timers);
+    free(s->intervals);
     free(s->openapi);
     free(s->topics);
     free(s->topic_slots);

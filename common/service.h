@@ -133,7 +133,14 @@ typedef struct {
 
 /* A plain timer on the loop thread: fn(ctx) after `first_ms` (0: after
  * `interval_ms`) and then every `interval_ms`. Stopped at shutdown after the
- * APIs and before the pipeline. */
+ * APIs and before the pipeline. With `interval_key` set, the interval is a
+ * setting instead: the value of that INT or DOUBLE key of the merged config
+ * table times `interval_unit_ms` (0: 1), rounded to whole milliseconds and
+ * read by service_configure(), which refuses a result below 1 ms or above
+ * 2^32 ms naming the key; `interval_ms` is then ignored. A transactional
+ * timer's marker counts slots of its interval: after RAISING the interval of
+ * a deployed timer, its stored marker lies far ahead and the timer waits for
+ * it, so such a change goes with a new timer `name`. */
 typedef struct {
     const char *name; /* logs */
     unsigned interval_ms;
@@ -146,6 +153,8 @@ typedef struct {
      * its marker in KAFKA_TIMERS_TOPIC, so it must not change between releases;
      * `first_ms` is ignored. */
     kafka_tick_fn tick;
+    const char *interval_key; /* "MONITOR_INTERVAL_SECONDS"; NULL: interval_ms */
+    double interval_unit_ms;  /* 1000 for seconds, 60000 for minutes */
 } service_timer_t;
 
 /* A REST route; the handler gets the service's ctx. */
@@ -229,6 +238,9 @@ int service_main(const service_def_t *def, void *ctx, int argc, char **argv);
 service_t *service_create(const service_def_t *def, void *ctx, char *err, size_t errlen);
 /* The merged config table: shared, input topics, own keys. */
 const config_item_t *service_config_items(const service_t *svc, size_t *out_n);
+/* The interval of timer `i` of the def in ms: its `interval_ms` as it is
+ * at the call, or once configured the value of its `interval_key` (0 before). */
+uint64_t service_timer_interval_ms(const service_t *svc, size_t i);
 /* Prints --help (summary and the merged table) to `out`. */
 void service_print_help(const service_t *svc, FILE *out);
 /* Reads the environment: 0, or -1 with "invalid configuration: VAR=..."

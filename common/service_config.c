@@ -122,7 +122,53 @@ int service_config_build(service_t *s, char *err, size_t errlen)
         }
         it->def = d->defaults[i].value;
     }
+    s->intervals = calloc(d->ntimers + 1, sizeof(*s->intervals));
+    if (!s->intervals) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < d->ntimers; i++) {
+        const service_timer_t *t = &d->timers[i];
+        const config_item_t *it = t->interval_key ? find_item(s, t->interval_key) : NULL;
+        if (t->interval_key && (!it || (it->type != CONFIG_INT && it->type != CONFIG_DOUBLE))) {
+            snprintf(err, errlen, "timer %s: interval key %s is not an INT or DOUBLE key of this service",
+                     t->name ? t->name : "?", t->interval_key);
+            return -1;
+        }
+        s->intervals[i] = t->interval_key ? 0 : t->interval_ms;
+    }
     return 0;
+}
+
+/* The timers' intervals taken from their keys, once the table is loaded. */
+static int resolve_intervals(service_t *s, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < s->def->ntimers; i++) {
+        const service_timer_t *t = &s->def->timers[i];
+        if (!t->interval_key) {
+            continue;
+        }
+        const config_item_t *it = find_item(s, t->interval_key);
+        double v = it->type == CONFIG_INT ? (double)*(const long *)it->out : *(const double *)it->out;
+        double ms = v * (t->interval_unit_ms > 0 ? t->interval_unit_ms : 1.0) + 0.5;
+        if (!(ms >= 1.0) || ms >= 4294967296.0) {
+            snprintf(err, errlen,
+                     "invalid configuration: %s=%g: the interval of timer %s must be from 1 ms to 2^32 ms",
+                     t->interval_key, v, t->name ? t->name : "?");
+            return -1;
+        }
+        s->intervals[i] = (uint64_t)ms;
+    }
+    return 0;
+}
+
+uint64_t service_timer_interval_ms(const service_t *svc, size_t i)
+{
+    if (i >= svc->def->ntimers) {
+        return 0;
+    }
+    /* without a key, interval_ms as it is now (a caller may set it before service_start) */
+    return svc->def->timers[i].interval_key ? svc->intervals[i] : svc->def->timers[i].interval_ms;
 }
 
 const config_item_t *service_config_items(const service_t *svc, size_t *out_n)
@@ -140,7 +186,7 @@ void service_print_help(const service_t *svc, FILE *out)
 int service_configure(service_t *s, char *err, size_t errlen)
 {
     s->configured = true; /* config_free runs in destroy from here on */
-    if (config_load(s->items, s->nitems, err, errlen) != 0) {
+    if (config_load(s->items, s->nitems, err, errlen) != 0 || resolve_intervals(s, err, errlen) != 0) {
         return -1;
     }
     for (size_t i = 0; i < s->def->ninputs; i++) {

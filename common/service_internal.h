@@ -38,6 +38,7 @@ struct service_s {
     kafka_pipeline_t *pipeline;
     uv_timer_t pending_poll; /* the drain's wait for def->pending() == 0 */
     service_timer_rt_t *timers;
+    uint64_t *intervals; /* per def timer, in ms: interval_ms or its key's value */
     size_t timers_open;
     grpc_server_t *grpc;
     http_server_t *http;

@@ -53,20 +53,22 @@ int app_build(app_t *a, service_t *svc)
             "value", cfg->canary_steps);
         return -1;
     }
-    if (cfg->interval_ms % APP_TICK_MS != 0) {
-        log_error("invalid configuration: EVALUATION_INTERVAL_MS: a multiple of 1000");
-        return -1;
-    }
-    a->every = cfg->interval_ms / APP_TICK_MS;
     rc->time_scale = cfg->time_scale;
+    rc->prometheus_url = cfg->prometheus_url;
+    rc->prometheus_timeout_ms = cfg->prometheus_timeout_ms;
+    rc->interval_ms = cfg->interval_ms;
     rc->assignments_topic = cfg->assignments_topic;
     rc->results_topic = cfg->results_topic;
     if (!(a->runner = runner_create(rc, svc))) {
         log_error("cannot build the runner");
         return -1;
     }
-    a->rest =
-        (rest_t){.loop = service_loop(svc), .store = service_store(svc), .runner = a->runner, .conf = rc};
+    a->rest = (rest_t){.loop = service_loop(svc),
+                       .store = service_store(svc),
+                       .runner = a->runner,
+                       .conf = rc,
+                       .manager_url = cfg->manager_url,
+                       .interval_s = (cfg->interval_ms + 999) / 1000};
     static const store_index_t indexes[] = {
         {"measurements", "{\"experiment_id\": 1}", false},
         {"intervals", "{\"experiment_id\": 1, \"slot\": 1}", false},
@@ -81,11 +83,7 @@ int app_build(app_t *a, service_t *svc)
 
 kafka_verdict_t app_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason, size_t rl)
 {
-    app_t *a = ctx;
-    if (slot % a->every != 0) {
-        return KAFKA_OK;
-    }
-    return runner_tick(a->runner, slot, now_ms, out, reason, rl);
+    return runner_tick(((app_t *)ctx)->runner, slot, now_ms, out, reason, rl);
 }
 
 size_t app_pending(void *ctx)

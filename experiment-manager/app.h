@@ -15,7 +15,8 @@
 typedef struct {
     char *requests_topic, *telemetry_topic; /* inputs */
     char *assignments_topic, *results_topic;
-    char *no_data_action, *canary_steps;
+    char *no_data_action, *canary_steps, *manager_url, *prometheus_url;
+    long prometheus_timeout_ms;
     double alpha, msprt_effect, bandit_floor, time_scale;
     long interval_ms, min_samples, no_data_intervals, canary_step_min_s;
 } app_config_t;
@@ -25,18 +26,12 @@ typedef struct {
     runner_conf_t rconf;
     runner_t *runner;
     rest_t rest;
-    long every; /* looks every `every` ticks of APP_TICK_MS */
 } app_t;
-
-/* The base period of the transactional timer; EVALUATION_INTERVAL_MS is a
- * multiple of it (the runtime's timers have a fixed interval). */
-#define APP_TICK_MS 1000
 
 /* Builds the runner and the REST context; 0, or -1 after saying why. */
 int app_build(app_t *app, service_t *svc);
 
-/* The evaluation timer (kafka_tick_fn): runs the runner's look on every
- * `every`-th slot. */
+/* The evaluation timer (kafka_tick_fn), every EVALUATION_INTERVAL_MS: the runner's look. */
 kafka_verdict_t app_tick(void *app, int64_t slot, int64_t now_ms, kafka_out_t *out, char *reason, size_t rl);
 
 size_t app_pending(void *app);

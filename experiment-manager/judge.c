@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hive_err.h"
@@ -172,6 +173,42 @@ static double normal(double (*u01)(void *), void *rng)
         u = 1e-300;
     }
     return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+int judge_thompson_k(const stats_sample_t *arms, size_t k, bool lower_is_better, double floor, int draws,
+                     double (*u01)(void *rng), void *rng, double *shares)
+{
+    if (!arms || !shares || k < 2 || draws < 1 || !(floor >= 0) || floor * (double)k > 1 + 1e-12) {
+        return HIVE_EINVAL;
+    }
+    double *sd = calloc(k, sizeof(*sd));
+    long *wins = calloc(k, sizeof(*wins));
+    if (!sd || !wins) {
+        free(sd);
+        free(wins);
+        return HIVE_ENOMEM;
+    }
+    for (size_t i = 0; i < k; i++) {
+        sd[i] = arms[i].n >= 1 ? sqrt(fmax(arms[i].var, 0) / arms[i].n) : 0;
+    }
+    for (int d = 0; d < draws; d++) {
+        size_t best = 0;
+        double best_v = 0;
+        for (size_t i = 0; i < k; i++) {
+            double v = arms[i].mean + sd[i] * normal(u01, rng);
+            if (i == 0 || (lower_is_better ? v < best_v : v > best_v)) {
+                best = i;
+                best_v = v;
+            }
+        }
+        wins[best]++;
+    }
+    for (size_t i = 0; i < k; i++) {
+        shares[i] = floor + (1 - (double)k * floor) * (double)wins[i] / draws;
+    }
+    free(sd);
+    free(wins);
+    return 0;
 }
 
 double judge_thompson(const stats_sample_t *base, const stats_sample_t *cand, bool lower_is_better,

@@ -166,6 +166,15 @@ double judge_canary_next(const judge_conf_t *c, size_t step, size_t *out_step);
 double judge_thompson(const stats_sample_t *base, const stats_sample_t *cand, bool lower_is_better,
                       double floor, int draws, double (*u01)(void *rng), void *rng);
 
+/* Thompson sampling over k >= 2 variants: per draw, one value from each
+ * arm's normal posterior on its mean (arms in order); P(i) is the share of
+ * draws that arm i wins (lowest when lower_is_better; ties to the first),
+ * and shares[i] = floor + (1 - k floor) P(i), so every arm keeps `floor`
+ * and the shares sum to 1. An arm with n < 1 is drawn at its mean. Returns
+ * 0, or HIVE_EINVAL for k < 2, draws < 1, or floor outside [0, 1/k]. */
+int judge_thompson_k(const stats_sample_t *arms, size_t k, bool lower_is_better, double floor, int draws,
+                     double (*u01)(void *rng), void *rng, double *shares);
+
 /* One look at `now_ms`. `st` is updated in place (the caller stores it).
  * `aborted` is an operator's abort. `u01`/`rng` are used by bandits only. */
 void judge_look(const judge_conf_t *c, const judge_def_t *def, judge_state_t *st, const judge_obs_t *base,

@@ -23,7 +23,7 @@ static const config_item_t config_items[] = {
     {"KAFKA_RESULTS_TOPIC", CONFIG_STRING, "experiments.results", 0, 0, NULL, &cfg.results_topic,
      "ExperimentResult output (key experiment_id)"},
     {"EVALUATION_INTERVAL_MS", CONFIG_INT, "60000", 1000, 86400000, NULL, &cfg.interval_ms,
-     "every running experiment is looked at this often (a multiple of 1000)"},
+     "every running experiment is looked at this often"},
     {"SIGNIFICANCE_LEVEL", CONFIG_DOUBLE, "0.05", 0.0001, 0.5, NULL, &cfg.alpha,
      "alpha of the always-valid sequential test"},
     {"MSPRT_EFFECT", CONFIG_DOUBLE, "0.1", 0.001, 10, NULL, &cfg.msprt_effect,
@@ -40,6 +40,12 @@ static const config_item_t config_items[] = {
      "least time on a canary step before it advances (seed 001: 24 h)"},
     {"BANDIT_FLOOR", CONFIG_DOUBLE, "0.05", 0, 0.5, NULL, &cfg.bandit_floor,
      "least share of traffic each bandit variant keeps"},
+    {"PROMETHEUS_URL", CONFIG_STRING, "http://127.0.0.1:9090", 0, 0, NULL, &cfg.prometheus_url,
+     "Prometheus HTTP API of the metric sources with provider prometheus"},
+    {"PROMETHEUS_TIMEOUT_MS", CONFIG_INT, "5000", 100, 60000, NULL, &cfg.prometheus_timeout_ms,
+     "timeout of one Prometheus query"},
+    {"WORKFLOW_MANAGER_URL", CONFIG_STRING, "http://experiment-manager:8000", 0, 0, NULL, &cfg.manager_url,
+     "this service's URL as an Argo Workflow reaches it (GET /api/v1/experiments/{id}/workflow)"},
     {"EXPERIMENT_TIME_SCALE", CONFIG_DOUBLE, "1", 0.00001, 1, NULL, &cfg.time_scale,
      "multiplies requested durations and CANARY_STEP_MIN_SECONDS (compressed time for tests and demos)"},
 };
@@ -72,7 +78,7 @@ static const service_input_t inputs[] = {
 };
 
 /* 3. The evaluation: a transactional timer, so each look publishes exactly once. */
-static const service_timer_t timers[] = {{RUNNER_TIMER, APP_TICK_MS, 0, NULL, app_tick}};
+static const service_timer_t timers[] = {{RUNNER_TIMER, 0, 0, NULL, app_tick, "EVALUATION_INTERVAL_MS", 1}};
 
 /* 4. Setup: the judge's configuration, the runner, the REST routes (seed 000). */
 static int setup(service_t *svc, void *ctx)

@@ -75,6 +75,15 @@ void repo_def_append(bson_t *doc, const exp_t *e)
     append_criteria(doc, "success_criteria", e->def.criteria, e->def.ncriteria);
     append_criteria(doc, "guardrails", e->def.guardrails, e->def.nguardrails);
     BSON_APPEND_DATE_TIME(doc, "requested_at", e->requested_at_ms);
+    bson_t src, one;
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "metric_sources", &src);
+    for (size_t i = 0; i < e->nsources; i++) {
+        BSON_APPEND_DOCUMENT_BEGIN(&src, e->sources[i].metric, &one);
+        BSON_APPEND_UTF8(&one, "provider", "prometheus");
+        BSON_APPEND_UTF8(&one, "query", e->sources[i].query);
+        bson_append_document_end(&src, &one);
+    }
+    bson_append_document_end(doc, &src);
 }
 
 static size_t read_criteria(const bson_t *doc, const char *key, judge_criterion_t *v, size_t cap)
@@ -133,6 +142,18 @@ int repo_def_read(const bson_t *doc, exp_t *e)
     }
     if (bson_iter_init_find(&it, doc, "requested_at") && BSON_ITER_HOLDS_DATE_TIME(&it)) {
         e->requested_at_ms = bson_iter_date_time(&it);
+    }
+    if (bson_iter_init_find(&it, doc, "metric_sources") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+        bson_iter_recurse(&it, &child)) {
+        while (e->nsources < EXP_MAX_SOURCES && bson_iter_next(&child)) {
+            bson_iter_t q;
+            if (BSON_ITER_HOLDS_DOCUMENT(&child) && bson_iter_recurse(&child, &q) &&
+                bson_iter_find(&q, "query") && BSON_ITER_HOLDS_UTF8(&q)) {
+                exp_source_t *s = &e->sources[e->nsources++];
+                snprintf(s->metric, sizeof(s->metric), "%s", bson_iter_key(&child));
+                snprintf(s->query, sizeof(s->query), "%s", bson_iter_utf8(&q, NULL));
+            }
+        }
     }
     return 0;
 }

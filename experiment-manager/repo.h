@@ -28,6 +28,15 @@ typedef struct {
     double value;
 } exp_param_t;
 
+/* A metric read from Prometheus instead of telemetry.aggregated (prom.h). */
+#define EXP_MAX_SOURCES 4
+#define EXP_QUERY 512       /* bytes, NUL included */
+#define EXP_QUERY_CHARS 127 /* code points: at most 508 bytes of UTF-8 */
+typedef struct {
+    char metric[JUDGE_NAME];
+    char query[EXP_QUERY]; /* PromQL with a $variant placeholder */
+} exp_source_t;
+
 /* An experiment as requested (ExperimentRequest or POST /submit). */
 typedef struct {
     char id[EXP_ID], optimization_id[EXP_ID], requested_by[EXP_ID], target[EXP_ID], candidate_version[65];
@@ -37,6 +46,8 @@ typedef struct {
     judge_def_t def; /* def.duration_ms = duration_s scaled by EXPERIMENT_TIME_SCALE */
     exp_param_t params[EXP_MAX_PARAMS];
     size_t nparams;
+    exp_source_t sources[EXP_MAX_SOURCES]; /* metric_sources with provider prometheus */
+    size_t nsources;
 } exp_t;
 
 /* Who the measurements of a variant label belong to: 0 baseline, 1 candidate,

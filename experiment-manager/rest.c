@@ -15,6 +15,7 @@
 #include "log.h"
 #include "offload.h"
 #include "timeutil.h"
+#include "workflow.h"
 
 #define LIMIT_DEFAULT 50
 #define LIMIT_MAX 500
@@ -93,13 +94,23 @@ static int criteria_field(json_t *body, const char *key, judge_criterion_t *out,
     return 0;
 }
 
+/* Characters (code points) of a UTF-8 string, as JSON Schema's maxLength counts them. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    }
+    return n;
+}
+
 int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, exp_t *e, char *field,
                       size_t fl, char *msg, size_t ml)
 {
     static const char *const allowed[] = {
-        "experiment_id", "optimization_id",  "requested_by",     "experiment_type",
-        "target",        "hypothesis",       "parameters",       "candidate_version",
-        "traffic_split", "duration_seconds", "success_criteria", "guardrails"};
+        "experiment_id",    "optimization_id", "requested_by",      "experiment_type", "target",
+        "hypothesis",       "parameters",      "candidate_version", "traffic_split",   "duration_seconds",
+        "success_criteria", "guardrails",      "metric_sources"};
     memset(e, 0, sizeof(*e));
     if (!json_is_object(body)) {
         return fail(field, fl, msg, ml, "body", "a JSON object");
@@ -179,6 +190,33 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
                              ml))) {
         return rc;
     }
+    json_t *sources = json_object_get(body, "metric_sources");
+    if (sources && (!json_is_object(sources) || json_object_size(sources) > EXP_MAX_SOURCES)) {
+        return fail(field, fl, msg, ml, "metric_sources", "an object of at most 4 sources by metric name");
+    }
+    json_object_foreach(sources, key, val)
+    {
+        char f[96];
+        snprintf(f, sizeof(f), "metric_sources.%.70s", key);
+        const char *provider = json_string_value(json_object_get(val, "provider"));
+        json_t *query = json_object_get(val, "query");
+        bool prom = provider && strcmp(provider, "prometheus") == 0;
+        bool fields_ok = json_is_object(val) && json_object_size(val) == (size_t)(query ? 2 : 1);
+        if (!name_ok(key, JUDGE_NAME - 1) || !repo_key_ok(key) || !fields_ok || !provider ||
+            (!prom && strcmp(provider, "telemetry") != 0) || (prom != (query != NULL)) ||
+            (query && (!json_is_string(query) || utf8_chars(json_string_value(query)) == 0 ||
+                       utf8_chars(json_string_value(query)) > EXP_QUERY_CHARS))) {
+            return fail(
+                field, fl, msg, ml, f,
+                "{\"provider\": \"telemetry\"} or {\"provider\": \"prometheus\", \"query\": PromQL of 1 "
+                "to 127 characters, $variant for the variant}");
+        }
+        if (prom) {
+            exp_source_t *s = &e->sources[e->nsources++];
+            snprintf(s->metric, sizeof(s->metric), "%s", key);
+            snprintf(s->query, sizeof(s->query), "%s", json_string_value(query));
+        }
+    }
     if (!e->requested_by[0]) {
         snprintf(e->requested_by, sizeof(e->requested_by), "api");
     }
@@ -195,7 +233,7 @@ int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, e
 
 /* ---- jobs on workers ----------------------------------------------------- */
 
-typedef enum { JOB_SUBMIT, JOB_LIST, JOB_SUMMARY, JOB_GET, JOB_ABORT, JOB_RESULTS } job_kind_t;
+typedef enum { JOB_SUBMIT, JOB_LIST, JOB_SUMMARY, JOB_GET, JOB_ABORT, JOB_RESULTS, JOB_WORKFLOW } job_kind_t;
 
 typedef struct {
     rest_t *rest;
@@ -346,6 +384,7 @@ static void work(void *arg)
     case JOB_GET:
     case JOB_ABORT:
     case JOB_RESULTS:
+    case JOB_WORKFLOW:
         rc = store_find_one(s, "experiments", j->id, &doc);
         if (rc == HIVE_ENOTFOUND) {
             j->http = 404;
@@ -358,6 +397,17 @@ static void work(void *arg)
         if (j->kind == JOB_GET) {
             j->http = 200;
             j->body = doc_json(doc);
+        } else if (j->kind == JOB_WORKFLOW) {
+            const char *target = bdoc_str(doc, "target");
+            workflow_spec_t spec = {.id = j->id,
+                                    .type = bdoc_str(doc, "type"),
+                                    .target = target ? target : "",
+                                    .traffic_split = bdoc_num(doc, "traffic_split"),
+                                    .duration_s = (long)bdoc_num(doc, "duration_seconds"),
+                                    .interval_s = j->rest->interval_s,
+                                    .manager_url = j->rest->manager_url};
+            j->http = 200;
+            j->body = spec.type ? workflow_render(&spec) : NULL;
         } else if (j->kind == JOB_ABORT) {
             const char *status = bdoc_str(doc, "status");
             if (status && strcmp(status, "DONE") == 0) {
@@ -481,25 +531,6 @@ void rest_submit(void *ctx, http_req_t *req)
     start(rest, req, j);
 }
 
-static bool query_size(http_req_t *req, const char *name, size_t min, size_t max, size_t *out)
-{
-    const char *s = http_req_query(req, name);
-    if (!s) {
-        return true;
-    }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end || errno || v < min || v > max) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "%s: an integer from %zu to %zu", name, min, max);
-        http_respond_error(req, 400, name, msg);
-        return false;
-    }
-    *out = (size_t)v;
-    return true;
-}
-
 static void list_or_summary(rest_t *rest, http_req_t *req, job_kind_t kind)
 {
     const char *type = http_req_query(req, "type"), *status = http_req_query(req, "status");
@@ -514,8 +545,8 @@ static void list_or_summary(rest_t *rest, http_req_t *req, job_kind_t kind)
         return;
     }
     size_t limit = LIMIT_DEFAULT, offset = 0;
-    if (!query_size(req, "limit", 1, LIMIT_MAX, &limit) ||
-        !query_size(req, "offset", 0, OFFSET_MAX, &offset)) {
+    if (!http_req_query_size(req, "limit", 1, LIMIT_MAX, &limit) ||
+        !http_req_query_size(req, "offset", 0, OFFSET_MAX, &offset)) {
         return;
     }
     job_t *j = new_job(req, kind);
@@ -569,6 +600,11 @@ void rest_results(void *ctx, http_req_t *req)
     by_id(ctx, req, JOB_RESULTS);
 }
 
+void rest_workflow(void *ctx, http_req_t *req)
+{
+    by_id(ctx, req, JOB_WORKFLOW);
+}
+
 int rest_register(http_server_t *http, rest_t *rest)
 {
     static const struct {
@@ -581,6 +617,7 @@ int rest_register(http_server_t *http, rest_t *rest)
         {"GET", "/api/v1/experiments/{id}", rest_get},
         {"POST", "/api/v1/experiments/{id}/abort", rest_abort},
         {"GET", "/api/v1/experiments/{id}/results", rest_results},
+        {"GET", "/api/v1/experiments/{id}/workflow", rest_workflow},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (http_route(http, routes[i].method, routes[i].pattern, routes[i].fn, rest) != 0) {

@@ -7,6 +7,7 @@
  *   GET  /api/v1/experiments/{id}                404 unknown
  *   POST /api/v1/experiments/{id}/abort          202; 404 unknown; 409 finished
  *   GET  /api/v1/experiments/{id}/results        the analysis, the result, every interval
+ *   GET  /api/v1/experiments/{id}/workflow       the experiment as an Argo Workflow (workflow.h)
  */
 #ifndef EXPMGR_REST_H
 #define EXPMGR_REST_H
@@ -22,7 +23,9 @@ typedef struct {
     store_t *store;
     runner_t *runner;
     const runner_conf_t *conf;
-    size_t pending; /* jobs on workers */
+    size_t pending;          /* jobs on workers */
+    const char *manager_url; /* WORKFLOW_MANAGER_URL: this service as Argo reaches it */
+    long interval_s;         /* EVALUATION_INTERVAL_MS in seconds (the workflow's polling) */
 } rest_t;
 
 /* Registers the routes above on `http` with `rest` as their context.
@@ -36,6 +39,7 @@ void rest_summary(void *rest, http_req_t *req);
 void rest_get(void *rest, http_req_t *req);
 void rest_abort(void *rest, http_req_t *req);
 void rest_results(void *rest, http_req_t *req);
+void rest_workflow(void *rest, http_req_t *req);
 
 /* Parses a submitted body into `e`; on failure names the field in `field`
  * and says why in `msg`. Durations are scaled by conf->time_scale. */

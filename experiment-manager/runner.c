@@ -11,6 +11,7 @@
 #include "fnv.h"
 #include "hive_err.h"
 #include "log.h"
+#include "prom.h"
 #include "timeutil.h"
 #include "verdict.h"
 
@@ -19,6 +20,7 @@ struct runner_s {
     store_t *store;
     avro_codec_t *codec;
     kafka_pipeline_t *pipeline;
+    int64_t prom_down_slot; /* the slot in which Prometheus could not be reached (no more queries in it) */
     metric_t *submitted, *succeeded, *failed, *active, *duration, *guardrail, *srm, *no_data, *rollbacks;
 };
 
@@ -31,6 +33,7 @@ runner_t *runner_create(const runner_conf_t *conf, service_t *svc)
         return NULL;
     }
     r->conf = *conf;
+    r->prom_down_slot = INT64_MIN;
     r->store = service_store(svc);
     r->codec = service_codec(svc);
     r->pipeline = service_pipeline(svc);
@@ -477,6 +480,40 @@ static size_t wanted_metrics(const exp_t *e, const char **out)
     return n;
 }
 
+/* The Prometheus-backed metrics of `e` at slot `slot`: one observation per
+ * variant, stored like a telemetry window of the slot (idempotent, so a
+ * replayed slot stores nothing new). A query without a sample, or a server
+ * that cannot be reached, leaves the slot without that observation: the
+ * no-data rule counts it. Once the server is unreachable in a slot, the
+ * slot's other experiments do not wait for it again. */
+static void sample_prometheus(runner_t *r, const exp_t *e, int64_t slot)
+{
+    static const char *const variants[] = {"baseline", "candidate"};
+    int64_t ws = slot * r->conf.interval_ms, we = ws + r->conf.interval_ms;
+    for (size_t i = 0; i < e->nsources && r->conf.prometheus_url && r->conf.prometheus_url[0]; i++) {
+        for (size_t v = 0; v < 2 && r->prom_down_slot != slot; v++) {
+            char q[2 * EXP_QUERY], err[256] = "";
+            double value = 0;
+            const char *name = e->sources[i].metric;
+            int rc = prom_expand(e->sources[i].query, variants[v], q, sizeof(q));
+            if (rc == 0) {
+                rc = prom_query(r->conf.prometheus_url, q, r->conf.prometheus_timeout_ms, &value, err,
+                                sizeof(err));
+            }
+            if (rc == 0) {
+                rc = repo_measure(r->store, e->id, variants[v], "prometheus", ws, we, 0, 0, &name, &value, 1);
+            }
+            if (rc == HIVE_EUNAVAILABLE || rc == HIVE_ETIMEDOUT) {
+                r->prom_down_slot = slot;
+            }
+            if (rc != 0) {
+                log_warn("no Prometheus observation", "experiment_id", e->id, "metric", name, "variant",
+                         variants[v], "error", err[0] ? err : hive_strerror(rc));
+            }
+        }
+    }
+}
+
 /* One experiment at slot `slot`. */
 static int look_at(runner_t *r, const bson_t *doc, int64_t slot, int64_t marker, int64_t now_ms,
                    unsigned *seq, kafka_out_t *out, char *reason, size_t rl)
@@ -522,6 +559,7 @@ static int look_at(runner_t *r, const bson_t *doc, int64_t slot, int64_t marker,
     bool aborted = false;
     const char *wanted[JUDGE_MAX_METRICS];
     size_t nw = wanted_metrics(e, wanted);
+    sample_prometheus(r, e, slot);
     if ((rc = repo_aborted(r->store, e->id, &aborted)) != 0 ||
         (rc = repo_observe(r->store, e->id, wanted, nw, &obs[0], &obs[1])) != 0) {
         snprintf(reason, rl, "reading experiment %s: %s", e->id, store_last_error());

@@ -28,12 +28,17 @@
 #include "repo.h"
 #include "service.h"
 
-#define RUNNER_TIMER "evaluate"
+/* The evaluation timer's marker name; its slots are EVALUATION_INTERVAL_MS
+ * long (the name changed with the unit: "evaluate" counted 1 s slots). */
+#define RUNNER_TIMER "evaluation"
 
 typedef struct {
     judge_conf_t judge;
     double time_scale; /* EXPERIMENT_TIME_SCALE: multiplies requested durations */
     const char *assignments_topic, *results_topic;
+    const char *prometheus_url; /* PROMETHEUS_URL: the metric sources' server */
+    long prometheus_timeout_ms;
+    int64_t interval_ms; /* EVALUATION_INTERVAL_MS: a look's window */
 } runner_conf_t;
 
 typedef struct runner_s runner_t;

@@ -96,6 +96,11 @@ int app_setup(service_t *svc, void *ctx)
                                 "Last verdict: 0 OK, 1 DEGRADED, 2 NO_FEEDBACK, 3 NO_RUN", "specialist");
     app->feedback_count = metrics_gauge(m, "neural_hive_model_feedback_count",
                                         "Feedback ratings in the window of the last check", "specialist");
+    app->feedback_total =
+        metrics_counter(m, "neural_hive_model_feedback_total",
+                        "Feedback ratings in the feedback collection up to the last check (the "
+                        "feedback-rate SLO's numerator)",
+                        "specialist");
     app->checks = metrics_counter(m, "model_monitor_checks_total", "Checks by verdict", "specialist,status");
     app->source_errors = metrics_counter(m, "model_monitor_source_errors_total",
                                          "Checks that could not reach a source (mlflow, feedback)", "source");
@@ -104,6 +109,7 @@ int app_setup(service_t *svc, void *ctx)
     dcfg.drift_threshold = app->cfg->dcfg.drift_threshold;
     dcfg.ks_p_threshold = app->cfg->dcfg.ks_p_threshold;
     dcfg.psi_threshold = app->cfg->dcfg.psi_threshold;
+    dcfg.wasserstein_threshold = app->cfg->dcfg.wasserstein_threshold;
     app->drift = drift_watch_create(&(drift_watch_conf_t){
         .store = service_store(svc),
         .codec = service_codec(svc),
@@ -224,6 +230,28 @@ static int emit(kafka_out_t *out, const char *topic, const char *key, void *byte
     return rc;
 }
 
+/* neural_hive_model_feedback_total: the ratings of `sp` created before
+ * `at_ms`, added as the difference with what this process counted already
+ * (so a replayed slot adds nothing; a restart starts from 0, as a counter does). */
+static void count_feedback(app_t *app, const char *sp, int64_t at_ms)
+{
+    size_t k = 0;
+    while (k < 5 && strcmp(monitor_specialists[k], sp) != 0) {
+        k++;
+    }
+    feedback_stats_t fb;
+    uint64_t skipped = 0;
+    if (k == 5 ||
+        feedback_fetch(app->feedback, app->cfg->feedback_collection, sp, 0, at_ms, &fb, &skipped) != 0) {
+        return;
+    }
+    uint64_t total = (uint64_t)fb.count + skipped;
+    if (total > app->feedback_seen[k]) {
+        metric_add(app->feedback_total, (double)(total - app->feedback_seen[k]), sp);
+        app->feedback_seen[k] = total;
+    }
+}
+
 /* One specialist of a tick: check, store, report, and a degradation when an
  * episode opens. KAFKA_RETRY replays the whole tick. */
 static kafka_verdict_t tick_one(app_t *app, const char *sp, int64_t slot, int64_t at_ms, kafka_out_t *out,
@@ -243,6 +271,7 @@ static kafka_verdict_t tick_one(app_t *app, const char *sp, int64_t slot, int64_
         return KAFKA_OK;
     }
     publish_gauges(app, &r);
+    count_feedback(app, sp, at_ms);
     char id[160], did[192];
     snprintf(id, sizeof(id), "%s-%" PRId64, r.model, slot);
     bool prev = false;
@@ -282,7 +311,7 @@ kafka_verdict_t app_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t *o
 {
     app_t *app = ctx;
     /* the slot's start: a replay of the slot reads the same feedback window */
-    int64_t at_ms = slot * (int64_t)app->cfg->interval_s * 1000;
+    int64_t at_ms = slot * (int64_t)service_timer_interval_ms(app->svc, APP_HEALTH_TIMER);
     (void)now_ms;
     for (size_t i = 0; i < app->nspecialists; i++) {
         kafka_verdict_t v = tick_one(app, app->specialists[i], slot, at_ms, out, reason, rl);
@@ -306,7 +335,7 @@ kafka_verdict_t app_drift_tick(void *ctx, int64_t slot, int64_t now_ms, kafka_ou
     app_t *app = ctx;
     (void)now_ms;
     /* the slot's start, as for the health check */
-    int64_t interval_ms = (int64_t)(app->cfg->drift_interval_min * 60000.0);
+    int64_t interval_ms = (int64_t)service_timer_interval_ms(app->svc, APP_DRIFT_TIMER);
     return drift_watch_tick(app->drift, slot, slot * interval_ms, out, reason, rl);
 }
 

@@ -38,6 +38,8 @@ typedef struct {
     atomic_bool mlflow_ok, feedback_ok;
     atomic_size_t pending;
     metric_t *score, *degraded, *precision, *recall, *f1, *status, *feedback_count, *checks, *source_errors;
+    metric_t *feedback_total;  /* ratings so far: the feedback-rate SLO's numerator (seed 002) */
+    uint64_t feedback_seen[5]; /* per specialist (monitor_specialists order), counted into feedback_total */
 } app_t;
 
 /* Parses cfg->specialists into app->specialists: 0, or -1 naming the bad
@@ -68,6 +70,10 @@ bool app_feedback_ready(void *ctx);
 
 size_t app_pending(void *ctx);
 void app_teardown(service_t *svc, void *ctx);
+
+/* The places of the two timers in main.c's table (service_timer_interval_ms). */
+#define APP_HEALTH_TIMER 0
+#define APP_DRIFT_TIMER 1
 
 /* The CLI's `check` subcommand (argv[0] == "check"), with the loaded config:
  * prints the report(s) and returns the exit status (monitor.h). */

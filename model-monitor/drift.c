@@ -1,4 +1,4 @@
-/* drift: KS and PSI per feature. See drift.h. */
+/* drift: KS, PSI, Wasserstein per feature; chi-square and Jensen-Shannon. See drift.h. */
 #include "drift.h"
 
 #include "hive_err.h"
@@ -14,6 +14,7 @@ void drift_config_default(drift_config_t *out)
 {
     *out = (drift_config_t){.ks_p_threshold = 0.05,
                             .psi_threshold = 0.1,
+                            .wasserstein_threshold = 0.1,
                             .drift_threshold = 0.2,
                             .ks_max_reference = 1000,
                             .psi_bins = 10};
@@ -21,7 +22,7 @@ void drift_config_default(drift_config_t *out)
 
 const char *drift_method_name(drift_method_t m)
 {
-    return m == DRIFT_KS ? "ks" : "psi";
+    return m == DRIFT_KS ? "ks" : m == DRIFT_PSI ? "psi" : "wasserstein";
 }
 
 static int cmp_double(const void *pa, const void *pb)
@@ -245,24 +246,31 @@ int drift_feature_check(const drift_config_t *cfg, const double *ref, size_t nre
                         size_t ncur, drift_feature_t *out)
 {
     drift_ks_t ks;
-    double psi;
+    double psi, wd;
     int rc = drift_ks_2samp(ref, nref, cur, ncur, &ks);
     if (rc == 0) {
         rc = drift_psi(ref, nref, cur, ncur, cfg->psi_bins, &psi);
     }
+    if (rc == 0) {
+        rc = drift_wasserstein_norm(ref, nref, cur, ncur, &wd);
+    }
     if (rc != 0) {
         return rc;
     }
-    drift_feature_t f = {
-        .ks_statistic = ks.statistic, .ks_p_value = ks.p_value, .psi = psi, .nref = nref, .ncur = ncur};
+    drift_feature_t f = {.ks_statistic = ks.statistic,
+                         .ks_p_value = ks.p_value,
+                         .psi = psi,
+                         .wasserstein = wd,
+                         .nref = nref,
+                         .ncur = ncur};
     if (nref <= cfg->ks_max_reference) {
         f.method = DRIFT_KS;
         f.threshold = cfg->ks_p_threshold;
         f.drifted = ks.p_value < cfg->ks_p_threshold;
     } else {
-        f.method = DRIFT_PSI;
-        f.threshold = cfg->psi_threshold;
-        f.drifted = psi >= cfg->psi_threshold;
+        f.method = DRIFT_WASSERSTEIN;
+        f.threshold = cfg->wasserstein_threshold;
+        f.drifted = wd >= cfg->wasserstein_threshold;
     }
     *out = f;
     return 0;
@@ -275,4 +283,154 @@ double drift_score(const drift_feature_t *features, size_t n)
         k += features[i].drifted;
     }
     return n ? (double)k / (double)n : 0.0;
+}
+
+/* ---- Wasserstein, chi-square, Jensen-Shannon ----------------------------------- */
+
+static double *sorted_copy(const double *x, size_t n)
+{
+    double *c = malloc(n * sizeof(*c));
+    if (c) {
+        memcpy(c, x, n * sizeof(*c));
+        qsort(c, n, sizeof(*c), cmp_double);
+    }
+    return c;
+}
+
+int drift_wasserstein(const double *a, size_t na, const double *b, size_t nb, double *out)
+{
+    if (!a || !b || na == 0 || nb == 0 || has_nan(a, na) || has_nan(b, nb)) {
+        return HIVE_EINVAL;
+    }
+    double *x = sorted_copy(a, na), *y = sorted_copy(b, nb);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return HIVE_ENOMEM;
+    }
+    /* The area between the two empirical CDFs: between consecutive values of
+     * the union, |F_a - F_b| is constant (the shares at or below the left end). */
+    size_t i = 0, j = 0;
+    double prev = fmin(x[0], y[0]), total = 0;
+    while (i < na || j < nb) {
+        double v = i == na ? y[j] : j == nb ? x[i] : fmin(x[i], y[j]);
+        total += fabs((double)i / (double)na - (double)j / (double)nb) * (v - prev);
+        while (i < na && x[i] == v) {
+            i++;
+        }
+        while (j < nb && y[j] == v) {
+            j++;
+        }
+        prev = v;
+    }
+    free(x);
+    free(y);
+    *out = total;
+    return 0;
+}
+
+int drift_wasserstein_norm(const double *ref, size_t nref, const double *cur, size_t ncur, double *out)
+{
+    double w;
+    int rc = drift_wasserstein(ref, nref, cur, ncur, &w);
+    if (rc != 0) {
+        return rc;
+    }
+    double mean = 0, ss = 0;
+    for (size_t i = 0; i < nref; i++) {
+        mean += ref[i];
+    }
+    mean /= (double)nref;
+    for (size_t i = 0; i < nref; i++) {
+        ss += (ref[i] - mean) * (ref[i] - mean);
+    }
+    *out = w / fmax(sqrt(ss / (double)nref), 0.001);
+    return 0;
+}
+
+/* The regularized upper incomplete gamma Q(s, x): a series for x < s + 1,
+ * else Lentz's continued fraction (Numerical Recipes, gammq). */
+static double gamma_q(double s, double x)
+{
+    if (x <= 0) {
+        return 1.0;
+    }
+    double lg = s * log(x) - x - lgamma(s);
+    if (x < s + 1) {
+        double ap = s, sum = 1.0 / s, del = sum;
+        for (int n = 0; n < 100000 && fabs(del) > fabs(sum) * 1e-17; n++) {
+            ap += 1;
+            del *= x / ap;
+            sum += del;
+        }
+        return 1.0 - sum * exp(lg);
+    }
+    const double tiny = 1e-300;
+    double b = x + 1 - s, c = 1 / tiny, d = 1 / b, h = d;
+    for (int i = 1; i < 100000; i++) {
+        double an = -i * (i - s);
+        b += 2;
+        d = an * d + b;
+        d = fabs(d) < tiny ? tiny : d;
+        c = b + an / c;
+        c = fabs(c) < tiny ? tiny : c;
+        d = 1 / d;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1) < 1e-17) {
+            break;
+        }
+    }
+    return exp(lg) * h;
+}
+
+double drift_chi2_sf(double x, double df)
+{
+    return df > 0 ? gamma_q(df / 2, x / 2) : NAN;
+}
+
+int drift_chisquare(const double *obs, const double *expected, size_t k, double *out_stat, double *out_p)
+{
+    if (!obs || !expected || k < 2) {
+        return HIVE_EINVAL;
+    }
+    double stat = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (!(obs[i] >= 0) || !(expected[i] >= 0)) {
+            return HIVE_EINVAL;
+        }
+        if (expected[i] > 0) {
+            stat += (obs[i] - expected[i]) * (obs[i] - expected[i]) / expected[i];
+        } else if (obs[i] > 0) {
+            stat = INFINITY; /* observed where none was expected */
+        }
+    }
+    *out_stat = stat;
+    *out_p = isinf(stat) ? 0.0 : drift_chi2_sf(stat, (double)(k - 1));
+    return 0;
+}
+
+int drift_jensenshannon(const double *p, const double *q, size_t k, double *out)
+{
+    if (!p || !q || k == 0) {
+        return HIVE_EINVAL;
+    }
+    double sp = 0, sq = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (!(p[i] >= 0) || !(q[i] >= 0)) {
+            return HIVE_EINVAL;
+        }
+        sp += p[i];
+        sq += q[i];
+    }
+    if (!(sp > 0) || !(sq > 0)) {
+        return HIVE_EINVAL;
+    }
+    double js = 0;
+    for (size_t i = 0; i < k; i++) {
+        double a = p[i] / sp, b = q[i] / sq, m = (a + b) / 2;
+        js += (a > 0 ? a * log(a / m) : 0) + (b > 0 ? b * log(b / m) : 0);
+    }
+    *out = sqrt(fmax(js / 2, 0));
+    return 0;
 }

@@ -20,7 +20,7 @@
 
 struct drift_watch_s {
     drift_watch_conf_t c;
-    metric_t *score, *batches;
+    metric_t *score, *batches, *latency, *predictions;
 };
 
 /* Columns of feature values by name; each column grows on its own. */
@@ -158,6 +158,14 @@ drift_watch_t *drift_watch_create(const drift_watch_conf_t *conf)
                              "Share of drifted features of the last check (seed 002)", "model_name");
     w->batches = metrics_counter(conf->metrics, "model_monitor_feature_batches_total",
                                  "FeatureBatches taken, by use (reference, window)", "use");
+    /* The ML SLOs' inputs (seed 002): latency P95 < 100 ms, feedback rate >= 10 %. */
+    static const double latency_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15,
+                                            0.25,  0.5,  1,     2.5,  5,     10};
+    w->latency = metrics_histogram(conf->metrics, "neural_hive_model_inference_latency_seconds",
+                                   "Inference latency of each row of the FeatureBatches", "model_name",
+                                   latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]));
+    w->predictions = metrics_counter(conf->metrics, "neural_hive_model_predictions_total",
+                                     "Rows (predictions) of the FeatureBatches", "model_name");
     return w;
 }
 
@@ -295,6 +303,24 @@ static int grow_reference(drift_watch_t *w, const char *model, const char *versi
     return rc;
 }
 
+/* The batch's predictions and latencies, for the SLO metrics. A replayed
+ * transaction counts its batch again: the metrics are approximate there. */
+static void count_slo_inputs(drift_watch_t *w, const char *model, avro_value_t *value, size_t nrows)
+{
+    avro_value_t lat, x;
+    size_t n = 0;
+    double ms;
+    metric_add(w->predictions, (double)nrows, model);
+    if (avro_get_field(value, "latencies_ms", &lat) || avro_value_get_size(&lat, &n)) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (avro_value_get_by_index(&lat, i, &x, NULL) == 0 && avro_value_get_double(&x, &ms) == 0) {
+            metric_observe(w->latency, ms / 1000.0, model);
+        }
+    }
+}
+
 kafka_verdict_t drift_watch_batch(drift_watch_t *w, const rd_kafka_message_t *msg, avro_value_t *value,
                                   char *reason, size_t rl)
 {
@@ -312,6 +338,7 @@ kafka_verdict_t drift_watch_batch(drift_watch_t *w, const rd_kafka_message_t *ms
         cols_free(&c);
         return rc == HIVE_ENOMEM ? KAFKA_RETRY : KAFKA_BAD_INPUT;
     }
+    count_slo_inputs(w, model, value, nrows);
     char id[320];
     snprintf(id, sizeof(id), "%s-%" PRId32 "-%" PRId64, rd_kafka_topic_name(msg->rkt), msg->partition,
              msg->offset);
@@ -420,6 +447,7 @@ static bson_t *report_doc(const ref_t *r, int64_t slot, int64_t at_ms, double sc
         BSON_APPEND_DOUBLE(&item, "ks_statistic", f[i].ks_statistic);
         BSON_APPEND_DOUBLE(&item, "ks_p_value", f[i].ks_p_value);
         BSON_APPEND_DOUBLE(&item, "psi", f[i].psi);
+        BSON_APPEND_DOUBLE(&item, "wasserstein", f[i].wasserstein);
         BSON_APPEND_DOUBLE(&item, "threshold", f[i].threshold);
         BSON_APPEND_BOOL(&item, "drifted", f[i].drifted);
         BSON_APPEND_INT64(&item, "reference_size", (int64_t)f[i].nref);

@@ -11,7 +11,6 @@
  * decisions live in health.c and drift.c.
  */
 #include "app.h"
-#include "cli.h"
 #include "openapi_json.h" /* openapi_json[]: the REST API's OpenAPI document (meson.build) */
 
 #include <string.h>
@@ -60,7 +59,9 @@ static const config_item_t config_items[] = {
     {"KS_P_VALUE_THRESHOLD", CONFIG_DOUBLE, "0.05", 0, 1, NULL, &cfg.dcfg.ks_p_threshold,
      "KS drift below this p-value (references up to 1000 rows)"},
     {"PSI_THRESHOLD", CONFIG_DOUBLE, "0.1", 0, 10, NULL, &cfg.dcfg.psi_threshold,
-     "PSI drift at or above this (references over 1000 rows)"},
+     "PSI drift at or above this (reported beside the deciding test)"},
+    {"WASSERSTEIN_THRESHOLD", CONFIG_DOUBLE, "0.1", 0, 100, NULL, &cfg.dcfg.wasserstein_threshold,
+     "drift at or above this Wasserstein distance / std of the reference (references over 1000 rows)"},
     {"AGGREGATE_SCORE_THRESHOLD", CONFIG_DOUBLE, "0.65", 0, 1, NULL, &cfg.th.aggregate,
      "degraded below 0.7 x f1 + 0.3 x feedback_avg"},
 };
@@ -73,10 +74,10 @@ static const service_input_t inputs[] = {
      "FeatureBatch input (references and current data for drift)", &cfg.features_topic, NULL},
 };
 
-/* 3. The checks: transactional timers; their intervals are set from the config. */
-static service_timer_t timers[] = {
-    {"model-health", 21600000, 0, NULL, app_tick},
-    {"model-drift", 3600000, 0, NULL, app_drift_tick},
+/* 3. The checks: transactional timers at the configured intervals (APP_HEALTH_TIMER, APP_DRIFT_TIMER). */
+static const service_timer_t timers[] = {
+    {"model-health", 0, 0, NULL, app_tick, "MONITOR_INTERVAL_SECONDS", 1000},
+    {"model-drift", 0, 0, NULL, app_drift_tick, "DRIFT_CHECK_INTERVAL_MINUTES", 60000},
 };
 
 /* 4. REST over the stored reports; readiness of the two outside sources. */
@@ -95,7 +96,8 @@ int main(int argc, char **argv)
         .summary =
             "Watches the five specialist models (seed 004): MLflow metrics and human feedback give a verdict "
             "(OK, DEGRADED, NO_FEEDBACK, NO_RUN) on models.health; ml.features is compared with a reference "
-            "(KS, PSI) for drift; a new degradation goes to models.degraded. One-shot: model-monitor check "
+            "(KS, Wasserstein) for drift; a new degradation goes to models.degraded. One-shot: model-monitor "
+            "check "
             "--specialist-type technical|...|all [--output-format text|json] [--export-metrics URL].",
         .needs = SERVICE_STORE | SERVICE_PIPELINE,
         .config = config_items,
@@ -116,34 +118,19 @@ int main(int argc, char **argv)
         .pending = app_pending,
         .teardown = app_teardown,
     };
-    /* Config table (shared + own keys), --help / --version. */
-    char err[512];
-    service_t *svc = service_create(&def, &app, err, sizeof(err));
-    if (!svc) {
-        fprintf(stderr, "model-monitor: %s\n", err);
-        return 1;
+    if (argc > 1 && strcmp(argv[1], "check") == 0) {
+        /* The seed's one-shot CLI, with the service's configuration. */
+        char err[512] = "";
+        service_t *svc = service_create(&def, &app, err, sizeof(err));
+        int rc = !svc ? 1 : service_configure(svc, err, sizeof(err)) != 0 ? 2 : -1;
+        if (rc > 0) {
+            fprintf(stderr, "model-monitor: %s\n", err);
+        } else {
+            rc = app_check_main(&app, argc - 1, argv + 1);
+        }
+        service_destroy(svc);
+        return rc;
     }
-    bool check = argc > 1 && strcmp(argv[1], "check") == 0;
-    size_t nitems = 0;
-    const config_item_t *items = service_config_items(svc, &nitems);
-    const cli_spec_t spec = {def.name, def.summary, items, nitems, NULL};
-    int rc = check ? -1 : cli_handle(&spec, argc, argv);
-    if (rc < 0 && service_configure(svc, err, sizeof(err)) != 0) {
-        fprintf(stderr, "model-monitor: %s\n", err);
-        rc = 2;
-    }
-    if (rc < 0 && check) {
-        /* The seed's one-shot CLI with the same configuration. */
-        rc = app_check_main(&app, argc - 1, argv + 1);
-    } else if (rc < 0 && app_parse_specialists(&app) != 0) {
-        rc = 2;
-    } else if (rc < 0) {
-        /* The check's interval, known once the configuration is read. */
-        timers[0].interval_ms = (unsigned)(cfg.interval_s * 1000);
-        timers[1].interval_ms = (unsigned)(cfg.drift_interval_min * 60000.0);
-        service_start(svc); /* on failure, service_run drains what was started */
-        rc = service_run(svc);
-    }
-    service_destroy(svc);
-    return rc;
+    /* Config, logs, metrics, clients, setup, run until SIGTERM, drain, free. */
+    return service_main(&def, &app, argc, argv);
 }

@@ -92,7 +92,7 @@ static const service_input_t inputs[] = {
 };
 
 /* 3. Timer: the seed's fleet-wide gauges, refreshed from MongoDB. */
-static const service_timer_t timers[] = {{"gauges", 15000, 1000, app_refresh_gauges, NULL}};
+static const service_timer_t timers[] = {{"gauges", 15000, 1000, app_refresh_gauges, NULL, NULL, 0}};
 
 /* 4. Setup: the intake, learner, engine and ops; the REST routes over them. */
 static int setup(service_t *svc, void *ctx)

@@ -224,26 +224,6 @@ static void handle_trigger(void *ctx, http_req_t *req)
 
 /* ---- GET /api/v1/optimizations --------------------------------------------- */
 
-/* Parses an optional decimal query parameter in [min, max]; false after 400. */
-static bool query_size(http_req_t *req, const char *name, size_t min, size_t max, size_t *out)
-{
-    const char *s = http_req_query(req, name);
-    if (!s) {
-        return true;
-    }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end || errno || v < min || v > max) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "%s: an integer from %zu to %zu", name, min, max);
-        http_respond_error(req, 400, name, msg);
-        return false;
-    }
-    *out = (size_t)v;
-    return true;
-}
-
 static void on_listed(void *arg, int status, const char *message, const hypothesis_t *items, size_t n,
                       size_t total)
 {
@@ -261,8 +241,8 @@ static void on_listed(void *arg, int status, const char *message, const hypothes
                 }
             }
             size_t limit = LIST_LIMIT_DEFAULT, offset = 0;
-            query_size(req, "limit", 1, LIST_LIMIT_MAX, &limit); /* checked before the call */
-            query_size(req, "offset", 0, LIST_OFFSET_MAX, &offset);
+            http_req_query_size(req, "limit", 1, LIST_LIMIT_MAX, &limit); /* checked before the call */
+            http_req_query_size(req, "offset", 0, LIST_OFFSET_MAX, &offset);
             respond_built(req, 200,
                           arr ? json_pack("{s:o, s:I, s:I, s:I}", "items", arr, "total", (json_int_t)total,
                                           "limit", (json_int_t)limit, "offset", (json_int_t)offset)
@@ -298,8 +278,8 @@ static void handle_list(void *ctx, http_req_t *req)
             return;
         }
     }
-    if (!query_size(req, "limit", 1, LIST_LIMIT_MAX, &f.limit) ||
-        !query_size(req, "offset", 0, LIST_OFFSET_MAX, &f.offset)) {
+    if (!http_req_query_size(req, "limit", 1, LIST_LIMIT_MAX, &f.limit) ||
+        !http_req_query_size(req, "offset", 0, LIST_OFFSET_MAX, &f.offset)) {
         return;
     }
     http_req_retain(req);

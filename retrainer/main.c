@@ -26,7 +26,7 @@ static const service_input_t inputs[] = {
 };
 
 /* 2. The driver of the runs; its interval is set from the config. */
-static service_timer_t timers[] = {{"drive", 1000, 100, app_drive, NULL}};
+static service_timer_t timers[] = {{"drive", 1000, 100, app_drive, NULL, NULL, 0}};
 
 /* 3. REST over the runs; readiness of MLflow. */
 static const service_route_t routes[] = {

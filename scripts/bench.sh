@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ./hive bench: performance figures (never asserted in tests).
-#   1. the optimizer's learning policies, pure module (bench_policy)
+#   1. the optimizer's learning policies, pure module (bench_policy); the experiment
+#      manager's A/A false-positive rate and A/B power under repeated looks (bench_experiments)
 #   2. one table, in one run on the same records: a transactional Kafka pass-through
 #      (the ceiling), the Python reference of the telemetry -> insight job, the
 #      optimizer's intake; insight -> hypothesis; the optimizer's idle and peak RSS
@@ -13,6 +14,11 @@ scripts/build.sh release
 if [[ -x build-release/bench/bench_policy ]]; then
     echo "== learning policies (pure module)"
     build-release/bench/bench_policy
+    echo
+fi
+if [[ -x build-release/bench/bench_experiments ]]; then
+    echo "== experiment statistics under repeated looks: A/A false positives, A/B power (pure)"
+    build-release/bench/bench_experiments "${BENCH_EXPERIMENTS:-1000}"
     echo
 fi
 ./hive stack up >/dev/null

@@ -23,6 +23,7 @@ from conftest import BOOTSTRAP, MONGODB_URI, ROOT, Service, create_topics, free_
 
 BINARY = os.environ.get("EXPERIMENT_MANAGER_BIN",
                         os.path.join(ROOT, "build-asan", "experiment-manager", "experiment-manager"))
+PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "http://127.0.0.1:9090")
 WINDOW_MS = 60_000
 T0 = 1_700_000_000_000
 
@@ -53,6 +54,7 @@ def manager():
         "MONGODB_DATABASE": db,
         "HTTP_PORT": str(free_port()),
         "EVALUATION_INTERVAL_MS": "1000",
+        "PROMETHEUS_URL": PROMETHEUS_URL,
         "MIN_SAMPLE_SIZE": "5",
         "NO_DATA_INTERVALS": "600",
         "EXPERIMENT_TIME_SCALE": "0.05",  # 3600 s -> 180 s: the tests end long before
@@ -242,6 +244,25 @@ def test_rest_submit_validates_and_lists(manager):
     listed = requests.get(manager.url("/api/v1/experiments?type=CANARY"), timeout=5).json()
     assert [i["experiment_id"] for i in listed["items"]] == ["rest-1"]
     assert requests.get(manager.url("/api/v1/experiments/nope"), timeout=5).status_code == 404
+    # The experiment as an Argo Workflow of the seed's seven steps.
+    wf = requests.get(manager.url("/api/v1/experiments/rest-1/workflow"), timeout=5)
+    assert wf.status_code == 200, wf.text
+    m = wf.json()
+    assert m["apiVersion"] == "argoproj.io/v1alpha1" and m["kind"] == "Workflow"
+    assert m["metadata"]["name"] == "experiment-rest-1"
+    assert m["metadata"]["labels"]["neural-hive.io/experiment-type"] == "canary"
+    entry = next(t for t in m["spec"]["templates"] if t["name"] == m["spec"]["entrypoint"])
+    assert [g[0]["name"] for g in entry["steps"]] == [
+        "setup-baseline", "setup-experimental", "traffic-split", "monitor", "collect", "analyze", "cleanup"]
+    monitor = next(t for t in m["spec"]["templates"] if t["name"] == "monitor")
+    assert monitor["http"]["url"].endswith("/api/v1/experiments/rest-1")
+    try:  # Argo's Workflow schema as Hera's generated models, when Hera is installed
+        from hera.workflows.models import Workflow
+    except ImportError:
+        pass
+    else:
+        (Workflow.model_validate if hasattr(Workflow, "model_validate") else Workflow.parse_obj)(m)
+    assert requests.get(manager.url("/api/v1/experiments/nope/workflow"), timeout=5).status_code == 404
     # The canary starts at 10 %; an operator's abort rolls it back.
     wait_for(lambda: requests.get(manager.url("/api/v1/experiments/rest-1"), timeout=5).json()
              .get("traffic_fraction") == 0.1, 30, "canary at 10 %")
@@ -253,3 +274,45 @@ def test_rest_submit_validates_and_lists(manager):
     submit = doc["components"]["schemas"]["Submit"]
     assert submit["additionalProperties"] is False
     assert submit["properties"]["traffic_split"]["exclusiveMaximum"] == 1
+
+
+def test_prometheus_metric_source(manager):
+    """A metric read from the stack's real Prometheus: each look runs the PromQL
+    query once per variant ($variant substituted) and the values become that
+    variant's observations, equal to what Prometheus answers this test."""
+    manager.start()
+    # The stack's Prometheus scrapes fixed jobs (optimizer, experiment-manager,
+    # weight-recalibrator, slo-adjuster, model-monitor, retrainer): the jobs whose
+    # name starts with a letter of the variant's name differ between the variants.
+    query = 'count(up{job=~"[$variant].*"})'
+    expected = {}
+    for v in ("baseline", "candidate"):
+        r = requests.get(PROMETHEUS_URL + "/api/v1/query", params={"query": query.replace("$variant", v)},
+                         timeout=5).json()
+        assert r["status"] == "success" and len(r["data"]["result"]) == 1, r
+        expected[v] = float(r["data"]["result"][0]["value"][1])
+    assert expected["baseline"] != expected["candidate"]
+    body = {"experiment_id": "prom-1", "experiment_type": "AB_TEST", "target": "orchestrator",
+            "success_criteria": [{"metric": "jobs_up", "operator": "GT", "threshold": 0.0}],
+            "metric_sources": {"jobs_up": {"provider": "prometheus", "query": query},
+                               "error_rate": {"provider": "telemetry"}}}
+    url = manager.url("/api/v1/experiments/submit")
+    bad = dict(body, metric_sources={"jobs_up": {"provider": "prometheus"}})
+    r = requests.post(url, json=bad, timeout=5)
+    assert r.status_code == 400 and "metric_sources.jobs_up" in r.text
+    assert requests.post(url, json=body, timeout=5).status_code == 201
+    got = requests.get(manager.url("/api/v1/experiments/prom-1"), timeout=5).json()
+    assert got["metric_sources"]["jobs_up"] == {"provider": "prometheus", "query": query}
+
+    def analysed():
+        res = requests.get(manager.url("/api/v1/experiments/prom-1/results"), timeout=5).json()
+        an = res.get("analysis") or {}
+        return an if an.get("baseline", {}).get("n", 0) >= 3 and an.get("experimental", {}).get("n", 0) >= 3 else None
+
+    an = wait_for(analysed, 60, "three looks with Prometheus observations")
+    assert an["primary_metric"] == "jobs_up"
+    assert an["baseline"]["mean"] == pytest.approx(expected["baseline"])
+    assert an["experimental"]["mean"] == pytest.approx(expected["candidate"])
+    stored = pymongo.MongoClient(MONGODB_URI)[manager.db].measurements.count_documents(
+        {"experiment_id": "prom-1", "service": "prometheus"})
+    assert stored >= 6

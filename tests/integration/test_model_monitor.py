@@ -186,6 +186,9 @@ def test_service_reports_and_one_degradation_per_episode(world):
         metrics = requests.get(svc.url("/metrics"), timeout=5).text
         assert 'neural_hive_model_degradation_detected{specialist="safety"} 1' in metrics
         assert 'neural_hive_mlflow_model_f1{specialist="technical"} 0.776' in metrics
+        # the feedback-rate SLO's numerator: every rating of the collection, counted once over the slots
+        assert 'neural_hive_model_feedback_total{specialist="technical"} 5\n' in metrics
+        assert 'neural_hive_model_feedback_total{specialist="business"} 1\n' in metrics
         doc = requests.get(svc.url("/openapi.json"), timeout=5).json()
         assert doc["components"]["schemas"]["HealthReport"]["additionalProperties"] is False
     finally:
@@ -270,6 +273,11 @@ def test_drift_reported_once_and_exact(world):
         assert len(dlq) == 1
         metrics = requests.get(svc.url("/metrics"), timeout=5).text
         assert f'model_drift_score{{model_name="{model}"}} 0.66666' in metrics
+        # the ML SLOs' inputs: 5 valid batches of 100 rows, each row served in 12 ms
+        assert f'neural_hive_model_predictions_total{{model_name="{model}"}} 500\n' in metrics
+        assert f'neural_hive_model_inference_latency_seconds_bucket{{model_name="{model}",le="0.01"}} 0\n' in metrics
+        assert f'neural_hive_model_inference_latency_seconds_bucket{{model_name="{model}",le="0.025"}} 500\n' in metrics
+        assert f'neural_hive_model_inference_latency_seconds_count{{model_name="{model}"}} 500\n' in metrics
         assert requests.get(svc.url("/api/v1/models/nothing-here/drift"), timeout=5).status_code == 404
     finally:
         code = svc.stop()

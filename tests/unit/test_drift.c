@@ -143,6 +143,15 @@ static void test_identical_samples_do_not_drift(void **state)
 }
 
 /* KS decides up to 1,000 reference values, PSI above; the score is the share. */
+/* scipy.stats.wasserstein_distance(a, b) and Evidently's normed form
+ * (/ max(np.std(a), 0.001)) on the generated vectors above (scipy 1.17.1). */
+static const double wasserstein_ref[][2] = {
+    {0.2954527562642654, 1.1226479682774408},    {0.11131044781491929, 0.4384888540669194},
+    {0.1906074537588595, 0.6280001907684286},    {0.04363052278283736, 0.15299899841047257},
+    {1.3599999999999999, 0.4709181926570042},    {0.0990050529312328, 0.2903934542241094},
+    {0.022772477645017886, 0.07940591519965806},
+};
+
 static void test_verdict_and_score(void **state)
 {
     (void)state;
@@ -163,16 +172,107 @@ static void test_verdict_and_score(void **state)
     assert_false(f[1].drifted);
     free(a);
     free(b);
-    v = &vectors[6]; /* 3,000 reference values: PSI 0.018 < 0.1 */
+    v = &vectors[6]; /* 3,000 reference values: normed Wasserstein 0.079 < 0.1 */
     a = generate(&v->a);
     b = generate(&v->b);
     assert_int_equal(drift_feature_check(&cfg, a, v->a.n, b, v->b.n, &f[2]), 0);
-    assert_int_equal(f[2].method, DRIFT_PSI);
+    assert_int_equal(f[2].method, DRIFT_WASSERSTEIN);
+    assert_string_equal(drift_method_name(f[2].method), "wasserstein");
+    check_close(f[2].wasserstein, wasserstein_ref[6][1], 1e-12, "feature wasserstein", 6);
     assert_false(f[2].drifted);
     assert_true(fabs(drift_score(f, 3) - 1.0 / 3.0) < 1e-15);
     assert_true(drift_score(f, 0) == 0.0);
     free(a);
     free(b);
+}
+
+static void check_rel(double got, double want, const char *what)
+{
+    if (!(fabs(got - want) <= 1e-9 * fabs(want) + 1e-15)) {
+        fail_msg("%s: got %.17g, scipy says %.17g", what, got, want);
+    }
+}
+
+static void test_wasserstein_matches_scipy(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        double *a = generate(&vectors[i].a), *b = generate(&vectors[i].b), w, wn;
+        assert_int_equal(drift_wasserstein(a, vectors[i].a.n, b, vectors[i].b.n, &w), 0);
+        assert_int_equal(drift_wasserstein_norm(a, vectors[i].a.n, b, vectors[i].b.n, &wn), 0);
+        check_close(w, wasserstein_ref[i][0], 1e-12, "wasserstein", i);
+        check_close(wn, wasserstein_ref[i][1], 1e-12, "normed wasserstein", i);
+        free(a);
+        free(b);
+    }
+    /* Hand-made cases: one value each, ties, a constant reference (std floored at 0.001). */
+    const double x[] = {0.5, 1.25, 3.0, -2.0, 4.5, 0.0, 7.25, 1.0},
+                 y[] = {1.5, 2.0, -0.5, 6.0, 3.25, 3.25, 9.0};
+    double w;
+    assert_int_equal(drift_wasserstein(x, 8, y, 7, &w), 0);
+    check_rel(w, 1.5803571428571432, "wasserstein x y");
+    assert_int_equal(drift_wasserstein_norm(x, 8, y, 7, &w), 0);
+    check_rel(w, 0.5839485579803645, "normed wasserstein x y");
+    const double three[] = {3}, z[] = {0, 0, 1}, o[] = {0, 1, 1}, c[] = {2, 2, 2}, c2[] = {2, 3};
+    assert_int_equal(drift_wasserstein(three, 1, three, 1, &w), 0);
+    assert_true(w == 0.0);
+    assert_int_equal(drift_wasserstein(z, 3, o, 3, &w), 0);
+    check_rel(w, 0.3333333333333333, "wasserstein ties");
+    assert_int_equal(drift_wasserstein_norm(c, 3, c2, 2, &w), 0);
+    check_rel(w, 500.0, "normed wasserstein, constant reference");
+    assert_int_equal(drift_wasserstein(x, 0, y, 7, &w), HIVE_EINVAL);
+    const double nan1[] = {NAN};
+    assert_int_equal(drift_wasserstein(x, 8, nan1, 1, &w), HIVE_EINVAL);
+}
+
+/* scipy.stats.chisquare and chi2.sf (scipy 1.17.1). */
+static void test_chisquare_matches_scipy(void **state)
+{
+    (void)state;
+    const double o1[] = {18, 22, 31, 29}, e1[] = {25, 25, 25, 25};
+    const double o2[] = {5, 0, 12, 3, 40}, e2[] = {10, 2, 16, 6, 26};
+    double st, p;
+    assert_int_equal(drift_chisquare(o1, e1, 4, &st, &p), 0);
+    check_rel(st, 4.3999999999999995, "chisquare statistic 1");
+    check_rel(p, 0.2213853871894879, "chisquare p 1");
+    assert_int_equal(drift_chisquare(o2, e2, 5, &st, &p), 0);
+    check_rel(st, 14.538461538461538, "chisquare statistic 2");
+    check_rel(p, 0.0057607403524384876, "chisquare p 2");
+    check_rel(drift_chi2_sf(3.5, 1), 0.0613688291394023, "chi2.sf(3.5, 1)");
+    check_rel(drift_chi2_sf(100, 7), 1.0787979671702833e-18, "chi2.sf(100, 7)");
+    check_rel(drift_chi2_sf(0.01, 3), 0.9997348349413444, "chi2.sf(0.01, 3)");
+    check_rel(drift_chi2_sf(30.5, 30), 0.4402732174478974, "chi2.sf(30.5, 30)");
+    /* Equal counts: statistic 0, p 1; observed where none was expected: p 0. */
+    assert_int_equal(drift_chisquare(e1, e1, 4, &st, &p), 0);
+    assert_true(st == 0.0 && p == 1.0);
+    const double o3[] = {1, 3}, e3[] = {0, 4};
+    assert_int_equal(drift_chisquare(o3, e3, 2, &st, &p), 0);
+    assert_true(isinf(st) && p == 0.0);
+    assert_int_equal(drift_chisquare(o1, e1, 1, &st, &p), HIVE_EINVAL);
+    const double neg[] = {-1, 2};
+    assert_int_equal(drift_chisquare(neg, e3, 2, &st, &p), HIVE_EINVAL);
+}
+
+/* scipy.spatial.distance.jensenshannon (natural log, scipy 1.17.1). */
+static void test_jensenshannon_matches_scipy(void **state)
+{
+    (void)state;
+    const double p1[] = {1, 2, 3, 4}, q1[] = {4, 3, 2, 1};
+    const double p2[] = {0.5, 0.5, 0}, q2[] = {0, 0.1, 0.9};
+    const double p3[] = {1, 0}, q3[] = {0, 1};
+    const double p4[] = {3, 3}, q4[] = {1, 1};
+    double js;
+    assert_int_equal(drift_jensenshannon(p1, q1, 4, &js), 0);
+    check_rel(js, 0.32625164411267443, "js 1");
+    assert_int_equal(drift_jensenshannon(p2, q2, 3, &js), 0);
+    check_rel(js, 0.7469797975180145, "js 2");
+    assert_int_equal(drift_jensenshannon(p3, q3, 2, &js), 0);
+    check_rel(js, 0.8325546111576977, "js disjoint: sqrt(ln 2)");
+    assert_int_equal(drift_jensenshannon(p4, q4, 2, &js), 0);
+    assert_true(js == 0.0);
+    const double zero[] = {0, 0};
+    assert_int_equal(drift_jensenshannon(zero, q4, 2, &js), HIVE_EINVAL);
+    assert_int_equal(drift_jensenshannon(p4, q4, 0, &js), HIVE_EINVAL);
 }
 
 static void test_invalid_input(void **state)
@@ -190,9 +290,15 @@ static void test_invalid_input(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ks_matches_scipy),  cmocka_unit_test(test_ks_asymptotic),
-        cmocka_unit_test(test_psi_matches_numpy), cmocka_unit_test(test_identical_samples_do_not_drift),
-        cmocka_unit_test(test_verdict_and_score), cmocka_unit_test(test_invalid_input),
+        cmocka_unit_test(test_ks_matches_scipy),
+        cmocka_unit_test(test_ks_asymptotic),
+        cmocka_unit_test(test_psi_matches_numpy),
+        cmocka_unit_test(test_identical_samples_do_not_drift),
+        cmocka_unit_test(test_verdict_and_score),
+        cmocka_unit_test(test_invalid_input),
+        cmocka_unit_test(test_wasserstein_matches_scipy),
+        cmocka_unit_test(test_chisquare_matches_scipy),
+        cmocka_unit_test(test_jensenshannon_matches_scipy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -650,9 +650,30 @@ static void test_json_parse(void **state)
     assert_non_null(strstr(err, "column"));
 }
 
+/* The bounded integer of a query parameter: digits only, inside [min, max]. */
+static void test_parse_bounded(void **state)
+{
+    (void)state;
+    size_t v = 77;
+    assert_int_equal(http_parse_bounded("0", 0, 10, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(http_parse_bounded("10", 0, 10, &v), 0);
+    assert_int_equal(v, 10);
+    assert_int_equal(http_parse_bounded("007", 1, 10, &v), 0);
+    assert_int_equal(v, 7);
+    const char *bad[] = {"", "-1", "+1", " 1", "1 ", "1x", "11", "0x5", "1e1", "18446744073709551616", NULL};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = 77;
+        assert_int_not_equal(http_parse_bounded(bad[i], 0, 10, &v), 0);
+        assert_int_equal(v, 77);
+    }
+    assert_int_not_equal(http_parse_bounded("0", 1, 10, &v), 0); /* below min */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_bounded),
         cmocka_unit_test(test_routes_and_errors),
         cmocka_unit_test(test_json_bodies),
         cmocka_unit_test(test_ready),

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "hive_err.h"
 #include "judge.h"
 
 #define MIN_MS 60000LL
@@ -273,10 +274,50 @@ static void test_bandit_reallocates_with_floor(void **state)
     assert_true(fabs(judge_thompson(&x, &y, true, 0.05, 4000, lcg, &rng) - 0.95) < 1e-12);
 }
 
+/* Thompson over k arms: a clearly best arm takes 1 - (k - 1) floor, every
+ * other arm keeps its floor; equal arms split evenly; two arms agree with
+ * judge_thompson draw for draw; bad arguments are refused. */
+static void test_thompson_k_arms(void **state)
+{
+    (void)state;
+    const stats_sample_t arms[] = {{100, 10, 4}, {100, 10.1, 4}, {100, 12, 4}, {100, 7, 4}};
+    double sh[4], sum = 0;
+    uint64_t rng = 7;
+    assert_int_equal(judge_thompson_k(arms, 4, false, 0.05, 4000, lcg, &rng, sh), 0);
+    for (size_t i = 0; i < 4; i++) {
+        sum += sh[i];
+        assert_true(sh[i] >= 0.05 - 1e-12);
+    }
+    assert_true(fabs(sum - 1) < 1e-12);
+    assert_true(fabs(sh[2] - 0.85) < 1e-12); /* higher is better: arm 2 wins every draw */
+    assert_true(fabs(sh[3] - 0.05) < 1e-12);
+    assert_int_equal(judge_thompson_k(arms, 4, true, 0.1, 4000, lcg, &rng, sh), 0);
+    assert_true(fabs(sh[3] - 0.7) < 1e-12); /* lower is better: arm 3 wins every draw */
+    assert_true(fabs(sh[2] - 0.1) < 1e-12);
+
+    const stats_sample_t same[] = {{40, 5, 1}, {40, 5, 1}, {40, 5, 1}};
+    assert_int_equal(judge_thompson_k(same, 3, false, 0.0, 30000, lcg, &rng, sh), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(fabs(sh[i] - 1.0 / 3.0) < 0.02);
+    }
+
+    const stats_sample_t two[] = {{30, 10, 9}, {30, 10.5, 9}};
+    uint64_t r1 = 99, r2 = 99;
+    double f = judge_thompson(&two[0], &two[1], false, 0.05, 3000, lcg, &r1);
+    assert_int_equal(judge_thompson_k(two, 2, false, 0.05, 3000, lcg, &r2, sh), 0);
+    assert_true(fabs(sh[1] - f) < 1e-12);
+    assert_true(fabs(sh[0] + sh[1] - 1) < 1e-12);
+
+    assert_int_equal(judge_thompson_k(arms, 1, false, 0.05, 100, lcg, &rng, sh), HIVE_EINVAL);
+    assert_int_equal(judge_thompson_k(arms, 4, false, 0.3, 100, lcg, &rng, sh), HIVE_EINVAL);
+    assert_int_equal(judge_thompson_k(arms, 4, false, 0.05, 0, lcg, &rng, sh), HIVE_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_setup_splits_then_better_candidate_accepted),
+        cmocka_unit_test(test_thompson_k_arms),
         cmocka_unit_test(test_guardrail_aborts_naming_it),
         cmocka_unit_test(test_no_data_is_not_a_pass),
         cmocka_unit_test(test_srm_invalidates),

@@ -241,6 +241,90 @@ static void assert_contains(const char *text, const char *what)
     }
 }
 
+/* ---- timer intervals taken from the configuration ------------------------------ */
+
+static double probe_minutes;
+static char *probe_mode;
+static void no_tick(void *ctx)
+{
+    (void)ctx;
+}
+
+static const config_item_t interval_items[] = {
+    {"PROBE_LIMIT", CONFIG_INT, "5", 0, 10, NULL, &limit, "how many probes"},
+    {"PROBE_MINUTES", CONFIG_DOUBLE, "0.5", 0, 100, NULL, &probe_minutes, "minutes"},
+    {"PROBE_MODE", CONFIG_STRING, "a", 0, 0, NULL, &probe_mode, "a string"},
+};
+
+static service_def_t interval_def(const service_timer_t *timers, size_t n)
+{
+    return (service_def_t){.name = "interval",
+                           .summary = "Timers from settings.",
+                           .config = interval_items,
+                           .nconfig = SERVICE_N(interval_items),
+                           .timers = timers,
+                           .ntimers = n};
+}
+
+static void test_timer_interval_from_config(void **state)
+{
+    (void)state;
+    clear_env();
+    unsetenv("PROBE_MINUTES");
+    const service_timer_t timers[] = {
+        {"fixed", 250, 0, no_tick, NULL, NULL, 0},
+        {"seconds", 1, 0, no_tick, NULL, "PROBE_LIMIT", 1000},
+        {"minutes", 1, 0, no_tick, NULL, "PROBE_MINUTES", 60000},
+        {"plain-ms", 1, 0, no_tick, NULL, "PROBE_LIMIT", 0},
+    };
+    char err[256] = "";
+    service_def_t def = interval_def(timers, SERVICE_N(timers));
+    service_t *svc = service_create(&def, NULL, err, sizeof(err));
+    assert_non_null(svc);
+    assert_int_equal(service_timer_interval_ms(svc, 0), 250);
+    assert_int_equal(service_timer_interval_ms(svc, 1), 0); /* not read yet */
+    setenv("PROBE_LIMIT", "7", 1);
+    setenv("PROBE_MINUTES", "1.5", 1);
+    assert_int_equal(service_configure(svc, err, sizeof(err)), 0);
+    assert_int_equal(service_timer_interval_ms(svc, 0), 250);
+    assert_int_equal(service_timer_interval_ms(svc, 1), 7000);
+    assert_int_equal(service_timer_interval_ms(svc, 2), 90000);
+    assert_int_equal(service_timer_interval_ms(svc, 3), 7);
+    assert_int_equal(service_timer_interval_ms(svc, 4), 0); /* no such timer */
+    service_destroy(svc);
+
+    /* The defaults when the environment says nothing. */
+    unsetenv("PROBE_LIMIT");
+    unsetenv("PROBE_MINUTES");
+    svc = service_create(&def, NULL, err, sizeof(err));
+    assert_non_null(svc);
+    assert_int_equal(service_configure(svc, err, sizeof(err)), 0);
+    assert_int_equal(service_timer_interval_ms(svc, 1), 5000);
+    assert_int_equal(service_timer_interval_ms(svc, 2), 30000);
+    service_destroy(svc);
+
+    /* A value that gives no interval is refused, naming the key. */
+    setenv("PROBE_LIMIT", "0", 1);
+    svc = service_create(&def, NULL, err, sizeof(err));
+    assert_non_null(svc);
+    assert_int_equal(service_configure(svc, err, sizeof(err)), -1);
+    assert_contains(err, "PROBE_LIMIT");
+    assert_contains(err, "seconds");
+    service_destroy(svc);
+    unsetenv("PROBE_LIMIT");
+
+    /* An unknown key, or one that is not a number, is a def that contradicts itself. */
+    const service_timer_t unknown[] = {{"t", 1, 0, no_tick, NULL, "NO_SUCH_KEY", 1000}};
+    def = interval_def(unknown, 1);
+    assert_null(service_create(&def, NULL, err, sizeof(err)));
+    assert_contains(err, "NO_SUCH_KEY");
+    const service_timer_t text[] = {{"t", 1, 0, no_tick, NULL, "PROBE_MODE", 1000}};
+    def = interval_def(text, 1);
+    assert_null(service_create(&def, NULL, err, sizeof(err)));
+    assert_contains(err, "PROBE_MODE");
+    clear_env();
+}
+
 static void test_help(void **state)
 {
     (void)state;
@@ -389,7 +473,7 @@ static void teardown(service_t *svc, void *ctx)
     atomic_fetch_add(&((run_t *)ctx)->teardowns, 1);
 }
 
-static const service_timer_t minimal_timers[] = {{"tick", 5, 1, on_tick, NULL}};
+static const service_timer_t minimal_timers[] = {{"tick", 5, 1, on_tick, NULL, NULL, 0}};
 static const service_route_t minimal_routes[] = {{"GET", "/hello", handle_hello}};
 static const service_check_t minimal_checks[] = {{"probe", probe_ready}};
 
@@ -616,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_uri_database),
         cmocka_unit_test(test_inconsistent_defs),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_timer_interval_from_config),
         cmocka_unit_test(test_bad_value_names_the_variable),
         cmocka_unit_test(test_minimal_service_runs_and_drains),
         cmocka_unit_test(test_failed_setup_drains),
