@@ -146,14 +146,11 @@ static void on_rollback(void *ctx, http_req_t *req)
         http_respond_error(req, 400, NULL, body ? "the body must be a JSON object" : err);
         return;
     }
-    const char *key;
-    json_t *val;
-    json_object_foreach(body, key, val)
-    {
-        if (strcmp(key, "optimization_id") && strcmp(key, "revision") && strcmp(key, "reason")) {
-            http_respond_error(req, 400, key, "unknown field");
-            return;
-        }
+    static const char *const allowed[] = {"optimization_id", "revision", "reason", NULL};
+    const char *unknown = http_json_unknown_member(body, allowed);
+    if (unknown) {
+        http_respond_error(req, 400, unknown, "unknown field");
+        return;
     }
     json_t *opt = json_object_get(body, "optimization_id"), *rev = json_object_get(body, "revision");
     json_t *why = json_object_get(body, "reason");

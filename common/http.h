@@ -108,6 +108,10 @@ int http_parse_bounded(const char *s, size_t min, size_t max, size_t *out);
  * set, or left as is when the parameter is absent; false after answering 400
  * {"error": "<name>: an integer from <min> to <max>", "field": name}. */
 bool http_req_query_size(http_req_t *r, const char *name, size_t min, size_t max, size_t *out);
+/* The first member of the JSON object `body` whose name is not in `allowed`
+ * (NULL-terminated), or NULL when every member is allowed: the check behind
+ * an OpenAPI body with additionalProperties false. */
+const char *http_json_unknown_member(const json_t *body, const char *const *allowed);
 
 /* The request body (not NUL-terminated); NULL and 0 when there is none or
  * the request is no longer alive. */

@@ -101,6 +101,23 @@ const char *http_req_query(const http_req_t *r, const char *name)
     return router_query_get(&r->query, name);
 }
 
+const char *http_json_unknown_member(const json_t *body, const char *const *allowed)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)body, key, value)
+    {
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], key) != 0) {
+            i++;
+        }
+        if (!allowed[i]) {
+            return key;
+        }
+    }
+    return NULL;
+}
+
 int http_parse_bounded(const char *s, size_t min, size_t max, size_t *out)
 {
     if (!s || *s < '0' || *s > '9') {

@@ -107,26 +107,23 @@ static size_t utf8_chars(const char *s)
 int rest_parse_submit(const runner_conf_t *conf, json_t *body, int64_t now_ms, exp_t *e, char *field,
                       size_t fl, char *msg, size_t ml)
 {
-    static const char *const allowed[] = {
-        "experiment_id",    "optimization_id", "requested_by",      "experiment_type", "target",
-        "hypothesis",       "parameters",      "candidate_version", "traffic_split",   "duration_seconds",
-        "success_criteria", "guardrails",      "metric_sources"};
+    static const char *const allowed[] = {"experiment_id",    "optimization_id",
+                                          "requested_by",     "experiment_type",
+                                          "target",           "hypothesis",
+                                          "parameters",       "candidate_version",
+                                          "traffic_split",    "duration_seconds",
+                                          "success_criteria", "guardrails",
+                                          "metric_sources",   NULL};
     memset(e, 0, sizeof(*e));
     if (!json_is_object(body)) {
         return fail(field, fl, msg, ml, "body", "a JSON object");
     }
+    const char *unknown = http_json_unknown_member(body, allowed);
+    if (unknown) {
+        return fail(field, fl, msg, ml, unknown, "unknown field");
+    }
     const char *key;
     json_t *val;
-    json_object_foreach(body, key, val)
-    {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]) && !ok; i++) {
-            ok = strcmp(key, allowed[i]) == 0;
-        }
-        if (!ok) {
-            return fail(field, fl, msg, ml, key, "unknown field");
-        }
-    }
     int rc;
     if ((rc = name_field(body, "experiment_id", false, 128, e->id, sizeof(e->id), field, fl, msg, ml)) ||
         (rc = name_field(body, "optimization_id", false, 128, e->optimization_id, sizeof(e->optimization_id),

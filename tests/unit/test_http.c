@@ -670,6 +670,21 @@ static void test_parse_bounded(void **state)
     assert_int_not_equal(http_parse_bounded("0", 1, 10, &v), 0); /* below min */
 }
 
+static void test_json_unknown_member(void **state)
+{
+    (void)state;
+    static const char *const allowed[] = {"a", "bb", NULL};
+    json_t *ok = json_pack("{s:i, s:i}", "a", 1, "bb", 2);
+    json_t *bad = json_pack("{s:i, s:i}", "a", 1, "b", 2);
+    json_t *empty = json_object();
+    assert_null(http_json_unknown_member(ok, allowed));
+    assert_string_equal(http_json_unknown_member(bad, allowed), "b");
+    assert_null(http_json_unknown_member(empty, allowed));
+    json_decref(ok);
+    json_decref(bad);
+    json_decref(empty);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -683,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_lifecycle_stage),
         cmocka_unit_test(test_json_parse),
+        cmocka_unit_test(test_json_unknown_member),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
