@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ./hive bench: performance figures (never asserted in tests).
 #   1. the optimizer's learning policies, pure module (bench_policy); the experiment
-#      manager's A/A false-positive rate and A/B power under repeated looks (bench_experiments)
+#      manager's A/A false-positive rate and A/B power under repeated looks (bench_experiments),
+#      the weight-recalibrator's projection time per call (bench_projection)
 #   2. one table, in one run on the same records: a transactional Kafka pass-through
 #      (the ceiling), the Python reference of the telemetry -> insight job, the
 #      optimizer's intake; insight -> hypothesis; the optimizer's idle and peak RSS
@@ -19,6 +20,11 @@ fi
 if [[ -x build-release/bench/bench_experiments ]]; then
     echo "== experiment statistics under repeated looks: A/A false positives, A/B power (pure)"
     build-release/bench/bench_experiments "${BENCH_EXPERIMENTS:-1000}"
+    echo
+fi
+if [[ -x build-release/bench/bench_projection ]]; then
+    echo "== weight-recalibrator: exact projection onto the capped simplex (pure)"
+    build-release/bench/bench_projection "${BENCH_PROJECTIONS:-1000000}"
     echo
 fi
 ./hive stack up >/dev/null
