@@ -3,17 +3,22 @@ ModelLifecycleEvents out, read with confluent-kafka + fastavro), FerretDB
 (pymongo reads the stored runs) and the real MLflow server on :5000 (the
 production version set up and read back with the mlflow client).
 
-The training job here is tests/integration/retrainer_trainer.py, a minimal
-trainer with the CLI of retrainer/train/train.py (scikit-learn from the
-project venv, MLflow through its REST API). Every module run uses its own
+The training job of most tests is tests/integration/retrainer_trainer.py, a
+minimal trainer with the CLI of retrainer/train/train.py (scikit-learn from
+the project venv, MLflow through its REST API); the notification test runs the
+real retrainer/train/train.py (small forests: --n-estimators 10), with its
+Slack webhook on a local HTTP receiver and its email to a local aiosmtpd. Every module run uses its own
 MLflow names (MLFLOW_NAME_SUFFIX), topics, consumer group and database; each
 test its own specialist, so the cooldowns do not meet.
 """
 import json
 import os
+import socket
 import subprocess
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pymongo
 import pytest
@@ -26,6 +31,7 @@ BINARY = os.environ.get("RETRAINER_BIN", os.path.join(ROOT, "build-asan", "retra
 MLFLOW = os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
 VENV = os.environ.get("HIVE_VENV", os.path.join(ROOT, ".hive", "venv"))
 TRAINER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "retrainer_trainer.py")
+REAL_TRAINER = os.path.join(ROOT, "retrainer", "train", "train.py")
 
 
 def _client():
@@ -270,3 +276,121 @@ def test_sigkill_mid_run_then_restart_finishes_once(world, service):
     # the cancelled run's job was killed: its MLflow run FAILED, nothing registered
     assert c.get_run(cancelled["mlflow"]["run_id"]).info.status == "FAILED"
     assert not c.search_model_versions(f"name='legal-evaluator{world['suffix']}'")
+
+
+class _Webhook:
+    """A local HTTP receiver standing in for Slack's incoming webhook; answers `self.code`."""
+
+    def __init__(self):
+        self.posts = []
+        self.code = 200
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                outer.posts.append(json.loads(body))
+                data = b"ok" if outer.code == 200 else b"invalid_payload"
+                self.send_response(outer.code)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/services/T/B/X" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def smtp():
+    controller = pytest.importorskip("aiosmtpd.controller")
+
+    class Handler:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append({"to": list(envelope.rcpt_tos), "content": envelope.content.decode("utf-8", "replace")})
+            return "250 OK"
+
+    handler = Handler()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        handler.port = s.getsockname()[1]
+    ctl = controller.Controller(handler, hostname="127.0.0.1", port=handler.port)
+    ctl.start()
+    yield handler
+    ctl.stop()
+
+
+def test_real_trainer_and_notifications(world, smtp):
+    """The real train.py registers {specialist}-evaluator{suffix}; each run ends with a Slack post and an
+    email (success and failure); a refused webhook is counted and the run still succeeds."""
+    tag = uuid.uuid4().hex[:8]
+    suffix = world["suffix"] + "n"
+    db = world["db"] + "_n"
+    degraded = f"models.degraded.n{tag}"
+    create_topics([degraded, degraded + ".dlq"])
+    hook = _Webhook()
+    svc = _service(world, "notify", MONGODB_DATABASE=db, KAFKA_DEGRADED_TOPIC=degraded,
+                   KAFKA_CONSUMER_GROUP="retrainer-n" + tag, KAFKA_TRANSACTIONAL_ID="retrainer-n" + tag,
+                   MLFLOW_NAME_SUFFIX=suffix,
+                   TRAINING_COMMAND=f"{os.path.join(VENV, 'bin', 'python')} {REAL_TRAINER} --n-estimators 10",
+                   NOTIFICATION_CHANNELS="slack,email", SLACK_WEBHOOK_URL=hook.url, SLACK_CHANNEL="#ml-alerts",
+                   SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), EMAIL_RECIPIENTS="ops@hive.test",
+                   NOTIFY_RETRIES="1", NOTIFY_TIMEOUT_MS="3000").start()
+    c = world["client"]
+    name = f"technical-evaluator{suffix}"
+    try:
+        # 1. success: trained by train.py, registered under the suffixed name, promoted, both channels told
+        r = requests.post(svc.url("/api/v1/runs"), json={"specialist_type": "technical"}, timeout=10)
+        assert r.status_code == 202, r.text
+        ok = _wait_run(svc, r.json()["run_id"], _ended, timeout=180)
+        assert ok["status"] == "succeeded" and ok["promoted"] is True, ok
+        prod = c.get_model_version_by_alias(name, "production")
+        assert prod.run_id == ok["mlflow"]["run_id"] and prod.version == ok["candidate"]["version"]
+        assert c.get_run(prod.run_id).data.params["n_estimators"] == "10"
+        assert ok["steps"]["notify"]["detail"] == "slack sent 1 failed 0; email sent 1 failed 0", ok["steps"]
+        assert len(hook.posts) == 1 and hook.posts[0]["channel"] == "#ml-alerts"
+        assert "technical" in hook.posts[0]["text"] and ok["mlflow"]["run_id"] in json.dumps(hook.posts[0])
+        assert len(smtp.messages) == 1 and smtp.messages[0]["to"] == ["ops@hive.test"]
+        assert "Subject: [auto-retrain] technical: retrained, improved" in smtp.messages[0]["content"]
+
+        # 2. failure: the job refuses the dataset (too few samples), the run fails, both channels say why
+        r = requests.post(svc.url("/api/v1/runs"), json={"specialist_type": "technical", "force": True,
+                                                         "skip_dataset_generation": True, "min_samples": 100000},
+                          timeout=10)
+        assert r.status_code == 202, r.text
+        bad = _wait_run(svc, r.json()["run_id"], _ended, timeout=180)
+        assert bad["status"] == "failed" and bad["error"], bad
+        assert c.get_run(bad["mlflow"]["run_id"]).info.status == "FAILED"
+        assert bad["steps"]["notify"]["detail"] == "slack sent 1 failed 0; email sent 1 failed 0", bad["steps"]
+        assert len(hook.posts) == 2 and hook.posts[1]["attachments"][0]["color"] == "danger", hook.posts[1]
+        assert len(smtp.messages) == 2 and "Error: " in smtp.messages[1]["content"], smtp.messages[1]["content"]
+        assert c.get_model_version_by_alias(name, "production").version == prod.version
+
+        # 3. the webhook refuses (400, not retried): counted, the email goes, the run succeeds
+        hook.code = 400
+        r = requests.post(svc.url("/api/v1/runs"), json={"specialist_type": "technical", "force": True,
+                                                         "skip_dataset_generation": True}, timeout=10)
+        assert r.status_code == 202, r.text
+        third = _wait_run(svc, r.json()["run_id"], _ended, timeout=180)
+        assert third["status"] == "succeeded", third
+        detail = third["steps"]["notify"]["detail"]
+        assert detail.startswith("slack sent 0 failed 1") and "email sent 1 failed 0" in detail, detail
+        assert len(hook.posts) == 3 and len(smtp.messages) == 3
+        metrics = requests.get(svc.url("/metrics"), timeout=5).text
+        assert 'neural_hive_auto_retrain_notifications_total{channel="slack",outcome="sent"} 2' in metrics
+        assert 'neural_hive_auto_retrain_notifications_total{channel="slack",outcome="failed"} 1' in metrics
+        assert 'neural_hive_auto_retrain_notifications_total{channel="email",outcome="sent"} 3' in metrics
+    finally:
+        assert svc.stop() == 0
+        hook.close()
+        pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000).drop_database(db)
