@@ -24,6 +24,7 @@ import pymongo
 import pytest
 import requests
 
+from hive_client import LOGS
 from conftest import BOOTSTRAP, MONGODB_URI, ROOT, Service, create_topics, free_port, producer, read_committed
 import hive_avro
 
@@ -393,4 +394,77 @@ def test_real_trainer_and_notifications(world, smtp):
     finally:
         assert svc.stop() == 0
         hook.close()
+        pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000).drop_database(db)
+
+
+def _redis_get(key):
+    """GET over a plain socket (RESP): the value, or None."""
+    with socket.create_connection(("127.0.0.1", int(os.environ.get("REDIS_PORT", "6379"))), timeout=5) as s:
+        s.sendall(f"*2\r\n$3\r\nGET\r\n${len(key)}\r\n{key}\r\n".encode())
+        data = s.recv(4096)
+        while not data.startswith(b"$-1") and data.count(b"\r\n") < 2:
+            data += s.recv(4096)
+    assert data.startswith(b"$"), data
+    return None if data.startswith(b"$-1") else data.split(b"\r\n")[1].decode()
+
+
+def _log(svc):
+    with open(os.path.join(LOGS, f"{svc.name}.{svc.starts}.log"), encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def test_two_replicas_one_driver_per_specialist(world):
+    """Two replicas on one database: the Redis lock retrainer:<db>:<specialist> lets one drive a run; when
+    that one is killed, the other takes the run over once the lock expires and finishes it once."""
+    tag = uuid.uuid4().hex[:8]
+    suffix = world["suffix"] + "r"
+    db = world["db"] + "_r"
+    degraded = f"models.degraded.r{tag}"
+    create_topics([degraded, degraded + ".dlq"])
+    common = dict(MONGODB_DATABASE=db, KAFKA_DEGRADED_TOPIC=degraded, KAFKA_CONSUMER_GROUP="retrainer-r" + tag,
+                  MLFLOW_NAME_SUFFIX=suffix, RUN_LOCK_TTL_MS="3000", HIVE_TRAIN_SLEEP="4")
+    a = _service(world, "ra", KAFKA_TRANSACTIONAL_ID="retrainer-ra" + tag, **common).start()
+    b = _service(world, "rb", KAFKA_TRANSACTIONAL_ID="retrainer-rb" + tag, **common).start()
+    c = world["client"]
+    key = f"lock:retrainer:{db}:business"
+    try:
+        r = requests.post(a.url("/api/v1/runs"), json={"specialist_type": "business"}, timeout=10)
+        assert r.status_code == 202, r.text
+        first = r.json()["run_id"]
+        _wait_run(a, first, lambda x: x["step"] == "monitor", timeout=60)
+        assert _redis_get(key) is not None
+        done = _wait_run(b, first, _ended)
+        assert done["status"] == "succeeded", done
+        marker = f"retrainer:{db}:business"
+        drivers = [s for s in (a, b) if marker in _log(s)]
+        assert len(drivers) == 1, "both replicas drove the run"
+        exp = c.get_experiment_by_name(f"business-specialist{suffix}")
+        assert len(c.search_runs([exp.experiment_id])) == 1
+        assert len(c.search_model_versions(f"name='business-evaluator{suffix}'")) == 1
+        deadline = time.time() + 10
+        while _redis_get(key) is not None and time.time() < deadline:
+            time.sleep(0.3)
+        assert _redis_get(key) is None  # released once the specialist has no running run
+
+        # the driver dies mid-run: the other replica takes over after the lock's TTL, the run ends once
+        taken = {s.name: _log(s).count(marker) for s in (a, b)}
+        r = requests.post(a.url("/api/v1/runs"), json={"specialist_type": "business", "force": True}, timeout=10)
+        assert r.status_code == 202, r.text
+        second = r.json()["run_id"]
+        mid = _wait_run(a, second, lambda x: x["step"] == "monitor", timeout=60)
+        holders = [s for s in (a, b) if _log(s).count(marker) > taken[s.name]]
+        assert len(holders) == 1, "both replicas drove the run"
+        dead = holders[0]
+        alive = b if dead is a else a
+        dead.kill9()
+        done2 = _wait_run(alive, second, _ended)
+        assert _log(alive).count(marker) > taken[alive.name]  # the survivor took the lock over
+        assert done2["status"] == "succeeded", done2
+        assert done2["mlflow"]["trainer_pid"] == mid["mlflow"]["trainer_pid"]  # one job, followed
+        assert len(c.search_runs([exp.experiment_id])) == 2
+        assert len(c.search_model_versions(f"name='business-evaluator{suffix}'")) == 2
+    finally:
+        for s in (a, b):
+            if s.proc.poll() is None:
+                assert s.stop() == 0
         pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000).drop_database(db)
