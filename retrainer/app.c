@@ -129,6 +129,9 @@ int app_init(app_t *app, store_t *store, metrics_t *metrics)
                             "Dataset generation failures and LLM errors", "specialist_type");
         r->m_events = metrics_counter(metrics, "ml_retraining_events_total", "Retrain runs ended, by outcome",
                                       "model_type,success");
+        r->m_notifications = metrics_counter(
+            metrics, "neural_hive_auto_retrain_notifications_total",
+            "Notifications of ended runs, by channel and outcome (sent, failed)", "channel,outcome");
         app->m_runs =
             metrics_gauge(metrics, "neural_hive_auto_retrain_active_runs", "Retrain runs in progress", NULL);
     }
@@ -161,6 +164,17 @@ int app_setup(service_t *svc, void *ctx)
         {RUNS_COLLECTION, "{\"created_ms\": -1}", false},
         {OUTBOX_COLLECTION, "{\"published\": 1, \"timestamp\": 1}", false},
     };
+    /* one replica drives a specialist's runs at a time: the lock retrainer:<database>:<specialist> */
+    const service_config_t *sc = service_config(svc);
+    if (app->cfg->run_lock_ttl_ms > 0) {
+        app->redis =
+            redis_sync_create(&(redis_sync_opts_t){.host = sc->redis_host, .port = (int)sc->redis_port});
+        if (!app->redis || lock_token_generate(app->lock_token) != 0) {
+            log_error("cannot set up the driver locks (Redis client)");
+            return -1;
+        }
+        snprintf(app->lock_prefix, sizeof(app->lock_prefix), "retrainer:%s:", sc->mongodb_database);
+    }
     int rc = store_ensure_indexes(service_store(svc), indexes, sizeof(indexes) / sizeof(indexes[0]));
     if (rc != 0) {
         log_warn("indexes not created", "code", hive_errname(rc), "error", store_last_error());
@@ -176,7 +190,10 @@ size_t app_pending(void *ctx)
 void app_teardown(service_t *svc, void *ctx)
 {
     (void)svc;
-    app_deinit(ctx);
+    app_t *app = ctx;
+    redis_sync_destroy(app->redis); /* locks still held expire after RUN_LOCK_TTL_MS */
+    app->redis = NULL;
+    app_deinit(app);
 }
 
 bool app_mlflow_ready(void *ctx)
@@ -289,6 +306,62 @@ static int encode_event(app_t *app, const json_t *e, msg_t *m)
     return rc;
 }
 
+static const char *const lock_specialists[5] = {"technical", "safety", "business", "ethical", "legal"};
+
+static int specialist_index(const char *s)
+{
+    for (int i = 0; i < 5; i++) {
+        if (s && strcmp(s, lock_specialists[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void lock_for(const app_t *app, int idx, lock_t *l)
+{
+    snprintf(l->name, sizeof(l->name), "%s%s", app->lock_prefix, lock_specialists[idx]);
+    memcpy(l->token, app->lock_token, sizeof(l->token));
+}
+
+/* May this replica drive specialist `idx`'s runs now? Takes retrainer:<db>:<specialist>, or renews it when
+ * this replica holds it already. Another holder, or Redis unreachable: not now (the next pass tries again).
+ */
+static bool drive_lock(app_t *app, int idx)
+{
+    if (!app->redis) {
+        return true;
+    }
+    lock_t l;
+    lock_for(app, idx, &l);
+    unsigned ttl = (unsigned)app->cfg->run_lock_ttl_ms;
+    int rc = lock_sync_acquire(app->redis, &l, ttl);
+    if (rc == HIVE_EBUSY) {
+        rc = lock_sync_extend(app->redis, &l, ttl);
+    }
+    if (rc != 0 && rc != HIVE_ENOTHELD) {
+        log_warn("driver lock not taken; runs wait", "lock", l.name, "code", hive_errname(rc));
+    }
+    if (rc == 0 && !app->locked[idx]) {
+        log_info("driving the runs of a specialist", "lock", l.name);
+    }
+    app->locked[idx] = rc == 0;
+    return rc == 0;
+}
+
+/* Releases the locks of specialists without a running run this pass. */
+static void drive_unlock_idle(app_t *app, const bool active[5])
+{
+    for (int i = 0; app->redis && i < 5; i++) {
+        if (app->locked[i] && !active[i]) {
+            lock_t l;
+            lock_for(app, i, &l);
+            lock_sync_release(app->redis, &l);
+            app->locked[i] = false;
+        }
+    }
+}
+
 static void drive_work(void *arg)
 {
     drive_t *d = arg;
@@ -316,7 +389,29 @@ static void drive_work(void *arg)
         log_warn("driver", "error", err);
     }
     d->active = n;
+    bool active[5] = {false}, decided[5] = {false}, mine[5] = {false};
     for (size_t r = 0; r < n; r++) {
+        json_t *doc = NULL;
+        int idx = -1;
+        if (app->redis) {
+            if (run_get(&app->rc, ids[r], &doc, err, sizeof(err)) != 0) {
+                log_warn("driver", "run_id", ids[r], "error", err);
+                continue;
+            }
+            idx = specialist_index(json_string_value(json_object_get(doc, "specialist")));
+            json_decref(doc);
+            if (idx < 0) {
+                continue;
+            }
+            active[idx] = true;
+            if (!decided[idx]) {
+                mine[idx] = drive_lock(app, idx);
+                decided[idx] = true;
+            }
+            if (!mine[idx]) {
+                continue; /* another replica drives this specialist's runs */
+            }
+        }
         bool more = true;
         for (int steps = 0; more && steps < 10; steps++) {
             if (run_advance(&app->rc, ids[r], timeutil_wall_ms(), &more, NULL, err, sizeof(err)) != 0) {
@@ -326,6 +421,7 @@ static void drive_work(void *arg)
         }
     }
     free(ids);
+    drive_unlock_idle(app, active);
     /* 3. the outbox, encoded for the producer */
     json_t *events = NULL;
     if (run_outbox_pending(&app->rc, OUTBOX_BATCH, &events, err, sizeof(err)) == 0 &&

@@ -6,6 +6,7 @@
 #ifndef RETRAINER_APP_H
 #define RETRAINER_APP_H
 
+#include "lock_sync.h"
 #include "run.h"
 #include "service.h"
 #include "steps_parts.h"
@@ -26,6 +27,7 @@ typedef struct {
     decide_thresholds_t th;
     bool promote_if_better;
     long drive_interval_ms;
+    long run_lock_ttl_ms;
     char *notification_channels;
     /* the parts' settings */
     char *llm_provider, *llm_model, *llm_base_url, *llm_api_key;
@@ -48,6 +50,10 @@ typedef struct {
     pthread_mutex_t acked_mu;
     json_t *acked; /* event ids the broker acknowledged, to mark published */
     metric_t *m_runs;
+    redis_sync_t *redis;                 /* the per-specialist driver locks; NULL: RUN_LOCK_TTL_MS 0 */
+    char lock_token[LOCK_TOKEN_LEN + 1]; /* this replica's token of every driver lock */
+    char lock_prefix[96];                /* "retrainer:<database>:" */
+    bool locked[5];                      /* held, by specialist (run_specialist_known's order) */
 } app_t;
 
 /* Checks what the config table cannot: NOTIFICATION_CHANNELS, TRAINING_COMMAND,

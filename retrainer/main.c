@@ -45,7 +45,8 @@ int main(int argc, char **argv)
                    "consumes models.degraded, trains through MLflow, publishes models.lifecycle. One-shot: "
                    "retrainer run --specialist-type technical|...|all [--force] [--skip-dataset-generation] "
                    "[--dry-run] [--notification-channels slack,email] (see README.md).",
-        .needs = SERVICE_STORE | SERVICE_PRODUCER | SERVICE_PIPELINE,
+        .needs =
+            SERVICE_STORE | SERVICE_PRODUCER | SERVICE_PIPELINE | SERVICE_REDIS, /* REDIS: the driver locks */
         .config = settings_items,
         .nconfig = settings_nitems,
         .defaults = defaults,

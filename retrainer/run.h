@@ -45,6 +45,7 @@ typedef struct {
     void *parts;                       /* the parts' settings (app.c), NULL in tests */
     /* metrics (NULL: not counted) */
     metric_t *m_triggered, *m_success, *m_duration, *m_dataset_duration, *m_dataset_errors, *m_events;
+    metric_t *m_notifications; /* {channel,outcome}: sent / failed */
 } run_conf_t;
 
 /* What to run. */

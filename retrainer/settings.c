@@ -46,6 +46,9 @@ const config_item_t settings_items[] = {
      "promote a better candidate (alias production); false: register and compare only"},
     I("DRIVE_INTERVAL_MS", "1000", 100, 600000, drive_interval_ms,
       "how often the runs are advanced and the outbox published"),
+    I("RUN_LOCK_TTL_MS", "60000", 0, 3600000, run_lock_ttl_ms,
+      "the Redis lock retrainer:<specialist> a replica holds while it drives that specialist's runs, "
+      "renewed each pass; longer than the longest step (0: no lock, one replica only)"),
     S("NOTIFICATION_CHANNELS", "", notification_channels,
       "default channels: \"\", slack, email or slack,email"),
     S("LLM_PROVIDER", "", llm_provider,

@@ -150,8 +150,18 @@ void parts_notify(const run_conf_t *c, const json_t *doc, bool success, char *de
                              success ? "" : "read the run (GET /api/v1/runs/{id}) and the trainer's log"};
     notify_outcome_t out[2] = {{0}};
     notify_send(&nc, &ev, out);
-    snprintf(detail, len, "slack sent %d failed %d; email sent %d failed %d", out[0].sent, out[0].failed,
-             out[1].sent, out[1].failed);
+    static const char *const names[2] = {"slack", "email"};
+    for (int i = 0; i < 2 && c->m_notifications; i++) {
+        if (out[i].sent) {
+            metric_add(c->m_notifications, (double)out[i].sent, names[i], "sent");
+        }
+        if (out[i].failed) {
+            metric_add(c->m_notifications, (double)out[i].failed, names[i], "failed");
+        }
+    }
+    snprintf(detail, len, "slack sent %d failed %d%s%s; email sent %d failed %d%s%s", out[0].sent,
+             out[0].failed, out[0].failed ? ": " : "", out[0].failed ? out[0].error : "", out[1].sent,
+             out[1].failed, out[1].failed ? ": " : "", out[1].failed ? out[1].error : "");
 }
 
 #else /* the built-in synthetic generator */

@@ -16,6 +16,10 @@ failure.
 HIVE_TRAIN_LABEL_NOISE (test and demo knob, default 0): a share in [0, 1] of
 the training labels is flipped before fitting, to produce a worse candidate on
 purpose. The validation labels are never touched.
+
+MLFLOW_NAME_SUFFIX (default ""): appended to the registered model's and the
+experiment's names (`{specialist}-evaluator{suffix}`), as the retrainer and the
+model-monitor do; tests on a shared MLflow use a unique one.
 """
 import argparse
 import json
@@ -140,11 +144,12 @@ def main(argv=None):
 
     if args.tracking_uri:
         mlflow.set_tracking_uri(args.tracking_uri)
-    name = "%s-evaluator" % args.specialist_type
+    suffix = os.environ.get("MLFLOW_NAME_SUFFIX", "")
+    name = "%s-evaluator%s" % (args.specialist_type, suffix)
     if args.run_id:
         run = mlflow.start_run(run_id=args.run_id)
     else:
-        mlflow.set_experiment("%s-specialist" % args.specialist_type)
+        mlflow.set_experiment("%s-specialist%s" % (args.specialist_type, suffix))
         run = mlflow.start_run()
     run_id = run.info.run_id
     started = time.monotonic()

@@ -3,22 +3,28 @@ ModelLifecycleEvents out, read with confluent-kafka + fastavro), FerretDB
 (pymongo reads the stored runs) and the real MLflow server on :5000 (the
 production version set up and read back with the mlflow client).
 
-The training job here is tests/integration/retrainer_trainer.py, a minimal
-trainer with the CLI of retrainer/train/train.py (scikit-learn from the
-project venv, MLflow through its REST API). Every module run uses its own
+The training job of most tests is tests/integration/retrainer_trainer.py, a
+minimal trainer with the CLI of retrainer/train/train.py (scikit-learn from
+the project venv, MLflow through its REST API); the notification test runs the
+real retrainer/train/train.py (small forests: --n-estimators 10), with its
+Slack webhook on a local HTTP receiver and its email to a local aiosmtpd. Every module run uses its own
 MLflow names (MLFLOW_NAME_SUFFIX), topics, consumer group and database; each
 test its own specialist, so the cooldowns do not meet.
 """
 import json
 import os
+import socket
 import subprocess
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pymongo
 import pytest
 import requests
 
+from hive_client import LOGS
 from conftest import BOOTSTRAP, MONGODB_URI, ROOT, Service, create_topics, free_port, producer, read_committed
 import hive_avro
 
@@ -26,6 +32,7 @@ BINARY = os.environ.get("RETRAINER_BIN", os.path.join(ROOT, "build-asan", "retra
 MLFLOW = os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
 VENV = os.environ.get("HIVE_VENV", os.path.join(ROOT, ".hive", "venv"))
 TRAINER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "retrainer_trainer.py")
+REAL_TRAINER = os.path.join(ROOT, "retrainer", "train", "train.py")
 
 
 def _client():
@@ -270,3 +277,189 @@ def test_sigkill_mid_run_then_restart_finishes_once(world, service):
     # the cancelled run's job was killed: its MLflow run FAILED, nothing registered
     assert c.get_run(cancelled["mlflow"]["run_id"]).info.status == "FAILED"
     assert not c.search_model_versions(f"name='legal-evaluator{world['suffix']}'")
+
+
+class _Webhook:
+    """A local HTTP receiver standing in for Slack's incoming webhook; answers `self.code`."""
+
+    def __init__(self):
+        self.posts = []
+        self.code = 200
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                outer.posts.append(json.loads(body))
+                data = b"ok" if outer.code == 200 else b"invalid_payload"
+                self.send_response(outer.code)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/services/T/B/X" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def smtp():
+    controller = pytest.importorskip("aiosmtpd.controller")
+
+    class Handler:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append({"to": list(envelope.rcpt_tos), "content": envelope.content.decode("utf-8", "replace")})
+            return "250 OK"
+
+    handler = Handler()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        handler.port = s.getsockname()[1]
+    ctl = controller.Controller(handler, hostname="127.0.0.1", port=handler.port)
+    ctl.start()
+    yield handler
+    ctl.stop()
+
+
+def test_real_trainer_and_notifications(world, smtp):
+    """The real train.py registers {specialist}-evaluator{suffix}; each run ends with a Slack post and an
+    email (success and failure); a refused webhook is counted and the run still succeeds."""
+    tag = uuid.uuid4().hex[:8]
+    suffix = world["suffix"] + "n"
+    db = world["db"] + "_n"
+    degraded = f"models.degraded.n{tag}"
+    create_topics([degraded, degraded + ".dlq"])
+    hook = _Webhook()
+    svc = _service(world, "notify", MONGODB_DATABASE=db, KAFKA_DEGRADED_TOPIC=degraded,
+                   KAFKA_CONSUMER_GROUP="retrainer-n" + tag, KAFKA_TRANSACTIONAL_ID="retrainer-n" + tag,
+                   MLFLOW_NAME_SUFFIX=suffix,
+                   TRAINING_COMMAND=f"{os.path.join(VENV, 'bin', 'python')} {REAL_TRAINER} --n-estimators 10",
+                   NOTIFICATION_CHANNELS="slack,email", SLACK_WEBHOOK_URL=hook.url, SLACK_CHANNEL="#ml-alerts",
+                   SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), EMAIL_RECIPIENTS="ops@hive.test",
+                   NOTIFY_RETRIES="1", NOTIFY_TIMEOUT_MS="3000").start()
+    c = world["client"]
+    name = f"technical-evaluator{suffix}"
+    try:
+        # 1. success: trained by train.py, registered under the suffixed name, promoted; the webhook answers
+        # 400 (not retried): counted failed, the email goes all the same, the run succeeds
+        hook.code = 400
+        r = requests.post(svc.url("/api/v1/runs"), json={"specialist_type": "technical"}, timeout=10)
+        assert r.status_code == 202, r.text
+        ok = _wait_run(svc, r.json()["run_id"], _ended, timeout=180)
+        assert ok["status"] == "succeeded" and ok["promoted"] is True, ok
+        prod = c.get_model_version_by_alias(name, "production")
+        assert prod.run_id == ok["mlflow"]["run_id"] and prod.version == ok["candidate"]["version"]
+        assert c.get_run(prod.run_id).data.params["n_estimators"] == "10"
+        detail = ok["steps"]["notify"]["detail"]
+        assert detail.startswith("slack sent 0 failed 1: ") and "400" in detail, detail
+        assert detail.endswith("; email sent 1 failed 0"), detail
+        assert len(hook.posts) == 1 and hook.posts[0]["channel"] == "#ml-alerts"
+        assert hook.posts[0]["attachments"][0]["color"] == "good", hook.posts[0]
+        assert "technical" in hook.posts[0]["text"] and ok["mlflow"]["run_id"] in json.dumps(hook.posts[0])
+        assert len(smtp.messages) == 1 and smtp.messages[0]["to"] == ["ops@hive.test"]
+        assert "Subject: [auto-retrain] technical: retrained, improved" in smtp.messages[0]["content"]
+
+        # 2. failure: the job refuses the dataset (too few samples), the run fails, both channels say why
+        hook.code = 200
+        r = requests.post(svc.url("/api/v1/runs"), json={"specialist_type": "technical", "force": True,
+                                                         "skip_dataset_generation": True, "min_samples": 100000},
+                          timeout=10)
+        assert r.status_code == 202, r.text
+        bad = _wait_run(svc, r.json()["run_id"], _ended, timeout=180)
+        assert bad["status"] == "failed" and bad["error"], bad
+        assert c.get_run(bad["mlflow"]["run_id"]).info.status == "FAILED"
+        assert bad["steps"]["notify"]["detail"] == "slack sent 1 failed 0; email sent 1 failed 0", bad["steps"]
+        assert len(hook.posts) == 2 and hook.posts[1]["attachments"][0]["color"] == "danger", hook.posts[1]
+        assert len(smtp.messages) == 2 and "Error: " in smtp.messages[1]["content"], smtp.messages[1]["content"]
+        assert c.get_model_version_by_alias(name, "production").version == prod.version
+        metrics = requests.get(svc.url("/metrics"), timeout=5).text
+        assert 'neural_hive_auto_retrain_notifications_total{channel="slack",outcome="sent"} 1' in metrics
+        assert 'neural_hive_auto_retrain_notifications_total{channel="slack",outcome="failed"} 1' in metrics
+        assert 'neural_hive_auto_retrain_notifications_total{channel="email",outcome="sent"} 2' in metrics
+    finally:
+        assert svc.stop() == 0
+        hook.close()
+        pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000).drop_database(db)
+
+
+def _redis_get(key):
+    """GET over a plain socket (RESP): the value, or None."""
+    with socket.create_connection(("127.0.0.1", int(os.environ.get("REDIS_PORT", "6379"))), timeout=5) as s:
+        s.sendall(f"*2\r\n$3\r\nGET\r\n${len(key)}\r\n{key}\r\n".encode())
+        data = s.recv(4096)
+        while not data.startswith(b"$-1") and data.count(b"\r\n") < 2:
+            data += s.recv(4096)
+    assert data.startswith(b"$"), data
+    return None if data.startswith(b"$-1") else data.split(b"\r\n")[1].decode()
+
+
+def _log(svc):
+    with open(os.path.join(LOGS, f"{svc.name}.{svc.starts}.log"), encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def test_two_replicas_one_driver_per_specialist(world):
+    """Two replicas on one database: the Redis lock retrainer:<db>:<specialist> lets one drive a run; when
+    that one is killed, the other takes the run over once the lock expires and finishes it once."""
+    tag = uuid.uuid4().hex[:8]
+    suffix = world["suffix"] + "r"
+    db = world["db"] + "_r"
+    degraded = f"models.degraded.r{tag}"
+    create_topics([degraded, degraded + ".dlq"])
+    common = dict(MONGODB_DATABASE=db, KAFKA_DEGRADED_TOPIC=degraded, KAFKA_CONSUMER_GROUP="retrainer-r" + tag,
+                  MLFLOW_NAME_SUFFIX=suffix, RUN_LOCK_TTL_MS="3000", HIVE_TRAIN_SLEEP="4")
+    a = _service(world, "ra", KAFKA_TRANSACTIONAL_ID="retrainer-ra" + tag, **common).start()
+    b = _service(world, "rb", KAFKA_TRANSACTIONAL_ID="retrainer-rb" + tag, **common).start()
+    c = world["client"]
+    key = f"lock:retrainer:{db}:business"
+    try:
+        r = requests.post(a.url("/api/v1/runs"), json={"specialist_type": "business"}, timeout=10)
+        assert r.status_code == 202, r.text
+        first = r.json()["run_id"]
+        _wait_run(a, first, lambda x: x["step"] == "monitor", timeout=60)
+        assert _redis_get(key) is not None
+        done = _wait_run(b, first, _ended)
+        assert done["status"] == "succeeded", done
+        marker = f"retrainer:{db}:business"
+        drivers = [s for s in (a, b) if marker in _log(s)]
+        assert len(drivers) == 1, "both replicas drove the run"
+        exp = c.get_experiment_by_name(f"business-specialist{suffix}")
+        assert len(c.search_runs([exp.experiment_id])) == 1
+        assert len(c.search_model_versions(f"name='business-evaluator{suffix}'")) == 1
+        deadline = time.time() + 10
+        while _redis_get(key) is not None and time.time() < deadline:
+            time.sleep(0.3)
+        assert _redis_get(key) is None  # released once the specialist has no running run
+
+        # the driver dies mid-run: the other replica takes over after the lock's TTL, the run ends once
+        taken = {s.name: _log(s).count(marker) for s in (a, b)}
+        r = requests.post(a.url("/api/v1/runs"), json={"specialist_type": "business", "force": True}, timeout=10)
+        assert r.status_code == 202, r.text
+        second = r.json()["run_id"]
+        mid = _wait_run(a, second, lambda x: x["step"] == "monitor", timeout=60)
+        holders = [s for s in (a, b) if _log(s).count(marker) > taken[s.name]]
+        assert len(holders) == 1, "both replicas drove the run"
+        dead = holders[0]
+        alive = b if dead is a else a
+        dead.kill9()
+        done2 = _wait_run(alive, second, _ended)
+        assert _log(alive).count(marker) > taken[alive.name]  # the survivor took the lock over
+        assert done2["status"] == "succeeded", done2
+        assert done2["mlflow"]["trainer_pid"] == mid["mlflow"]["trainer_pid"]  # one job, followed
+        assert len(c.search_runs([exp.experiment_id])) == 2
+        assert len(c.search_model_versions(f"name='business-evaluator{suffix}'")) == 2
+    finally:
+        for s in (a, b):
+            if s.proc.poll() is None:
+                assert s.stop() == 0
+        pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000).drop_database(db)
