@@ -32,6 +32,7 @@ ROUTES = {
     API + "/{id}/rollback": {"post"},
     API + "/{id}/approve": {"post"},
     API + "/{id}/reject": {"post"},
+    "/api/v1/policy/evaluation": {"get"},
     "/health": {"get"},
     "/ready": {"get"},
     "/metrics": {"get"},
