@@ -41,7 +41,7 @@ const grpc_method_t *grpc_server_lookup(const grpc_server_t *s, const char *path
     return NULL;
 }
 
-int grpc_register(grpc_server_t *s, const char *path, grpc_handler_fn fn, void *ctx)
+static int add_method(grpc_server_t *s, const char *path, grpc_handler_fn fn, void *ctx, bool stream)
 {
     if (!s || !path || path[0] != '/' || !fn || s->closing || grpc_server_lookup(s, path)) {
         return -1;
@@ -58,8 +58,19 @@ int grpc_register(grpc_server_t *s, const char *path, grpc_handler_fn fn, void *
     }
     m->fn = fn;
     m->ctx = ctx;
+    m->stream = stream;
     s->methods[s->nmethods++] = m;
     return 0;
+}
+
+int grpc_register(grpc_server_t *s, const char *path, grpc_handler_fn fn, void *ctx)
+{
+    return add_method(s, path, fn, ctx, false);
+}
+
+int grpc_register_stream(grpc_server_t *s, const char *path, grpc_handler_fn fn, void *ctx)
+{
+    return add_method(s, path, fn, ctx, true);
 }
 
 int grpc_server_port(const grpc_server_t *s)

@@ -103,6 +103,12 @@ int grpc_server_port(const grpc_server_t *s);
  * not start with '/', a duplicate, or once closing has begun. */
 int grpc_register(grpc_server_t *s, const char *path, grpc_handler_fn fn, void *ctx);
 
+/* Like grpc_register, for a bidirectional-streaming method: `fn` runs once
+ * per request message as it arrives, while the request stream is still
+ * open, and may send responses; it neither finishes nor retains the call.
+ * When the client half-closes, a call not yet finished is finished OK. */
+int grpc_register_stream(grpc_server_t *s, const char *path, grpc_handler_fn fn, void *ctx);
+
 /* Shuts the server down: closes the listener, sends GOAWAY on every
  * connection and closes each once that is written (or after
  * GRPC_CLOSE_GRACE_MS at the latest). Calls still open are cancelled: they

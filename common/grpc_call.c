@@ -282,6 +282,16 @@ static void reject_http(grpc_call_t *c, const char *status)
 static void on_request_message(void *ctx, uint8_t *msg, size_t len)
 {
     grpc_call_t *c = ctx;
+    if (c->method && c->method->stream) {
+        /* Our own reference: the handler may close the server. */
+        grpc_call_retain(c);
+        if (grpc_call_alive(c) && !c->finished) {
+            c->method->fn(c->method->ctx, c, msg, len);
+        }
+        free(msg);
+        grpc_call_release(c);
+        return;
+    }
     if (c->nreq++ == 0) {
         c->req = msg;
         c->req_len = len;
@@ -315,6 +325,11 @@ static void dispatch(grpc_call_t *c)
 {
     if (!grpc_deframer_idle(&c->deframer)) {
         finish_call(c, GRPC_STATUS_INTERNAL, "the request ends inside a message");
+        return;
+    }
+    if (c->method->stream) {
+        c->dispatched = true;
+        finish_call(c, GRPC_STATUS_OK, NULL);
         return;
     }
     if (c->nreq != 1) {

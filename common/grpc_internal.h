@@ -11,6 +11,7 @@ typedef struct {
     char *path;
     grpc_handler_fn fn;
     void *ctx;
+    bool stream; /* bidirectional: fn per request message */
 } grpc_method_t;
 
 typedef struct grpc_conn_s grpc_conn_t;

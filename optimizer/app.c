@@ -6,6 +6,7 @@
 #include "timeutil.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #define START_RETRY_MS 30000
@@ -16,6 +17,18 @@ static void learner_figures(void *ctx, double *out_epsilon, size_t *out_size)
     app_t *app = ctx;
     *out_epsilon = learner_epsilon(app->learner);
     *out_size = learner_table_size(app->learner);
+}
+
+static int learner_evaluate_log(void *ctx, const learn_ope_record_t *log, size_t n,
+                                learn_ope_result_t out[LEARN_EVAL_COUNT], const char **out_policy)
+{
+    app_t *app = ctx;
+    *out_policy = learner_policy_name(app->learner);
+    if (n == 0) {
+        memset(out, 0, LEARN_EVAL_COUNT * sizeof(*out));
+        return 0;
+    }
+    return learner_evaluate(app->learner, log, n, out);
 }
 
 /* The learner of OPTIMIZER_POLICY with the configured parameters, restored
@@ -142,6 +155,7 @@ int app_build(app_t *app, service_t *svc)
         .approvals_topic = cfg->approvals_responses_topic,
         .commands_topic = cfg->commands_topic,
         .learner_figures = learner_figures,
+        .learner_evaluate = learner_evaluate_log,
         .learner_ctx = app,
     });
     if (!app->engine || !app->ops) {

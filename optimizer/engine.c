@@ -148,6 +148,18 @@ int engine_read_insight(avro_value_t *v, engine_insight_t *out, char *reason, si
         state_problem_parse(label, &in.state.problem) != 0) {
         in.state.problem = state_problem_of_metric(in.metric);
     }
+    /* The load the telemetry intake measured against the component's
+     * baseline (label load_ratio); unknown (0) when absent or malformed. */
+    label = NULL;
+    if (avro_get_map_string(v, "labels", "load_ratio", &label, &n) == 0 && label) {
+        char buf[32], *end = NULL;
+        if (n < sizeof(buf)) {
+            memcpy(buf, label, n);
+            buf[n] = '\0';
+            double x = strtod(buf, &end);
+            in.state.load = end != buf && *end == '\0' && isfinite(x) && x >= 0.0 ? x : 0.0;
+        }
+    }
     *out = in;
     return 0;
 }

@@ -228,6 +228,75 @@ int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_
     return 0;
 }
 
+typedef struct {
+    const learn_policy_t *p;
+    learn_rng_t *rng;
+    learn_eval_target_t target;
+    bool failed;
+} eval_ctx_t;
+
+static double eval_target(void *ctx, const state_t *s, uint16_t action)
+{
+    eval_ctx_t *e = ctx;
+    if (action >= ACTION_COUNT) {
+        return 0.0;
+    }
+    double probs[ACTION_COUNT];
+    if (e->target == LEARN_EVAL_UNIFORM) {
+        uint16_t actions[ACTION_COUNT];
+        size_t n = learn_policy_actions(e->p, s, actions);
+        for (size_t i = 0; i < n; i++) {
+            if (actions[i] == action) {
+                return 1.0 / (double)n;
+            }
+        }
+        return 0.0;
+    }
+    if (learn_policy_probabilities(e->p, s, e->rng, probs) != 0) {
+        e->failed = true;
+        return 0.0;
+    }
+    if (e->target == LEARN_EVAL_CURRENT) {
+        return probs[action];
+    }
+    double best = 0.0;
+    for (size_t a = 0; a < ACTION_COUNT; a++) {
+        best = fmax(best, probs[a]);
+    }
+    if (best <= 0.0 || probs[action] < best) {
+        return 0.0;
+    }
+    size_t ties = 0;
+    for (size_t a = 0; a < ACTION_COUNT; a++) {
+        ties += probs[a] == best;
+    }
+    return 1.0 / (double)ties;
+}
+
+int learn_policy_evaluate(const learn_policy_t *p, const learn_ope_record_t *log, size_t n, learn_rng_t *rng,
+                          learn_ope_result_t out[LEARN_EVAL_COUNT])
+{
+    if (p == NULL || out == NULL) {
+        return -EINVAL;
+    }
+    learn_ope_result_t res[LEARN_EVAL_COUNT];
+    for (int t = 0; t < LEARN_EVAL_COUNT; t++) {
+        eval_ctx_t e = {.p = p, .rng = rng, .target = (learn_eval_target_t)t};
+        int rc = learn_ope_evaluate(log, n, eval_target, &e, &res[t]);
+        if (rc != 0 || e.failed) {
+            return -EINVAL;
+        }
+    }
+    memcpy(out, res, sizeof(res));
+    return 0;
+}
+
+const char *learn_eval_target_name(learn_eval_target_t t)
+{
+    static const char *const names[LEARN_EVAL_COUNT] = {"current", "uniform", "greedy"};
+    return t < LEARN_EVAL_COUNT ? names[t] : "unknown";
+}
+
 double learn_policy_reward(const learn_policy_t *p, uint16_t action, bool success, double improvement)
 {
     const learn_action_t *a = learn_action_get(action);

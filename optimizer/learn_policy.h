@@ -23,6 +23,7 @@
 #include "bandit.h"
 #include "learn_action.h"
 #include "learn_decision.h"
+#include "learn_ope.h"
 #include "learn_reward.h"
 #include "learn_rng.h"
 #include "qlearn.h"
@@ -98,6 +99,25 @@ int learn_policy_reset(learn_policy_t *p, const state_t *s, uint16_t action);
  * from `rng`. Returns 0 or -EINVAL. */
 int learn_policy_probabilities(const learn_policy_t *p, const state_t *s, learn_rng_t *rng,
                                double out[ACTION_COUNT]);
+
+/* Off-policy evaluation (learn_ope.h) of three target policies on a log of
+ * decisions with their recorded propensities and rewards:
+ *   LEARN_EVAL_CURRENT  `p` as it is now (learn_policy_probabilities)
+ *   LEARN_EVAL_UNIFORM  every applicable action of the state alike
+ *   LEARN_EVAL_GREEDY   always the action `p` is now most likely to choose
+ *                       (ties share): the current policy without exploration
+ * A logged action not applicable in its state has probability 0 under each.
+ * Returns 0, or -EINVAL (see learn_ope_evaluate; `out` untouched). */
+typedef enum {
+    LEARN_EVAL_CURRENT,
+    LEARN_EVAL_UNIFORM,
+    LEARN_EVAL_GREEDY,
+    LEARN_EVAL_COUNT
+} learn_eval_target_t;
+int learn_policy_evaluate(const learn_policy_t *p, const learn_ope_record_t *log, size_t n, learn_rng_t *rng,
+                          learn_ope_result_t out[LEARN_EVAL_COUNT]);
+/* "current", "uniform", "greedy". */
+const char *learn_eval_target_name(learn_eval_target_t t);
 
 /* The reward of seed 000 for an experiment of `action` that ended with
  * `success` and showed `improvement`, with the policy's reward config

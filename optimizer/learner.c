@@ -409,3 +409,14 @@ const char *learner_policy_name(learner_t *l)
 {
     return learn_policy_kind_name(learn_policy_kind(l->policy));
 }
+
+int learner_evaluate(learner_t *l, const learn_ope_record_t *log, size_t n,
+                     learn_ope_result_t out[LEARN_EVAL_COUNT])
+{
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 1); /* a fixed stream: the same log and tables give the same estimates */
+    pthread_mutex_lock(&l->mu);
+    int rc = learn_policy_evaluate(l->policy, log, n, &rng, out);
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}

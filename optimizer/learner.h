@@ -116,6 +116,10 @@ void learner_restore_entry(learner_t *l, const learn_policy_entry_t *e);
 double learner_reward(learner_t *l, uint16_t action, bool success, double improvement);
 
 /* For statistics and metrics; thread-safe. */
+/* learn_policy_evaluate on the learner's current policy (under its lock).
+ * Returns 0 or -EINVAL. */
+int learner_evaluate(learner_t *l, const learn_ope_record_t *log, size_t n,
+                     learn_ope_result_t out[LEARN_EVAL_COUNT]);
 double learner_epsilon(learner_t *l);
 size_t learner_table_size(learner_t *l);
 const char *learner_policy_name(learner_t *l);

@@ -6,6 +6,7 @@
 #include "app.h"
 #include "log.h"
 #include "openapi_json.h" /* openapi_json[]: the REST API's OpenAPI document (meson.build) */
+#include "reflect.h"
 #include "rest.h"
 #include "service.h"
 
@@ -106,7 +107,8 @@ static int setup(service_t *svc, void *ctx)
     return 0;
 }
 
-/* 5. gRPC: the OptimizerAgent service; its HealthCheck answers like /ready. */
+/* 5. gRPC: the OptimizerAgent service (its HealthCheck answers like /ready)
+ *    and server reflection. */
 static int grpc_setup(service_t *svc, void *ctx, grpc_server_t *grpc)
 {
     app_t *a = ctx;
@@ -116,7 +118,7 @@ static int grpc_setup(service_t *svc, void *ctx, grpc_server_t *grpc)
     rpc_add_check(a->rpc, "kafka", service_kafka_ready, svc);
     rpc_add_check(a->rpc, "mongodb", service_mongodb_ready, svc);
     rpc_add_check(a->rpc, "redis", service_redis_ready, svc);
-    return rpc_register(a->rpc, grpc);
+    return rpc_register(a->rpc, grpc) == 0 && reflect_register(grpc) == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)

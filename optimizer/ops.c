@@ -41,10 +41,10 @@ struct ops_s {
     metric_t *requests, *expired;
 };
 
-typedef enum { OP_GET, OP_LIST, OP_STATS, OP_TRIGGER, OP_DECIDE, OP_ROLLBACK, OP_EXPIRE } op_kind_t;
+typedef enum { OP_GET, OP_LIST, OP_STATS, OP_TRIGGER, OP_DECIDE, OP_ROLLBACK, OP_EXPIRE, OP_EVAL } op_kind_t;
 
 static const char *const op_names[] = {"get",    "list",     "statistics", "trigger",
-                                       "decide", "rollback", "expire"};
+                                       "decide", "rollback", "expire",     "evaluation"};
 
 /* One call in flight. */
 typedef struct {
@@ -56,6 +56,7 @@ typedef struct {
         ops_stats_cb stats;
         ops_trigger_cb trigger;
         ops_expire_cb expire;
+        ops_eval_cb eval;
     } cb;
     void *arg;
 
@@ -76,6 +77,7 @@ typedef struct {
     hypothesis_t *items;
     size_t n, total;
     ops_stats_t stats;
+    ops_eval_t eval;
     char insight_id[64], optimization_id[24];
     const char *topic;
     char key[128];
@@ -232,6 +234,9 @@ static void finish(job_t *j)
         j->cb.trigger(j->arg, j->status, msg, j->status ? NULL : j->optimization_id,
                       j->status ? NULL : j->insight_id);
         break;
+    case OP_EVAL:
+        j->cb.eval(j->arg, j->status, msg, j->status ? NULL : &j->eval);
+        break;
     case OP_EXPIRE:
         if (j->cb.expire) {
             j->cb.expire(j->arg, j->status, msg, j->status ? 0 : j->n);
@@ -361,6 +366,31 @@ static void expire_overdue(job_t *j)
     free(due);
 }
 
+/* The decision log from MongoDB, evaluated by the learner. */
+static void evaluate(job_t *j)
+{
+    const ops_conf_t *conf = &j->o->conf;
+    if (!conf->learner_evaluate) {
+        fail(j, HIVE_EUNAVAILABLE, "no learner to evaluate");
+        return;
+    }
+    learn_ope_record_t *log = NULL;
+    size_t n = 0;
+    int rc = repo_decision_log(conf->store, OPS_EVAL_LOG_MAX, &log, &n);
+    if (rc != 0) {
+        store_failed(j, rc, "reading the decision log");
+        return;
+    }
+    j->eval.records = n;
+    const char *policy = NULL;
+    rc = conf->learner_evaluate(conf->learner_ctx, log, n, j->eval.estimates, &policy);
+    free(log);
+    j->eval.policy = policy ? policy : "";
+    if (rc != 0) {
+        fail(j, HIVE_EINVAL, "the decision log cannot be evaluated");
+    }
+}
+
 static void work(void *arg)
 {
     job_t *j = arg;
@@ -396,6 +426,9 @@ static void work(void *arg)
         break;
     case OP_EXPIRE:
         expire_overdue(j);
+        break;
+    case OP_EVAL:
+        evaluate(j);
         break;
     case OP_DECIDE:
         if (!read_hypothesis(j)) {
@@ -671,5 +704,18 @@ int ops_rollback(ops_t *o, const char *id, const char *reason, ops_hyp_cb cb, vo
     j->topic = o->conf.commands_topic;
     copy_id(j, id);
     copy_text(j, "reason", j->reason, sizeof(j->reason), OPS_REASON_MAX, AVRO_PATTERN_TEXT, reason);
+    return job_start(j);
+}
+
+int ops_evaluation(ops_t *o, ops_eval_cb cb, void *arg)
+{
+    if (!o || !cb) {
+        return HIVE_EINVAL;
+    }
+    job_t *j = job_new(o, OP_EVAL, arg);
+    if (!j) {
+        return HIVE_ENOMEM;
+    }
+    j->cb.eval = cb;
     return job_start(j);
 }

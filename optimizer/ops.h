@@ -22,6 +22,7 @@
 #include "hive_err.h"
 #include "hypothesis.h"
 #include "kafka.h"
+#include "learn_policy.h"
 #include "metrics.h"
 #include "repo.h"
 #include "store.h"
@@ -48,6 +49,12 @@ typedef struct {
     const char *commands_topic;  /* optimization.commands */
     /* Current learner figures for statistics (may be NULL). Called on the loop. */
     void (*learner_figures)(void *ctx, double *out_epsilon, size_t *out_q_table_size);
+    /* Off-policy evaluation of the learner's policies on `log`, `n` records
+     * (0: every estimate 0). May be NULL: ops_evaluation then answers
+     * HIVE_EUNAVAILABLE. Called on a worker thread; returns 0 or -EINVAL and
+     * sets `out_policy` (OPTIMIZER_POLICY, static). */
+    int (*learner_evaluate)(void *ctx, const learn_ope_record_t *log, size_t n,
+                            learn_ope_result_t out[LEARN_EVAL_COUNT], const char **out_policy);
     void *learner_ctx;
 } ops_conf_t;
 
@@ -81,6 +88,19 @@ typedef struct {
 int ops_get(ops_t *o, const char *id, ops_hyp_cb cb, void *arg);
 int ops_list(ops_t *o, const repo_filter_t *f, ops_list_cb cb, void *arg);
 int ops_statistics(ops_t *o, ops_stats_cb cb, void *arg);
+
+/* GET /api/v1/policy/evaluation: IPS, SNIPS and the effective sample size of
+ * the current, uniform and greedy policies (learn_policy_evaluate) on the
+ * newest OPS_EVAL_LOG_MAX decisions with a result (repo_decision_log). With
+ * no such decision, `records` is 0 and every estimate 0. */
+#define OPS_EVAL_LOG_MAX 10000
+typedef struct {
+    const char *policy; /* OPTIMIZER_POLICY */
+    size_t records;
+    learn_ope_result_t estimates[LEARN_EVAL_COUNT];
+} ops_eval_t;
+typedef void (*ops_eval_cb)(void *arg, int status, const char *message, const ops_eval_t *eval);
+int ops_evaluation(ops_t *o, ops_eval_cb cb, void *arg);
 /* Validates `t` (HIVE_EINVAL with a message naming the field, answered through
  * the callback) and publishes the Insight. The optimization id is the one the
  * optimizer will give the hypothesis if the insight is not debounced. */

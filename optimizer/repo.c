@@ -2,6 +2,7 @@
 
 #include "bdoc.h"
 #include "hive_err.h"
+#include "learn_action.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -278,7 +279,7 @@ int repo_hyp_list(store_t *s, const repo_filter_t *f, hypothesis_t **out, size_t
     int rc = store_find(s, REPO_OPTIMIZATIONS, &filter, opts, collect_one, &c);
     bson_destroy(&filter);
     bson_destroy(opts);
-    if (rc == 0 && c.rc) {
+    if (c.rc) {
         rc = c.rc;
     }
     if (rc != 0) {
@@ -358,7 +359,7 @@ int repo_hyp_list_expired(store_t *s, int64_t now_ms, size_t limit, hypothesis_t
     int rc = store_find(s, REPO_OPTIMIZATIONS, filter, opts, collect_one, &c);
     bson_destroy(filter);
     bson_destroy(opts);
-    if (rc == 0 && c.rc) {
+    if (c.rc) {
         rc = c.rc;
     }
     if (rc != 0) {
@@ -405,5 +406,62 @@ int repo_last_observation(store_t *s, const char *component, int64_t from_ms, in
     if (*out_found) {
         *out = o;
     }
+    return 0;
+}
+
+/* ---- the decision log ------------------------------------------------------------ */
+
+typedef struct {
+    learn_ope_record_t *items;
+    size_t n, cap;
+    int rc;
+} decisions_t;
+
+static int collect_decision(void *arg, const bson_t *doc)
+{
+    decisions_t *c = arg;
+    learn_ope_record_t r = {.propensity = bdoc_num(doc, "propensity"), .reward = bdoc_num(doc, "reward")};
+    const char *key = bdoc_str(doc, "state_key"), *action = bdoc_str(doc, "action");
+    if (!(r.propensity > 0.0 && r.propensity <= 1.0) || !isfinite(r.reward) || !key || !action ||
+        state_parse_key(key, &r.state) != 0 || learn_action_find(action, &r.action) != 0) {
+        return 0;
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        learn_ope_record_t *p = realloc(c->items, cap * sizeof(*p));
+        if (!p) {
+            c->rc = HIVE_ENOMEM;
+            return 1;
+        }
+        c->items = p;
+        c->cap = cap;
+    }
+    c->items[c->n++] = r;
+    return 0;
+}
+
+int repo_decision_log(store_t *s, size_t limit, learn_ope_record_t **out, size_t *out_n)
+{
+    bson_t *filter = BCON_NEW("has_result", BCON_BOOL(true));
+    bson_t *opts =
+        BCON_NEW("sort", "{", "created_at_ms", BCON_INT32(-1), "_id", BCON_INT32(1), "}", "limit",
+                 BCON_INT64((int64_t)limit), "projection", "{", "state_key", BCON_INT32(1), "action",
+                 BCON_INT32(1), "propensity", BCON_INT32(1), "reward", BCON_INT32(1), "}");
+    decisions_t c = {0};
+    int rc = store_find(s, REPO_OPTIMIZATIONS, filter, opts, collect_decision, &c);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    if (rc == HIVE_ENOTFOUND) {
+        rc = 0;
+    }
+    if (c.rc) {
+        rc = c.rc;
+    }
+    if (rc != 0) {
+        free(c.items);
+        return rc;
+    }
+    *out = c.items;
+    *out_n = c.n;
     return 0;
 }

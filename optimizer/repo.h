@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "hypothesis.h"
+#include "learn_ope.h"
 #include "store.h"
 
 #define REPO_OPTIMIZATIONS "optimizations"
@@ -104,5 +105,12 @@ int repo_last_observation(store_t *s, const char *component, int64_t from_ms, in
 
 /* Aggregates every hypothesis. */
 int repo_hyp_stats(store_t *s, repo_stats_t *out);
+
+/* The logged decisions with a result, newest first, at most `limit`: each
+ * hypothesis's state (parsed from state_key), action, recorded propensity and
+ * reward. Documents without a propensity in (0, 1] (written before it was
+ * recorded) or with a state or action that no longer parses are skipped.
+ * `*out` is malloc'd (NULL when none; free it). Returns 0 or the store error. */
+int repo_decision_log(store_t *s, size_t limit, learn_ope_record_t **out, size_t *out_n);
 
 #endif

@@ -451,6 +451,47 @@ static void handle_statistics(void *ctx, http_req_t *req)
     }
 }
 
+/* ---- GET /api/v1/policy/evaluation ------------------------------------------ */
+
+static json_t *evaluation_json(const ops_eval_t *ev)
+{
+    json_t *estimates = json_object();
+    if (!estimates) {
+        return NULL;
+    }
+    for (int t = 0; t < LEARN_EVAL_COUNT; t++) {
+        const learn_ope_result_t *r = &ev->estimates[t];
+        json_object_set_new(estimates, learn_eval_target_name((learn_eval_target_t)t),
+                            json_pack("{s:o, s:o, s:o, s:o}", "ips", number(r->ips), "snips",
+                                      number(r->snips), "effective_sample_size", number(r->ess), "max_weight",
+                                      number(r->max_weight)));
+    }
+    return json_pack("{s:s, s:I, s:o}", "policy", ev->policy, "records", (json_int_t)ev->records, "estimates",
+                     estimates);
+}
+
+static void on_evaluation(void *arg, int status, const char *message, const ops_eval_t *ev)
+{
+    http_req_t *req = arg;
+    if (http_req_alive(req)) {
+        if (status != 0) {
+            respond_ops_error(req, status, message);
+        } else {
+            respond_built(req, 200, evaluation_json(ev));
+        }
+    }
+    http_req_release(req);
+}
+
+static void handle_evaluation(void *ctx, http_req_t *req)
+{
+    http_req_retain(req);
+    int rc = ops_evaluation(ctx, on_evaluation, req);
+    if (rc != 0) {
+        refuse(req, rc);
+    }
+}
+
 /* ---- GET /openapi.json ----------------------------------------------------- */
 
 static void handle_openapi(void *ctx, http_req_t *req)
@@ -473,6 +514,7 @@ int rest_register(http_server_t *http, ops_t *ops)
         {"POST", "/api/v1/optimizations/{id}/rollback", handle_rollback},
         {"POST", "/api/v1/optimizations/{id}/approve", handle_approve},
         {"POST", "/api/v1/optimizations/{id}/reject", handle_reject},
+        {"GET", "/api/v1/policy/evaluation", handle_evaluation},
         {"GET", "/openapi.json", handle_openapi},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {

@@ -17,8 +17,8 @@ void state_config_default(state_config_t *cfg)
     cfg->severity_bounds[0] = 0.05;
     cfg->severity_bounds[1] = 0.20;
     cfg->severity_bounds[2] = 0.50;
-    cfg->load_bounds[0] = 10.0;
-    cfg->load_bounds[1] = 100.0;
+    cfg->load_bounds[0] = 1.5;
+    cfg->load_bounds[1] = 3.0;
 }
 
 static int component_valid(const char *c)
@@ -102,6 +102,22 @@ unsigned state_load_bucket(const state_config_t *cfg, double load)
         b++;
     }
     return b;
+}
+
+double state_load_ratio(double rate, const double *history, size_t n)
+{
+    if (history == NULL || n < STATE_LOAD_MIN_HISTORY || !isfinite(rate) || rate < 0.0) {
+        return 0.0;
+    }
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(history[i]) || history[i] < 0.0) {
+            return 0.0;
+        }
+        sum += history[i];
+    }
+    double baseline = sum / (double)n;
+    return baseline > 0.0 ? rate / baseline : 0.0;
 }
 
 int state_extract(const state_config_t *cfg, const state_insight_t *in, state_t *out)

@@ -48,8 +48,10 @@ typedef struct {
      * Default 0.05 (the seed's MIN_IMPROVEMENT_THRESHOLD: less is noise),
      * 0.20, 0.50. */
     double severity_bounds[STATE_SEVERITY_BUCKETS - 1];
-    /* Load (requests per second) at which load1, load2 start; increasing.
-     * Default 10 and 100. */
+    /* Load, the component's request rate relative to its own baseline
+     * (state_load_ratio), at which load1, load2 start; increasing. Default
+     * 1.5 (half again its usual traffic) and 3. load0 is the usual load,
+     * less, or unknown (ratio 0). */
     double load_bounds[STATE_LOAD_BUCKETS - 1];
 } state_config_t;
 
@@ -60,7 +62,8 @@ typedef struct {
     priority_t priority;
     double current_value;
     double baseline_value;
-    double load; /* request rate of the component, >= 0; 0 when unknown */
+    double
+        load; /* request rate relative to the component's baseline (state_load_ratio), >= 0; 0 when unknown */
 } state_insight_t;
 
 typedef struct {
@@ -92,6 +95,13 @@ unsigned state_severity_bucket(const state_config_t *cfg, double deviation, prio
 
 /* The load bucket of a request rate (>= 0). */
 unsigned state_load_bucket(const state_config_t *cfg, double load);
+
+/* The load of a window: `rate` (requests per second) over the component's
+ * baseline, the mean rate of its `n` previous windows `history`. 0 (unknown)
+ * with fewer than STATE_LOAD_MIN_HISTORY windows, a baseline of 0 or a
+ * negative or non-finite rate anywhere. */
+#define STATE_LOAD_MIN_HISTORY 3
+double state_load_ratio(double rate, const double *history, size_t n);
 
 /* Writes the STATE_FEATURES LinUCB features of `s` into `out`. */
 void state_features(const state_t *s, double out[STATE_FEATURES]);

@@ -32,6 +32,7 @@ ROUTES = {
     API + "/{id}/rollback": {"post"},
     API + "/{id}/approve": {"post"},
     API + "/{id}/reject": {"post"},
+    "/api/v1/policy/evaluation": {"get"},
     "/health": {"get"},
     "/ready": {"get"},
     "/metrics": {"get"},
@@ -386,3 +387,47 @@ def test_trigger_publishes_an_insight_the_optimizer_turns_into_a_hypothesis(api)
     ins = [hive_avro.decode("Insight", m.value()) for m in msgs]
     ins = [i for i in ins if i["insight_id"] == iid]
     assert len(ins) == 1 and ins[0]["metric"] == "consensus_accuracy" and ins[0]["priority"] == "HIGH"
+
+
+# ---- GET /api/v1/policy/evaluation ----------------------------------------------------------------------
+
+
+def test_policy_evaluation_from_the_logged_decisions(mongo, api):
+    """IPS, SNIPS and ESS of the current, uniform and greedy policies from the
+    logged decisions with a result. All records share one state, so the uniform
+    target's weights are c / propensity_i whatever c (1 / |applicable actions|)
+    is: SNIPS and ESS follow from the log alone. The learner's tables are
+    empty, so every action ties: greedy and the current policy are uniform too."""
+    r = get(api, "/api/v1/policy/evaluation")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["policy"] == "qlearning" and body["records"] == 0
+    assert set(body["estimates"]) == {"current", "uniform", "greedy"}
+    assert all(e == {"ips": 0, "snips": 0, "effective_sample_size": 0, "max_weight": 0}
+               for e in body["estimates"].values()), body
+
+    log = [("slo_latency_relax_10", 0.5, 0.4), ("slo_latency_tighten_10", 0.25, -0.3),
+           ("slo_latency_relax_20", 0.8, 0.9), ("slo_latency_relax_10", 0.1, 0.2)]
+    docs = [hypothesis(100 + i, "APPLIED", action=a, propensity=p, reward=rw) for i, (a, p, rw) in enumerate(log)]
+    # Not part of the log: no result yet, no recorded propensity, an unknown action.
+    docs += [hypothesis(200, "EXPERIMENTING", action="slo_latency_relax_10", propensity=0.5, reward=5.0),
+             hypothesis(201, "APPLIED", action="slo_latency_relax_10", propensity=0.0, reward=5.0),
+             hypothesis(202, "APPLIED", action="no_such_action", propensity=0.5, reward=5.0)]
+    seed(mongo, api, docs)
+
+    r = get(api, "/api/v1/policy/evaluation")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["records"] == len(log), body
+    inv = [1.0 / p for _, p, _ in log]
+    snips = sum(w * rw for w, (_, _, rw) in zip(inv, log)) / sum(inv)
+    ess = sum(inv) ** 2 / sum(w * w for w in inv)
+    for name in ("uniform", "greedy", "current"):
+        e = body["estimates"][name]
+        assert e["snips"] == pytest.approx(snips, rel=1e-9), (name, e)
+        assert e["effective_sample_size"] == pytest.approx(ess, rel=1e-9), (name, e)
+        # IPS = c * sum(r/p) / n and max_weight = c * max(1/p), with the same c.
+        c = e["max_weight"] / max(inv)
+        assert 0 < c <= 1
+        assert e["ips"] == pytest.approx(c * sum(w * rw for w, (_, _, rw) in zip(inv, log)) / len(log), rel=1e-9)
+    assert body["estimates"]["greedy"] == body["estimates"]["uniform"]

@@ -422,6 +422,54 @@ static void test_ips_is_unbiased(void **unused)
     EXPECT_NEAR(r.ess, N / 3.0, N * 0.02);
 }
 
+/* learn_policy_evaluate on a uniform log: uniform's weights are all 1, the
+ * greedy target keeps only the records of the best action (weight n), the
+ * current epsilon-greedy one weighs them 1 - eps + eps/n times n. */
+static void test_policy_evaluate(void **unused)
+{
+    (void)unused;
+    learn_policy_config_t cfg;
+    learn_policy_config_default(&cfg, POLICY_QLEARNING);
+    cfg.qlearn.epsilon_start = 0.2;
+    cfg.qlearn.epsilon_min = 0.01;
+    learn_policy_t *p = learn_policy_create(&cfg);
+    assert_non_null(p);
+    state_t s = make_state("consensus-engine", PROBLEM_LATENCY, 2, 1);
+    uint16_t ids[ACTION_COUNT];
+    size_t n = learn_policy_actions(p, &s, ids);
+    assert_true(n >= 3);
+    uint16_t best = ids[1];
+    assert_int_equal(learn_policy_update(p, &s, best, 1.0), 0);
+    learn_ope_record_t log[6];
+    double rewards[6] = {0.5, -0.2, 0.8, 0.1, 0.3, -0.6};
+    uint16_t acts[6] = {best, ids[0], best, ids[2], ids[0], best};
+    for (int i = 0; i < 6; i++) {
+        log[i] = (learn_ope_record_t){
+            .state = s, .action = acts[i], .propensity = 1.0 / (double)n, .reward = rewards[i]};
+    }
+    learn_rng_t rng;
+    learn_rng_seed(&rng, 3);
+    learn_ope_result_t r[LEARN_EVAL_COUNT];
+    assert_int_equal(learn_policy_evaluate(p, log, 6, &rng, r), 0);
+    double mean = (0.5 - 0.2 + 0.8 + 0.1 + 0.3 - 0.6) / 6.0;
+    EXPECT_NEAR(r[LEARN_EVAL_UNIFORM].ips, mean, 1e-12);
+    EXPECT_NEAR(r[LEARN_EVAL_UNIFORM].snips, mean, 1e-12);
+    EXPECT_NEAR(r[LEARN_EVAL_UNIFORM].ess, 6.0, 1e-9);
+    double best_sum = 0.5 + 0.8 - 0.6;
+    EXPECT_NEAR(r[LEARN_EVAL_GREEDY].ips, (double)n * best_sum / 6.0, 1e-12);
+    EXPECT_NEAR(r[LEARN_EVAL_GREEDY].snips, best_sum / 3.0, 1e-12);
+    EXPECT_NEAR(r[LEARN_EVAL_GREEDY].ess, 3.0, 1e-9);
+    double eps = 0.2, pb = 1.0 - eps + eps / (double)n, po = eps / (double)n;
+    double wb = pb * (double)n, wo = po * (double)n;
+    EXPECT_NEAR(r[LEARN_EVAL_CURRENT].ips, (wb * best_sum + wo * (-0.2 + 0.1 + 0.3)) / 6.0, 1e-9);
+    EXPECT_NEAR(r[LEARN_EVAL_CURRENT].snips, (wb * best_sum + wo * (-0.2 + 0.1 + 0.3)) / (3 * wb + 3 * wo),
+                1e-9);
+    assert_string_equal(learn_eval_target_name(LEARN_EVAL_GREEDY), "greedy");
+    log[2].propensity = 0.0;
+    assert_int_equal(learn_policy_evaluate(p, log, 6, &rng, r), -EINVAL);
+    learn_policy_destroy(p);
+}
+
 /* Both bandits behind the policy interface, chosen by config string. */
 static void test_policy_bandits(void **unused)
 {
@@ -534,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_ips_snips),
         cmocka_unit_test(test_ips_is_unbiased),
         cmocka_unit_test(test_policy_bandits),
+        cmocka_unit_test(test_policy_evaluate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,6 +145,53 @@ static void test_insight_problem_from_label_then_metric(void **state)
     }
 }
 
+/* The load_ratio label (issue 15, item 5) becomes the state's load; absent or
+ * malformed, the load is unknown (0, load0). */
+static void test_insight_load_from_label(void **state)
+{
+    (void)state;
+    struct {
+        const char *label;
+        double want;
+        unsigned bucket;
+    } cases[] = {{"4.0000", 4.0, 2}, {"1.6", 1.6, 1}, {"0.7", 0.7, 0}, {NULL, 0.0, 0},
+                 {"-2", 0.0, 0},     {"nan", 0.0, 0}, {"3x", 0.0, 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *keys[] = {"load_ratio"};
+        const char *values[] = {cases[i].label};
+        records_insight_t rec = {.insight_id = "ins-1",
+                                 .source = "test",
+                                 .priority = "HIGH",
+                                 .component = "orchestrator",
+                                 .metric = "latency_p95_ms",
+                                 .current_value = 1500,
+                                 .baseline_value = 1000,
+                                 .description = "slow",
+                                 .timestamp_ms = 1700000000000,
+                                 .label_keys = keys,
+                                 .label_values = values,
+                                 .nlabels = cases[i].label ? 1 : 0};
+        void *bytes = NULL;
+        size_t len = 0;
+        char reason[256];
+        avro_value_t v;
+        assert_int_equal(
+            records_insight(codec, "insights.generated", &rec, &bytes, &len, reason, sizeof(reason)), 0);
+        assert_int_equal(avro_codec_decode(codec, bytes, len, "Insight", &v, reason, sizeof(reason)), 0);
+        free(bytes);
+        engine_insight_t in;
+        assert_int_equal(engine_read_insight(&v, &in, reason, sizeof(reason)), 0);
+        if (!(fabs(in.state.load - cases[i].want) < 1e-12)) {
+            fail_msg("label %s: load %g, want %g", cases[i].label ? cases[i].label : "-", in.state.load,
+                     cases[i].want);
+        }
+        state_t st;
+        assert_int_equal(state_extract(NULL, &in.state, &st), 0);
+        assert_int_equal(st.load, cases[i].bucket);
+        avro_value_decref(&v);
+    }
+}
+
 static void test_insight_without_component_is_bad_input(void **state)
 {
     (void)state;
@@ -440,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_store_error_refused_goes_to_dlq_with_the_store_message),
         cmocka_unit_test(test_store_success_is_ok),
         cmocka_unit_test(test_insight_problem_from_label_then_metric),
+        cmocka_unit_test(test_insight_load_from_label),
         cmocka_unit_test(test_insight_without_component_is_bad_input),
         cmocka_unit_test(test_experiment_request_type_and_criteria),
         cmocka_unit_test(test_apply_command_names_the_change),

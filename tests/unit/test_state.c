@@ -105,10 +105,10 @@ static void test_load_boundaries(void **unused)
 {
     (void)unused;
     assert_int_equal(state_load_bucket(NULL, 0.0), 0);
-    assert_int_equal(state_load_bucket(NULL, 9.99), 0);
-    assert_int_equal(state_load_bucket(NULL, 10.0), 1);
-    assert_int_equal(state_load_bucket(NULL, 99.99), 1);
-    assert_int_equal(state_load_bucket(NULL, 100.0), 2);
+    assert_int_equal(state_load_bucket(NULL, 1.49), 0);
+    assert_int_equal(state_load_bucket(NULL, 1.5), 1);
+    assert_int_equal(state_load_bucket(NULL, 2.99), 1);
+    assert_int_equal(state_load_bucket(NULL, 3.0), 2);
     state_config_t cfg;
     state_config_default(&cfg);
     cfg.load_bounds[0] = 1000.0;
@@ -116,6 +116,29 @@ static void test_load_boundaries(void **unused)
     assert_int_equal(state_load_bucket(&cfg, 999.0), 0);
     assert_int_equal(state_load_bucket(&cfg, 1000.0), 1);
     assert_int_equal(state_load_bucket(&cfg, 5000.0), 2);
+}
+
+/* Load against the component's own baseline: the mean of its previous windows. */
+static void test_load_ratio(void **unused)
+{
+    (void)unused;
+    const double hist[] = {100.0, 120.0, 80.0, 100.0};
+    assert_true(fabs(state_load_ratio(250.0, hist, 4) - 2.5) < 1e-12);
+    assert_true(fabs(state_load_ratio(50.0, hist, 4) - 0.5) < 1e-12);
+    assert_int_equal(state_load_bucket(NULL, state_load_ratio(250.0, hist, 4)), 1);
+    assert_int_equal(state_load_bucket(NULL, state_load_ratio(400.0, hist, 4)), 2);
+    assert_int_equal(state_load_bucket(NULL, state_load_ratio(100.0, hist, 4)), 0);
+    /* A busy component at its usual rate is not loaded; a quiet one at 3x is. */
+    const double busy[] = {5000.0, 5000.0, 5000.0}, quiet[] = {2.0, 2.0, 2.0};
+    assert_int_equal(state_load_bucket(NULL, state_load_ratio(5000.0, busy, 3)), 0);
+    assert_int_equal(state_load_bucket(NULL, state_load_ratio(6.0, quiet, 3)), 2);
+    /* Unknown: too little history, a zero baseline, bad values. */
+    assert_true(state_load_ratio(250.0, hist, STATE_LOAD_MIN_HISTORY - 1) == 0.0);
+    assert_true(state_load_ratio(250.0, NULL, 4) == 0.0);
+    const double zero[] = {0.0, 0.0, 0.0}, bad[] = {1.0, NAN, 1.0};
+    assert_true(state_load_ratio(250.0, zero, 3) == 0.0);
+    assert_true(state_load_ratio(250.0, bad, 3) == 0.0);
+    assert_true(state_load_ratio(-1.0, hist, 4) == 0.0);
 }
 
 static void test_extract(void **unused)
@@ -126,7 +149,7 @@ static void test_extract(void **unused)
                           .priority = PRIORITY_HIGH,
                           .current_value = 1300.0,
                           .baseline_value = 1000.0,
-                          .load = 42.0};
+                          .load = 2.0};
     state_t s;
     assert_int_equal(state_extract(NULL, &in, &s), 0);
     assert_string_equal(s.component, "orchestrator");
@@ -338,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_catalogue_is_consistent),
         cmocka_unit_test(test_applicable_actions),
         cmocka_unit_test(test_state_from_observation),
+        cmocka_unit_test(test_load_ratio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
