@@ -528,6 +528,7 @@ static bool start_timer_job(kafka_pipeline_t *p)
         return false;
     }
     p->busy = true;
+    p->batch_since_us = (uint64_t)now_us(); /* /ready times the tick like a batch */
     p->work.data = p;
     uv_queue_work(p->loop, &p->work, batch_work, timer_after);
     return true;
@@ -685,9 +686,11 @@ static void init_work(uv_work_t *w)
     for (int try = 0; try < INIT_TOPIC_TRIES && !atomic_load(&p->stop_flag); try++) {
         if (kafka_topic_ensure(p->producer, p->timers_topic, 1, compact, INIT_TRY_MS, err, sizeof(err)) ==
             0) {
-            /* Subscribe only once the consumer sees it led, or the timers
-             * partition would wait for the next metadata refresh. */
-            for (int wait = 0; wait < INIT_TOPIC_TRIES && !atomic_load(&p->stop_flag); wait++) {
+            /* Subscribe only once the consumer sees it led: a group joined
+             * without it keeps an assignment without the timers partition
+             * (a static member that rejoins gets that assignment back), so
+             * no timer would ever run. Waits until it is led or the stop. */
+            for (int wait = 1; !atomic_load(&p->stop_flag); wait++) {
                 int parts = kafka_topic_ready(p->consumer, p->timers_topic, INIT_TRY_MS);
                 if (parts == 1) {
                     return;
@@ -702,9 +705,11 @@ static void init_work(uv_work_t *w)
                     p->init_failed = true;
                     return;
                 }
+                if (wait % INIT_TOPIC_TRIES == 0) {
+                    log_warn("kafka timers topic not led yet; waiting for it", "topic", p->timers_topic);
+                }
                 usleep(200 * 1000);
             }
-            log_warn("kafka timers topic not led yet; subscribing anyway", "topic", p->timers_topic);
             return;
         }
         log_warn("kafka timers topic not created, retrying", "topic", p->timers_topic, "error", err);

@@ -255,3 +255,26 @@ def test_two_replicas_never_run_a_slot_twice(probe_env):
     finally:
         for p in probes.values():
             p.close()
+
+
+def test_ready_while_slow_ticks_run(probe_env):
+    """A pipeline with timers and no input: every tick takes 600 ms of a 1 s
+    slot. /ready must not call a tick that is running "in flight for over
+    15 s" (it is timed from its own start, not from the last batch's), so the
+    probe's readiness log never shows that reason and does show ready."""
+    tag = probe_env["tag"]
+    reader = Slots(probe_env["out"])
+    env = dict(probe_env["env"], PROBE_GROUP=f"timer-probe-slow-{tag}", PROBE_TXN_ID=f"timer-probe-slow-{tag}",
+               PROBE_INTERVAL_MS="1000", PROBE_TICK_SLEEP_MS="600")
+    p = Probe(f"timer_probe.{tag}.slow", env)
+    try:
+        p.start()
+        reader.wait_for(lambda got: len(got) >= 10, 120, "10 slow slots")
+        assert p.kill(signal.SIGTERM) == 0
+        reader.finish(settle=0.5)
+        seen = p.events("probe readiness")
+        stuck = [ev["why"] for ev in seen if "in flight" in (ev.get("why") or "")]
+        assert stuck == [], f"ready reported a running tick as stuck: {stuck[:3]}"
+        assert any(ev.get("ready") == "true" for ev in seen), seen[-5:]
+    finally:
+        p.close()

@@ -8,14 +8,17 @@
  *
  * Environment: KAFKA_BOOTSTRAP_SERVERS (127.0.0.1:9092), PROBE_GROUP,
  * PROBE_TXN_ID, PROBE_TIMERS_TOPIC, PROBE_OUT_TOPIC, PROBE_INTERVAL_MS,
- * LOG_LEVEL. Logs are JSON lines on stdout; "kafka timer running" carries the
- * first slot this process may run ("from_slot").
+ * PROBE_TICK_SLEEP_MS (0: how long each tick takes), LOG_LEVEL. Logs are JSON
+ * lines on stdout; "kafka timer running" carries the first slot this process
+ * may run ("from_slot"); "probe readiness" each change of the pipeline's
+ * readiness (checked every 50 ms) with its reason.
  */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kafka.h"
 #include "lifecycle.h"
@@ -25,6 +28,10 @@ typedef struct {
     lifecycle_t *lc;
     kafka_pipeline_t *pipeline;
     const char *out_topic, *txn_id;
+    unsigned tick_sleep_ms;
+    uv_timer_t ready_timer;
+    char ready_why[256];
+    int ready_state; /* -1 unknown, 0 not ready, 1 ready */
     int exit_code;
 } probe_t;
 
@@ -38,6 +45,9 @@ static kafka_verdict_t tick(void *ctx, int64_t slot, int64_t now_ms, kafka_out_t
                             size_t reasonlen)
 {
     probe_t *pr = ctx;
+    if (pr->tick_sleep_ms > 0) {
+        usleep(pr->tick_sleep_ms * 1000u);
+    }
     char value[24];
     snprintf(value, sizeof(value), "%" PRId64, slot);
     rd_kafka_headers_t *h = rd_kafka_headers_new(1);
@@ -61,9 +71,24 @@ static void stage_done(void *arg)
     lifecycle_stage_done(arg);
 }
 
+/* Logs each change of the pipeline's readiness. Loop thread. */
+static void on_ready_timer(uv_timer_t *t)
+{
+    probe_t *pr = t->data;
+    char why[256] = "";
+    int ok = kafka_pipeline_ready_detail(pr->pipeline, why, sizeof(why)) ? 1 : 0;
+    if (ok != pr->ready_state || strcmp(why, pr->ready_why) != 0) {
+        pr->ready_state = ok;
+        snprintf(pr->ready_why, sizeof(pr->ready_why), "%s", why);
+        log_info("probe readiness", "ready", ok ? "true" : "false", "why", why);
+    }
+}
+
 static void stop_pipeline(lifecycle_t *lc, void *ctx)
 {
-    kafka_pipeline_stop(((probe_t *)ctx)->pipeline, stage_done, lc);
+    probe_t *pr = ctx;
+    uv_close((uv_handle_t *)&pr->ready_timer, NULL);
+    kafka_pipeline_stop(pr->pipeline, stage_done, lc);
 }
 
 int main(void)
@@ -72,7 +97,9 @@ int main(void)
     log_level_parse(env_or("LOG_LEVEL", "info"), &level);
     log_init("timer_probe", level);
     probe_t pr = {.out_topic = env_or("PROBE_OUT_TOPIC", "probe.out"),
-                  .txn_id = env_or("PROBE_TXN_ID", "timer-probe")};
+                  .txn_id = env_or("PROBE_TXN_ID", "timer-probe"),
+                  .tick_sleep_ms = (unsigned)strtoul(env_or("PROBE_TICK_SLEEP_MS", "0"), NULL, 10),
+                  .ready_state = -1};
     pr.lc = lifecycle_create(5000);
     if (!pr.lc) {
         return 2;
@@ -98,6 +125,9 @@ int main(void)
         lifecycle_destroy(pr.lc);
         return 2;
     }
+    uv_timer_init(lifecycle_loop(pr.lc), &pr.ready_timer);
+    pr.ready_timer.data = &pr;
+    uv_timer_start(&pr.ready_timer, on_ready_timer, 50, 50);
     lifecycle_add_stage(pr.lc, "kafka", stop_pipeline, &pr);
     int rc = lifecycle_run(pr.lc);
     kafka_pipeline_destroy(pr.pipeline);
