@@ -2,7 +2,9 @@
 # ./hive bench: performance figures (never asserted in tests).
 #   1. the optimizer's learning policies, pure module (bench_policy); the experiment
 #      manager's A/A false-positive rate and A/B power under repeated looks (bench_experiments),
-#      the weight-recalibrator's projection time per call (bench_projection)
+#      the weight-recalibrator's projection time per call (bench_projection); the
+#      model-monitor's drift check on 10^5 and 10^6 rows x 20 features beside scipy on the
+#      same data (bench_drift + bench/bench_drift_ref.py)
 #   2. one table, in one run on the same records: a transactional Kafka pass-through
 #      (the ceiling), the Python reference of the telemetry -> insight job, the
 #      optimizer's intake; insight -> hypothesis; the optimizer's idle and peak RSS
@@ -25,6 +27,12 @@ fi
 if [[ -x build-release/bench/bench_projection ]]; then
     echo "== weight-recalibrator: exact projection onto the capped simplex (pure)"
     build-release/bench/bench_projection "${BENCH_PROJECTIONS:-1000000}"
+    echo
+fi
+if [[ -x build-release/bench/bench_drift ]]; then
+    echo "== model-monitor drift check, rows x 20 features, beside scipy on the same data (pure)"
+    "$HIVE_VENV/bin/python" bench/bench_drift_ref.py --binary build-release/bench/bench_drift \
+        --rows "${BENCH_DRIFT_ROWS:-100000,1000000}"
     echo
 fi
 ./hive stack up >/dev/null
