@@ -8,10 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One request; *out_json the parsed body of a 2xx answer, NULL for 404.
- * Returns 0 or a HIVE_E* code. */
-static int call(const char *method, const char *base, const char *path, const char *body, long timeout_ms,
-                json_t **out_json, char *err, size_t errlen)
+/* One request; *out_json the parsed body of a 2xx answer, NULL for 404 (and
+ * for 400 when `absent_on_400`: MLflow answers 400 INVALID_PARAMETER_VALUE for
+ * an alias the model does not have). Returns 0 or a HIVE_E* code. */
+static int call_ex(const char *method, const char *base, const char *path, const char *body, long timeout_ms,
+                   bool absent_on_400, json_t **out_json, char *err, size_t errlen)
 {
     char url[1024];
     size_t blen = strlen(base);
@@ -28,7 +29,7 @@ static int call(const char *method, const char *base, const char *path, const ch
     if (rc != 0) {
         return rc;
     }
-    if (code == 404) {
+    if (code == 404 || (absent_on_400 && code == 400)) {
         free(resp);
         return 0;
     }
@@ -45,6 +46,12 @@ static int call(const char *method, const char *base, const char *path, const ch
         return HIVE_EPROTO;
     }
     return 0;
+}
+
+static int call(const char *method, const char *base, const char *path, const char *body, long timeout_ms,
+                json_t **out_json, char *err, size_t errlen)
+{
+    return call_ex(method, base, path, body, timeout_ms, false, out_json, err, errlen);
 }
 
 static void metric_of(const json_t *metrics, const char *key, bool *has, double *value)
@@ -101,7 +108,7 @@ static int production_run(const char *base, const char *model, long timeout_ms, 
     char path[512];
     json_t *j = NULL;
     snprintf(path, sizeof(path), "/api/2.0/mlflow/registered-models/alias?name=%s&alias=production", model);
-    int rc = call("GET", base, path, NULL, timeout_ms, &j, err, errlen);
+    int rc = call_ex("GET", base, path, NULL, timeout_ms, true, &j, err, errlen);
     const json_t *mv = j ? json_object_get(j, "model_version") : NULL;
     if (rc == 0 && !mv) {
         json_decref(j);
@@ -143,6 +150,7 @@ int mlflow_fetch(const char *tracking_uri, const char *experiment, const char *m
         "{\"experiment_ids\":[\"%s\"],\"max_results\":100,\"order_by\":[\"attributes.start_time DESC\"]}",
         exp_id);
     json_decref(j);
+    j = NULL;
     rc = production_run(tracking_uri, model, timeout_ms, res.run_id, sizeof(res.run_id), res.version,
                         sizeof(res.version), err, errlen);
     char prefer[64];

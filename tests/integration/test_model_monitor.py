@@ -45,7 +45,8 @@ def world():
     """MLflow and feedback for three specialists:
     technical: production version on a healthy run, a NEWER degraded run (the
                production one must be preferred), good feedback -> OK;
-    safety:    one run with f1 0.60, good feedback -> DEGRADED;
+    safety:    one run with f1 0.60, registered without the production alias, good
+               feedback -> DEGRADED;
     business:  a healthy run, no feedback -> NO_FEEDBACK;
     ethical, legal: nothing in MLflow -> NO_RUN."""
     tag = uuid.uuid4().hex[:10]
@@ -61,6 +62,11 @@ def world():
     mv = client.create_model_version(name, source=prod.info.artifact_uri + "/model", run_id=prod.info.run_id)
     client.set_registered_model_alias(name, "production", mv.version)
     bad = _log_run(client, exps["safety"], {"precision": 0.8, "recall": 0.75, "f1_score": 0.60, "accuracy": 0.7})
+    # a registered version with no `production` alias (a candidate the retrainer did not
+    # promote): MLflow answers 400 to the alias lookup, and the monitor falls back to the runs
+    unpromoted = f"safety-evaluator{suffix}"
+    client.create_registered_model(unpromoted)
+    client.create_model_version(unpromoted, source=bad.info.artifact_uri + "/model", run_id=bad.info.run_id)
     _log_run(client, exps["business"], good)
 
     fdb = "neural_hive_t" + tag
@@ -80,6 +86,7 @@ def world():
     for sp, exp in exps.items():
         client.delete_experiment(exp)
     client.delete_registered_model(name)
+    client.delete_registered_model(unpromoted)
 
 
 def _env(world, **extra):
