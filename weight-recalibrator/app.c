@@ -2,14 +2,19 @@
 #include "app.h"
 
 #include "avro_fields.h"
+#include "avro_validate.h"
 #include "bdoc.h"
 #include "hive_err.h"
+#include "hive_status.h"
+#include "http.h"
 #include "log.h"
 #include "store.h"
+#include "timeutil.h"
 #include "verdict.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void initial(void *ctx, const char *target, applier_params_t *out)
@@ -207,6 +212,97 @@ static int fill_state(void *ctx, avro_value_t *rec, const char *target, const ap
     return f ? -1 : 0;
 }
 
+typedef struct {
+    http_req_t *req;
+    char command_id[160];
+} wr_send_t;
+
+static void recalibrate_sent(void *arg, rd_kafka_resp_err_t err)
+{
+    wr_send_t *j = arg;
+    if (err) {
+        http_respond_error(j->req, 503, NULL, rd_kafka_err2str(err));
+    } else {
+        http_respond_json(j->req, 202,
+                          json_pack("{s:s, s:s}", "command_id", j->command_id, "status", "queued"));
+    }
+    http_req_release(j->req);
+    free(j);
+}
+
+/* POST /api/v1/weights/{target}/recalibrate {"reason"?}: queues a
+ * WEIGHT_RECALIBRATION APPLY with no adjustments (the Hedge step) on the
+ * commands topic; 202 {"command_id", "status": "queued"}. */
+static void on_recalibrate(void *ctx, http_req_t *req)
+{
+    wr_app_t *app = ctx;
+    const char *target = http_req_param(req, "target");
+    char err[200];
+    if (!applier_rest_valid_name(target)) {
+        http_respond_error(req, 400, "target",
+                           "target must match [A-Za-z0-9][A-Za-z0-9._:/@+-]*, 1..128 bytes");
+        return;
+    }
+    json_t *body = http_req_json(req, err, sizeof(err));
+    if (!body || !json_is_object(body)) {
+        http_respond_error(req, 400, NULL, body ? "the body must be a JSON object" : err);
+        return;
+    }
+    static const char *const allowed[] = {"reason", NULL};
+    const char *unknown = http_json_unknown_member(body, allowed);
+    if (unknown) {
+        http_respond_error(req, 400, unknown, "unknown field");
+        return;
+    }
+    json_t *why = json_object_get(body, "reason");
+    if (why && (!json_is_string(why) || json_string_length(why) > 1024 ||
+                !avro_validate_matches(json_string_value(why), json_string_length(why), AVRO_PATTERN_TEXT))) {
+        http_respond_error(req, 400, "reason",
+                           "reason must be text of at most 1024 bytes without control "
+                           "characters but tab, LF and CR");
+        return;
+    }
+    wr_send_t *j = calloc(1, sizeof(*j));
+    avro_value_t v;
+    avro_codec_t *codec = service_codec(app->svc);
+    if (!j || avro_codec_new_value(codec, "OptimizationCommand", &v) != 0) {
+        free(j);
+        http_respond_error(req, 503, NULL, "out of memory");
+        return;
+    }
+    int64_t now = timeutil_wall_ms();
+    snprintf(j->command_id, sizeof(j->command_id), "rest-recalibrate-%lld-%.128s", (long long)now, target);
+    char opt[160];
+    snprintf(opt, sizeof(opt), "hedge-%lld", (long long)now);
+    int f = avro_set_string(&v, "command_id", j->command_id) || avro_set_enum_name(&v, "command", "APPLY") ||
+            avro_set_string(&v, "optimization_id", opt) ||
+            avro_set_enum_name(&v, "optimization_type", "WEIGHT_RECALIBRATION") ||
+            avro_set_string(&v, "target", target) || avro_set_null(&v, "rollback_to_revision") ||
+            avro_set_string(&v, "reason",
+                            why ? json_string_value(why) : "Hedge recalibration requested over REST") ||
+            avro_set_long(&v, "issued_at", now);
+    void *buf = NULL;
+    size_t len = 0;
+    const char *topic = app->cfg->applier.commands_topic;
+    int rc = f ? HIVE_EINVAL : avro_codec_encode(codec, topic, &v, &buf, &len, err, sizeof(err));
+    avro_value_decref(&v);
+    if (rc != 0) {
+        free(j);
+        http_respond_error(req, hive_status_http(rc), NULL, f ? "cannot build the command" : err);
+        return;
+    }
+    j->req = req;
+    http_req_retain(req);
+    rd_kafka_resp_err_t kerr = kafka_producer_send(service_producer(app->svc), topic, target, strlen(target),
+                                                   buf, len, NULL, recalibrate_sent, j);
+    free(buf);
+    if (kerr) {
+        http_respond_error(req, 503, NULL, rd_kafka_err2str(kerr));
+        http_req_release(req);
+        free(j);
+    }
+}
+
 int wr_app_build(wr_app_t *app, service_t *svc)
 {
     const wr_config_t *cfg = app->cfg;
@@ -223,6 +319,12 @@ int wr_app_build(wr_app_t *app, service_t *svc)
                                        "Largest change of one weight per applied recalibration", NULL,
                                        buckets, sizeof(buckets) / sizeof(buckets[0]));
     app->store = service_store(svc);
+    app->svc = svc;
+    if (http_route(service_http(svc), "POST", "/api/v1/weights/{target}/recalibrate", on_recalibrate, app) !=
+        0) {
+        log_error("cannot add the recalibrate route");
+        return -1;
+    }
     static const char *const types[] = {"WEIGHT_RECALIBRATION"};
     app->base.cfg = &cfg->applier;
     app->base.name = "weight-recalibrator";

@@ -19,6 +19,7 @@ typedef struct {
     weights_bounds_t bounds;
     metric_t *magnitude; /* weight_adjustment_magnitude */
     store_t *store;      /* the decisions' outcomes (collection "decisions") */
+    service_t *svc;      /* the REST route's producer and codec */
 } wr_app_t;
 
 /* Builds the applier and the REST routes (setup). 0, or -1 after logging why. */

@@ -7,6 +7,7 @@ import time
 
 import pymongo
 import pytest
+import requests
 
 import applier_fixture as af
 import hive_avro
@@ -76,3 +77,20 @@ def test_empty_adjustments_without_outcomes_are_rejected(wr):
     send(wr.commands, [(engine, command(engine, "opt-none", {}))])
     ev = events(wr, 1)
     assert ev[0]["event_type"] == "REJECTED" and "no adjustments" in ev[0]["reason"]
+
+
+def test_rest_recalibrate_queues_an_empty_apply(wr):
+    svc = wr.replica().start()
+    engine = "engine-rest-" + wr.tag
+    recs = [(f"d-{engine}-{i}", decision(engine, i, True, good="legal")) for i in range(6)]
+    send(wr.decisions, recs)
+    assert stored(wr, engine, 6) == 6
+    bad = requests.post(svc.url(f"/api/v1/weights/{engine}/recalibrate"), json={"eta": 3}, timeout=10)
+    assert bad.status_code == 400
+    r = requests.post(svc.url(f"/api/v1/weights/{engine}/recalibrate"), json={"reason": "weekly"}, timeout=10)
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    ev = events(wr, 1)
+    assert ev[0]["event_type"] == "APPLIED", ev[0]
+    new = af.new_values(ev[0])
+    assert abs(sum(new.values()) - 1.0) < 1e-9 and all(0.1 <= x <= 0.4 for x in new.values()), new
+    assert new["legal"] > 0.2 and all(new[s] < new["legal"] for s in SPECIALISTS if s != "legal")
