@@ -23,6 +23,8 @@ static const config_item_t config_items[] = {
      "ConsensusWeights output (compacted, key engine)"},
     {"MAX_WEIGHT_ADJUSTMENT", CONFIG_DOUBLE, "0.2", 0.01, 0.3, NULL, &cfg.max_adjustment,
      "largest change of one weight per command"},
+    {"HEDGE_ETA", CONFIG_DOUBLE, "1.0", 0, 100, NULL, &cfg.hedge_eta,
+     "learning rate of the Hedge step a command with no adjustments applies"},
     {"MIN_WEIGHT", CONFIG_DOUBLE, "0.1", 0, 0.2, NULL, &cfg.min_weight, "lowest weight of a specialist"},
     {"MAX_WEIGHT", CONFIG_DOUBLE, "0.4", 0.2, 1, NULL, &cfg.max_weight, "highest weight of a specialist"},
 };
@@ -31,10 +33,13 @@ static const service_default_t defaults[] = {
     {"MONGODB_DATABASE", "weight_recalibrator"},
 };
 
-/* 2. Inputs: the commands go to the applier, telemetry to the impact watch. */
+/* 2. Inputs: the commands go to the applier, telemetry to the impact watch,
+ *    decisions to the specialists' accuracy. */
 static const service_input_t inputs[] = {
     APPLIER_SERVICE_INPUTS(cfg.applier, "OptimizationCommand input (WEIGHT_RECALIBRATION: APPLY, ROLLBACK)",
                            "TelemetryAggregated input (the impact watch)"),
+    {"KAFKA_DECISIONS_TOPIC", "consensus.decisions", "ConsensusDecision", wr_on_decision,
+     "ConsensusDecision input (the specialists' accuracy)", &cfg.decisions_topic, NULL},
 };
 
 /* 3. Timer: the impact watch, exactly once per slot across replicas. */

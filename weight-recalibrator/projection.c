@@ -144,3 +144,50 @@ int weights_propose(const double current[WEIGHTS_N], const double proposal[WEIGH
     memcpy(out, w, sizeof(w));
     return 0;
 }
+
+int weights_hedge(const double current[WEIGHTS_N], const double loss[WEIGHTS_N], double eta,
+                  const weights_bounds_t *b, double out[WEIGHTS_N], char *reason, size_t rl)
+{
+    if (!isfinite(eta) || eta < 0) {
+        snprintf(reason, rl, "learning rate %.6g is not a finite number >= 0", eta);
+        return -1;
+    }
+    double lmin = INFINITY;
+    for (int i = 0; i < WEIGHTS_N; i++) {
+        if (!isfinite(loss[i])) {
+            snprintf(reason, rl, "loss of %s is not a finite number", weights_specialists[i]);
+            return -1;
+        }
+        if (!isfinite(current[i]) || current[i] <= 0) {
+            snprintf(reason, rl, "weight of %s %.6g is not a positive number", weights_specialists[i],
+                     current[i]);
+            return -1;
+        }
+        lmin = fmin(lmin, loss[i]);
+    }
+    /* Shifting every loss by the smallest one leaves the normalised step
+     * unchanged and keeps exp() in (0, 1]. */
+    double y[WEIGHTS_N], total = 0.0;
+    for (int i = 0; i < WEIGHTS_N; i++) {
+        y[i] = current[i] * exp(-eta * (loss[i] - lmin));
+        total += y[i];
+    }
+    if (!(total > 0) || !isfinite(total)) {
+        snprintf(reason, rl, "the Hedge step underflowed");
+        return -1;
+    }
+    for (int i = 0; i < WEIGHTS_N; i++) {
+        y[i] /= total;
+    }
+    return weights_propose(current, y, b, out, reason, rl);
+}
+
+void weights_loss_from_counts(const long correct[WEIGHTS_N], const long total[WEIGHTS_N],
+                              double loss[WEIGHTS_N])
+{
+    for (int i = 0; i < WEIGHTS_N; i++) {
+        long t = total[i] > 0 ? total[i] : 0;
+        long c = correct[i] < 0 ? 0 : correct[i] > t ? t : correct[i];
+        loss[i] = 1.0 - ((double)c + 1.0) / ((double)t + 2.0);
+    }
+}

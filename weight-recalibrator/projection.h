@@ -45,4 +45,18 @@ int weights_validate(const double w[WEIGHTS_N], const weights_bounds_t *b, char 
 int weights_propose(const double current[WEIGHTS_N], const double proposal[WEIGHTS_N],
                     const weights_bounds_t *b, double out[WEIGHTS_N], char *reason, size_t rl);
 
+/* One exponentiated-gradient (Hedge) step: y_i = current_i * exp(-eta * loss_i),
+ * normalised to sum 1, then limited and projected by weights_propose. eta >= 0;
+ * eta = 0 proposes the current weights (kept when they are feasible). Returns 0
+ * with out[] set, or -1 with the reason (out untouched) when an input is not
+ * finite, eta < 0, a current weight is not positive, or weights_propose refuses. */
+int weights_hedge(const double current[WEIGHTS_N], const double loss[WEIGHTS_N], double eta,
+                  const weights_bounds_t *b, double out[WEIGHTS_N], char *reason, size_t rl);
+
+/* Per-specialist loss 1 - accuracy from outcome counts, accuracy smoothed as
+ * (correct + 1) / (total + 2) so a specialist without outcomes has loss 0.5.
+ * correct is clamped to [0, total]; negative totals count as 0. */
+void weights_loss_from_counts(const long correct[WEIGHTS_N], const long total[WEIGHTS_N],
+                              double loss[WEIGHTS_N]);
+
 #endif

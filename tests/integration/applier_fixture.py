@@ -19,6 +19,7 @@ KINDS = {
     "weight-recalibrator": {
         "state": {"KAFKA_WEIGHTS_TOPIC": "consensus.weights"},
         "type": "WEIGHT_RECALIBRATION", "mode": "DELTA", "coll": "weights", "dbs": ("",),
+        "inputs": {"KAFKA_DECISIONS_TOPIC": "consensus.decisions"},
     },
     "slo-adjuster": {
         "state": {"KAFKA_SLOS_TOPIC": "orchestrator.slos", "KAFKA_POLICIES_TOPIC": "orchestrator.policies"},
@@ -51,9 +52,13 @@ class Applier:
         self.policies = self.state_env.get("KAFKA_POLICIES_TOPIC")
         self.timers = f"{name}.timers.a{t}"
         self.coll = kind["coll"]
+        # The applier's other inputs (consensus.decisions): one topic each per test.
+        self.inputs_env = {k: f"{prefix}.a{t}" for k, prefix in kind.get("inputs", {}).items()}
+        self.decisions = self.inputs_env.get("KAFKA_DECISIONS_TOPIC")
         own = [] if commands else [self.commands, self.commands + ".dlq"]
         own += [] if applied else [self.applied]
         own += [] if telemetry else [self.telemetry, self.telemetry + ".dlq"]
+        own += [x for topic in self.inputs_env.values() for x in (topic, topic + ".dlq")]
         create_topics(own + list(self.state_env.values()))
         self.db = f"itest_{name.split('-')[0]}_{t}"
         self.dbs = [self.db + suffix for suffix in kind["dbs"]]
@@ -77,6 +82,7 @@ class Applier:
             "HTTP_PORT": str(free_port()),
             "LOG_LEVEL": "info",
             **self.state_env,
+            **self.inputs_env,
         }
         env.update({k: str(v) for k, v in extra.items()})
         svc = Service(self.binary, env, f"{self.name}-{self.tag}-{i}")
